@@ -1,0 +1,152 @@
+"""The run folder: how chapters hand results to each other.
+
+Every write is atomic (a temp file in the same folder, then ``os.replace``), so an interrupted chapter
+never leaves half a checkpoint behind, and every file written is listed in ``manifest.json`` with its
+SHA-256 and the chapter that wrote it, so a later chapter can tell what it is reading.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+
+
+class ArtifactError(RuntimeError):
+    """A run-folder file is missing or unreadable; the message says which chapter makes it."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _json_default(obj: Any):
+    # numpy scalars and arrays, Paths: the usual things results contain
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"cannot store {type(obj).__name__} as JSON")
+
+
+class RunDir:
+    """A folder of named artifacts with a manifest.
+
+    Names are relative paths such as ``"model1/final.pt"``. ``chapter`` labels who wrote what.
+    """
+
+    def __init__(self, root: str | os.PathLike, chapter: str | None = None):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.chapter = chapter
+
+    def path(self, name: str) -> Path:
+        return self.root / name
+
+    def exists(self, name: str) -> bool:
+        return self.path(name).exists()
+
+    # -- manifest -------------------------------------------------------------------------------
+    def manifest(self) -> dict:
+        p = self.path(MANIFEST)
+        if not p.exists():
+            return {}
+        return json.loads(p.read_text())
+
+    def _register(self, name: str) -> None:
+        manifest = self.manifest()
+        manifest[name] = {
+            "sha256": sha256_file(self.path(name)),
+            "chapter": self.chapter,
+            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+        atomic_write_text(self.path(MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
+
+    def _missing(self, name: str) -> ArtifactError:
+        return ArtifactError(
+            f"{self.path(name)} is missing: an earlier chapter makes it. "
+            "Run the whole build (python build.py --team NAME) before re-running one chapter with --only."
+        )
+
+    # -- bytes, JSON ----------------------------------------------------------------------------
+    def save_bytes(self, name: str, data: bytes) -> Path:
+        path = atomic_write_bytes(self.path(name), data)
+        self._register(name)
+        return path
+
+    def save_json(self, name: str, obj: Any) -> Path:
+        return self.save_bytes(name, json.dumps(obj, indent=1, default=_json_default).encode())
+
+    def load_json(self, name: str) -> Any:
+        if not self.exists(name):
+            raise self._missing(name)
+        try:
+            return json.loads(self.path(name).read_text())
+        except json.JSONDecodeError as exc:
+            raise ArtifactError(f"{self.path(name)} is not valid JSON ({exc}); delete it and re-run the build") from exc
+
+    # -- torch objects (checkpoints, tensors) -------------------------------------------------
+    def save_torch(self, name: str, obj: Any) -> Path:
+        import torch
+
+        buffer = io.BytesIO()
+        torch.save(obj, buffer)
+        return self.save_bytes(name, buffer.getvalue())
+
+    def load_torch(self, name: str, map_location: str = "cpu") -> Any:
+        import torch
+
+        if not self.exists(name):
+            raise self._missing(name)
+        return torch.load(self.path(name), map_location=map_location, weights_only=False)
+
+    def save_checkpoint(self, name: str, model, **meta) -> Path:
+        """A model's state_dict with metadata (config, arch, epoch, metrics)."""
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return self.save_torch(name, {"state_dict": state, "meta": meta})
+
+    def load_checkpoint(self, name: str) -> tuple[dict, dict]:
+        """Returns (state_dict, meta)."""
+        ckpt = self.load_torch(name)
+        return ckpt["state_dict"], ckpt.get("meta", {})
+
+    # -- tables ---------------------------------------------------------------------------------
+    def save_frame(self, name: str, frame) -> Path:
+        return self.save_bytes(name, frame.to_csv(index=False).encode())
+
+    def load_frame(self, name: str):
+        import pandas as pd
+
+        if not self.exists(name):
+            raise self._missing(name)
+        return pd.read_csv(self.path(name))

@@ -1,0 +1,44 @@
+"""Machine-readable evidence records that the grader reads exactly.
+
+Every chapter step that satisfies a rubric criterion calls ``record(...)``. In a notebook this shows a
+``display_data`` output carrying a JSON object under ``EVIDENCE_MIME`` next to a one-line text/plain
+form, so a person sees a short note and grading/ reads the JSON (grading keeps its own copy of the mime
+type: it must not import labkit).
+
+Record schema: {"criterion": <rubric id>, "model": "model1" | "model2" | null, "summary": str,
+                "data": {...}}  (``data`` is free-form, JSON-serialisable facts such as a layer count).
+"""
+from __future__ import annotations
+
+import json
+
+EVIDENCE_MIME = "application/vnd.nuclei-coursework.evidence+json"
+
+CRITERIA = (
+    "filename", "executed", "no_errors", "run_order", "data_loader", "validation_split",
+    "model1_small_convnet", "model2_pretrained", "tuning_model1", "tuning_model2", "curves_model1",
+    "curves_model2", "confusion_model1", "confusion_model2", "confusion_fix", "captum_model1",
+    "captum_model2", "submission", "narrative", "discussion",
+)
+
+
+def make_record(criterion: str, summary: str, model: str | None = None, **data) -> dict:
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown rubric criterion {criterion!r}; known: {', '.join(CRITERIA)}")
+    if model not in (None, "model1", "model2"):
+        raise ValueError(f"model must be 'model1', 'model2' or None, not {model!r}")
+    record = {"criterion": criterion, "model": model, "summary": summary, "data": data}
+    json.dumps(record)  # fail here, not in the notebook writer, if data is not JSON-serialisable
+    return record
+
+
+def record(criterion: str, summary: str, model: str | None = None, **data) -> dict:
+    """Display an evidence record (in IPython) and return it."""
+    rec = make_record(criterion, summary, model, **data)
+    text = f"[evidence] {criterion}" + (f" ({model})" if model else "") + f": {summary}"
+    try:
+        from IPython.display import display
+        display({EVIDENCE_MIME: rec, "text/plain": text}, raw=True)
+    except ImportError:  # plain Python: still tell the reader
+        print(text)
+    return rec
