@@ -1,0 +1,350 @@
+#!/usr/bin/env python
+"""Build one fully executed coursework notebook: data -> chapters -> TEAM.ipynb -> self-check.
+
+    python build.py --team Dogs_Versus_Cats                  # synthetic stub data, standard profile
+    python build.py --team Dogs_Versus_Cats --data ~/kaggle  # the real Kaggle data
+    python build.py --team Dogs_Versus_Cats --only 05        # re-run one chapter, re-assemble
+
+Each chapter in chapters/ is a jupytext percent script. It is executed by papermill in a kernel of its
+own with the build's parameters; chapters hand results to each other only through the run folder
+(OUT/run). The executed chapters are then assembled into OUT/TEAM.ipynb (written atomically, so a failed
+build leaves the last good notebook in place), exported to OUT/TEAM.html, and checked by grading/.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+REPO = Path(__file__).resolve().parent
+CHAPTERS_DIR = REPO / "chapters"
+KERNEL_NAME = "nuclei-coursework"
+TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
+
+
+class BuildError(RuntimeError):
+    """A build step failed; the message says which and what to do."""
+
+
+# -- team name -------------------------------------------------------------------------------------
+def suggest_team_name(name: str) -> str:
+    """Kaggle-style team name to a file name Kaggle and Moodle accept: spaces become underscores."""
+    fixed = re.sub(r"\s+", "_", name.strip())
+    fixed = re.sub(r"[^A-Za-z0-9_-]", "", fixed)
+    fixed = re.sub(r"_+", "_", fixed).strip("_-")
+    return fixed[:80] or "Team_Name"
+
+
+def check_team_name(name: str) -> str:
+    if TEAM_NAME.match(name):
+        return name
+    raise BuildError(
+        f"team name {name!r} cannot be a notebook file name: use letters, digits, '_' and '-' only "
+        f"(at most 80). Try: --team {suggest_team_name(name)}"
+    )
+
+
+# -- chapters --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Chapter:
+    id: str        # "03_model2"
+    number: str    # "03"
+    path: Path
+    title: str     # first markdown heading
+
+
+def find_chapters(directory: Path = CHAPTERS_DIR) -> list[Chapter]:
+    chapters = []
+    for path in sorted(directory.glob("[0-9][0-9]_*.py")):
+        title = path.stem
+        for line in path.read_text().splitlines():
+            if line.startswith("# # "):  # the first markdown heading of a percent script
+                title = line[4:].strip()
+                break
+        chapters.append(Chapter(path.stem, path.stem[:2], path, title))
+    if not chapters:
+        raise BuildError(f"no chapters found in {directory} (expected files like 01_data.py)")
+    return chapters
+
+
+# -- kernel ----------------------------------------------------------------------------------------
+def ensure_kernel(out: Path) -> dict:
+    """A kernelspec for *this* interpreter, in a private folder, so papermill never picks a stranger.
+
+    Returns the environment for papermill (JUPYTER_PATH points at the folder; PYTHONPATH at the repo so
+    chapters import labkit even when it is not installed).
+    """
+    share = out / ".jupyter"
+    spec_dir = share / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": f"Python {platform.python_version()} (nuclei coursework)",
+        "language": "python",
+        "metadata": {"debugger": False},
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=1))
+    env = {"JUPYTER_PATH": os.pathsep.join(filter(None, [str(share), os.environ.get("JUPYTER_PATH")])),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+           "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+    return env
+
+
+# -- data ------------------------------------------------------------------------------------------
+def prepare_data(args, profile) -> tuple[Path, str]:
+    """The data folder to use and a one-line description of it."""
+    if args.data:
+        data = Path(args.data).expanduser().resolve()
+        if not data.exists():
+            raise BuildError(f"--data {args.data}: no such folder. Point it at the folder holding train.csv "
+                             "(or train.zip) from the competition's Data tab.")
+        return data, f"real Kaggle data from {data}"
+    import data_stub
+
+    stub = args.cache / "stub" / f"{profile.name}-seed{args.seed}"
+    data_stub.make_stub(stub, n_train=profile.stub_train, n_test=profile.stub_test, seed=args.seed)
+    return stub, (f"synthetic stub ({profile.stub_train} training and {profile.stub_test} test images, "
+                  f"seed {args.seed}): numbers say nothing about the real data")
+
+
+# -- running one chapter ---------------------------------------------------------------------------
+def run_chapter(chapter: Chapter, params: dict, work: Path, env: dict) -> Path:
+    """Execute one chapter with papermill; return the executed notebook's path in work/."""
+    import papermill as pm
+
+    source = jupytext.read(chapter.path)
+    source.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
+    executed = work / f"{chapter.id}.ipynb"
+    partial = work / f"{chapter.id}.partial.ipynb"
+    old_env = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        pm.execute_notebook(source, str(partial), parameters=params, kernel_name=KERNEL_NAME,
+                            progress_bar=False, log_output=False, cwd=str(REPO))
+    except pm.PapermillExecutionError as exc:
+        failed = work / f"{chapter.id}.failed.ipynb"
+        os.replace(partial, failed)
+        traceback_tail = "\n".join(_strip_ansi(line) for line in exc.traceback[-8:])
+        raise BuildError(
+            f"chapter {chapter.id} failed in cell {exc.cell_index + 1} (execution count {exc.exec_count}):\n"
+            f"{_indent(exc.source.strip()[:400])}\n--- end of traceback ---\n{traceback_tail}\n"
+            f"The partly executed chapter is kept for inspection: {failed}\n"
+            f"Fix chapters/{chapter.path.name}, then re-run (or: --only {chapter.number})."
+        ) from None
+    finally:
+        for key, value in old_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    os.replace(partial, executed)
+    return executed
+
+
+def _strip_ansi(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+# -- assembling ------------------------------------------------------------------------------------
+def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str) -> nbformat.NotebookNode:
+    """One notebook: title, contents, environment, then each executed chapter marked in cell metadata.
+
+    Each chapter ran in its own kernel, so execution counts restart at the first cell of a chapter; the
+    marker {"labkit": {"chapter": id, "chapter_start": true}} declares that restart to the grader.
+    """
+    nb = nbformat.v4.new_notebook()
+    contents = "\n".join(f"{i}. [{c.title}](#{_anchor(c.title)})" for i, c in enumerate(chapters, 1))
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        f"# Classifying cell nuclei in colon-cancer histology\n\n**Kaggle team:** {team}\n\n"
+        f"## Contents\n\n{contents}"))
+    nb.cells.append(nbformat.v4.new_markdown_cell(environment_md))
+    for chapter in chapters:
+        executed = nbformat.read(work / f"{chapter.id}.ipynb", as_version=4)
+        cells = [c for c in executed.cells if "parameters" not in c.metadata.get("tags", [])]
+        for i, cell in enumerate(cells):
+            cell.metadata["labkit"] = {"chapter": chapter.id, "chapter_start": i == 0}
+            cell.metadata.pop("papermill", None)
+            cell.metadata.pop("execution", None)
+            cell.pop("id", None)
+        nb.cells.extend(cells)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python", "version": platform.python_version()}
+    nb.metadata["labkit"] = {"team": team, "chapters": [c.id for c in chapters]}
+    nbformat.validator.normalize(nb)
+    return nb
+
+
+def _anchor(title: str) -> str:
+    return re.sub(r"[^\w\- ]", "", title).strip().replace(" ", "-")
+
+
+def environment_markdown(args, profile, data_desc: str, device: str, seconds: float,
+                         chapter_seconds: dict) -> str:
+    import importlib.metadata as md
+
+    def version(pkg):
+        try:
+            return md.version(pkg)
+        except md.PackageNotFoundError:
+            return "not installed"
+
+    packages = ["torch", "torchvision", "ray", "captum", "scikit-learn", "pandas", "matplotlib", "papermill"]
+    rows = "\n".join(f"| {p} | {version(p)} |" for p in packages)
+    timings = ", ".join(f"{cid} {s:.0f} s" for cid, s in chapter_seconds.items())
+    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        "## Environment of this run\n\n"
+        f"Built by `python build.py --team {args.team} --profile {profile.name}"
+        f"{' --data ' + str(args.data) if args.data else ''}` on {built} in {seconds:.0f} s "
+        f"({timings}).\n\n"
+        f"- **Data:** {data_desc}\n- **Profile:** {profile.name}\n- **Device:** {device}\n"
+        f"- **Seed:** {args.seed}\n- **Python:** {platform.python_version()} on {platform.platform()}\n\n"
+        f"| package | version |\n|---|---|\n{rows}\n\n"
+        "Each chapter ran in its own kernel, so execution counts restart at each chapter. "
+        "The notebook also runs top to bottom in one kernel."
+    )
+
+
+def write_notebook(nb, path: Path) -> None:
+    from labkit.artifacts import atomic_write_text
+
+    atomic_write_text(path, nbformat.writes(nb))
+
+
+def export_html(nb, path: Path) -> None:
+    from nbconvert import HTMLExporter
+    from labkit.artifacts import atomic_write_text
+
+    body, _ = HTMLExporter().from_notebook_node(nb)
+    atomic_write_text(path, body)
+
+
+# -- the build -------------------------------------------------------------------------------------
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--team", required=True, help="your Kaggle team name, e.g. Dogs_Versus_Cats")
+    parser.add_argument("--data", help="folder with the real Kaggle data (default: a synthetic stub)")
+    parser.add_argument("--profile", default="standard", choices=["quick", "standard", "full"])
+    parser.add_argument("--out", type=Path, default=REPO / "build", help="output folder (default: build/)")
+    parser.add_argument("--only", metavar="NN", help="re-run one chapter (e.g. 05) from saved artifacts")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--ray-address", help="join an existing Ray cluster instead of starting one")
+    parser.add_argument("--weights", type=Path, help="ImageNet weights file for model2 (checked by SHA-256)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=REPO / ".cache",
+                        help="where the stub and the decoded-image cache live (default: .cache/)")
+    return parser.parse_args(argv)
+
+
+def build(args) -> int:
+    from labkit.profiles import get_profile
+
+    started = time.perf_counter()
+    check_team_name(args.team)  # before any work
+    profile = get_profile(args.profile)
+    chapters = find_chapters()
+    if args.only:
+        selected = [c for c in chapters if c.number == args.only.zfill(2) or c.id == args.only]
+        if not selected:
+            raise BuildError(f"--only {args.only}: no such chapter; chapters are "
+                             + ", ".join(c.id for c in chapters))
+    else:
+        selected = chapters
+    if args.weights and not args.weights.exists():
+        raise BuildError(f"--weights {args.weights}: no such file")
+
+    out = args.out.resolve()
+    run_dir = out / "run"
+    work = out / "chapters"
+    for folder in (out, run_dir, work):
+        folder.mkdir(parents=True, exist_ok=True)
+    if args.only:
+        missing = [c.id for c in chapters if c not in selected and not (work / f"{c.id}.ipynb").exists()]
+        if missing:
+            raise BuildError(f"--only {args.only} needs the other chapters' saved results, but "
+                             f"{', '.join(missing)} never ran here: run the whole build first.")
+
+    data_dir, data_desc = prepare_data(args, profile)
+    env = ensure_kernel(out)
+    from labkit.train import pick_device
+
+    device = str(pick_device(args.device))
+    params = {
+        "team": args.team, "data_dir": str(data_dir), "is_stub": not args.data, "profile": profile.name,
+        "run_dir": str(run_dir), "cache_dir": str(args.cache.resolve()), "device": device,
+        "ray_address": args.ray_address or "", "weights_file": str(args.weights.resolve()) if args.weights else "",
+        "seed": args.seed,
+    }
+    print(f"Building {args.team}.ipynb: profile {profile.name}, {data_desc}, device {device}")
+    timings_path = work / "timings.json"
+    chapter_seconds = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    for i, chapter in enumerate(selected, 1):
+        t0 = time.perf_counter()
+        print(f"  [{i}/{len(selected)}] {chapter.id:<18}", end="", flush=True)
+        try:
+            run_chapter(chapter, params, work, env)
+        except BuildError:
+            print(f" FAILED after {time.perf_counter() - t0:.0f} s")
+            raise
+        chapter_seconds[chapter.id] = round(time.perf_counter() - t0, 1)
+        print(f" {chapter_seconds[chapter.id]:6.1f} s")
+        timings_path.write_text(json.dumps(chapter_seconds))
+
+    total = time.perf_counter() - started
+    env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds)
+    nb = assemble(args.team, chapters, work, env_md)
+    notebook_path = out / f"{args.team}.ipynb"
+    write_notebook(nb, notebook_path)
+    export_html(nb, out / f"{args.team}.html")
+    submission = run_dir / "submission" / "submission.csv"
+    if submission.exists():
+        shutil.copyfile(submission, out / "submission.csv")
+    print(f"Wrote {notebook_path} ({total:.0f} s), {args.team}.html and submission.csv in {out}")
+    self_check(notebook_path, args.team, out)
+    return 0
+
+
+def self_check(notebook_path: Path, team: str, out: Path) -> None:
+    """Run the marking harness on the new notebook exactly as an instructor would, and show its verdicts."""
+    import subprocess
+
+    result = subprocess.run([sys.executable, "-m", "grading", "check", str(notebook_path), "--team", team],
+                            capture_output=True, text=True, cwd=REPO)
+    report = result.stdout + result.stderr
+    from labkit.artifacts import atomic_write_text
+
+    atomic_write_text(out / "self_check.txt", report)
+    print("\nSelf-check (python -m grading check):")
+    print(report.rstrip())
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return build(args)
+    except BuildError as exc:
+        print(f"\nbuild.py: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nbuild.py: interrupted; the last good notebook is untouched.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Model 1: a small ConvNet trained from scratch
+#
+# The first model is our own: a small convolutional network with at most eight weight layers, trained from
+# random initialisation on the training split only. Each block is convolution, batch normalisation and ReLU,
+# followed by max pooling that halves the resolution; a global average pool then summarises each feature map
+# into one number, so the classifier needs few weights and the network tolerates the nucleus not being
+# exactly centred. Dropout before the classifier limits overfitting on a few thousand patches.
+
+# %% tags=["parameters"]
+# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+team = "Dogs_Versus_Cats"
+data_dir = ".cache/stub/quick-seed0"
+is_stub = True
+profile = "quick"
+run_dir = "build/run"
+cache_dir = ".cache"
+device = "auto"
+ray_address = ""
+weights_file = ""
+seed = 0
+
+# %%
+from labkit import data, diagnostics, evidence, models, train
+from labkit.notebook import pct, say, show_figure, show_source, start_chapter
+
+ctx = start_chapter("02_model1", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
+                    device=device, seed=seed, is_stub=is_stub)
+nuclei = ctx.data
+
+# %% [markdown]
+# ## 2.1 The architecture
+#
+# This is the model's code. Its width, dropout and use of batch normalisation are parameters, so that Ray Tune
+# can change them in chapter 4.
+
+# %%
+show_source(models.Model1)
+
+# %%
+model1 = models.build_model1({})
+layers = models.count_layers(model1)
+print(model1)
+n_params = sum(p.numel() for p in model1.parameters())
+evidence.record("model1_small_convnet",
+                f"own ConvNet with {layers.weight_layers} weight layers (limit 8), {n_params:,} parameters",
+                model="model1", weight_layers=layers.weight_layers, all_layers=layers.all_layers,
+                parameters=n_params)
+say(f"model1 has **{layers.weight_layers} weight layers** (convolutions and linear layers; the course's limit "
+    f"is 8) among {layers.all_layers} layers in all, and **{n_params:,} parameters**: "
+    + ", ".join(f"{n} {kind}" for kind, n in layers.by_type.items()) + ".")
+
+# %% [markdown]
+# ## 2.2 The training loop
+#
+# One loop trains both models (`labkit.train.fit`). Each epoch it trains on the training split with
+# augmentation, then measures loss and accuracy on the validation split; it keeps the weights with the lowest
+# validation loss, can stop early when that stops improving, and schedules the learning rate (one-cycle by
+# default: a short warm-up, then a smooth decay).
+
+# %%
+show_source(train.fit)
+
+# %% [markdown]
+# ## 2.3 A first run with default settings
+#
+# Before tuning, a baseline with hand-picked defaults shows what the architecture can do and gives the
+# tuning chapter something to beat.
+
+# %%
+train_loader = data.make_loader(nuclei.train_dataset(augment=True, seed=seed), ctx.profile.batch_size,
+                                shuffle=True, device=ctx.device)
+val_loader = data.make_loader(nuclei.val_dataset(), ctx.profile.batch_size, shuffle=False, device=ctx.device)
+baseline = train.fit(model1, train_loader, val_loader, epochs=ctx.profile.model1_epochs, lr=3e-3,
+                     device=ctx.device, seed=seed, name="model1")
+ctx.run.save_checkpoint("model1/baseline.pt", model1, config={}, best_epoch=baseline.best_epoch)
+ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
+
+# %%
+show_figure(diagnostics.curves_figure(baseline.history, "model1 baseline"), ctx.run, "model1_baseline_curves")
+h = baseline.history
+gap = h.train_acc[-1] - h.val_acc[-1]
+say(f"After {len(h.epoch)} epochs the baseline reaches **{pct(baseline.best_val_acc)} validation accuracy** "
+    f"(best epoch {baseline.best_epoch}, validation loss {baseline.best_val_loss:.3f}). The last epoch's "
+    f"training accuracy is {pct(h.train_acc[-1])}, "
+    + (f"{pct(gap)} above validation: the model starts to fit the training set more closely than it "
+       "generalises." if gap > 0.03 else
+       "close to validation: no sign of overfitting yet, so more epochs or a wider model may still help.")
+    + f" One epoch took {sum(h.seconds) / len(h.seconds):.1f} s on {ctx.device}.")

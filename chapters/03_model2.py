@@ -1,0 +1,104 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3. Model 2: a pretrained torchvision network, fine-tuned
+#
+# The second model starts from a network trained on ImageNet's 1.3 million photographs. Its early layers
+# detect edges, blobs and textures that are just as useful in histology, so it needs far fewer of our
+# images to learn the task. We replace its 1000-class classifier with a new 4-class head, first train only
+# that head (the rest is frozen), and then also unfreeze the last stages of the backbone with a smaller
+# learning rate, so the pretrained features adapt without being destroyed.
+
+# %% tags=["parameters"]
+# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+team = "Dogs_Versus_Cats"
+data_dir = ".cache/stub/quick-seed0"
+is_stub = True
+profile = "quick"
+run_dir = "build/run"
+cache_dir = ".cache"
+device = "auto"
+ray_address = ""
+weights_file = ""
+seed = 0
+
+# %%
+from labkit import data, diagnostics, evidence, models, train
+from labkit.notebook import pct, say, show_figure, show_source, start_chapter
+
+ctx = start_chapter("03_model2", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
+                    device=device, seed=seed, is_stub=is_stub)
+nuclei = ctx.data
+
+# %% [markdown]
+# ## 3.1 Loading the ImageNet weights, verified
+#
+# The weights come through torchvision's own weights API (its cache, then a download), or from a file given
+# with `--weights`. Either way the file's SHA-256 is compared with the hash that torchvision publishes in the
+# weight's file name, so the report can say whether these are really the published ImageNet weights.
+
+# %%
+model2, weights = models.build_model2(models.DEFAULT_MODEL2_ARCH, weights_file=ctx.weights_file or None,
+                                      allow_random=ctx.is_stub)
+ctx.run.save_json("model2/weights.json", weights.as_dict())
+display(weights.as_dict())
+evidence.record("model2_pretrained",
+                f"{weights.arch} with {weights.weights or 'no'} weights from {weights.source}; "
+                f"pretrained={weights.pretrained}, verified={weights.verified}",
+                model="model2", **weights.as_dict())
+if weights.pretrained:
+    say(f"**{weights.arch}** starts from **{weights.weights}** ({weights.source}); SHA-256 "
+        f"`{weights.sha256[:16]}...` " + ("matches the published hash." if weights.verified else
+                                          "does **not** match the published hash: treat with care."))
+else:
+    say(f"> **Warning: model2 is NOT pretrained in this build.** {weights.message} It starts from random "
+        "weights, so everything below measures the architecture trained from scratch, not transfer learning. "
+        "Build with the ImageNet weights (see the README) before handing this notebook in.")
+
+# %% [markdown]
+# ## 3.2 The new head and what is trained
+#
+# The original classifier is replaced by a new layer with four outputs. The table shows which parameters
+# are trained in the first phase (head only) and which become trainable when the last stage is unfrozen.
+
+# %%
+show_source(models.replace_head)
+print("new head:", models.head_of(model2))
+trainable = models.trainable_table(model2, [0, 1, 2])
+display(trainable)
+
+# %% [markdown]
+# ## 3.3 A first fine-tuning run
+#
+# A baseline with hand-picked settings: the head and the last backbone stage train, the head with a ten times
+# larger learning rate than the backbone.
+
+# %%
+models.set_unfrozen_stages(model2, 1)
+groups = models.model2_param_groups(model2, head_lr=3e-3, backbone_lr=3e-4, weight_decay=1e-4)
+train_loader = data.make_loader(nuclei.train_dataset(augment=True, seed=seed), ctx.profile.batch_size,
+                                shuffle=True, device=ctx.device)
+val_loader = data.make_loader(nuclei.val_dataset(), ctx.profile.batch_size, shuffle=False, device=ctx.device)
+baseline = train.fit(model2, train_loader, val_loader, epochs=ctx.profile.model2_epochs, param_groups=groups,
+                     device=ctx.device, seed=seed, name="model2")
+ctx.run.save_checkpoint("model2/baseline.pt", model2, arch=weights.arch, config={"unfrozen_stages": 1},
+                        best_epoch=baseline.best_epoch)
+ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
+
+# %%
+show_figure(diagnostics.curves_figure(baseline.history, f"model2 ({weights.arch}) baseline"), ctx.run,
+            "model2_baseline_curves")
+h = baseline.history
+model1_seconds = ctx.run.load_json("model1/baseline_history.json")["seconds"]
+say(f"The fine-tuned {weights.arch} reaches **{pct(baseline.best_val_acc)} validation accuracy** after "
+    f"{len(h.epoch)} epochs (best epoch {baseline.best_epoch}). One epoch took "
+    f"{sum(h.seconds) / len(h.seconds):.1f} s on {ctx.device}, against "
+    f"{sum(model1_seconds) / len(model1_seconds):.1f} s for model1: the price of a far larger network.")

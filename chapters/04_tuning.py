@@ -1,0 +1,126 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 4. Hyperparameter search with Ray Tune
+#
+# Learning rate, weight decay, width, dropout and batch size interact, and the best values for these patches
+# are not the textbook ones. We search them with **Ray Tune**: each trial trains a model with sampled
+# hyperparameters and reports validation loss and accuracy after every epoch; the **ASHA** scheduler stops
+# trials that are clearly behind at early checkpoints, so the budget goes to the promising ones. The data is
+# placed once in Ray's object store and shared by all trials; no trial decodes an image again. Trials train
+# on a subset of the training split for fewer epochs than the final runs, which is enough to rank settings.
+# Finally each model is retrained on the full training split with its best configuration.
+
+# %% tags=["parameters"]
+# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+team = "Dogs_Versus_Cats"
+data_dir = ".cache/stub/quick-seed0"
+is_stub = True
+profile = "quick"
+run_dir = "build/run"
+cache_dir = ".cache"
+device = "auto"
+ray_address = ""
+weights_file = ""
+seed = 0
+
+# %%
+from labkit import data, diagnostics, evidence, models, train, tune
+from labkit.notebook import pct, say, show_figure, show_source, start_chapter
+
+ctx = start_chapter("04_tuning", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
+                    device=device, seed=seed, is_stub=is_stub, ray_address=ray_address)
+nuclei = ctx.data
+tune.init_ray(ctx.ray_address or None)
+p = ctx.profile
+say(f"Profile **{p.name}**: {p.tune_trials} trials per model, at most {p.tune_epochs} epochs each, on "
+    f"{pct(p.tune_subset, 0)} of the training split.")
+
+# %% [markdown]
+# ## 4.1 Search spaces
+#
+# model1's space covers the optimiser and its learning rate, weight decay, the network's width, dropout and the
+# batch size. Learning rates and weight decay are sampled on a log scale, because their effect is about
+# ratios, not differences.
+
+# %%
+show_source(tune.model1_search_space)
+display(tune.describe_space(tune.model1_search_space(p)))
+
+# %% [markdown]
+# For model2 we search the learning rates of the new head and of the backbone separately, how many backbone
+# stages to unfreeze, weight decay and batch size.
+
+# %%
+show_source(tune.model2_search_space)
+display(tune.describe_space(tune.model2_search_space(p)))
+
+# %% [markdown]
+# ## 4.2 Searching model1
+
+# %%
+result1 = tune.run_search("model1", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
+                          storage_dir=ctx.run.path("tuning/ray"))
+result1.save(ctx.run, "model1")
+display(result1.table)
+show_figure(tune.trials_figure(result1), ctx.run, "tuning_model1_trials")
+show_figure(tune.score_figure(result1), ctx.run, "tuning_model1_scores")
+evidence.record("tuning_model1",
+                f"Ray Tune with ASHA: {len(result1.table)} trials, best validation accuracy "
+                f"{pct(result1.best_score)}", model="model1", trials=len(result1.table),
+                failed=len(result1.failed), best_config=result1.best_config)
+say(tune.describe_result(result1, "model1"))
+
+# %% [markdown]
+# ## 4.3 Searching model2
+
+# %%
+result2 = tune.run_search("model2", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
+                          storage_dir=ctx.run.path("tuning/ray"))
+result2.save(ctx.run, "model2")
+display(result2.table)
+show_figure(tune.trials_figure(result2), ctx.run, "tuning_model2_trials")
+show_figure(tune.score_figure(result2), ctx.run, "tuning_model2_scores")
+evidence.record("tuning_model2",
+                f"Ray Tune with ASHA: {len(result2.table)} trials, best validation accuracy "
+                f"{pct(result2.best_score)}", model="model2", trials=len(result2.table),
+                failed=len(result2.failed), best_config=result2.best_config)
+say(tune.describe_result(result2, "model2"))
+
+# %% [markdown]
+# ## 4.4 Retraining both models with their best configurations
+#
+# The searches ranked settings on short runs over a subset. The final models train on the whole training
+# split for the full number of epochs with the winning settings; these runs give the curves, confusion
+# matrices and predictions of the following chapters.
+
+# %%
+final1 = tune.train_final("model1", result1.best_config, nuclei, p, device=ctx.device, seed=seed)
+ctx.run.save_checkpoint("model1/final.pt", final1.model, config=result1.best_config,
+                        best_epoch=final1.fit.best_epoch, val_acc=final1.fit.best_val_acc)
+ctx.run.save_json("model1/final_history.json", final1.fit.history.to_dict())
+
+# %%
+weights = ctx.run.load_json("model2/weights.json")
+final2 = tune.train_final("model2", result2.best_config, nuclei, p, device=ctx.device, seed=seed,
+                          weights_file=ctx.weights_file or None, allow_random=ctx.is_stub)
+ctx.run.save_checkpoint("model2/final.pt", final2.model, arch=weights["arch"], config=result2.best_config,
+                        best_epoch=final2.fit.best_epoch, val_acc=final2.fit.best_val_acc)
+ctx.run.save_json("model2/final_history.json", final2.fit.history.to_dict())
+
+# %%
+baseline1 = ctx.run.load_json("model1/baseline_history.json")
+baseline2 = ctx.run.load_json("model2/baseline_history.json")
+rows = [("model1", max(baseline1["val_acc"]), final1.fit.best_val_acc),
+        ("model2", max(baseline2["val_acc"]), final2.fit.best_val_acc)]
+lines = [f"- **{name}**: baseline {pct(before)}, tuned {pct(after)} validation accuracy "
+         f"({100 * (after - before):+.1f} percentage points)" for name, before, after in rows]
+say("Tuning against the hand-picked baselines of chapters 2 and 3:\n\n" + "\n".join(lines))

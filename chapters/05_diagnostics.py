@@ -1,0 +1,111 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. Results: learning curves, confusion matrices, and a fix for the worst confusion
+#
+# This chapter evaluates the two tuned models on the validation split: how training went (loss and accuracy
+# curves), which classes each model confuses (confusion matrices, per-class precision, recall and F1), and
+# whether a targeted change reduces the worst confusion.
+
+# %% tags=["parameters"]
+# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+team = "Dogs_Versus_Cats"
+data_dir = ".cache/stub/quick-seed0"
+is_stub = True
+profile = "quick"
+run_dir = "build/run"
+cache_dir = ".cache"
+device = "auto"
+ray_address = ""
+weights_file = ""
+seed = 0
+
+# %%
+from labkit import data, diagnostics, evidence, results, train
+from labkit.notebook import pct, say, show_figure, start_chapter
+
+ctx = start_chapter("05_diagnostics", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir,
+                    profile=profile, device=device, seed=seed, is_stub=is_stub)
+nuclei = ctx.data
+final = {name: results.load_final(ctx.run, name) for name in ("model1", "model2")}
+history = {name: train.History.from_dict(ctx.run.load_json(f"{name}/final_history.json")) for name in final}
+val_loader = data.make_loader(nuclei.val_dataset(), ctx.profile.batch_size, shuffle=False, device=ctx.device)
+
+# %% [markdown]
+# ## 5.1 Learning curves
+#
+# Training and validation loss and accuracy per epoch of the final runs. A validation loss that rises while
+# the training loss keeps falling would mean overfitting; the checkpoint kept is the epoch with the lowest
+# validation loss.
+
+# %%
+for name in ("model1", "model2"):
+    h = history[name]
+    show_figure(diagnostics.curves_figure(h, f"{name}: final run"), ctx.run, f"{name}_final_curves")
+    best = min(range(len(h.val_loss)), key=h.val_loss.__getitem__)
+    evidence.record(f"curves_{name}", f"loss and accuracy curves over {len(h.epoch)} epochs", model=name,
+                    epochs=len(h.epoch), best_val_acc=max(h.val_acc))
+    say(f"**{name}**: validation loss is lowest at epoch {h.epoch[best]} ({h.val_loss[best]:.3f}, accuracy "
+        f"{pct(h.val_acc[best])}); training loss falls from {h.train_loss[0]:.3f} to {h.train_loss[-1]:.3f}. "
+        + ("Validation loss rises again after its minimum, a sign of overfitting that early stopping and the "
+           "best-epoch checkpoint guard against." if h.val_loss[-1] > h.val_loss[best] * 1.05 else
+           "Validation loss is still at or near its minimum at the end: more epochs could help a little."))
+
+# %%
+show_figure(diagnostics.comparison_figure(history), ctx.run, "comparison_curves")
+
+# %% [markdown]
+# ## 5.2 Confusion matrices
+#
+# Rows are the true classes and columns the predictions; each cell gives the count and the share of its row,
+# so the diagonal is each class's recall.
+
+# %%
+predictions = {name: train.evaluate(model, val_loader, device=ctx.device) for name, model in final.items()}
+for name, pred in predictions.items():
+    show_figure(diagnostics.confusion_figure(pred.labels, pred.preds, f"{name}: validation confusion matrix"),
+                ctx.run, f"{name}_confusion")
+    display(diagnostics.per_class_table(pred.labels, pred.preds))
+    pair = diagnostics.most_confused_pair(pred.labels, pred.preds)
+    evidence.record(f"confusion_{name}", f"confusion matrix on {len(pred.labels)} validation patches; "
+                    f"worst pair {pair.text}", model=name, accuracy=float((pred.labels == pred.preds).mean()),
+                    worst_pair=[int(pair.true_class), int(pair.predicted_class)])
+    say(f"**{name}**: {pct((pred.labels == pred.preds).mean())} of validation patches are right. "
+        f"Its most frequent confusion: {pair.text}.")
+    ctx.run.save_json(f"diagnostics/{name}_val_predictions.json",
+                      {"labels": pred.labels, "preds": pred.preds, "probs": pred.probs})
+
+# %%
+weaker = min(predictions, key=lambda n: (predictions[n].labels == predictions[n].preds).mean())
+pred = predictions[weaker]
+val_images = nuclei.train_images[nuclei.val_idx]
+show_figure(diagnostics.misclassified_gallery(val_images, pred.labels, pred.preds, pred.probs, max_images=12),
+            ctx.run, f"{weaker}_misclassified")
+say(f"Misclassified validation patches of **{weaker}**, the weaker model, with its confidence. Looking at "
+    "them tells whether the errors are understandable (ambiguous or atypical nuclei) or systematic.")
+
+# %% [markdown]
+# ## 5.3 An attempt to fix the worst confusion
+#
+# The weaker model's worst confusion involves classes of different sizes. Two changes aim at it: a
+# **class-weighted loss**, which makes a mistake on a rare class cost more, so the model stops trading the
+# minority class for the majority; and **test-time augmentation** (averaging the predictions over the eight
+# flips and 90-degree rotations of each patch), which smooths out decisions that hinge on orientation.
+# Both are evaluated on the same validation split as before, so the comparison is fair.
+
+# %%
+fix = diagnostics.fix_experiment(**models.fix_experiment_inputs(weaker, ctx.run, nuclei, ctx.profile,
+                                                                 device=ctx.device, seed=seed))
+ctx.run.save_json("diagnostics/fix.json", fix.summary())
+show_figure(diagnostics.fix_figure(fix), ctx.run, "confusion_fix")
+text = diagnostics.describe_fix(fix)
+evidence.record("confusion_fix", text.splitlines()[0][:200], model=weaker, **fix.summary())
+say(text)

@@ -1,0 +1,83 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 6. What do the models look at? Interpretation with Captum
+#
+# A high accuracy does not tell whether a model looks at the nucleus in the centre of the patch or at
+# something incidental, such as the stain of the background. Attribution methods from **Captum** assign each
+# input pixel a share of the responsibility for a prediction:
+#
+# - **Saliency**: the gradient of the class score with respect to the pixels; fast but noisy.
+# - **Integrated Gradients with NoiseTunnel** (SmoothGrad): gradients integrated along a path from a black
+#   image to the patch, averaged over noisy copies of it; steadier than plain gradients.
+# - **Occlusion**: covers the patch with a sliding grey square and measures how much the score drops;
+#   slow, but it needs no gradients and is easy to explain.
+#
+# For every class we show one correctly and one wrongly classified validation patch when the model made
+# such an error.
+
+# %% tags=["parameters"]
+# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+team = "Dogs_Versus_Cats"
+data_dir = ".cache/stub/quick-seed0"
+is_stub = True
+profile = "quick"
+run_dir = "build/run"
+cache_dir = ".cache"
+device = "auto"
+ray_address = ""
+weights_file = ""
+seed = 0
+
+# %%
+import numpy as np
+
+from labkit import evidence, interpret, results
+from labkit.notebook import pct, say, show_figure, show_source, start_chapter
+
+ctx = start_chapter("06_interpretation", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir,
+                    profile=profile, device=device, seed=seed, is_stub=is_stub)
+nuclei = ctx.data
+final = {name: results.load_final(ctx.run, name) for name in ("model1", "model2")}
+val_images = nuclei.train_images[nuclei.val_idx]
+val_dataset = nuclei.val_dataset()
+
+# %% [markdown]
+# The Captum calls, from `labkit.interpret`:
+
+# %%
+show_source(interpret.attribute)
+
+# %%
+attributions = {}
+for name, model in final.items():
+    pred = ctx.run.load_json(f"diagnostics/{name}_val_predictions.json")
+    labels, preds = np.asarray(pred["labels"]), np.asarray(pred["preds"])
+    picks = interpret.pick_examples(labels, preds, per_class=ctx.profile.interpret_per_class)
+    inputs = np.stack([val_dataset[i][0].numpy() for i in picks])
+    fig, attributions[name] = interpret.attribution_figure(
+        model, inputs, val_images[picks], labels[picks], preds[picks], title=f"{name}: Captum attributions")
+    show_figure(fig, ctx.run, f"{name}_captum")
+    evidence.record(f"captum_{name}", f"Saliency, Integrated Gradients + NoiseTunnel and Occlusion on "
+                    f"{len(picks)} validation patches", model=name, patches=len(picks))
+
+# %% [markdown]
+# ## 6.1 A number behind the pictures
+#
+# Heat maps are easy to over-read. As a check we measure, for each method and model, the share of positive
+# attribution that falls in the central region of the patch where the nucleus to classify sits. If a model
+# looked everywhere equally, that share would equal the central region's share of the area.
+
+# %%
+table = interpret.central_share_table(attributions)
+display(table)
+say(interpret.describe_central_share(table))
+ctx.run.save_frame("diagnostics/central_share.csv", table.reset_index())

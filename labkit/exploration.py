@@ -1,0 +1,89 @@
+"""Figures and tables that show the data before any model sees it (chapter 01).
+
+    class_mix_figure(labels, title)            bar chart of class counts with percentages
+    example_grid(images, labels, per_class)    a row of example patches per class
+    augmentation_preview(image, augment, n)    one patch and n random augmentations of it
+    split_table(labels, train_idx, val_idx)    per-class counts and shares in each split
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from labkit import CLASS_NAMES, N_CLASSES
+
+
+def _as_numpy(x) -> np.ndarray:
+    return x.numpy() if hasattr(x, "numpy") else np.asarray(x)
+
+
+def _hwc(image) -> np.ndarray:
+    """uint8 CHW tensor or array -> HWC array for imshow."""
+    return np.transpose(_as_numpy(image), (1, 2, 0))
+
+
+def class_counts(labels) -> pd.Series:
+    counts = np.bincount(_as_numpy(labels), minlength=N_CLASSES)
+    return pd.Series(counts, index=pd.Index(CLASS_NAMES, name="class"), name="images")
+
+
+def class_mix_figure(labels, title: str = "Class mix of the training set"):
+    counts = class_counts(labels)
+    shares = counts / counts.sum()
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    bars = ax.barh(counts.index, counts.values, color=["#7b9acc", "#c0504d", "#9bbb59", "#8064a2"])
+    for bar, n, share in zip(bars, counts.values, shares.values):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f"  {n} ({share:.0%})", va="center")
+    ax.invert_yaxis()
+    ax.set_xlabel("number of images")
+    ax.set_xlim(0, counts.max() * 1.25)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def example_grid(images, labels, per_class: int = 6, seed: int = 0, title: str = "Example patches per class"):
+    """One row per class, per_class random patches each (seeded, so every build shows the same ones)."""
+    labels = _as_numpy(labels)
+    rng = np.random.default_rng(seed)
+    fig, axes = plt.subplots(N_CLASSES, per_class, figsize=(1.5 * per_class + 1.6, 1.55 * N_CLASSES + 0.5),
+                             squeeze=False)
+    for cls, row in enumerate(axes):
+        members = np.flatnonzero(labels == cls)
+        picks = rng.choice(members, size=min(per_class, len(members)), replace=False) if len(members) else []
+        for ax in row:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        for ax, idx in zip(row, picks):
+            ax.imshow(_hwc(images[idx]))
+        row[0].set_ylabel(f"{cls}: {CLASS_NAMES[cls]}", rotation=0, ha="right", va="center", fontsize=10)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def augmentation_preview(image, augment, n: int = 7, title: str = "One patch and random augmentations of it"):
+    """augment: a function uint8 CHW tensor -> uint8 CHW tensor (the training augmentation)."""
+    fig, axes = plt.subplots(1, n + 1, figsize=(1.5 * (n + 1), 2.0))
+    axes[0].imshow(_hwc(image))
+    axes[0].set_title("original", fontsize=9)
+    for i, ax in enumerate(axes[1:], 1):
+        ax.imshow(_hwc(augment(image)))
+        ax.set_title(f"augmented {i}", fontsize=9)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def split_table(labels, train_idx, val_idx) -> pd.DataFrame:
+    labels = _as_numpy(labels)
+    train = class_counts(labels[_as_numpy(train_idx)])
+    val = class_counts(labels[_as_numpy(val_idx)])
+    table = pd.DataFrame({"train": train, "train %": (100 * train / train.sum()).round(1),
+                          "validation": val, "validation %": (100 * val / val.sum()).round(1)})
+    table.loc["total"] = [train.sum(), 100.0, val.sum(), 100.0]
+    return table.astype({"train": int, "validation": int})
