@@ -1,0 +1,96 @@
+"""Reading the run folder back: the final models, and the comparison of model1 with model2.
+
+    load_final(run, name)             the final model1 or model2, weights restored, in eval mode
+    fix_summary(fix)                  a JSON-able summary of diagnostics.fix_experiment's result
+    comparison_table(run)             one row per model: size, training cost, accuracy, macro F1
+    describe_comparison(table, ...)   generated text comparing the two models with this run's numbers
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from labkit import N_CLASSES
+
+
+def load_final(run, name: str, stage: str = "final"):
+    """Rebuild ``name`` ("model1"/"model2") from its checkpoint; no ImageNet download is needed for that."""
+    import torchvision
+
+    from labkit.models import build_model1
+
+    state, meta = run.load_checkpoint(f"{name}/{stage}.pt")
+    if name == "model1":
+        model = build_model1(meta.get("config", {}))
+    else:  # the checkpoint holds every weight, so the architecture alone is enough
+        model = torchvision.models.get_model(meta["arch"], weights=None, num_classes=N_CLASSES)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def fix_summary(fix) -> dict:
+    accuracy = lambda p: float((np.asarray(p.labels) == np.asarray(p.preds)).mean())  # noqa: E731
+    return {"pair": [int(fix.pair.true_class), int(fix.pair.predicted_class)], "pair_text": fix.pair.text,
+            "accuracy_before": accuracy(fix.before), "accuracy_after": accuracy(fix.after),
+            "settings": fix.settings}
+
+
+def _macro_f1(run, name: str) -> float:
+    from sklearn.metrics import f1_score
+
+    pred = run.load_json(f"diagnostics/{name}_val_predictions.json")
+    return float(f1_score(pred["labels"], pred["preds"], average="macro", labels=list(range(N_CLASSES)),
+                          zero_division=0))
+
+
+def comparison_table(run) -> pd.DataFrame:
+    from labkit.models import count_layers
+
+    rows = {}
+    weights = run.load_json("model2/weights.json")
+    for name in ("model1", "model2"):
+        model = load_final(run, name)
+        history = run.load_json(f"{name}/final_history.json")
+        best = int(np.argmin(history["val_loss"]))
+        rows[name] = {
+            "architecture": "own ConvNet" if name == "model1" else weights["arch"],
+            "weight layers": count_layers(model).weight_layers,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "start": "random" if name == "model1" or not weights["pretrained"] else "ImageNet",
+            "epochs": len(history["epoch"]),
+            "seconds per epoch": round(float(np.mean(history["seconds"])), 1),
+            "validation accuracy": round(float(history["val_acc"][best]), 4),
+            "macro F1": round(_macro_f1(run, name), 4),
+        }
+    return pd.DataFrame(rows).T.rename_axis("model")
+
+
+def describe_comparison(table: pd.DataFrame, is_stub: bool) -> str:
+    m1, m2 = table.loc["model1"], table.loc["model2"]
+    better = "model2" if m2["validation accuracy"] > m1["validation accuracy"] else "model1"
+    gap = 100 * abs(float(m2["validation accuracy"]) - float(m1["validation accuracy"]))
+    size = int(m2["parameters"]) / max(int(m1["parameters"]), 1)
+    cost = float(m2["seconds per epoch"]) / max(float(m1["seconds per epoch"]), 1e-9)
+    text = [
+        f"**{better}** is the more accurate model on the validation split, by {gap:.1f} percentage points "
+        f"({float(m1['validation accuracy']):.1%} for model1 against {float(m2['validation accuracy']):.1%} "
+        f"for model2; macro F1 {float(m1['macro F1']):.3f} against {float(m2['macro F1']):.3f}, which weighs "
+        "the rare classes as much as the common ones).",
+        f"model2 has {size:.0f} times as many parameters as model1 and one of its epochs costs {cost:.1f} times "
+        "as long.",
+    ]
+    if m2["start"] == "ImageNet":
+        text.append("model2 starts from ImageNet features, so it needs fewer of our patches to learn useful "
+                    "filters; model1 must learn everything from the training split alone."
+                    + (" Here that advantage shows in the numbers." if better == "model2" else
+                       " Here it did not pay off within this budget: more fine-tuning epochs or unfreezing more "
+                       "stages may change that."))
+    else:
+        text.append("Both models started from random weights in this build, so this is a comparison of "
+                    "architectures trained from scratch, not of transfer learning.")
+    if gap < 1.0:
+        text.append("A gap this small is within the noise of one validation split; with the cost in mind, the "
+                    "small model is the better engineering choice here.")
+    if is_stub:
+        text.append("These figures come from the synthetic stub, which is easier and cleaner than real slides.")
+    return " ".join(text)
