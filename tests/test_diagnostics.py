@@ -1,0 +1,190 @@
+"""labkit.diagnostics on known predictions and a tiny model (no labkit.data, no labkit.train needed)."""
+from types import SimpleNamespace
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+
+from labkit import CLASS_NAMES  # noqa: E402
+from labkit import diagnostics as dg  # noqa: E402
+
+torch.set_num_threads(1)
+
+# 10 per class; class 2 (muscle) loses 4 to class 0, class 1 loses 2 to class 3: rate 40% vs 20%,
+# while the count-largest cell would be the same here, so a second case below separates rate from count.
+Y_TRUE = np.repeat([0, 1, 2, 3], 10)
+Y_PRED = Y_TRUE.copy()
+Y_PRED[20:24] = 0
+Y_PRED[10:12] = 3
+
+
+def preds(labels, predicted):
+    probs = np.eye(4)[predicted] * 0.7 + 0.075
+    return SimpleNamespace(labels=np.asarray(labels), preds=np.asarray(predicted), probs=probs)
+
+
+def history(n=5):
+    return {"epoch": list(range(1, n + 1)), "train_loss": list(np.linspace(1.2, 0.3, n)),
+            "train_acc": list(np.linspace(0.5, 0.9, n)), "val_loss": list(np.linspace(1.1, 0.5, n)),
+            "val_acc": list(np.linspace(0.55, 0.85, n)), "lr": [1e-3] * n, "seconds": [1.0] * n}
+
+
+def test_confusion_counts_and_rates():
+    counts, rates = dg.rates_matrix(Y_TRUE, Y_PRED)
+    assert counts[2, 0] == 4 and counts[1, 3] == 2 and counts[0, 0] == 10
+    assert rates[2, 2] == pytest.approx(0.6)
+    np.testing.assert_allclose(rates.sum(axis=1), 1.0)
+
+
+def test_absent_class_gives_zero_row_not_nan():
+    counts, rates = dg.rates_matrix([0, 0, 1], [0, 1, 1])
+    assert not np.isnan(rates).any() and rates[3].sum() == 0
+
+
+def test_per_class_table_matches_known_predictions():
+    table = dg.per_class_table(Y_TRUE, Y_PRED)
+    assert list(table.index[:4]) == list(CLASS_NAMES)
+    assert {"accuracy", "macro avg"} <= set(table.index)
+    assert table.loc["muscle", "recall"] == pytest.approx(0.6)
+    assert table.loc["normal epithelial", "precision"] == pytest.approx(10 / 14)
+    assert table.loc["accuracy", "f1-score"] == pytest.approx(34 / 40)
+    assert table.loc["muscle", "support"] == 10
+
+
+def test_most_confused_pair_uses_rate_not_count():
+    pair = dg.most_confused_pair(Y_TRUE, Y_PRED)
+    assert (pair.true_class, pair.predicted_class, pair.count) == (2, 0, 4)
+    assert pair.rate == pytest.approx(0.4)
+    assert "muscle" in pair.text and "normal epithelial" in pair.text
+    # 100 cancer patches lose 10 to immune (count 10, rate 10%); 5 muscle lose 3 to normal (count 3, 60%)
+    y_true = np.array([1] * 100 + [2] * 5)
+    y_pred = y_true.copy()
+    y_pred[:10] = 3
+    y_pred[100:103] = 0
+    pair = dg.most_confused_pair(y_true, y_pred)
+    assert (pair.true_class, pair.predicted_class) == (2, 0)
+
+
+def test_most_confused_pair_when_all_correct():
+    pair = dg.most_confused_pair([0, 1, 2], [0, 1, 2])
+    assert pair.count == 0 and pair.true_class == -1 and "No validation patch" in pair.text
+
+
+def test_figures_build_and_close(tmp_path):
+    figs = [
+        dg.curves_figure(history(), "model1"),
+        dg.comparison_figure({"model1": history(6), "model2": history(3)}),
+        dg.confusion_figure(Y_TRUE, Y_PRED, "model1"),
+        dg.misclassified_gallery(np.random.default_rng(0).integers(0, 255, (40, 3, 100, 100), dtype=np.uint8),
+                                 Y_TRUE, Y_PRED, preds(Y_TRUE, Y_PRED).probs),
+    ]
+    # the confusion figure has two colour bars besides its two matrices
+    assert len(figs[2].axes) == 4
+    for i, fig in enumerate(figs):
+        fig.savefig(tmp_path / f"{i}.png")
+        plt.close(fig)
+    with pytest.raises(ValueError, match="lacks"):
+        dg.curves_figure({"epoch": [1]})
+
+
+def test_sample_weights_favour_the_pair_true_class():
+    labels = np.array([0] * 80 + [2] * 20)
+    w = dg.pair_sample_weights(labels, true_class=2, boost=2.0)
+    share_of_class2 = w[labels == 2].sum() / w.sum()
+    assert share_of_class2 == pytest.approx(2 / 3)  # balanced would be 1/2 (two classes present)
+
+
+def test_describe_fix_reports_improvement_in_points():
+    before = preds(Y_TRUE, Y_PRED)
+    fixed = Y_PRED.copy()
+    fixed[20:23] = 2  # muscle -> normal drops from 4 to 1
+    result = dg.FixResult(before, preds(Y_TRUE, fixed), dg.most_confused_pair(Y_TRUE, Y_PRED), "Test fix.")
+    text = dg.describe_fix(result)
+    assert "'muscle' predicted as 'normal epithelial'" in text
+    assert "40.0% to 10.0% (-30.0 pp" in text
+    assert "from 60.0% to 90.0% (+30.0 pp)" in text
+    assert "85.0% to 92.5% (+7.5 pp)" in text
+    assert "worked" in text
+    worse = Y_PRED.copy()
+    worse[24:26] = 0
+    text = dg.describe_fix(dg.FixResult(before, preds(Y_TRUE, worse), result.pair, "Test fix."))
+    assert "did not work" in text and "+20.0 pp" in text
+
+
+# ---- the fix experiment end to end with a tiny model -------------------------------------------
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(3, 4)
+
+    def forward(self, x):
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def tiny_fit(model, train_loader, val_loader, *, epochs, lr, class_weights, device, seed):
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss(weight=class_weights)
+    for _ in range(epochs):
+        for x, y in train_loader:
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+
+
+@torch.no_grad()
+def tiny_evaluate(model, loader, device="cpu", tta=False):
+    model.eval()
+    labels, probs = [], []
+    for x, y in loader:
+        views = [x, x.flip(-1), x.rot90(1, (2, 3))] if tta else [x]
+        probs.append(torch.stack([model(v).softmax(1) for v in views]).mean(0))
+        labels.append(y)
+    probs = torch.cat(probs).numpy()
+    return SimpleNamespace(labels=torch.cat(labels).numpy(), preds=probs.argmax(1), probs=probs)
+
+
+def make_data(n_per_class, seed):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.cat([torch.full((n,), c) for c, n in enumerate(n_per_class)])
+    centres = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0.8, 0.3, 0], [0, 0, 1.0]])  # 0 and 2 overlap
+    x = centres[labels][:, :, None, None] + 0.4 * torch.randn(len(labels), 3, 8, 8, generator=g)
+    return TensorDataset(x, labels), labels
+
+
+def test_fix_experiment_runs_and_reports_both_sides(tmp_path):
+    train_ds, train_labels = make_data([60, 60, 12, 60], seed=0)
+    val_ds, _ = make_data([20, 20, 20, 20], seed=1)
+    val_loader = DataLoader(val_ds, batch_size=32)
+    torch.manual_seed(0)
+    start = TinyNet()
+    tiny_fit(start, DataLoader(train_ds, batch_size=32, shuffle=True), None,
+             epochs=3, lr=0.05, class_weights=None, device="cpu", seed=0)
+    state = {k: v.clone() for k, v in start.state_dict().items()}
+
+    def factory():
+        model = TinyNet()
+        model.load_state_dict(state)
+        return model
+
+    for rebalance in ("sampler", "loss"):
+        result = dg.fix_experiment(factory, train_ds, train_labels, val_loader, fit=tiny_fit,
+                                   evaluate=tiny_evaluate, rebalance=rebalance, epochs=2, lr=0.02, seed=0)
+        assert len(result.before.preds) == len(result.after.preds) == 80
+        assert result.after_without_tta is not None
+        assert result.pair == dg.most_confused_pair(result.before.labels, result.before.preds)
+        np.testing.assert_array_equal(result.before.labels, result.after.labels)  # same split
+        text = dg.describe_fix(result)
+        assert result.pair.true_name in text and "pp" in text and "TTA accounts" in text
+        fig = dg.fix_figure(result)
+        fig.savefig(tmp_path / f"fix_{rebalance}.png")
+        plt.close(fig)
+    with pytest.raises(ValueError, match="rebalance"):
+        dg.fix_experiment(factory, train_ds, train_labels, val_loader, fit=tiny_fit,
+                          evaluate=tiny_evaluate, rebalance="oversample")
