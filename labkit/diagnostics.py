@@ -160,7 +160,8 @@ def _short_names(names: Sequence[str]) -> list[str]:
     return [n.replace(" ", "\n") for n in names]
 
 
-def _draw_matrix(ax, fig, matrix: np.ndarray, *, as_rate: bool, title: str, cmap: str = "Blues") -> None:
+def _draw_matrix(ax, fig, matrix: np.ndarray, *, as_rate: bool, title: str, cmap: str = "Blues",
+                 tick_size: int = 9) -> None:
     vmax = 1.0 if as_rate else max(1, int(matrix.max()))
     im = ax.imshow(matrix, cmap=cmap, vmin=0, vmax=vmax)
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
@@ -168,8 +169,8 @@ def _draw_matrix(ax, fig, matrix: np.ndarray, *, as_rate: bool, title: str, cmap
         cbar.ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     cbar.set_label("share of the true class" if as_rate else "patches")
     names = _short_names(CLASS_NAMES)
-    ax.set_xticks(CLASS_IDS, names, fontsize=9)
-    ax.set_yticks(CLASS_IDS, names, fontsize=9)
+    ax.set_xticks(CLASS_IDS, names, fontsize=tick_size)
+    ax.set_yticks(CLASS_IDS, names, fontsize=tick_size)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title)
@@ -414,9 +415,9 @@ def fix_figure(result: FixResult, title: str | None = None) -> Figure:
     _, rates_before = rates_matrix(before.labels, before.preds)
     _, rates_after = rates_matrix(after.labels, after.preds)
     fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), dpi=100, gridspec_kw={"width_ratios": [1, 1, 1.1]})
-    _draw_matrix(axes[0], fig, rates_before, as_rate=True,
+    _draw_matrix(axes[0], fig, rates_before, as_rate=True, tick_size=8,
                  title=f"Before (acc {accuracy(before.labels, before.preds):.1%})")
-    _draw_matrix(axes[1], fig, rates_after, as_rate=True, cmap="Greens",
+    _draw_matrix(axes[1], fig, rates_after, as_rate=True, cmap="Greens", tick_size=8,
                  title=f"After (acc {accuracy(after.labels, after.preds):.1%})")
     pair = result.pair
     if pair.true_class >= 0:  # outline the cell the fix aimed at
