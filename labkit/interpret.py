@@ -1,0 +1,275 @@
+"""Interpretation with Captum: where in the patch does each model look?
+
+Public API (chapter 06 calls these):
+
+- ``METHODS``: ("Saliency", "IG + SmoothGrad", "Occlusion").
+- ``attribute(model, inputs, targets, method, *, n_samples=4, n_steps=12, noise_std=0.15, window=15,
+  stride=8, batch_size=64) -> numpy [N, H, W]``: one heat map per input, channels summed.
+  Saliency is |gradient| (Captum ``Saliency``); "IG + SmoothGrad" is ``IntegratedGradients`` wrapped in
+  ``NoiseTunnel(nt_type="smoothgrad")``; ``Occlusion`` slides a ``window`` x ``window`` patch of the
+  baseline with ``stride``. The baseline of IG and Occlusion is 0 in normalised units, i.e. the mean
+  colour of the training images. Targets are usually the predicted classes (what made the model say so).
+- ``explain(model, inputs, targets, methods=METHODS, **settings) -> dict[method, numpy [N, H, W]]``.
+- ``pick_examples(labels, preds, per_class=1, seed=0) -> list[int]``: for each class, ``per_class``
+  correctly and ``per_class`` wrongly classified indices (when there are any), class by class.
+- ``attribution_figure(model, images_norm, images_uint8, labels, preds, title, *, attributions=None,
+  probs=None, radius_fraction=0.25) -> Figure``: rows = examples, columns = patch + one heat map per
+  method (overlaid on the grey patch, the central disc dashed, one colour bar per method).
+- ``central_share(attr, radius_fraction=0.25) -> float``: share of the positive attribution inside the
+  central disc of radius ``radius_fraction * min(H, W)`` (where the nucleus is), averaged over images.
+- ``central_area_share(height=100, width=100, radius_fraction=0.25) -> float``: the disc's share of the
+  area, i.e. the central share of attribution spread uniformly (chance level).
+- ``central_share_table(attributions_by_model: dict[model name, dict[method, array]], radius_fraction=0.25)
+  -> DataFrame`` (model, method, images, central_share, area_share, times_chance).
+- ``describe_central_share(table, area_share=None) -> str``: generated text comparing with chance.
+
+Speed (bench/interpret.py, 2-core CPU): the defaults keep both models under about a minute for the
+standard profile's 8 examples per model; ``n_samples * n_steps`` is the cost of IG + SmoothGrad per image,
+``((H - window) // stride + 1) ** 2`` forward passes the cost of Occlusion.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle
+
+from labkit import CLASS_NAMES, N_CLASSES
+
+SALIENCY, IG_SMOOTHGRAD, OCCLUSION = "Saliency", "IG + SmoothGrad", "Occlusion"
+METHODS = (SALIENCY, IG_SMOOTHGRAD, OCCLUSION)
+SIGNED = {SALIENCY: False, IG_SMOOTHGRAD: True, OCCLUSION: True}  # Saliency is |gradient|
+
+
+def _targets_tensor(targets, n: int, device) -> torch.Tensor:
+    targets = torch.as_tensor(np.asarray(targets), dtype=torch.long).reshape(-1)
+    if len(targets) != n:
+        raise ValueError(f"got {n} inputs but {len(targets)} targets: give one target class per input")
+    if len(targets) and (targets.min() < 0 or targets.max() >= N_CLASSES):
+        raise ValueError(f"targets must be class ids 0..{N_CLASSES - 1}, got {targets.tolist()}")
+    return targets.to(device)
+
+
+def attribute(model: torch.nn.Module, inputs, targets, method: str, *, n_samples: int = 4, n_steps: int = 12,
+              noise_std: float = 0.15, window: int = 15, stride: int = 8, batch_size: int = 64) -> np.ndarray:
+    """Heat maps [N, H, W] (channels summed) of ``method`` for ``inputs`` [N, C, H, W] (normalised)."""
+    from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    try:
+        device = next(model.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    inputs = torch.as_tensor(inputs, dtype=torch.float32)
+    if inputs.ndim != 4:
+        raise ValueError(f"inputs must be [N, C, H, W], got shape {tuple(inputs.shape)}")
+    targets = _targets_tensor(targets, len(inputs), device)
+    was_training = model.training
+    model.eval()  # BatchNorm/Dropout as at prediction time
+    maps = []
+    try:
+        # chunks of examples so each forward pass holds about batch_size images
+        if method == SALIENCY:
+            chunk = batch_size
+        elif method == IG_SMOOTHGRAD:
+            chunk = max(1, batch_size // n_samples)
+        else:
+            chunk = max(1, min(len(inputs), batch_size // 4))
+        for start in range(0, len(inputs), chunk):
+            x = inputs[start:start + chunk].to(device)
+            t = targets[start:start + chunk]
+            if method == SALIENCY:
+                attr = Saliency(model).attribute(x.requires_grad_(), target=t, abs=True)
+            elif method == IG_SMOOTHGRAD:
+                smooth_ig = NoiseTunnel(IntegratedGradients(model))
+                attr = smooth_ig.attribute(x, nt_type="smoothgrad", nt_samples=n_samples, stdevs=noise_std,
+                                           baselines=0.0, target=t, n_steps=n_steps,
+                                           internal_batch_size=batch_size)
+            else:
+                channels = x.shape[1]
+                attr = Occlusion(model).attribute(
+                    x, sliding_window_shapes=(channels, window, window), strides=(channels, stride, stride),
+                    baselines=0.0, target=t, perturbations_per_eval=max(1, batch_size // len(x)))
+            maps.append(attr.detach().sum(dim=1).cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(maps) if maps else np.zeros((0,) + tuple(inputs.shape[2:]))
+
+
+def explain(model, inputs, targets, methods: Sequence[str] = METHODS, **settings) -> dict[str, np.ndarray]:
+    """Every method's heat maps for the same inputs and targets."""
+    return {method: attribute(model, inputs, targets, method, **settings) for method in methods}
+
+
+def pick_examples(labels, preds, per_class: int = 1, seed: int = 0) -> list[int]:
+    """Indices, class by class: ``per_class`` right and ``per_class`` wrong ones where they exist."""
+    labels, preds = np.asarray(labels).ravel(), np.asarray(preds).ravel()
+    rng = np.random.default_rng(seed)
+    picked: list[int] = []
+    for c in range(N_CLASSES):
+        for wanted in (labels == preds, labels != preds):
+            pool = np.flatnonzero((labels == c) & wanted)
+            if len(pool):
+                picked += sorted(rng.choice(pool, size=min(per_class, len(pool)), replace=False).tolist())
+    return picked
+
+
+def central_mask(height: int, width: int, radius_fraction: float = 0.25) -> np.ndarray:
+    """Boolean disc of radius ``radius_fraction * min(height, width)`` around the patch centre."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= (radius_fraction * min(height, width)) ** 2
+
+
+def central_area_share(height: int = 100, width: int = 100, radius_fraction: float = 0.25) -> float:
+    return float(central_mask(height, width, radius_fraction).mean())
+
+
+def central_share(attr, radius_fraction: float = 0.25) -> float:
+    """Share of the positive attribution inside the central disc, averaged over images.
+
+    Per-image shares are averaged (rather than pooling all pixels) so that one image with large
+    attributions does not decide the number. Images without any positive attribution are skipped;
+    NaN if none has any.
+    """
+    attr = np.asarray(attr, dtype=float)
+    if attr.ndim == 2:
+        attr = attr[None]
+    if attr.ndim != 3:
+        raise ValueError(f"attr must be [N, H, W] or [H, W], got shape {attr.shape}")
+    positive = np.clip(attr, 0, None)
+    mask = central_mask(attr.shape[1], attr.shape[2], radius_fraction)
+    totals = positive.sum(axis=(1, 2))
+    inside = positive[:, mask].sum(axis=1)
+    keep = totals > 0
+    return float((inside[keep] / totals[keep]).mean()) if keep.any() else float("nan")
+
+
+def central_share_table(attributions_by_model: Mapping[str, Mapping[str, np.ndarray]],
+                        radius_fraction: float = 0.25) -> pd.DataFrame:
+    """One row per model and method: central share, the disc's area share, and their ratio."""
+    rows = []
+    for model_name, by_method in attributions_by_model.items():
+        for method, attr in by_method.items():
+            attr = np.asarray(attr)
+            area = central_area_share(attr.shape[-2], attr.shape[-1], radius_fraction)
+            share = central_share(attr, radius_fraction)
+            rows.append({"model": model_name, "method": method, "images": int(attr.shape[0]) if attr.ndim == 3 else 1,
+                         "central_share": share, "area_share": area, "times_chance": share / area})
+    return pd.DataFrame(rows, columns=["model", "method", "images", "central_share", "area_share", "times_chance"])
+
+
+def _verdict(times_chance: float) -> str:
+    if np.isnan(times_chance):
+        return "has no positive attribution to measure"
+    if times_chance >= 2.0:
+        return "concentrates on the central nucleus"
+    if times_chance >= 1.2:
+        return "leans towards the centre but also uses the surrounding tissue"
+    if times_chance > 0.8:
+        return "is spread about as evenly as chance: no preference for the nucleus"
+    return "looks mostly at the surroundings rather than the central nucleus"
+
+
+def describe_central_share(table: pd.DataFrame, area_share: float | None = None) -> str:
+    """Generated text: each model and method against chance, then which model looks more at the centre."""
+    if table.empty:
+        return "No attributions were computed, so there is no central share to report."
+    if area_share is None:
+        area_share = float(table["area_share"].iloc[0])
+    lines = [f"The central disc covers {area_share:.1%} of each patch, so attribution spread at random would "
+             f"put {area_share:.1%} of it there (chance level)."]
+    for model_name, group in table.groupby("model", sort=False):
+        parts = []
+        for _, row in group.iterrows():
+            ratio = row["central_share"] / area_share
+            parts.append(f"{row['method']} puts {row['central_share']:.1%} there ({ratio:.1f}x chance) and "
+                         f"{_verdict(ratio)}")
+        lines.append(f"For {model_name}, " + "; ".join(parts) + ".")
+    models = list(dict.fromkeys(table["model"]))
+    if len(models) >= 2:
+        means = table.groupby("model", sort=False)["central_share"].mean()
+        top, low = means.idxmax(), means.idxmin()
+        if means[top] - means[low] < 0.03:
+            lines.append(f"Averaged over the methods, {top} and {low} look at the centre about equally "
+                         f"({means[top]:.1%} vs {means[low]:.1%}).")
+        else:
+            lines.append(f"Averaged over the methods, {top} looks more at the central nucleus than {low} "
+                         f"({means[top]:.1%} vs {means[low]:.1%}); " +
+                         (f"{low} relies more on the context around the nucleus (neighbouring nuclei, "
+                          "stroma), which can help when the context is typical of the class but misleads "
+                          "when it is not."))
+    n_images = int(table["images"].min())
+    if n_images < 20:
+        lines.append(f"These shares rest on only {n_images} patches per model: read them as an indication, "
+                     "not a measurement.")
+    return " ".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# the figure
+# ----------------------------------------------------------------------------------------------
+def _hwc(image) -> np.ndarray:
+    image = image.detach().cpu().numpy() if hasattr(image, "detach") else np.asarray(image)
+    if image.ndim == 3 and image.shape[0] in (1, 3):
+        image = image.transpose(1, 2, 0)
+    return image
+
+
+def attribution_figure(model, images_norm, images_uint8, labels, preds, title: str, *,
+                       attributions: Mapping[str, np.ndarray] | None = None, probs=None,
+                       radius_fraction: float = 0.25, **settings) -> Figure:
+    """Rows = examples, columns = the patch and each method's heat map for the predicted class.
+
+    Pass ``attributions`` (from ``explain``) to reuse maps already computed for the central-share table.
+    Heat maps are scaled per image (the largest |value| is 1) so that patterns, not magnitudes, are compared.
+    """
+    labels, preds = np.asarray(labels).ravel(), np.asarray(preds).ravel()
+    if attributions is None:
+        attributions = explain(model, images_norm, preds, **settings)
+    methods = list(attributions)
+    n = len(labels)
+    if n == 0:
+        raise ValueError("attribution_figure got no examples: pick some with pick_examples(labels, preds)")
+    cols = 1 + len(methods)
+    fig, axes = plt.subplots(n, cols, figsize=(2.3 * cols + 0.6, 2.25 * n + 1.1), dpi=100,
+                             squeeze=False, layout="constrained")
+    radius = None
+    for r in range(n):
+        patch = _hwc(images_uint8[r])
+        grey = patch.mean(axis=2) if patch.ndim == 3 else patch
+        ax = axes[r, 0]
+        ax.imshow(patch)
+        verdict = "right" if labels[r] == preds[r] else "WRONG"
+        confidence = f" {float(np.asarray(probs)[r, preds[r]]):.0%}" if probs is not None else ""
+        ax.set_title(f"true: {CLASS_NAMES[labels[r]]}\npred: {CLASS_NAMES[preds[r]]}{confidence} ({verdict})",
+                     fontsize=8.5, color="black" if verdict == "right" else "firebrick")
+        h, w = grey.shape
+        radius = radius_fraction * min(h, w)
+        for c, method in enumerate(methods, start=1):
+            attr = np.asarray(attributions[method][r], dtype=float)
+            scale = np.abs(attr).max() or 1.0
+            ax = axes[r, c]
+            ax.imshow(grey, cmap="gray")
+            if SIGNED.get(method, True):
+                im = ax.imshow(attr / scale, cmap="RdBu_r", vmin=-1, vmax=1, alpha=0.7)
+            else:
+                im = ax.imshow(attr / scale, cmap="inferno", vmin=0, vmax=1, alpha=0.7)
+            ax.add_patch(Circle(((w - 1) / 2, (h - 1) / 2), radius, fill=False, ls="--", lw=1, color="lime"))
+            if r == 0:
+                ax.set_title(method, fontsize=10, fontweight="bold")
+            if r == n - 1:
+                label = ("|gradient|, scaled per image" if not SIGNED.get(method, True)
+                         else "attribution, scaled per image\n(red: for the predicted class)")
+                fig.colorbar(im, ax=axes[:, c], location="bottom", shrink=0.85, pad=0.01, aspect=25).set_label(
+                    label, fontsize=8.5)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{title}\n(dashed circle: the central region of the central-share number)", fontsize=11)
+    return fig
