@@ -1,0 +1,333 @@
+"""The two models: model1, a small ConvNet trained from scratch, and model2, a torchvision ImageNet model
+fine-tuned with a new 4-class head.
+
+ImageNet weights come through torchvision's own weights API. The file torchvision would download lies in
+torch.hub's checkpoint folder (``~/.cache/torch/hub/checkpoints/resnet18-f37072fd.pth``); the hex digits
+after the last ``-`` in that name are the first digits of the file's SHA-256 (torch.hub's convention), so
+any copy of the file can be checked. Nothing here pretends to be pretrained: where no weights can be had,
+the model is randomly initialised and ``WeightsInfo.pretrained`` is False.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import tempfile
+import threading
+import urllib.parse
+import urllib.request
+import warnings
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+from labkit import N_CLASSES
+from labkit.artifacts import sha256_file
+
+MAX_WEIGHT_LAYERS = 8
+DOWNLOAD_TIMEOUT_S = 10.0  # a download that cannot start within this is treated as "offline"
+
+
+class LayerLimitError(ValueError):
+    """model1 would have more weight layers than the coursework allows."""
+
+
+class WeightsError(RuntimeError):
+    """A weights file exists but cannot be used for the architecture."""
+
+
+class MissingWeightsError(WeightsError):
+    """No ImageNet weights could be had and random initialisation is not allowed (real data)."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# model1: a small ConvNet trained from scratch
+# ---------------------------------------------------------------------------------------------------
+class Model1(nn.Module):
+    """A small ConvNet for 100x100 RGB patches, trained from scratch.
+
+    Each entry of ``channels`` is one block: 3x3 convolution -> batch norm -> ReLU -> 2x2 max pool, so
+    every block halves the image (100 -> 50 -> 25 -> 13 -> 7 ...). Then global pooling over what is left
+    (``pool="avg"`` or ``"max"``), dropout, an optional hidden linear layer, and a linear layer to the
+    4 classes.
+
+    Layer counting: a *weight layer* is a Conv2d or a Linear (the layers with learned weight matrices).
+    ``len(channels)`` convolutions + (1 if ``hidden`` else 0) + 1 output layer must be at most 8;
+    more is refused with LayerLimitError. Batch norm, ReLU, pooling and dropout are counted in
+    ``count_layers(model).all_layers`` but not as weight layers.
+    """
+
+    def __init__(self, channels=(32, 64, 128), hidden=0, dropout=0.3, batch_norm=True, pool="avg"):
+        super().__init__()
+        channels = tuple(int(c) for c in channels)
+        weight_layers = len(channels) + (1 if hidden else 0) + 1
+        if not channels or weight_layers > MAX_WEIGHT_LAYERS:
+            raise LayerLimitError(
+                f"model1 with channels={channels} and hidden={hidden} has {weight_layers} weight layers "
+                f"(Conv2d + Linear); the limit is {MAX_WEIGHT_LAYERS} and at least one conv is needed. "
+                "Use fewer channel blocks or hidden=0.")
+        if pool not in ("avg", "max"):
+            raise ValueError(f"pool must be 'avg' or 'max', not {pool!r}")
+        blocks, in_ch = [], 3
+        for out_ch in channels:
+            blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=not batch_norm),
+                       nn.BatchNorm2d(out_ch) if batch_norm else nn.Identity(),
+                       nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2, ceil_mode=True)]
+            in_ch = out_ch
+        self.features = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)
+        head = [nn.Flatten(), nn.Dropout(dropout)]
+        if hidden:
+            head += [nn.Linear(in_ch, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            in_ch = hidden
+        head.append(nn.Linear(in_ch, N_CLASSES))
+        self.classifier = nn.Sequential(*head)
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.features(x)))
+
+
+def build_model1(config: dict) -> Model1:
+    """Model1 from a tuning config; keys it does not know (lr, epochs, ...) are ignored."""
+    keys = ("channels", "hidden", "dropout", "batch_norm", "pool")
+    return Model1(**{k: config[k] for k in keys if k in config})
+
+
+@dataclass
+class LayerCount:
+    weight_layers: int            # Conv2d and Linear modules
+    all_layers: int               # every leaf module (also batch norm, activations, pooling, dropout)
+    by_type: dict = field(default_factory=dict)
+
+
+def count_layers(model: nn.Module) -> LayerCount:
+    """Count the leaf modules of a model: weight layers (Conv2d, Linear) and all layers."""
+    leaves = [m for m in model.modules() if not list(m.children()) and not isinstance(m, nn.Identity)]
+    by_type = Counter(type(m).__name__ for m in leaves)
+    weight = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in leaves)
+    return LayerCount(weight_layers=weight, all_layers=len(leaves), by_type=dict(by_type))
+
+
+# ---------------------------------------------------------------------------------------------------
+# model2: a torchvision model with ImageNet weights and a new head
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class WeightsInfo:
+    arch: str
+    weights: str | None      # the torchvision weights enum, e.g. "ResNet18_Weights.IMAGENET1K_V1"; None if random
+    source: str              # "cache", "download", "file" or "random"
+    sha256: str | None
+    verified: bool           # the file's SHA-256 starts with the hash prefix in torchvision's URL
+    pretrained: bool
+    message: str
+    path: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def weights_cache_dir() -> Path:
+    """Where torch.hub (and so torchvision) keeps downloaded weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def default_weights(arch: str):
+    """torchvision's default ImageNet weights enum member for ``arch`` (e.g. ResNet18_Weights.IMAGENET1K_V1)."""
+    try:
+        return torchvision.models.get_model_weights(arch).DEFAULT
+    except (ValueError, KeyError):
+        names = ", ".join(torchvision.models.list_models(module=torchvision.models)[:12])
+        raise ValueError(f"unknown torchvision classification model {arch!r}; e.g. {names}, ...") from None
+
+
+def weights_file_name(weights) -> tuple[str, str]:
+    """(file name, expected SHA-256 prefix) for a torchvision weights enum member."""
+    name = os.path.basename(urllib.parse.urlparse(weights.url).path)
+    match = re.search(r"-([a-f0-9]+)\.", name)  # torch.hub's HASH_REGEX
+    return name, match.group(1) if match else ""
+
+
+def _reachable(url: str, timeout: float) -> bool:
+    # name lookup has no timeout of its own, so try the connection in a thread we can stop waiting for
+    host = urllib.parse.urlparse(url).hostname
+    result = {}
+
+    def connect():
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result["ok"] = True
+        except OSError:
+            result["ok"] = False
+
+    thread = threading.Thread(target=connect, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return result.get("ok", False)
+
+
+def _download(url: str, dest: Path, hash_prefix: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> None:
+    """Download to dest atomically, refusing a file whose SHA-256 does not match. Raises OSError."""
+    if os.environ.get("LABKIT_OFFLINE") or not _reachable(url, timeout):
+        raise OSError(f"cannot reach {urllib.parse.urlparse(url).hostname} (offline?)")
+    import hashlib
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+                digest.update(block)
+        if not digest.hexdigest().startswith(hash_prefix):
+            raise OSError(f"downloaded {url} but its SHA-256 does not start with {hash_prefix}")
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def _load_state_dict(path: Path) -> dict:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise WeightsError(f"{path} is not a readable PyTorch weights file ({exc}); "
+                           "download it again or pass another file with --weights") from exc
+    if isinstance(state, dict):  # also accept checkpoints that wrap the state_dict
+        for key in ("state_dict", "model"):
+            if isinstance(state.get(key), dict):
+                state = state[key]
+    return state
+
+
+def _head_name(model: nn.Module) -> str:
+    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ValueError(f"{type(model).__name__} has no Linear classifier to replace")
+    return linears[-1]
+
+
+def _replace_head(model: nn.Module, n_classes: int) -> None:
+    name = _head_name(model)
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    old = getattr(parent, child)
+    setattr(parent, child, nn.Linear(old.in_features, n_classes))
+
+
+def build_model2(arch: str = "resnet18", weights_file=None, allow_random: bool = True,
+                 cache_dir=None) -> tuple[nn.Module, WeightsInfo]:
+    """A torchvision classification model with ImageNet weights and a new 4-class head.
+
+    Weights come from ``weights_file`` if given, else from the torch.hub cache (``cache_dir``, default
+    ``weights_cache_dir()``), else from a download. The file's SHA-256 is checked against the hash
+    prefix in torchvision's URL. A given file that fails the check is still used if it is a valid
+    state_dict for ``arch``, with ``verified=False`` and a warning. With no weights at all:
+    random initialisation and a warning if ``allow_random`` (the stub), else MissingWeightsError.
+    """
+    weights = default_weights(arch)
+    file_name, prefix = weights_file_name(weights)
+    cache_dir = Path(cache_dir) if cache_dir else weights_cache_dir()
+    model = torchvision.models.get_model(arch, weights=None)
+
+    if weights_file is not None:
+        path, source = Path(weights_file), "file"
+        if not path.is_file():
+            raise MissingWeightsError(f"weights file {path} does not exist; expected {file_name} "
+                                      f"(torchvision's {weights}) from {weights.url}")
+    else:
+        path, source = cache_dir / file_name, "cache"
+        if not path.is_file():
+            try:
+                _download(weights.url, path, prefix)
+                source = "download"
+            except OSError as exc:
+                message = (f"No ImageNet weights for {arch}: {file_name} is not in {cache_dir} and the "
+                           f"download failed ({exc}). To use them, download {weights.url} on a machine "
+                           f"with internet and put {file_name} into {cache_dir} (or pass --weights FILE).")
+                if not allow_random:
+                    raise MissingWeightsError(message) from None
+                message += " model2 is RANDOMLY INITIALISED here: it is not pretrained."
+                warnings.warn(message, stacklevel=2)
+                _replace_head(model, N_CLASSES)
+                return model, WeightsInfo(arch, None, "random", None, False, False, message)
+
+    sha = sha256_file(path)
+    try:
+        model.load_state_dict(_load_state_dict(path))
+    except RuntimeError as exc:
+        raise WeightsError(f"{path} is not a state_dict of torchvision's {arch} ({str(exc)[:300]}...); "
+                           f"expected {file_name} from {weights.url}") from None
+    verified = bool(prefix) and sha.startswith(prefix)
+    if verified:
+        message = (f"{arch}: ImageNet weights {weights} from {source} {path}; SHA-256 {sha[:12]}... "
+                   f"matches the hash prefix {prefix} in torchvision's URL (verified).")
+    else:
+        message = (f"{arch}: weights loaded from {source} {path}, but its SHA-256 {sha[:12]}... does NOT "
+                   f"start with {prefix!r} from torchvision's URL for {weights}: NOT verified as "
+                   f"torchvision's ImageNet weights.")
+        warnings.warn(message, stacklevel=2)
+    _replace_head(model, N_CLASSES)
+    return model, WeightsInfo(arch, str(weights), source, sha, verified, True, message, str(path))
+
+
+def head_of(model: nn.Module) -> nn.Module:
+    """The part of model2 that is new and always trained: the top-level module holding the 4-class layer."""
+    return model.get_submodule(_head_name(model).split(".")[0])
+
+
+def backbone_stages(model: nn.Module) -> list[nn.Module]:
+    """The pretrained part of model2 as an ordered list of stages, input side first.
+
+    ResNets give conv1, bn1, layer1..layer4; models with a ``features`` (MobileNet, EfficientNet,
+    ConvNeXt) or ``trunk_output`` (RegNet) Sequential give its blocks.
+    """
+    head = _head_name(model).split(".")[0]
+    stages = []
+    for name, child in model.named_children():
+        if name == head or not any(True for _ in child.parameters()):
+            continue
+        if name in ("features", "trunk_output") and isinstance(child, nn.Sequential):
+            stages.extend(child.children())
+        else:
+            stages.append(child)
+    return stages
+
+
+def set_unfrozen_stages(model: nn.Module, n: int) -> None:
+    """Head always trainable; the last ``n`` backbone stages trainable; everything else frozen.
+
+    0 = head only; a large n (or -1) = the whole network. For resnet18, n=2 unfreezes layer3 and layer4.
+    """
+    stages = backbone_stages(model)
+    n = len(stages) if n < 0 else min(n, len(stages))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for module in [head_of(model), *stages[len(stages) - n:]]:
+        for p in module.parameters():
+            p.requires_grad_(True)
+
+
+def unfreeze_schedule(model: nn.Module, stages: int, head_epochs: int = 1):
+    """For fit(on_epoch_start=...): head only for the first ``head_epochs`` epochs, then ``stages``."""
+    def on_epoch_start(epoch: int) -> None:  # epoch counts from 1
+        set_unfrozen_stages(model, 0 if epoch <= head_epochs else stages)
+    return on_epoch_start
+
+
+def model2_param_groups(model: nn.Module, head_lr: float, backbone_lr: float,
+                        weight_decay: float) -> list[dict]:
+    """Optimizer parameter groups: the new head at ``head_lr``, the backbone at ``backbone_lr``.
+
+    All parameters are listed, frozen ones too, so that stages unfrozen later are trained by the same
+    optimizer (PyTorch's optimizers skip parameters that have no gradient).
+    """
+    head_ids = {id(p) for p in head_of(model).parameters()}
+    head = [p for p in model.parameters() if id(p) in head_ids]
+    backbone = [p for p in model.parameters() if id(p) not in head_ids]
+    return [{"params": head, "lr": head_lr, "weight_decay": weight_decay, "name": "head"},
+            {"params": backbone, "lr": backbone_lr, "weight_decay": weight_decay, "name": "backbone"}]
