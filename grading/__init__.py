@@ -1,0 +1,14 @@
+"""The marking harness: reads handed-in notebooks as data (never runs them) and reports, per rubric
+criterion, pass / fail / warn with evidence. Imports neither torch nor labkit: only the stdlib and nbformat.
+
+    python -m grading check PATH... [--team NAME] [--format text|json|csv|html] [--out FILE]
+    python -m grading match --leaderboard FILE SUBMISSIONS...
+    python -m grading submission FILE --example example.csv
+"""
+from .check import CRITERIA, check_paths, exit_code, grade_notebook
+from .reader import LoadedNotebook, load_notebooks, parse_notebook
+from .results import NotebookReport, Verdict
+from .rubric import Criterion, load_rubric
+
+__all__ = ["CRITERIA", "check_paths", "exit_code", "grade_notebook", "LoadedNotebook", "load_notebooks",
+           "parse_notebook", "NotebookReport", "Verdict", "Criterion", "load_rubric"]

@@ -1,0 +1,118 @@
+"""A light, read-only view of a notebook's cells that the detectors scan.
+
+Built once per notebook. Output text is capped (first and last ``TEXT_CAP`` characters) because Kaggle
+exports can hold megabytes of Ray Tune status tables in one stream output, and nothing the rubric looks
+for needs the middle of them. Image data (base64) is never copied, only its mime type noted.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+# grading must not import labkit, so it keeps its own copy of labkit.evidence.EVIDENCE_MIME.
+EVIDENCE_MIME = "application/vnd.nuclei-coursework.evidence+json"
+IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+TEXT_CAP = 20_000
+
+
+def cap_text(text: str, cap: int = TEXT_CAP) -> str:
+    """The first and last ``cap`` characters of ``text`` (all of it when short)."""
+    if len(text) <= 2 * cap:
+        return text
+    return text[:cap] + "\n...\n" + text[-cap:]
+
+
+def _as_text(value) -> str:
+    if isinstance(value, list):  # nbformat joins multi-line strings, but be tolerant of raw dicts
+        value = "".join(value)
+    return value if isinstance(value, str) else ""
+
+
+@dataclass
+class Output:
+    output_type: str
+    mimes: tuple[str, ...] = ()
+    text: str = ""                    # capped: stream text, text/plain, or "ename: evalue"
+    ename: str | None = None          # for error outputs
+    evidence: list[dict] = field(default_factory=list)  # evidence records carried by this output
+
+    @property
+    def is_image(self) -> bool:
+        return any(m in IMAGE_MIMES for m in self.mimes)
+
+
+@dataclass
+class Cell:
+    number: int                       # 1-based over all cells, as a person counts them in Jupyter
+    cell_type: str                    # "code", "markdown" or "raw"
+    source: str
+    execution_count: int | None = None
+    outputs: list[Output] = field(default_factory=list)
+    chapter: str | None = None        # set on the first cell of a chapter that build.py assembled
+    chapter_start: bool = False
+
+    @property
+    def is_code(self) -> bool:
+        return self.cell_type == "code"
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.source.strip()
+
+    @property
+    def ran(self) -> bool:
+        return self.execution_count is not None
+
+    @property
+    def errors(self) -> list[Output]:
+        return [o for o in self.outputs if o.output_type == "error"]
+
+    @property
+    def has_error(self) -> bool:
+        return any(o.output_type == "error" for o in self.outputs)
+
+    @property
+    def has_image(self) -> bool:
+        return any(o.is_image for o in self.outputs)
+
+    @property
+    def output_text(self) -> str:
+        return "\n".join(o.text for o in self.outputs if o.text)
+
+
+def _read_output(raw) -> Output:
+    kind = raw.get("output_type", "")
+    if kind == "stream":
+        return Output(kind, ("text/plain",), cap_text(_as_text(raw.get("text", ""))))
+    if kind == "error":
+        ename, evalue = str(raw.get("ename", "Error")), str(raw.get("evalue", ""))
+        return Output(kind, (), cap_text(f"{ename}: {evalue}"), ename=ename)
+    data = raw.get("data") or {}
+    records = []
+    if EVIDENCE_MIME in data:
+        record = data[EVIDENCE_MIME]
+        if isinstance(record, str):  # JSON mime data is normally parsed already; tolerate a string
+            try:
+                record = json.loads(record)
+            except ValueError:
+                record = None
+        if isinstance(record, dict) and isinstance(record.get("criterion"), str):
+            records.append(record)
+    return Output(kind, tuple(data), cap_text(_as_text(data.get("text/plain", ""))), evidence=records)
+
+
+def read_cells(nb) -> list[Cell]:
+    """Turn an nbformat v4 notebook into a list of ``Cell`` (numbered from 1)."""
+    cells = []
+    for number, raw in enumerate(nb.get("cells", []), start=1):
+        kind = raw.get("cell_type", "")
+        labkit_meta = (raw.get("metadata") or {}).get("labkit") or {}
+        cell = Cell(number, kind, _as_text(raw.get("source", "")),
+                    chapter=labkit_meta.get("chapter"),
+                    chapter_start=bool(labkit_meta.get("chapter_start")))
+        if kind == "code":
+            count = raw.get("execution_count")
+            cell.execution_count = count if isinstance(count, int) else None
+            cell.outputs = [_read_output(o) for o in raw.get("outputs") or [] if isinstance(o, dict)]
+        cells.append(cell)
+    return cells
