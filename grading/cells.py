@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 
 # grading must not import labkit, so it keeps its own copy of labkit.evidence.EVIDENCE_MIME.
 EVIDENCE_MIME = "application/vnd.nuclei-coursework.evidence+json"
@@ -63,15 +64,16 @@ class Cell:
     def ran(self) -> bool:
         return self.execution_count is not None
 
-    @property
+    # cached: detectors ask these of every cell many times; outputs never change after reading
+    @cached_property
     def errors(self) -> list[Output]:
         return [o for o in self.outputs if o.output_type == "error"]
 
-    @property
+    @cached_property
     def has_error(self) -> bool:
-        return any(o.output_type == "error" for o in self.outputs)
+        return bool(self.errors)
 
-    @property
+    @cached_property
     def has_image(self) -> bool:
         return any(o.is_image for o in self.outputs)
 

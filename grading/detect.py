@@ -75,16 +75,20 @@ class NotebookView:
         return later[0] if later else None
 
     @cached_property
+    def model1_candidates(self):
+        return model1_candidates(self)
+
+    @cached_property
     def model_variables(self) -> tuple[set[str], set[str]]:
         """Variables assigned a model1 (own ConvNet class) or model2 (torchvision constructor) object;
         a name assigned both is ambiguous and dropped."""
-        model1_classes = {d.name for _, d, _ in model1_candidates(self)}
+        model1_classes = {d.name for _, d, _ in self.model1_candidates}
         one, two = set(), set()
         for cell in self.code:
             tree = self.parsed[cell.number].tree
             if tree is None:
                 continue
-            for node in ast.walk(tree):
+            for node in tree.body:   # models are made at the top level of a cell, not inside helpers
                 if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
                     name = call_name(node.value)
                     targets = {t.id for t in node.targets if isinstance(t, ast.Name)}
@@ -93,6 +97,10 @@ class NotebookView:
                     elif re.fullmatch(_TORCHVISION_ARCH, name) or name == "get_model":
                         two |= targets
         return one - two, two - one
+
+    @cached_property
+    def discussion_cells(self) -> list[Cell]:
+        return discussion_cells(self)
 
     def attribute(self, cell: Cell, text: str) -> tuple[set[str], str]:
         one, two = self.model_variables
@@ -310,7 +318,7 @@ def _helper_counts(view: NotebookView) -> dict[str, LayerCount]:
 
 def detect_model1(view: NotebookView, params: dict) -> Verdict:
     low, high = int(params.get("min_weight_layers", 1)), int(params.get("max_weight_layers", 8))
-    candidates = model1_candidates(view)
+    candidates = view.model1_candidates
     if not candidates:
         return Verdict("model1_small_convnet", FAIL, "no nn.Module or nn.Sequential with Conv2d layers found")
 
@@ -552,7 +560,7 @@ def discussion_cells(view: NotebookView) -> list[Cell]:
 
 def detect_discussion(view: NotebookView, params: dict) -> Verdict:
     min_words = int(params.get("min_words", 60))
-    cells = discussion_cells(view)
+    cells = view.discussion_cells
     if not cells:
         return Verdict("discussion", FAIL, "no markdown compares model 1 and model 2")
     text = "\n".join(_prose(c) for c in cells)
@@ -566,7 +574,7 @@ def detect_discussion(view: NotebookView, params: dict) -> Verdict:
 
 def detect_narrative(view: NotebookView, params: dict) -> Verdict:
     min_words, min_cells = int(params.get("min_words", 250)), int(params.get("min_interpreting_cells", 3))
-    skip = {c.number for c in discussion_cells(view)}   # the discussion is its own criterion
+    skip = {c.number for c in view.discussion_cells}   # the discussion is its own criterion
     words, interpreting, seen_results = 0, [], False
     for cell in view.cells:
         if cell.is_code:

@@ -8,6 +8,7 @@ the code of a helper says nothing about the model. Two clues do:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .cells import Cell
 
@@ -42,11 +43,18 @@ def models_named(text: str, model1_names=(), model2_names=()) -> set[str]:
     ``model1_names``/``model2_names`` are variables known to hold each model (from assignments).
     """
     found = set()
-    if _ARG_MODEL1.search(text) or any(re.search(rf"\b{re.escape(n)}\b", text) for n in model1_names):
+    if _ARG_MODEL1.search(text) or _names_pattern(frozenset(model1_names)).search(text):
         found.add("model1")
-    if _ARG_MODEL2.search(text) or any(re.search(rf"\b{re.escape(n)}\b", text) for n in model2_names):
+    if _ARG_MODEL2.search(text) or _names_pattern(frozenset(model2_names)).search(text):
         found.add("model2")
     return found
+
+
+@lru_cache(maxsize=256)
+def _names_pattern(names: frozenset) -> re.Pattern:
+    if not names:
+        return re.compile(r"(?!x)x")   # matches nothing
+    return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(names))))
 
 
 def heading_model(title: str) -> str | None:
