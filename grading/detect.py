@@ -429,7 +429,8 @@ def _per_model(view: NotebookView, stem: str, sites: list[Site], good, what: str
             s = mine[0]
             verdicts[cid] = Verdict(cid, FAIL, f"{cite(s.cell, s.text)}: {bad_reason(s.cell)}")
         else:
-            verdicts[cid] = Verdict(cid, FAIL, f"no {what} found for {model.replace('model', 'model ')}")
+            verdicts[cid] = Verdict(cid, FAIL, f"nothing found for {model.replace('model', 'model ')}: "
+                                    f"expected {what}")
     return verdicts
 
 
@@ -546,10 +547,12 @@ def _names_both_models(text: str) -> bool:
 
 
 def discussion_cells(view: NotebookView) -> list[Cell]:
-    """Markdown cells that compare the models: under a discussion heading, or naming both and comparing."""
-    found = []
+    """Markdown cells after the first results that compare the models: under a discussion heading, or
+    naming both and comparing (an introduction that announces both models is not a discussion)."""
+    found, seen_results = [], False
     for cell in view.cells:
-        if cell.cell_type != "markdown":
+        seen_results = seen_results or (cell.is_code and bool(cell.outputs))
+        if cell.cell_type != "markdown" or not seen_results:
             continue
         prose = _prose(cell)
         under_heading = _DISCUSSION_HEADING.search(view.section_title[cell.number])

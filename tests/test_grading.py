@@ -459,6 +459,13 @@ def test_kaggle_export_with_huge_stream_output_is_fast(tmp_path):
     assert statuses(report)["tuning_model1"] == "pass"
 
 
+def test_an_introduction_announcing_both_models_is_not_a_discussion():
+    nb, name = make_notebook("student", drop="discussion")
+    nb.cells.insert(0, new_markdown_cell("We compare model 1, a small ConvNet, with model 2, a pretrained ResNet50, "
+                                         "to see whether the larger one is better than the small one. " * 3))
+    assert statuses(grade(nb, name))["discussion"] == "fail"
+
+
 def test_missing_path_is_a_clear_error(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nope")]) == 2
     assert "does not exist" in capsys.readouterr().err
@@ -517,6 +524,10 @@ def test_custom_rubric_drops_criteria_and_changes_params(tmp_path, capsys):
     [report] = json.loads(capsys.readouterr().out)
     assert [(c["id"], c["status"]) for c in report["criteria"]] == [("executed", "pass"),
                                                                     ("model1_small_convnet", "fail")]
+    rubric["criteria"][1]["required"] = False          # reported, but no longer makes the notebook incomplete
+    (tmp_path / "rubric.json").write_text(json.dumps(rubric))
+    assert main(["check", str(path), "--rubric", str(tmp_path / "rubric.json"), "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["criteria"][1]["status"] == "fail"
     rubric["criteria"][0]["id"] = "exectued"
     (tmp_path / "rubric.json").write_text(json.dumps(rubric))
     assert main(["check", str(path), "--rubric", str(tmp_path / "rubric.json")]) == 2
