@@ -1,0 +1,135 @@
+"""labkit.train on a small synthetic task: the class is the colour of a blob in a noisy patch."""
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from labkit.models import Model1, model2_param_groups, set_unfrozen_stages, unfreeze_schedule
+from labkit.train import History, evaluate, fit, pick_device
+
+torch.set_num_threads(2)
+
+
+def blob_data(n, seed, flip_labels=False):
+    """[n, 3, 100, 100] noise with a 40x40 blob somewhere, bright in red, green, blue or all channels
+    for labels 0..3; labels balanced."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % 4
+    colours = torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [1.0, 1.0, 1.0]])
+    images = torch.randn(n, 3, 100, 100, generator=g) * 0.5
+    corners = torch.randint(0, 60, (n, 2), generator=g).tolist()
+    for i, label in enumerate(labels.tolist()):
+        top, left = corners[i]
+        images[i, :, top:top + 40, left:left + 40] += 1.5 * colours[label].view(3, 1, 1)
+    if flip_labels:  # a training set that teaches the wrong answer for the validation set
+        labels = (labels + 1) % 4
+    return TensorDataset(images, labels)
+
+
+def loaders(n_train=128, n_val=64, flip_labels=False):
+    train = DataLoader(blob_data(n_train, 0, flip_labels), batch_size=32, shuffle=True,
+                       generator=torch.Generator().manual_seed(0))
+    val = DataLoader(blob_data(n_val, 1), batch_size=64)
+    return train, val
+
+
+def small_model1():
+    torch.manual_seed(0)
+    return Model1(channels=(8, 16), dropout=0.1)
+
+
+@pytest.mark.parametrize("optimizer, schedule, lr, min_acc", [("adamw", "onecycle", 1e-2, 0.6),
+                                                              ("sgd", "cosine", 0.1, 0.4)])
+def test_fit_lowers_the_loss_and_beats_chance(optimizer, schedule, lr, min_acc):
+    train, val = loaders()
+    lines = []
+    result = fit(small_model1(), train, val, epochs=3, lr=lr, optimizer=optimizer, schedule=schedule,
+                 label_smoothing=0.05, class_weights=torch.ones(4), log=lines.append, name="model1")
+    h = result.history
+    assert h.epoch == [1, 2, 3] and len(lines) == 3
+    assert h.train_loss[-1] < h.train_loss[0]
+    assert result.best_val_acc > min_acc  # chance is 0.25
+    assert lines[0].startswith("model1 epoch 1/3  train loss") and "val loss" in lines[0] and "lr" in lines[0]
+
+
+def test_early_stopping_restores_the_best_weights():
+    # trained on shifted labels, the model gets worse on validation as it learns: the best epoch is early
+    train, val = loaders(flip_labels=True)
+    model = small_model1()
+    reports = []
+    result = fit(model, train, val, epochs=8, lr=5e-3, patience=2, log=None,
+                 report=lambda epoch, metrics: reports.append(metrics))
+    h = result.history
+    assert len(h) == result.best_epoch + 2 < 8  # stopped two epochs after the best one
+    assert result.best_val_loss == min(h.val_loss) < h.val_loss[-1]
+    assert [r["epoch"] for r in reports] == h.epoch
+    # the model holds the best epoch's weights, not the last epoch's
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, result.best_state[key]), key
+    preds = evaluate(model, val)
+    loss = nn.functional.cross_entropy(torch.log(torch.from_numpy(preds.probs)), torch.from_numpy(preds.labels))
+    assert loss.item() == pytest.approx(result.best_val_loss, rel=1e-4)
+
+
+def test_fit_is_reproducible_with_a_seed():
+    runs = [fit(small_model1(), *loaders(64, 32), epochs=1, log=None, seed=3).history.train_loss
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+
+
+def test_fit_reports_a_diverging_loss():
+    with pytest.raises(FloatingPointError, match="lower the learning rate"):
+        fit(small_model1(), *loaders(64, 32), epochs=1, lr=1e30, optimizer="sgd", schedule="none", log=None)
+
+
+def test_unfreeze_schedule_trains_the_head_first():
+    torch.manual_seed(0)
+    import torchvision
+
+    model = torchvision.models.resnet18(weights=None, num_classes=4)
+    train = DataLoader(TensorDataset(torch.randn(8, 3, 32, 32), torch.arange(8) % 4), batch_size=8)
+    snapshots = []
+
+    def snapshot(epoch, metrics):
+        snapshots.append((model.layer4[1].conv2.weight.clone(), model.layer1[0].conv1.weight.clone()))
+
+    start = (model.layer4[1].conv2.weight.clone(), model.layer1[0].conv1.weight.clone())
+    fit(model, train, train, epochs=2, param_groups=model2_param_groups(model, 1e-3, 1e-4, 1e-4),
+        on_epoch_start=unfreeze_schedule(model, stages=1, head_epochs=1), report=snapshot, log=None)
+    assert torch.equal(snapshots[0][0], start[0])      # epoch 1: head only
+    assert not torch.equal(snapshots[1][0], start[0])  # epoch 2: layer4 trains
+    assert torch.equal(snapshots[1][1], start[1])      # layer1 never does
+
+
+def test_evaluate_tta_averages_flips_and_rotations():
+    data = blob_data(12, 2)
+    loader = DataLoader(data, batch_size=5)
+    torch.manual_seed(0)
+    invariant = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4))  # ignores orientation
+    plain, tta = evaluate(invariant, loader), evaluate(invariant, loader, tta=True)
+    np.testing.assert_allclose(plain.probs, tta.probs, atol=1e-6)
+    np.testing.assert_array_equal(plain.labels, data.tensors[1].numpy())
+    np.testing.assert_allclose(plain.probs.sum(1), 1, atol=1e-5)
+    # a model that looks at where the blob is: TTA's average over 8 views differs, and is the mean
+    sided = nn.Sequential(nn.Flatten(), nn.Linear(3 * 100 * 100, 4))
+    views = [torch.rot90(v, k, (-2, -1)) for v in (data.tensors[0], data.tensors[0].flip(-1)) for k in range(4)]
+    with torch.no_grad():
+        expected = torch.stack([sided(v).softmax(1) for v in views]).mean(0).numpy()
+    np.testing.assert_allclose(evaluate(sided, loader, tta=True).probs, expected, atol=1e-5)
+    assert not np.allclose(evaluate(sided, loader).probs, expected, atol=1e-3)
+
+
+def test_history_round_trips_through_a_dict():
+    h = History()
+    h.append(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=0.9, val_acc=0.6, lr=1e-3, seconds=2.0)
+    assert History.from_dict(h.to_dict()) == h
+    assert list(h.to_frame().columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+
+
+def test_pick_device():
+    assert pick_device("cpu").type == "cpu"
+    assert pick_device("auto").type in ("cpu", "cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="--device cpu"):
+            pick_device("cuda")
