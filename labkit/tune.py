@@ -1,0 +1,552 @@
+"""Hyperparameter search for both models with Ray Tune.
+
+Each trial trains one model with hyperparameters sampled from a search space and reports validation loss and
+accuracy after every epoch; the ASHA scheduler stops trials that are behind at early rungs. The images go into
+Ray's object store once (``tune.with_parameters``) as uint8 tensors; trials only index them, never decode a
+PNG. Trials save no checkpoints: a search only ranks settings, and ``train_final`` retrains the winner on the
+whole training split.
+
+Notebook output stays short: Ray's status tables and per-trial tracebacks are switched off while a search
+runs; a failed trial gives one line, and its error is kept in ``SearchResult.failed``.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import math
+import os
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import ray
+import torch
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import BasicVariantGenerator
+from ray.tune.search.sample import Categorical, Float, Integer
+
+KINDS = ("model1", "model2")
+METRIC_FOR_ASHA = "val_loss"   # smoother than accuracy after one epoch on a few hundred images
+GPU_SHARE = {"model1": 0.25, "model2": 0.5}  # fraction of a GPU per trial: model1 is small, model2 is not
+# A trial reuses a finished trial's worker process (torch already imported): bench/tune.py measures it.
+REUSE_ACTORS = True
+QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air", "ray.data")
+
+
+class SearchError(tune.TuneError):
+    """Every trial of a search failed; the message quotes the first trial's error."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ray
+# ---------------------------------------------------------------------------------------------------
+def init_ray(address: str | None = None) -> dict:
+    """Start Ray on this machine (all its CPUs, no dashboard, quiet), or join the cluster at ``address``.
+
+    Returns the cluster's resources, e.g. ``{"CPU": 2.0, ...}``. Calling it again is harmless.
+    """
+    if not ray.is_initialized():
+        quiet = {"log_to_driver": False, "ignore_reinit_error": True, "configure_logging": True,
+                 "logging_level": logging.ERROR}
+        if address:
+            ray.init(address=address, **quiet)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
+    return {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
+
+
+def trial_resources(kind: str, device, cpus: float, gpus: float, trials: int) -> tuple[dict, int]:
+    """(resources per trial, how many trials run at once) for ``trials`` trials on a cluster's CPUs/GPUs.
+
+    CPU: the CPUs are split between concurrent trials (one thread each on a 2-core machine).
+    GPU: each trial gets a fraction of a GPU (``GPU_SHARE``), so several small trials share one GPU.
+    """
+    if str(device).startswith("cuda"):
+        if gpus < GPU_SHARE[kind]:
+            raise RuntimeError(f"device {device} asked for, but the Ray cluster has {gpus:g} GPUs; "
+                               "use --device cpu or join a cluster with GPUs (--ray-address)")
+        concurrent = max(1, min(trials, int(gpus / GPU_SHARE[kind])))
+        per_trial = {"cpu": max(1, int(cpus) // concurrent), "gpu": GPU_SHARE[kind]}
+    else:
+        concurrent = max(1, min(trials, int(cpus)))
+        per_trial = {"cpu": max(1, int(cpus) // concurrent)}
+    return per_trial, concurrent
+
+
+# ---------------------------------------------------------------------------------------------------
+# Search spaces (shown in the notebook with inspect.getsource: keep them short)
+# ---------------------------------------------------------------------------------------------------
+def model1_search_space(profile) -> dict:
+    """What Ray Tune varies for model1, our small ConvNet. Keys are build_model1's and fit's arguments."""
+    b = profile.batch_size
+    return {
+        "lr": tune.loguniform(3e-4, 3e-2),            # log scale: rates matter by ratio, not difference
+        "weight_decay": tune.loguniform(1e-5, 1e-2),  # L2 penalty, also log scale
+        "optimizer": tune.choice(["adamw", "sgd"]),   # sgd uses momentum 0.9
+        "channels": tune.choice([[16, 32, 64], [32, 64, 128], [32, 64, 128, 256]]),  # width and depth
+        "dropout": tune.uniform(0.0, 0.5),            # before the classifier
+        "batch_size": tune.choice([b // 2, b, 2 * b]),
+    }
+
+
+def model2_search_space(profile) -> dict:
+    """What Ray Tune varies for model2, the fine-tuned torchvision network."""
+    b = profile.batch_size
+    # on a CPU, unfreezing the early, high-resolution stages costs too much time per trial
+    stages = [1, 2, 3, 4] if profile.name == "full" else [0, 1, 2]
+    return {
+        "head_lr": tune.loguniform(1e-3, 3e-2),       # the new head learns from scratch: larger steps
+        "backbone_lr": tune.loguniform(1e-5, 1e-3),   # small steps keep what ImageNet taught
+        "weight_decay": tune.loguniform(1e-5, 1e-2),
+        "unfrozen_stages": tune.choice(stages),       # 0 = train the head only
+        "batch_size": tune.choice([b // 2, b]),
+    }
+
+
+def _format_value(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "-".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def describe_space(space: dict) -> pd.DataFrame:
+    """One row per hyperparameter: its name, how it is sampled and over which range or choices."""
+    rows = []
+    for name, domain in space.items():
+        if isinstance(domain, Categorical):
+            dist, values = "choice", ", ".join(_format_value(c) for c in domain.categories)
+        elif isinstance(domain, (Float, Integer)):
+            log = "LogUniform" in type(domain.get_sampler()).__name__
+            kind = "integer " if isinstance(domain, Integer) else ""
+            dist = kind + ("log-uniform" if log else "uniform")
+            values = f"{_format_value(domain.lower)} to {_format_value(domain.upper)}"
+        elif isinstance(domain, dict) and "grid_search" in domain:
+            dist, values = "grid", ", ".join(_format_value(v) for v in domain["grid_search"])
+        else:
+            dist, values = "fixed", _format_value(domain)
+        rows.append({"hyperparameter": name, "distribution": dist, "range / choices": values})
+    return pd.DataFrame(rows)
+
+
+def _log_scale_params(space: dict) -> list[str]:
+    return [name for name, d in space.items()
+            if isinstance(d, (Float, Integer)) and "LogUniform" in type(d.get_sampler()).__name__]
+
+
+# ---------------------------------------------------------------------------------------------------
+# One trial (runs in a Ray worker) and the final retraining share this: config -> model and fit settings
+# ---------------------------------------------------------------------------------------------------
+def model_and_settings(kind: str, config: dict, base_model2=None):
+    """The model a config describes and the keyword arguments for ``train.fit``.
+
+    model2 starts from a copy of ``base_model2`` (the ImageNet network with its new head).
+    """
+    from labkit import models
+
+    if kind == "model1":
+        model = models.build_model1(config)
+        settings = {"lr": config["lr"], "weight_decay": config["weight_decay"],
+                    "optimizer": config.get("optimizer", "adamw")}
+    elif kind == "model2":
+        model = copy.deepcopy(base_model2)
+        models.set_unfrozen_stages(model, int(config["unfrozen_stages"]))
+        groups = models.model2_param_groups(model, config["head_lr"], config["backbone_lr"],
+                                            config["weight_decay"])
+        settings = {"param_groups": groups, "lr": config["head_lr"], "weight_decay": config["weight_decay"]}
+    else:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    return model, settings
+
+
+def trial_seed(seed: int, index: int) -> int:
+    """Each trial's own seed: different trials differ, the same search repeats exactly."""
+    return seed * 1000 + index
+
+
+def _trial_index() -> int:
+    # Tune's trial ids end in the trial's creation index: "59dc9_00003" -> 3
+    return int(tune.get_context().get_trial_id().rsplit("_", 1)[-1])
+
+
+def _run_trial(config: dict, *, kind: str, arrays: dict, base_model2, epochs: int, device: str,
+               seed: int, threads: int) -> None:
+    """Train one model and report validation metrics to Tune after every epoch (runs in a Ray worker)."""
+    entered = time.perf_counter()
+    torch.set_num_threads(threads)
+    from labkit.data import NucleiDataset, make_loader
+    from labkit.train import fit
+
+    index = _trial_index()
+    model, settings = model_and_settings(kind, config, base_model2)
+    mean, std = arrays["mean"], arrays["std"]
+    train_set = NucleiDataset(arrays["train_images"], arrays["train_labels"], mean=mean, std=std, augment=True)
+    val_set = NucleiDataset(arrays["val_images"], arrays["val_labels"], mean=mean, std=std, augment=False)
+    batch = int(config["batch_size"])
+    train_loader = make_loader(train_set, batch, shuffle=True, device=device, num_workers=0)
+    val_loader = make_loader(val_set, batch, shuffle=False, device=device, num_workers=0)
+    last = {"t": time.perf_counter()}
+    setup_seconds = last["t"] - entered
+
+    def report(epoch, metrics):
+        now = time.perf_counter()
+        tune.report({"epoch": int(epoch), "val_loss": float(metrics["val_loss"]),
+                     "val_acc": float(metrics["val_acc"]), "trial_index": index,
+                     "epoch_seconds": now - last["t"], "setup_seconds": setup_seconds})
+        last["t"] = time.perf_counter()
+
+    fit(model, train_loader, val_loader, epochs=epochs, device=device, seed=trial_seed(seed, index),
+        report=report, log=lambda *args, **kwargs: None, name=f"{kind} trial {index}", **settings)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The search
+# ---------------------------------------------------------------------------------------------------
+def _stratified_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
+    """Indices of ``fraction`` of each class, so a subset keeps the class mix."""
+    if fraction >= 1:
+        return torch.arange(len(labels))
+    generator = torch.Generator().manual_seed(seed)
+    keep = []
+    for label in labels.unique():
+        idx = (labels == label).nonzero().flatten()
+        n = max(1, round(len(idx) * fraction))
+        keep.append(idx[torch.randperm(len(idx), generator=generator)[:n]])
+    return torch.cat(keep).sort().values
+
+
+def _trial_arrays(data, subset: float, seed: int) -> dict:
+    """The uint8 tensors every trial shares through the object store (copies, so no view drags the cache)."""
+    train_idx = data.train_idx[_stratified_subset(data.train_labels[data.train_idx], subset, seed)]
+    return {"train_images": data.train_images[train_idx].clone(),
+            "train_labels": data.train_labels[train_idx].clone(),
+            "val_images": data.train_images[data.val_idx].clone(),
+            "val_labels": data.train_labels[data.val_idx].clone(),
+            "mean": data.mean, "std": data.std}
+
+
+def _last_line(error) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else repr(error)
+
+
+class _TrialLog(tune.Callback):
+    """Times each trial as the driver sees it, and says in one line when a trial fails."""
+
+    def __init__(self, kind: str, log):
+        self.kind, self.log = kind, log
+        self.started, self.ended = {}, {}
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started[trial.trial_id] = time.perf_counter()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.ended[trial.trial_id] = time.perf_counter()
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.ended[trial.trial_id] = time.perf_counter()
+        index = int(trial.trial_id.rsplit("_", 1)[-1])
+        error_file = trial.error_file  # written on this machine just before this call
+        error = Path(error_file).read_text() if error_file and Path(error_file).exists() else trial.path
+        self.log(f"{self.kind} trial {index} failed: {_last_line(error)} (the search goes on)")
+
+
+@contextlib.contextmanager
+def _quiet_ray():
+    """No status tables, result tables or tracebacks from Ray while a search runs (errors are collected)."""
+    old_env = os.environ.get("RAY_AIR_NEW_OUTPUT")
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # the classic reporter honours verbose=0 completely
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    old_levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, old_levels):
+            lg.setLevel(level)
+        if old_env is None:
+            os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
+        else:
+            os.environ["RAY_AIR_NEW_OUTPUT"] = old_env
+
+
+def asha_scheduler(epochs: int) -> ASHAScheduler:
+    """ASHA with rungs at the grace period and then every reduction factor of it (1, 2, 4 for 4 epochs)."""
+    return ASHAScheduler(time_attr="training_iteration", max_t=max(1, epochs),
+                         grace_period=max(1, epochs // 4), reduction_factor=2 if epochs <= 4 else 3)
+
+
+def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_address: str | None = None,
+               storage_dir=None, space: dict | None = None, trials: int | None = None,
+               epochs: int | None = None, weights_file=None, allow_random: bool = True,
+               base_model2=None, log=print) -> "SearchResult":
+    """Search ``kind``'s hyperparameters with Ray Tune and ASHA; returns a SearchResult.
+
+    ``data`` is a NucleiData; trials train on ``profile.tune_subset`` of its training split (stratified) for
+    at most ``profile.tune_epochs`` epochs and are scored on the whole validation split. ``space``,
+    ``trials`` and ``epochs`` override the profile's (each ``tune.grid_search`` value in ``space``
+    multiplies the trials). model2 trials start from ``base_model2`` or, if None, from
+    ``build_model2(weights_file=..., allow_random=...)`` built once here. ``storage_dir`` holds Ray's trial
+    folders (on a cluster it must be storage every node can reach). Failed trials are listed in
+    ``result.failed``; if every trial fails, SearchError.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    started = time.perf_counter()
+    space = space if space is not None else (model1_search_space if kind == "model1"
+                                             else model2_search_space)(profile)
+    trials = trials or profile.tune_trials
+    epochs = epochs or profile.tune_epochs
+    device = str(device)
+    if kind == "model2" and base_model2 is None:
+        from labkit import models
+
+        arch = getattr(models, "DEFAULT_MODEL2_ARCH", "resnet18")
+        with warnings.catch_warnings():  # chapter 3 already said whether the weights are pretrained
+            warnings.simplefilter("ignore")
+            base_model2, _ = models.build_model2(arch, weights_file=weights_file, allow_random=allow_random)
+
+    resources = init_ray(ray_address)
+    per_trial, concurrent = trial_resources(kind, device, resources.get("CPU", 1), resources.get("GPU", 0),
+                                            trials)
+    trainable = tune.with_parameters(   # puts the tensors and the model into the object store once
+        _run_trial, kind=kind, arrays=_trial_arrays(data, profile.tune_subset, seed), base_model2=base_model2,
+        epochs=epochs, device="cuda" if device.startswith("cuda") else device, seed=seed,
+        threads=int(per_trial["cpu"]))
+    trial_log = _TrialLog(kind, log)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, per_trial),
+        param_space=space,
+        tune_config=tune.TuneConfig(
+            metric=METRIC_FOR_ASHA, mode="min", num_samples=trials, scheduler=asha_scheduler(epochs),
+            search_alg=BasicVariantGenerator(random_state=seed),  # same seed, same sampled configs
+            max_concurrent_trials=concurrent, reuse_actors=REUSE_ACTORS),
+        run_config=tune.RunConfig(
+            name=f"{kind}_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}",
+            storage_path=str(Path(storage_dir).resolve()) if storage_dir else None,
+            verbose=0, callbacks=[trial_log], failure_config=tune.FailureConfig(max_failures=0)))
+    with _quiet_ray():
+        grid = tuner.fit()
+    return _collect(kind, grid, space, epochs, trial_log, time.perf_counter() - started)
+
+
+def _collect(kind, grid, space, epochs, trial_log, seconds) -> "SearchResult":
+    params = list(space)
+    rows, curves, failed, timings = [], [], [], []
+    for index, result in enumerate(grid):  # the grid lists trials in creation order
+        config = {k: result.config.get(k) for k in params}
+        history = result.metrics_dataframe
+        if history is not None and len(history):
+            index = int(history["trial_index"].iloc[0])
+            for _, r in history.iterrows():
+                curves.append({"trial": index, "epoch": int(r["epoch"]), "val_acc": float(r["val_acc"]),
+                               "val_loss": float(r["val_loss"])})
+        trial_id = next((tid for tid in trial_log.started if int(tid.rsplit("_", 1)[-1]) == index), None)
+        wall = (trial_log.ended.get(trial_id, math.nan) - trial_log.started.get(trial_id, math.nan)
+                if trial_id else math.nan)
+        row = {"trial": index, **{k: _format_value(v) if isinstance(v, (list, tuple)) else v
+                                  for k, v in config.items()}}
+        if result.error is not None:
+            failed.append({"trial": index, "config": _jsonable(config), "error": _last_line(result.error)})
+            row.update(best_val_acc=math.nan, best_val_loss=math.nan, best_epoch=0, epochs_run=0,
+                       stopped_early="no", status="failed", seconds=wall)
+            timings.append({"trial": index, "setup_seconds": math.nan, "train_seconds": 0.0,
+                            "wall_seconds": wall})
+        else:
+            best = history.loc[history["val_acc"].idxmax()]
+            ran = int(history["epoch"].max())
+            row.update(best_val_acc=float(best["val_acc"]), best_val_loss=float(history["val_loss"].min()),
+                       best_epoch=int(best["epoch"]), epochs_run=ran,
+                       stopped_early="yes" if ran < epochs else "no",
+                       status="stopped early" if ran < epochs else "completed", seconds=wall)
+            timings.append({"trial": index, "setup_seconds": float(history["setup_seconds"].iloc[0]),
+                            "train_seconds": float(history["epoch_seconds"].sum()), "wall_seconds": wall})
+            row["_config"] = config
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    ok = table[table["status"] != "failed"]
+    if ok.empty:
+        first = failed[0] if failed else {"trial": "?", "error": "no trial ran"}
+        raise SearchError(f"every one of the {len(table)} {kind} trials failed; trial {first['trial']}: "
+                          f"{first['error']}. Fix that error (the trial folders under the storage "
+                          f"directory hold the full tracebacks) and run the search again.")
+    # best = highest validation accuracy; a lower validation loss breaks ties
+    best_row = ok.sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True]).iloc[0]
+    table = (table.drop(columns="_config")
+             .sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True], na_position="last")
+             .reset_index(drop=True))
+    curves = pd.DataFrame(curves, columns=["trial", "epoch", "val_acc", "val_loss"])
+    return SearchResult(kind=kind, table=table, best_config=_jsonable(best_row["_config"]),
+                        curves=curves, failed=failed, best_trial=int(best_row["trial"]),
+                        best_score=float(best_row["best_val_acc"]), max_epochs=epochs,
+                        log_params=_log_scale_params(space), seconds=seconds,
+                        timings=pd.DataFrame(timings).sort_values("trial").reset_index(drop=True))
+
+
+def _jsonable(config: dict) -> dict:
+    """Plain Python values (no numpy scalars, lists not tuples) so the config round-trips through JSON."""
+    return json.loads(json.dumps(config, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class SearchResult:
+    kind: str
+    table: pd.DataFrame        # one row per trial, best first: config, scores, epochs run, status
+    best_config: dict          # JSON-serialisable; what train_final takes
+    curves: pd.DataFrame       # trial, epoch, val_acc, val_loss
+    failed: list = field(default_factory=list)  # {"trial", "config", "error" (last line)}
+    best_trial: int = -1
+    best_score: float = math.nan  # best validation accuracy of the search
+    max_epochs: int = 0
+    log_params: list = field(default_factory=list)  # hyperparameters sampled on a log scale
+    seconds: float = math.nan     # the whole search, as the driver saw it
+    # per trial: setup (imports, model, loaders), training epochs, wall time from start to end; for benches
+    timings: pd.DataFrame | None = None
+
+    @property
+    def params(self) -> list[str]:
+        return list(self.best_config)
+
+    def save(self, run_dir, kind: str | None = None) -> None:
+        """tuning/<kind>_trials.csv, tuning/<kind>_curves.csv and tuning/<kind>_best.json in the run folder."""
+        kind = kind or self.kind
+        run_dir.save_frame(f"tuning/{kind}_trials.csv", self.table)
+        run_dir.save_frame(f"tuning/{kind}_curves.csv", self.curves)
+        run_dir.save_json(f"tuning/{kind}_best.json", {
+            "kind": kind, "config": self.best_config, "trial": self.best_trial, "val_acc": self.best_score,
+            "max_epochs": self.max_epochs, "log_params": self.log_params, "failed": self.failed,
+            "seconds": self.seconds})
+
+    @classmethod
+    def load(cls, run_dir, kind: str) -> "SearchResult":
+        best = run_dir.load_json(f"tuning/{kind}_best.json")
+        return cls(kind=kind, table=run_dir.load_frame(f"tuning/{kind}_trials.csv"),
+                   best_config=best["config"], curves=run_dir.load_frame(f"tuning/{kind}_curves.csv"),
+                   failed=best["failed"], best_trial=best["trial"], best_score=best["val_acc"],
+                   max_epochs=best["max_epochs"], log_params=best["log_params"], seconds=best["seconds"])
+
+
+def describe_result(result: SearchResult, kind: str | None = None) -> str:
+    """A few sentences (markdown) about this search, quoting its numbers."""
+    kind = kind or result.kind
+    t = result.table
+    stopped = int((t["stopped_early"] == "yes").sum())
+    settings = ", ".join(f"{k} = {_format_value(v)}" for k, v in result.best_config.items())
+    text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; ASHA stopped {stopped} of them "
+            f"before {result.max_epochs} epochs. The best, trial {result.best_trial}, reached "
+            f"**{100 * result.best_score:.1f}% validation accuracy** with {settings}.")
+    if len(t) > 1 and t["best_val_acc"].notna().sum() > 1:
+        worst = t["best_val_acc"].min()
+        text += f" The weakest trial reached {100 * worst:.1f}%: the settings matter."
+    if result.failed:
+        text += (f" {len(result.failed)} trial(s) failed (first: {result.failed[0]['error']}); "
+                 "the others were not affected.")
+    return text
+
+
+def trials_figure(result: SearchResult):
+    """Validation accuracy per trial over epochs; a trial ASHA stopped ends early, marked with an x."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    stopped = set(result.table.loc[result.table["stopped_early"] == "yes", "trial"])
+    for trial, curve in result.curves.groupby("trial"):
+        best = trial == result.best_trial
+        line, = ax.plot(curve["epoch"], 100 * curve["val_acc"], marker="o", markersize=4,
+                        linewidth=2.8 if best else 1.4, alpha=1.0 if best else 0.75,
+                        label=f"trial {trial}" + (" (best)" if best else "")
+                        + (" (stopped by ASHA)" if trial in stopped else ""))
+        if trial in stopped:
+            ax.plot(curve["epoch"].iloc[-1], 100 * curve["val_acc"].iloc[-1], marker="x", markersize=11,
+                    markeredgewidth=2.5, color=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_xticks(range(1, max(result.max_epochs, 1) + 1))
+    ax.set_title(f"{result.kind}: validation accuracy per Ray Tune trial (x = stopped early by ASHA)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def _main_params(result: SearchResult) -> list[str]:
+    # learning rates first: they matter most; then the other searched settings, at most four panels
+    names = [c for c in result.params if c in result.table.columns]
+    return sorted(names, key=lambda n: (not n.endswith("lr"), names.index(n)))[:4]
+
+
+def score_figure(result: SearchResult):
+    """Best validation accuracy of each trial against the main hyperparameters (log x for rates)."""
+    import matplotlib.pyplot as plt
+
+    params = _main_params(result)
+    fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3.4), sharey=True, squeeze=False)
+    ok = result.table[result.table["status"] != "failed"]
+    colours = ["tab:red" if s == "yes" else "tab:blue" for s in ok["stopped_early"]]
+    for ax, name in zip(axes[0], params):
+        x = ok[name]
+        if pd.api.types.is_numeric_dtype(x):
+            ax.scatter(x, 100 * ok["best_val_acc"], c=colours, s=40, edgecolor="black", linewidth=0.5)
+            if name in result.log_params:
+                ax.set_xscale("log")
+        else:  # categories (optimizer, channels): one column each
+            categories = sorted(x.astype(str).unique())
+            pos = x.astype(str).map({c: i for i, c in enumerate(categories)})
+            ax.scatter(pos, 100 * ok["best_val_acc"], c=colours, s=40, edgecolor="black", linewidth=0.5)
+            ax.set_xticks(range(len(categories)), categories, rotation=20, fontsize=8)
+            ax.set_xlim(-0.5, len(categories) - 0.5)
+        best = ok[ok["trial"] == result.best_trial]
+        if not best.empty and pd.api.types.is_numeric_dtype(x):
+            ax.scatter(best[name], 100 * best["best_val_acc"], marker="*", s=220, c="gold",
+                       edgecolor="black", zorder=3, label="best")
+        ax.set_xlabel(name + (" (log scale)" if name in result.log_params else ""))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("best validation accuracy (%)")
+    fig.suptitle(f"{result.kind}: score against hyperparameters (red = stopped early by ASHA)")
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------------
+# Retraining with the best config
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class FinalRun:
+    model: torch.nn.Module
+    fit: object               # labkit.train.FitResult
+    config: dict
+
+
+def train_final(kind: str, config: dict, data, profile, *, device="cpu", seed: int = 0, weights_file=None,
+                allow_random: bool = True, base_model2=None, log=print) -> FinalRun:
+    """Retrain ``kind`` with ``config`` on the whole training split for the profile's full epochs."""
+    from labkit import models
+    from labkit.data import make_loader
+    from labkit.train import fit
+
+    if kind == "model2" and base_model2 is None:
+        arch = getattr(models, "DEFAULT_MODEL2_ARCH", "resnet18")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            base_model2, _ = models.build_model2(arch, weights_file=weights_file, allow_random=allow_random)
+    model, settings = model_and_settings(kind, config, base_model2)
+    batch = int(config.get("batch_size", profile.batch_size))
+    train_loader = make_loader(data.train_dataset(augment=True, seed=seed), batch, shuffle=True, device=device)
+    val_loader = make_loader(data.val_dataset(), batch, shuffle=False, device=device)
+    epochs = profile.model1_epochs if kind == "model1" else profile.model2_epochs
+    result = fit(model, train_loader, val_loader, epochs=epochs, device=device, seed=seed, log=log,
+                 name=f"{kind} (tuned)", **settings)
+    return FinalRun(model=model, fit=result, config=dict(config))

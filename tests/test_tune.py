@@ -1,0 +1,144 @@
+"""labkit.tune: real, tiny Ray Tune searches on a tiny stub (one Ray instance for the whole module)."""
+import dataclasses
+import json
+
+import matplotlib
+import pytest
+import ray
+from ray import tune as ray_tune
+
+matplotlib.use("Agg")
+
+from labkit import tune  # noqa: E402
+from labkit.artifacts import RunDir  # noqa: E402
+from labkit.profiles import get_profile  # noqa: E402
+
+# a profile small enough for tests: 2 trials of 1 epoch on a 64-image training split; batches of 2 to 8
+# give a one-cycle schedule at least 8 steps
+TINY = dataclasses.replace(get_profile("quick"), batch_size=4, tune_trials=2, tune_epochs=1, tune_subset=1.0)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    tune.init_ray()
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from data_stub import make_stub
+    from labkit.data import prepare
+
+    root = tmp_path_factory.mktemp("tune_data")
+    stub = make_stub(root / "stub", n_train=80, n_test=4, seed=0)
+    return prepare(stub, root / "cache", val_fraction=0.2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def model1_result(ray_cluster, tiny_data, tmp_path_factory):
+    return tune.run_search("model1", tiny_data, TINY, device="cpu", seed=0,
+                           storage_dir=tmp_path_factory.mktemp("ray_store"), log=lambda line: None)
+
+
+def test_search_spaces_are_described_for_the_notebook():
+    for space_of in (tune.model1_search_space, tune.model2_search_space):
+        space = space_of(get_profile("standard"))
+        described = tune.describe_space(space)
+        assert list(described["hyperparameter"]) == list(space)
+        assert list(described.columns) == ["hyperparameter", "distribution", "range / choices"]
+    described = tune.describe_space(tune.model1_search_space(get_profile("standard")))
+    rows = described.set_index("hyperparameter")
+    assert rows.loc["lr", "distribution"] == "log-uniform"
+    assert rows.loc["dropout", "distribution"] == "uniform"
+    assert rows.loc["channels", "range / choices"].startswith("16-32-64")
+
+
+def test_resources_split_cpus_and_share_gpus():
+    assert tune.trial_resources("model1", "cpu", cpus=2, gpus=0, trials=6) == ({"cpu": 1}, 2)
+    assert tune.trial_resources("model1", "cpu", cpus=16, gpus=0, trials=4) == ({"cpu": 4}, 4)
+    assert tune.trial_resources("model2", "cuda", cpus=8, gpus=1, trials=6) == ({"cpu": 4, "gpu": 0.5}, 2)
+    assert tune.trial_resources("model1", "cuda", cpus=8, gpus=1, trials=6) == ({"cpu": 2, "gpu": 0.25}, 4)
+    with pytest.raises(RuntimeError, match="GPUs"):
+        tune.trial_resources("model2", "cuda", cpus=8, gpus=0, trials=2)
+
+
+def test_tiny_search_reaches_a_best_config(model1_result, tmp_path):
+    result = model1_result
+    space = tune.model1_search_space(TINY)
+    assert set(result.best_config) == set(space)
+    assert json.loads(json.dumps(result.best_config)) == result.best_config
+    assert len(result.table) == 2 and not result.failed
+    assert set(result.table["status"]) <= {"completed", "stopped early"}
+    assert 0.0 <= result.best_score <= 1.0
+    assert result.best_score == result.table["best_val_acc"].max()
+    assert sorted(result.curves["trial"].unique()) == [0, 1]
+    assert (result.curves["epoch"] == 1).all()
+    # the two trials sampled different settings
+    assert result.table["lr"].nunique() == 2
+
+    run = RunDir(tmp_path / "run")
+    result.save(run, "model1")
+    loaded = tune.SearchResult.load(run, "model1")
+    assert loaded.best_config == result.best_config
+    assert loaded.table["best_val_acc"].tolist() == pytest.approx(result.table["best_val_acc"].tolist())
+    assert run.exists("tuning/model1_trials.csv") and run.exists("tuning/model1_curves.csv")
+
+    text = tune.describe_result(loaded)
+    assert f"{100 * result.best_score:.1f}%" in text
+
+
+def test_search_output_stays_short(ray_cluster, tiny_data, tmp_path, capfd):
+    capfd.readouterr()
+    tune.run_search("model1", tiny_data, TINY, device="cpu", seed=1, storage_dir=tmp_path, trials=2)
+    out, err = capfd.readouterr()
+    lines = (out + err).strip().splitlines()
+    assert len(lines) < 30, "\n".join(lines[:40])
+
+
+def _layer_limit_space(channel_grid):
+    # too many conv blocks make build_model1 raise LayerLimitError: a real, deterministic trial failure
+    space = tune.model1_search_space(TINY)
+    space["channels"] = ray_tune.grid_search(channel_grid)
+    return space
+
+
+def test_failing_trial_is_reported_and_the_search_goes_on(ray_cluster, tiny_data, tmp_path):
+    said = []
+    result = tune.run_search("model1", tiny_data, TINY, device="cpu", seed=0, storage_dir=tmp_path,
+                             space=_layer_limit_space([[8, 16], [8] * 8]), trials=1, log=said.append)
+    assert len(result.failed) == 1
+    assert "weight layers" in result.failed[0]["error"]
+    assert result.failed[0]["config"]["channels"] == [8] * 8
+    assert result.best_config["channels"] == [8, 16]
+    assert list(result.table["status"]).count("failed") == 1
+    assert any("failed" in line and "goes on" in line for line in said)
+
+
+def test_every_trial_failing_is_a_clear_error(ray_cluster, tiny_data, tmp_path):
+    with pytest.raises(tune.SearchError, match="every one of the 2 model1 trials failed.*weight layers"):
+        tune.run_search("model1", tiny_data, TINY, device="cpu", seed=0, storage_dir=tmp_path,
+                        space=_layer_limit_space([[8] * 8, [8] * 9]), trials=1, log=lambda line: None)
+
+
+def test_model2_search_runs(ray_cluster, tiny_data, tmp_path, monkeypatch):
+    from labkit.models import build_model2
+
+    monkeypatch.setenv("LABKIT_OFFLINE", "1")  # no download attempt; random weights are fine here
+    with pytest.warns(UserWarning):
+        base, _ = build_model2("resnet18", cache_dir=tmp_path / "no_weights", allow_random=True)
+    result = tune.run_search("model2", tiny_data, TINY, device="cpu", seed=0, storage_dir=tmp_path,
+                             base_model2=base, log=lambda line: None)
+    assert set(result.best_config) == set(tune.model2_search_space(TINY))
+    assert len(result.table) == 2
+
+
+def test_figures_are_labelled(model1_result, tmp_path):
+    fig = tune.trials_figure(model1_result)
+    ax = fig.axes[0]
+    assert "accuracy" in ax.get_ylabel() and ax.get_xlabel() == "epoch"
+    assert len(ax.get_legend().get_texts()) == 2
+    fig.savefig(tmp_path / "trials.png")
+    fig = tune.score_figure(model1_result)
+    assert fig.axes[0].get_xscale() == "log"  # learning rate first, on a log axis
+    fig.savefig(tmp_path / "scores.png")
