@@ -1,6 +1,5 @@
 """labkit.data: layout finding, validation with clear errors, the decode-once cache, split, Dataset."""
 import json
-import os
 import shutil
 import zipfile
 
