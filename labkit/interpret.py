@@ -232,7 +232,8 @@ def attribution_figure(model, images_norm, images_uint8, labels, preds, title: s
     """Rows = examples, columns = the patch and each method's heat map for the predicted class.
 
     Pass ``attributions`` (from ``explain``) to reuse maps already computed for the central-share table.
-    Heat maps are scaled per image (the largest |value| is 1) so that patterns, not magnitudes, are compared.
+    Heat maps are scaled per image (the 99th percentile of |value| is 1, beyond is clipped) so that
+    patterns, not magnitudes, are compared.
     """
     labels, preds = np.asarray(labels).ravel(), np.asarray(preds).ravel()
     if attributions is None:
@@ -258,19 +259,21 @@ def attribution_figure(model, images_norm, images_uint8, labels, preds, title: s
         radius = radius_fraction * min(h, w)
         for c, method in enumerate(methods, start=1):
             attr = np.asarray(attributions[method][r], dtype=float)
-            scale = np.abs(attr).max() or 1.0
+            # the 99th percentile, not the maximum: a few extreme gradient pixels would wash out the rest
+            scale = np.percentile(np.abs(attr), 99) or np.abs(attr).max() or 1.0
+            attr = np.clip(attr / scale, -1, 1)
             ax = axes[r, c]
             ax.imshow(grey, cmap="gray")
             if SIGNED.get(method, True):
-                im = ax.imshow(attr / scale, cmap="RdBu_r", vmin=-1, vmax=1, alpha=0.7)
+                im = ax.imshow(attr, cmap="RdBu_r", vmin=-1, vmax=1, alpha=0.7)
             else:
-                im = ax.imshow(attr / scale, cmap="inferno", vmin=0, vmax=1, alpha=0.7)
+                im = ax.imshow(attr, cmap="inferno", vmin=0, vmax=1, alpha=0.7)
             ax.add_patch(Circle(((w - 1) / 2, (h - 1) / 2), radius, fill=False, ls="--", lw=1, color="lime"))
             if r == 0:
                 ax.set_title(method, fontsize=10, fontweight="bold")
             if r == n - 1:
                 label = ("|gradient|, scaled per image" if not SIGNED.get(method, True)
-                         else "attribution, scaled per image\n(red: for the predicted class)")
+                         else "attribution, scaled per image\n(red: for the predicted class, blue: against)")
                 fig.colorbar(im, ax=axes[:, c], location="bottom", shrink=0.85, pad=0.01, aspect=25).set_label(
                     label, fontsize=8.5)
     for ax in axes.ravel():

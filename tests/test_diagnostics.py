@@ -188,3 +188,15 @@ def test_fix_experiment_runs_and_reports_both_sides(tmp_path):
     with pytest.raises(ValueError, match="rebalance"):
         dg.fix_experiment(factory, train_ds, train_labels, val_loader, fit=tiny_fit,
                           evaluate=tiny_evaluate, rebalance="oversample")
+
+
+def test_fix_experiment_with_labkit_train_fit_and_evaluate():
+    train = pytest.importorskip("labkit.train")
+    train_ds, train_labels = make_data([40, 40, 8, 40], seed=2)
+    val_ds, _ = make_data([10, 10, 10, 10], seed=3)
+    val_loader = DataLoader(val_ds, batch_size=20)
+    result = dg.fix_experiment(TinyNet, train_ds, train_labels, val_loader, fit=train.fit, epochs=1,
+                               lr=0.01, batch_size=32, seed=0, fit_kwargs={"log": None})
+    assert isinstance(result.after, train.Predictions) and len(result.after.preds) == 40
+    assert result.settings["rebalance"] == "sampler" and "test-time augmentation" in result.description
+    assert result.pair.true_name in dg.describe_fix(result)
