@@ -61,9 +61,10 @@ class Model1(nn.Module):
     ``count_layers(model).all_layers`` but not as weight layers.
     """
 
-    def __init__(self, channels=(32, 64, 128), hidden=0, dropout=0.3, batch_norm=True, pool="avg"):
+    def __init__(self, channels=(16, 32, 64, 128), hidden=0, dropout=0.3, batch_norm=True, pool="avg"):
         super().__init__()
         channels = tuple(int(c) for c in channels)
+        self.channels = channels
         weight_layers = len(channels) + (1 if hidden else 0) + 1
         if not channels or weight_layers > MAX_WEIGHT_LAYERS:
             raise LayerLimitError(
@@ -74,6 +75,7 @@ class Model1(nn.Module):
             raise ValueError(f"pool must be 'avg' or 'max', not {pool!r}")
         blocks, in_ch = [], 3
         for out_ch in channels:
+            # batch norm has its own shift, so a conv bias before it would be redundant
             blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=not batch_norm),
                        nn.BatchNorm2d(out_ch) if batch_norm else nn.Identity(),
                        nn.ReLU(inplace=True),
@@ -331,3 +333,29 @@ def model2_param_groups(model: nn.Module, head_lr: float, backbone_lr: float,
     backbone = [p for p in model.parameters() if id(p) not in head_ids]
     return [{"params": head, "lr": head_lr, "weight_decay": weight_decay, "name": "head"},
             {"params": backbone, "lr": backbone_lr, "weight_decay": weight_decay, "name": "backbone"}]
+
+
+# ---------------------------------------------------------------------------------------------------
+# for the notebook: the head replacement and what each freezing stage trains
+# ---------------------------------------------------------------------------------------------------
+replace_head = _replace_head  # chapter 03 shows this code to students
+
+
+def trainable_table(model: nn.Module, stages: list[int]):
+    """Trainable and frozen parameter counts of model2 for each number of unfrozen backbone stages.
+
+    Leaves the model as it found it.
+    """
+    import pandas as pd
+
+    before = [p.requires_grad for p in model.parameters()]
+    rows = []
+    for n in stages:
+        set_unfrozen_stages(model, n)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        rows.append({"unfrozen backbone stages": n, "trainable parameters": trainable,
+                     "frozen parameters": total - trainable, "trainable share": f"{trainable / total:.1%}"})
+    for p, flag in zip(model.parameters(), before):
+        p.requires_grad_(flag)
+    return pd.DataFrame(rows).set_index("unfrozen backbone stages")

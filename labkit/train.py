@@ -170,7 +170,9 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int, lr: float = 
     channels_last = default_channels_last(device) if channels_last is None else channels_last
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
-    groups = param_groups if param_groups is not None else [{"params": list(model.parameters()), "lr": lr}]
+    # copies: the optimizer and schedule write into group dicts, and a caller may reuse its groups
+    groups = ([dict(g) for g in param_groups] if param_groups is not None
+              else [{"params": list(model.parameters()), "lr": lr}])
     opt = _make_optimizer(optimizer, groups, lr, weight_decay, momentum)
     scheduler = _make_schedule(schedule, opt, total_steps=epochs * len(train_loader))
     scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")

@@ -1,0 +1,144 @@
+"""Training throughput of model1 and model2 on this machine: the project's settings against plain eager
+defaults, measured side by side (variants interleaved in every round, so a busy shared CPU slows all of
+them alike), and what one epoch of each build profile costs.
+
+    python bench/train.py                       # model1 + model2 (resnet18), 3 rounds
+    python bench/train.py --arch resnet18 mobilenet_v3_large --rounds 5 --stages 0 2
+
+A variant's figure is images/second of training steps (forward, loss, backward, AdamW step) at batch 64
+on 100x100 random patches, median of the steps in a round; the range is over rounds. Evaluation
+throughput (inference_mode) is measured too, since every epoch also scores the validation split.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from labkit.models import Model1, build_model2, set_unfrozen_stages  # noqa: E402
+from labkit.profiles import get_profile  # noqa: E402
+from labkit.train import default_amp, default_channels_last  # noqa: E402
+
+
+def train_rate(model, batch, steps, channels_last, bf16):
+    model.train()
+    x, y = torch.randn(batch, 3, 100, 100), torch.arange(batch) % 4
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    else:
+        model = model.to(memory_format=torch.contiguous_format)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    times, cpu_times = [], []
+    for _ in range(steps + 1):  # the first step warms up (oneDNN picks kernels), not timed
+        start, cpu_start = time.perf_counter(), time.process_time()
+        with torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext():
+            loss = torch.nn.functional.cross_entropy(model(x).float(), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - start)
+        cpu_times.append(time.process_time() - cpu_start)
+    return batch / statistics.median(times[1:]), batch / statistics.median(cpu_times[1:])
+
+
+def eval_rate(model, batch, steps):
+    model.eval()
+    x = torch.randn(batch, 3, 100, 100)
+    times, cpu_times = [], []
+    with torch.inference_mode():
+        for _ in range(steps + 1):
+            start, cpu_start = time.perf_counter(), time.process_time()
+            model(x)
+            times.append(time.perf_counter() - start)
+            cpu_times.append(time.process_time() - cpu_start)
+    return batch / statistics.median(times[1:]), batch / statistics.median(cpu_times[1:])
+
+
+def describe(pairs):
+    # wall-clock images/s (what a build sees now) and images per CPU-second of this process (what it
+    # would see on an idle machine, divided by the threads' parallel efficiency): the CPU is shared
+    wall = [w for w, _ in pairs]
+    cpu = statistics.median(c for _, c in pairs)
+    return (f"{statistics.median(wall):6.1f} img/s (range {min(wall):5.1f}-{max(wall):5.1f}), "
+            f"{cpu:6.1f} img/CPU-s")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", nargs="+", default=["resnet18"], help="model2 architectures")
+    parser.add_argument("--stages", nargs="+", type=int, default=[0, 1, 2],
+                        help="model2 unfrozen stages to compare (0 = head only)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=3, help="timed steps per variant per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cpu = torch.device("cpu")
+    project_cl, project_amp = default_channels_last(cpu), default_amp(cpu)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {args.batch}, 100x100; "
+          f"project settings on CPU: channels_last={project_cl}, amp={project_amp}")
+
+    # model name -> factory; the model is built once and reused by all variants
+    models = {f"model1 {Model1().channels}": lambda: Model1()}
+    for arch in args.arch:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # offline: random init is fine for timing
+            net = build_model2(arch)[0]
+        for n in args.stages:
+            models[f"model2 {arch} stages={n}"] = (lambda net=net, n=n: (set_unfrozen_stages(net, n), net)[1])
+        models[f"model2 {arch} all"] = (lambda net=net: (set_unfrozen_stages(net, -1), net)[1])
+
+    variants = {"eager fp32": (False, False), "channels_last": (True, False),
+                "bf16 autocast": (False, True), "channels_last+bf16": (True, True)}
+    results = {(m, v): [] for m in models for v in variants}
+    evals = {m: [] for m in models}
+    for r in range(args.rounds):
+        for m, factory in models.items():
+            model = factory()
+            for v, (cl, bf16) in variants.items():
+                results[m, v].append(train_rate(model, args.batch, args.steps, cl, bf16))
+            evals[m].append(eval_rate(model.to(memory_format=torch.contiguous_format), args.batch, args.steps))
+        print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+
+    print("\ntraining throughput (median over rounds; ratio = variant / eager fp32 in the same rounds)")
+    project = next(v for v, flags in variants.items() if flags == (project_cl, project_amp))
+    for m in models:
+        base = results[m, "eager fp32"]
+        print(f"{m}")
+        for v in variants:
+            ratio = statistics.median(a[0] / b[0] for a, b in zip(results[m, v], base))
+            mark = "  <- project setting on CPU" if v == project else ""
+            print(f"  {v:20s} {describe(results[m, v])}  x{ratio:4.2f}{mark}")
+        print(f"  {'eval (inference)':20s} {describe(evals[m])}")
+
+    print("\nseconds per epoch at the project setting, from the wall-clock medians above (train split at the\n"
+          "train rate, val split at the eval rate); on an idle machine expect up to 2 x img/CPU-s instead")
+    for name in ("quick", "standard"):
+        p = get_profile(name)
+        n_val = round(p.stub_train * p.val_fraction)
+        n_train = p.stub_train - n_val
+        print(f"profile {name}: {n_train} train + {n_val} val images; model1 {p.model1_epochs} epochs, "
+              f"model2 {p.model2_epochs}, tuning {p.tune_trials} trials x {p.tune_epochs} epochs on "
+              f"{p.tune_subset:.0%} of train")
+        for m in models:
+            rate = statistics.median(w for w, _ in results[m, project])
+            erate = statistics.median(w for w, _ in evals[m])
+            epoch = n_train / rate + n_val / erate
+            epochs = p.model1_epochs if m.startswith("model1") else p.model2_epochs
+            tune = p.tune_trials * p.tune_epochs * (n_train * p.tune_subset / rate + n_val / erate)
+            print(f"  {m:28s} {epoch:6.1f} s/epoch; baseline+final {2 * epochs * epoch:6.0f} s; "
+                  f"tuning at most {tune:6.0f} s")
+
+
+if __name__ == "__main__":
+    main()
