@@ -273,9 +273,11 @@ def attribution_figure(model, images_norm, images_uint8, labels, preds, title: s
                 ax.set_title(method, fontsize=10, fontweight="bold")
             if r == n - 1:
                 label = ("|gradient|, scaled per image" if not SIGNED.get(method, True)
-                         else "attribution, scaled per image\n(red: for the predicted class, blue: against)")
-                fig.colorbar(im, ax=axes[:, c], location="bottom", shrink=0.85, pad=0.01, aspect=25).set_label(
-                    label, fontsize=8.5)
+                         else "scaled per image\nred: for the prediction, blue: against")
+                signed = SIGNED.get(method, True)
+                cbar = fig.colorbar(im, ax=axes[:, c], location="bottom", shrink=0.8, pad=0.01, aspect=25,
+                                    ticks=[-1, 0, 1] if signed else [0, 0.5, 1])
+                cbar.set_label(label, fontsize=8.5)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
