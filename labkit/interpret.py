@@ -201,8 +201,8 @@ def describe_central_share(table: pd.DataFrame, area_share: float | None = None)
         means = table.groupby("model", sort=False)["central_share"].mean()
         top, low = means.idxmax(), means.idxmin()
         if means[top] - means[low] < 0.03:
-            lines.append(f"Averaged over the methods, {top} and {low} look at the centre about equally "
-                         f"({means[top]:.1%} vs {means[low]:.1%}).")
+            shares = " vs ".join(f"{name} {means[name]:.1%}" for name in models)
+            lines.append(f"Averaged over the methods, the models look at the centre about equally ({shares}).")
         else:
             lines.append(f"Averaged over the methods, {top} looks more at the central nucleus than {low} "
                          f"({means[top]:.1%} vs {means[low]:.1%}); " +

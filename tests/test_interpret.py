@@ -127,3 +127,10 @@ def test_bad_targets_are_refused():
         it.attribute(TinyConvNet(), inputs(2), [0], it.SALIENCY)
     with pytest.raises(ValueError, match="method"):
         it.attribute(TinyConvNet(), inputs(2), [0, 1], "GradCAM")
+
+
+def test_text_for_equal_models_names_both():
+    attr = {it.SALIENCY: np.ones((1, SIZE, SIZE))}
+    text = it.describe_central_share(it.central_share_table({"model1": attr, "model2": attr}))
+    assert "about equally (model1 19.8% vs model2 19.8%)" in text
+    assert "spread about as evenly as chance" in text
