@@ -89,7 +89,9 @@ def ensure_kernel(out: Path) -> dict:
     spec_dir = share / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # log level CRITICAL: keeps the kernel's start-up chatter out of the build's progress lines
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                 "--IPKernelApp.log_level=CRITICAL"],
         "display_name": f"Python {platform.python_version()} (nuclei coursework)",
         "language": "python",
         "metadata": {"debugger": False},

@@ -115,8 +115,10 @@ say("Per-channel statistics of the training split (RGB, 0..1): mean "
 # changes the stain cues that separate the classes, the second blurs and crops the corners.
 
 # %%
-show_figure(exploration.augmentation_preview(nuclei.train_images[nuclei.train_idx[0]], data.random_flip_rotate),
-            ctx.run, "augmentation")
+patch = nuclei.train_images[nuclei.train_idx[:1]]
+augmenting = data.NucleiDataset(patch, mean=nuclei.mean, std=nuclei.std, augment=True)  # what training sees
+show_figure(exploration.augmentation_preview(
+    patch[0], lambda _: data.denormalise(augmenting[0][0], nuclei.mean, nuclei.std)), ctx.run, "augmentation")
 
 # %%
 train_ds = nuclei.train_dataset(augment=True, seed=seed)

@@ -46,7 +46,7 @@ nuclei = ctx.data
 # weight's file name, so the report can say whether these are really the published ImageNet weights.
 
 # %%
-model2, weights = models.build_model2(models.DEFAULT_MODEL2_ARCH, weights_file=ctx.weights_file or None,
+model2, weights = models.build_model2(weights_file=ctx.weights_file or None,
                                       allow_random=ctx.is_stub)
 ctx.run.save_json("model2/weights.json", weights.as_dict())
 display(weights.as_dict())

@@ -33,7 +33,9 @@ weights_file = ""
 seed = 0
 
 # %%
-from labkit import data, diagnostics, evidence, models, train, tune
+import ray
+
+from labkit import evidence, tune
 from labkit.notebook import pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("04_tuning", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
@@ -124,3 +126,4 @@ rows = [("model1", max(baseline1["val_acc"]), final1.fit.best_val_acc),
 lines = [f"- **{name}**: baseline {pct(before)}, tuned {pct(after)} validation accuracy "
          f"({100 * (after - before):+.1f} percentage points)" for name, before, after in rows]
 say("Tuning against the hand-picked baselines of chapters 2 and 3:\n\n" + "\n".join(lines))
+ray.shutdown()  # stop the local Ray workers (or leave the cluster) before the kernel exits

@@ -39,6 +39,7 @@ seed = 0
 
 # %%
 import numpy as np
+import torch
 
 from labkit import evidence, interpret, results
 from labkit.notebook import pct, say, show_figure, show_source, start_chapter
@@ -62,9 +63,11 @@ for name, model in final.items():
     pred = ctx.run.load_json(f"diagnostics/{name}_val_predictions.json")
     labels, preds = np.asarray(pred["labels"]), np.asarray(pred["preds"])
     picks = interpret.pick_examples(labels, preds, per_class=ctx.profile.interpret_per_class)
-    inputs = np.stack([val_dataset[i][0].numpy() for i in picks])
-    fig, attributions[name] = interpret.attribution_figure(
-        model, inputs, val_images[picks], labels[picks], preds[picks], title=f"{name}: Captum attributions")
+    inputs = torch.stack([val_dataset[i][0] for i in picks])
+    attributions[name] = interpret.explain(model, inputs, preds[picks])
+    fig = interpret.attribution_figure(model, inputs, val_images[picks], labels[picks], preds[picks],
+                                       title=f"{name}: Captum attributions", attributions=attributions[name],
+                                       probs=np.asarray(pred["probs"])[picks])
     show_figure(fig, ctx.run, f"{name}_captum")
     evidence.record(f"captum_{name}", f"Saliency, Integrated Gradients + NoiseTunnel and Occlusion on "
                     f"{len(picks)} validation patches", model=name, patches=len(picks))
@@ -78,6 +81,6 @@ for name, model in final.items():
 
 # %%
 table = interpret.central_share_table(attributions)
-display(table)
+ctx.run.save_frame("diagnostics/central_share.csv", table)
+display(table.round(3))
 say(interpret.describe_central_share(table))
-ctx.run.save_frame("diagnostics/central_share.csv", table.reset_index())

@@ -19,8 +19,9 @@ def _as_numpy(x) -> np.ndarray:
 
 
 def _hwc(image) -> np.ndarray:
-    """uint8 CHW tensor or array -> HWC array for imshow."""
-    return np.transpose(_as_numpy(image), (1, 2, 0))
+    """CHW tensor or array (uint8, or float in 0..1) -> HWC array for imshow."""
+    image = _as_numpy(image)
+    return np.transpose(image if image.dtype == np.uint8 else image.clip(0, 1), (1, 2, 0))
 
 
 def class_counts(labels) -> pd.Series:
@@ -64,7 +65,7 @@ def example_grid(images, labels, per_class: int = 6, seed: int = 0, title: str =
 
 
 def augmentation_preview(image, augment, n: int = 7, title: str = "One patch and random augmentations of it"):
-    """augment: a function uint8 CHW tensor -> uint8 CHW tensor (the training augmentation)."""
+    """augment: a function from the CHW patch to an augmented CHW image (uint8, or float in 0..1)."""
     fig, axes = plt.subplots(1, n + 1, figsize=(1.5 * (n + 1), 2.0))
     axes[0].imshow(_hwc(image))
     axes[0].set_title("original", fontsize=9)

@@ -9,6 +9,7 @@ notebook displays the one copy that the tests check.
 from __future__ import annotations
 
 import inspect
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def start_chapter(chapter: str, *, data_dir: str, cache_dir: str, run_dir: str, 
     from labkit.profiles import get_profile
     from labkit.train import pick_device, seed_everything
 
+    # Captum imports tqdm.auto, which complains when ipywidgets is missing; its bars are not used here
+    warnings.filterwarnings("ignore", message="IProgress not found")
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 10,
                                 "axes.titlesize": 11, "figure.max_open_warning": 0})
     seed_everything(seed)
