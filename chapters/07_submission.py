@@ -90,9 +90,12 @@ if ctx.is_stub:
 if not weights["pretrained"]:
     limits.append("model2 started from **random weights** because no ImageNet weights were available, so the "
                   "comparison measures two architectures trained from scratch, not transfer learning.")
+limits.append(f"The attempt to fix the worst confusion ({fix['pair_text']}) moved validation accuracy from "
+              f"{pct(fix['accuracy_before'])} to {pct(fix['accuracy_after'])}; chapter 5 shows whether the "
+              "targeted pair itself improved.")
 limits += [
-    f"The validation split holds {len(nuclei.val_idx):,} patches, so a difference of one percentage point is "
-    f"about {len(nuclei.val_idx) // 100} patches; small differences between the models are within noise.",
+    f"The validation split holds {len(nuclei.val_idx):,} patches, so one patch moves accuracy by "
+    f"{100 / len(nuclei.val_idx):.2f} percentage points: differences of a point or two are within noise.",
     f"Tuning ran {ctx.profile.tune_trials} trials per model on a subset with short runs ({ctx.profile.name} "
     "profile); a larger search on a GPU may find better settings.",
     "The patches come from one competition's slides: stain and scanner differences between hospitals would "

@@ -32,8 +32,8 @@ def make_record(criterion: str, summary: str, model: str | None = None, **data) 
     return record
 
 
-def record(criterion: str, summary: str, model: str | None = None, **data) -> dict:
-    """Display an evidence record (in IPython) and return it."""
+def record(criterion: str, summary: str, model: str | None = None, **data) -> None:
+    """Display an evidence record (in IPython). Returns nothing, so a cell ending with it shows it once."""
     rec = make_record(criterion, summary, model, **data)
     text = f"[evidence] {criterion}" + (f" ({model})" if model else "") + f": {summary}"
     try:
@@ -41,4 +41,3 @@ def record(criterion: str, summary: str, model: str | None = None, **data) -> di
         display({EVIDENCE_MIME: rec, "text/plain": text}, raw=True)
     except ImportError:  # plain Python: still tell the reader
         print(text)
-    return rec

@@ -71,8 +71,10 @@ def describe_comparison(table: pd.DataFrame, is_stub: bool) -> str:
     gap = 100 * abs(float(m2["validation accuracy"]) - float(m1["validation accuracy"]))
     size = int(m2["parameters"]) / max(int(m1["parameters"]), 1)
     cost = float(m2["seconds per epoch"]) / max(float(m1["seconds per epoch"]), 1e-9)
+    lead = (f"**{better}** is the more accurate model on the validation split, by {gap:.1f} percentage points"
+            if gap >= 0.05 else "The two models are equally accurate on the validation split")
     text = [
-        f"**{better}** is the more accurate model on the validation split, by {gap:.1f} percentage points "
+        lead + " "
         f"({float(m1['validation accuracy']):.1%} for model1 against {float(m2['validation accuracy']):.1%} "
         f"for model2; macro F1 {float(m1['macro F1']):.3f} against {float(m2['macro F1']):.3f}, which weighs "
         "the rare classes as much as the common ones).",
