@@ -113,7 +113,7 @@ def _format_value(value) -> str:
     if isinstance(value, (list, tuple)):
         return "-".join(str(v) for v in value)
     if isinstance(value, float):
-        return f"{value:g}"
+        return f"{value:.3g}"
     return str(value)
 
 
@@ -317,8 +317,10 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
             base_model2, _ = models.build_model2(arch, weights_file=weights_file, allow_random=allow_random)
 
     resources = init_ray(ray_address)
+    grid_size = math.prod(len(d["grid_search"]) for d in space.values()
+                          if isinstance(d, dict) and "grid_search" in d)
     per_trial, concurrent = trial_resources(kind, device, resources.get("CPU", 1), resources.get("GPU", 0),
-                                            trials)
+                                            trials * grid_size)
     trainable = tune.with_parameters(   # puts the tensors and the model into the object store once
         _run_trial, kind=kind, arrays=_trial_arrays(data, profile.tune_subset, seed), base_model2=base_model2,
         epochs=epochs, device="cuda" if device.startswith("cuda") else device, seed=seed,
@@ -468,54 +470,57 @@ def trials_figure(result: SearchResult):
         line, = ax.plot(curve["epoch"], 100 * curve["val_acc"], marker="o", markersize=4,
                         linewidth=2.8 if best else 1.4, alpha=1.0 if best else 0.75,
                         label=f"trial {trial}" + (" (best)" if best else "")
-                        + (" (stopped by ASHA)" if trial in stopped else ""))
+                        + (", stopped by ASHA (x)" if trial in stopped else ""))
         if trial in stopped:
             ax.plot(curve["epoch"].iloc[-1], 100 * curve["val_acc"].iloc[-1], marker="x", markersize=11,
                     markeredgewidth=2.5, color=line.get_color())
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_xticks(range(1, max(result.max_epochs, 1) + 1))
-    ax.set_title(f"{result.kind}: validation accuracy per Ray Tune trial (x = stopped early by ASHA)")
+    ax.set_title(f"{result.kind}: validation accuracy of each Ray Tune trial")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     return fig
 
 
-def _main_params(result: SearchResult) -> list[str]:
-    # learning rates first: they matter most; then the other searched settings, at most four panels
-    names = [c for c in result.params if c in result.table.columns]
-    return sorted(names, key=lambda n: (not n.endswith("lr"), names.index(n)))[:4]
-
-
 def score_figure(result: SearchResult):
-    """Best validation accuracy of each trial against the main hyperparameters (log x for rates)."""
+    """Best validation accuracy of each trial against each searched hyperparameter (log x for rates)."""
     import matplotlib.pyplot as plt
 
-    params = _main_params(result)
-    fig, axes = plt.subplots(1, len(params), figsize=(3.2 * len(params), 3.4), sharey=True, squeeze=False)
+    params = [p for p in result.params if p in result.table.columns]
+    cols = min(3, len(params))
+    rows = math.ceil(len(params) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows), sharey=True, squeeze=False)
     ok = result.table[result.table["status"] != "failed"]
     colours = ["tab:red" if s == "yes" else "tab:blue" for s in ok["stopped_early"]]
-    for ax, name in zip(axes[0], params):
+    is_best = ok["trial"] == result.best_trial
+    for ax, name in zip(axes.flat, params):
         x = ok[name]
-        if pd.api.types.is_numeric_dtype(x):
-            ax.scatter(x, 100 * ok["best_val_acc"], c=colours, s=40, edgecolor="black", linewidth=0.5)
+        if pd.api.types.is_numeric_dtype(x) and x.nunique() > 3:
+            positions = x
             if name in result.log_params:
                 ax.set_xscale("log")
-        else:  # categories (optimizer, channels): one column each
-            categories = sorted(x.astype(str).unique())
-            pos = x.astype(str).map({c: i for i, c in enumerate(categories)})
-            ax.scatter(pos, 100 * ok["best_val_acc"], c=colours, s=40, edgecolor="black", linewidth=0.5)
-            ax.set_xticks(range(len(categories)), categories, rotation=20, fontsize=8)
+                # ticks at 1 and 3 times powers of ten, written plainly (0.003, not 3x10^-3)
+                ax.xaxis.set_major_locator(plt.LogLocator(base=10, subs=(1.0, 3.0)))
+                ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        else:  # categories (optimizer, channels, batch size): one column each
+            categories = sorted(x.unique(), key=lambda v: (isinstance(v, str), v))
+            positions = x.map({c: i for i, c in enumerate(categories)})
+            ax.set_xticks(range(len(categories)), [_format_value(c) for c in categories], fontsize=8)
             ax.set_xlim(-0.5, len(categories) - 0.5)
-        best = ok[ok["trial"] == result.best_trial]
-        if not best.empty and pd.api.types.is_numeric_dtype(x):
-            ax.scatter(best[name], 100 * best["best_val_acc"], marker="*", s=220, c="gold",
-                       edgecolor="black", zorder=3, label="best")
+        ax.scatter(positions, 100 * ok["best_val_acc"], c=colours, s=40, edgecolor="black", linewidth=0.5)
+        ax.scatter(positions[is_best], 100 * ok.loc[is_best, "best_val_acc"], marker="*", s=250, c="gold",
+                   edgecolor="black", zorder=3)
         ax.set_xlabel(name + (" (log scale)" if name in result.log_params else ""))
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("best validation accuracy (%)")
-    fig.suptitle(f"{result.kind}: score against hyperparameters (red = stopped early by ASHA)")
+    for ax in axes.flat[len(params):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("best val. accuracy (%)")
+    fig.suptitle(f"{result.kind}: best validation accuracy per trial against each hyperparameter\n"
+                 "(star = best trial, red = stopped early by ASHA, blue = ran all epochs)", fontsize=10)
     fig.tight_layout()
     return fig
 

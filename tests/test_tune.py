@@ -35,10 +35,19 @@ def tiny_data(tmp_path_factory):
     return prepare(stub, root / "cache", val_fraction=0.2, seed=0)
 
 
-@pytest.fixture(scope="module")
-def model1_result(ray_cluster, tiny_data, tmp_path_factory):
-    return tune.run_search("model1", tiny_data, TINY, device="cpu", seed=0,
-                           storage_dir=tmp_path_factory.mktemp("ray_store"), log=lambda line: None)
+_SEARCH = {}  # the one real model1 search that several tests look at (each search costs seconds)
+
+
+@pytest.fixture
+def model1_search(ray_cluster, tiny_data, tmp_path_factory, capfd):
+    """(SearchResult, everything the search printed to stdout/stderr, Ray's workers included)."""
+    if "result" not in _SEARCH:
+        capfd.readouterr()
+        _SEARCH["result"] = tune.run_search("model1", tiny_data, TINY, device="cpu", seed=0,
+                                            storage_dir=tmp_path_factory.mktemp("ray_store"))
+        out, err = capfd.readouterr()
+        _SEARCH["printed"] = out + err
+    return _SEARCH["result"], _SEARCH["printed"]
 
 
 def test_search_spaces_are_described_for_the_notebook():
@@ -63,8 +72,8 @@ def test_resources_split_cpus_and_share_gpus():
         tune.trial_resources("model2", "cuda", cpus=8, gpus=0, trials=2)
 
 
-def test_tiny_search_reaches_a_best_config(model1_result, tmp_path):
-    result = model1_result
+def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
+    result, printed = model1_search
     space = tune.model1_search_space(TINY)
     assert set(result.best_config) == set(space)
     assert json.loads(json.dumps(result.best_config)) == result.best_config
@@ -74,8 +83,10 @@ def test_tiny_search_reaches_a_best_config(model1_result, tmp_path):
     assert result.best_score == result.table["best_val_acc"].max()
     assert sorted(result.curves["trial"].unique()) == [0, 1]
     assert (result.curves["epoch"] == 1).all()
-    # the two trials sampled different settings
-    assert result.table["lr"].nunique() == 2
+    assert result.table["lr"].nunique() == 2  # the two trials sampled different settings
+    # no Ray status tables or logs in the notebook
+    lines = printed.strip().splitlines()
+    assert len(lines) < 30, "\n".join(lines[:40])
 
     run = RunDir(tmp_path / "run")
     result.save(run, "model1")
@@ -83,17 +94,7 @@ def test_tiny_search_reaches_a_best_config(model1_result, tmp_path):
     assert loaded.best_config == result.best_config
     assert loaded.table["best_val_acc"].tolist() == pytest.approx(result.table["best_val_acc"].tolist())
     assert run.exists("tuning/model1_trials.csv") and run.exists("tuning/model1_curves.csv")
-
-    text = tune.describe_result(loaded)
-    assert f"{100 * result.best_score:.1f}%" in text
-
-
-def test_search_output_stays_short(ray_cluster, tiny_data, tmp_path, capfd):
-    capfd.readouterr()
-    tune.run_search("model1", tiny_data, TINY, device="cpu", seed=1, storage_dir=tmp_path, trials=2)
-    out, err = capfd.readouterr()
-    lines = (out + err).strip().splitlines()
-    assert len(lines) < 30, "\n".join(lines[:40])
+    assert f"{100 * result.best_score:.1f}%" in tune.describe_result(loaded)
 
 
 def _layer_limit_space(channel_grid):
@@ -121,6 +122,7 @@ def test_every_trial_failing_is_a_clear_error(ray_cluster, tiny_data, tmp_path):
                         space=_layer_limit_space([[8] * 8, [8] * 9]), trials=1, log=lambda line: None)
 
 
+@pytest.mark.slow
 def test_model2_search_runs(ray_cluster, tiny_data, tmp_path, monkeypatch):
     from labkit.models import build_model2
 
@@ -133,12 +135,13 @@ def test_model2_search_runs(ray_cluster, tiny_data, tmp_path, monkeypatch):
     assert len(result.table) == 2
 
 
-def test_figures_are_labelled(model1_result, tmp_path):
-    fig = tune.trials_figure(model1_result)
+def test_figures_are_labelled(model1_search, tmp_path):
+    result, _ = model1_search
+    fig = tune.trials_figure(result)
     ax = fig.axes[0]
     assert "accuracy" in ax.get_ylabel() and ax.get_xlabel() == "epoch"
     assert len(ax.get_legend().get_texts()) == 2
     fig.savefig(tmp_path / "trials.png")
-    fig = tune.score_figure(model1_result)
+    fig = tune.score_figure(result)
     assert fig.axes[0].get_xscale() == "log"  # learning rate first, on a log axis
     fig.savefig(tmp_path / "scores.png")
