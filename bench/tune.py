@@ -8,7 +8,9 @@ labkit's default, and a fresh process per trial) and prints, for each:
   time (the epochs fit ran, validation included); target < 1.5 s;
 - amortised overhead per trial: (search wall time x concurrent trials - total training time) / trials,
   which also counts starting worker processes, scheduling and Tune's start-up and shut-down;
-- the share of the search spent outside training.
+- the share of the search spent outside training;
+- training CPU seconds next to training wall seconds: their ratio shows how much the machine's other
+  load slowed the trials down.
 The machine's load is printed too: on a shared CPU the numbers move by tens of percent between runs.
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ def one_search(data, profile, seed, storage, reuse):
         "epochs": int(result.table["epochs_run"].sum()),
         "search_s": result.seconds,
         "train_s": train,
+        "train_cpu_s": t["train_cpu_seconds"].sum(),
         "setup_s": t["setup_seconds"].mean(),
         "overhead_per_trial_s": (t["wall_seconds"] - t["train_seconds"]).mean(),
         "amortised_per_trial_s": (result.seconds * concurrent - train) / len(t),
@@ -71,14 +74,15 @@ def main(argv=None) -> int:
             row = one_search(data, profile, seed=repeat, storage=work / "ray", reuse=reuse)
             rows.append(("reuse workers" if reuse else "fresh worker", row))
     print(f"{'setting':15} {'trials':>6} {'epochs':>6} {'search s':>9} {'train s':>8} {'setup s':>8} "
-          f"{'overhead/trial s':>17} {'amortised/trial s':>18} {'outside training':>17}")
+          f"{'train CPU s':>11} {'overhead/trial s':>17} {'amortised/trial s':>18} {'outside training':>17}")
     for name, r in rows:
         print(f"{name:15} {r['trials']:6d} {r['epochs']:6d} {r['search_s']:9.1f} {r['train_s']:8.1f} "
-              f"{r['setup_s']:8.2f} {r['overhead_per_trial_s']:17.2f} {r['amortised_per_trial_s']:18.2f} "
+              f"{r['setup_s']:8.2f} {r['train_cpu_s']:11.1f} {r['overhead_per_trial_s']:17.2f} "
+              f"{r['amortised_per_trial_s']:18.2f} "
               f"{r['outside_training']:17.0%}")
     reuse = [r for n, r in rows if n == "reuse workers"]
     fresh = [r for n, r in rows if n == "fresh worker"]
-    mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)  # noqa: E731
+    mean = lambda rs, k: sum(r[k] for r in rs) / len(rs)
     print(f"per-trial overhead, reuse vs fresh: {mean(reuse, 'overhead_per_trial_s'):.2f} s vs "
           f"{mean(fresh, 'overhead_per_trial_s'):.2f} s (ratio "
           f"{mean(fresh, 'overhead_per_trial_s') / max(mean(reuse, 'overhead_per_trial_s'), 1e-9):.1f}x); "

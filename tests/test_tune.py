@@ -9,9 +9,9 @@ from ray import tune as ray_tune
 
 matplotlib.use("Agg")
 
-from labkit import tune  # noqa: E402
-from labkit.artifacts import RunDir  # noqa: E402
-from labkit.profiles import get_profile  # noqa: E402
+from labkit import tune
+from labkit.artifacts import RunDir
+from labkit.profiles import get_profile
 
 # a profile small enough for tests: 2 trials of 1 epoch on a 64-image training split; batches of 2 to 8
 # give a one-cycle schedule at least 8 steps
