@@ -9,6 +9,7 @@ in :mod:`data_stub.generator`.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import multiprocessing
@@ -25,7 +26,9 @@ from .generator import CLASS_MIX, make_image
 __all__ = ["make_stub", "CLASS_MIX", "FIRST_TEST_NUMBER", "STUB_VERSION"]
 
 FIRST_TEST_NUMBER = 10001  # the real test files are 10001.png .. 15041.png
-STUB_VERSION = 1  # bump when the generator changes, so cached stubs are rebuilt
+# The generator's own source is part of a cached stub's identity: any change to it rebuilds the stub,
+# with no version number to forget to bump.
+STUB_VERSION = hashlib.sha256((Path(__file__).parent / "generator.py").read_bytes()).hexdigest()[:16]
 MARKER = "stub.json"  # written last: its presence says the folder is a complete stub
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps keep the zips byte-for-byte reproducible
 
