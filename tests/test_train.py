@@ -133,3 +133,9 @@ def test_pick_device():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="--device cpu"):
             pick_device("cuda")
+
+
+def test_fit_runs_with_mixed_precision_and_channels_last_on_cpu():
+    result = fit(small_model1(), *loaders(32, 16), epochs=1, amp=True, channels_last=True, log=None)
+    assert np.isfinite(result.best_val_loss)
+    assert all(v.dtype != torch.bfloat16 for v in result.best_state.values())  # weights stay float32
