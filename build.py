@@ -182,7 +182,7 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
             cell.metadata["labkit"] = {"chapter": chapter.id, "chapter_start": i == 0}
             cell.metadata.pop("papermill", None)
             cell.metadata.pop("execution", None)
-            cell.pop("id", None)
+            cell.id = f"c{chapter.number}-{i}"  # unique across chapters
         nb.cells.extend(cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python", "version": platform.python_version()}

@@ -51,7 +51,7 @@ for name in ("model1", "model2"):
     h = history[name]
     show_figure(diagnostics.curves_figure(h, f"{name}: final run"), ctx.run, f"{name}_final_curves")
     best = min(range(len(h.val_loss)), key=h.val_loss.__getitem__)
-    evidence.record(f"curves_{name}", f"loss and accuracy curves over {len(h.epoch)} epochs", model=name,
+    evidence.record(f"curves_{name}", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model=name,
                     epochs=len(h.epoch), best_val_acc=max(h.val_acc))
     say(f"**{name}**: validation loss is lowest at epoch {h.epoch[best]} ({h.val_loss[best]:.3f}, accuracy "
         f"{pct(h.val_acc[best])}); training loss falls from {h.train_loss[0]:.3f} to {h.train_loss[-1]:.3f}. "
@@ -75,11 +75,12 @@ for name, pred in predictions.items():
                 ctx.run, f"{name}_confusion")
     display(diagnostics.per_class_table(pred.labels, pred.preds))
     pair = diagnostics.most_confused_pair(pred.labels, pred.preds)
+    worst = f"'{pair.true_name}' taken for '{pair.predicted_name}'" if pair.true_class >= 0 else "none"
     evidence.record(f"confusion_{name}", f"confusion matrix on {len(pred.labels)} validation patches; "
-                    f"worst pair {pair.text}", model=name, accuracy=float((pred.labels == pred.preds).mean()),
-                    worst_pair=[int(pair.true_class), int(pair.predicted_class)])
-    say(f"**{name}**: {pct((pred.labels == pred.preds).mean())} of validation patches are right. "
-        f"Its most frequent confusion: {pair.text}.")
+                    f"worst confusion: {worst}", model=name, accuracy=float((pred.labels == pred.preds).mean()),
+                    worst_pair=[pair.true_class, pair.predicted_class])
+    say(f"**{name}** classifies {pct((pred.labels == pred.preds).mean())} of the validation patches correctly. "
+        + pair.text)
     ctx.run.save_json(f"diagnostics/{name}_val_predictions.json",
                       {"labels": pred.labels, "preds": pred.preds, "probs": pred.probs})
 
