@@ -88,7 +88,7 @@ def test_unfreeze_schedule_trains_the_head_first():
     import torchvision
 
     model = torchvision.models.resnet18(weights=None, num_classes=4)
-    train = DataLoader(TensorDataset(torch.randn(8, 3, 32, 32), torch.arange(8) % 4), batch_size=8)
+    train = DataLoader(TensorDataset(torch.randn(8, 3, 16, 16), torch.arange(8) % 4), batch_size=8)
     snapshots = []
 
     def snapshot(epoch, metrics):
