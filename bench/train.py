@@ -121,6 +121,14 @@ def main(argv=None):
             print(f"  {v:20s} {describe(results[m, v])}  x{ratio:4.2f}{mark}")
         print(f"  {'eval (inference)':20s} {describe(evals[m])}")
 
+    # the other project setting that matters on a CPU: model2 trains its head and last stages, not all
+    for arch in args.arch:
+        everything = [w for w, _ in results[f"model2 {arch} all", project]]
+        for n in args.stages:
+            part = [w for w, _ in results[f"model2 {arch} stages={n}", project]]
+            ratio = statistics.median(a / b for a, b in zip(part, everything))
+            print(f"model2 {arch}: head + last {n} stages trainable vs the whole network: x{ratio:4.2f}")
+
     print("\nseconds per epoch at the project setting, from the wall-clock medians above (train split at the\n"
           "train rate, val split at the eval rate); on an idle machine expect up to 2 x img/CPU-s instead")
     for name in ("quick", "standard"):
