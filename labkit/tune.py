@@ -515,6 +515,7 @@ def score_figure(result: SearchResult):
         ax.scatter(positions, 100 * ok["best_val_acc"], c=colours, s=40, edgecolor="black", linewidth=0.5)
         ax.scatter(positions[is_best], 100 * ok.loc[is_best, "best_val_acc"], marker="*", s=250, c="gold",
                    edgecolor="black", zorder=3)
+        ax.margins(y=0.15)  # room for the star at the top
         ax.set_xlabel(name + (" (log scale)" if name in result.log_params else ""))
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(params):]:
