@@ -86,7 +86,8 @@ say(tune.describe_result(result1, "model1"))
 
 # %%
 result2 = tune.run_search("model2", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
-                          storage_dir=ctx.run.path("tuning/ray"))
+                          storage_dir=ctx.run.path("tuning/ray"), weights_file=ctx.weights_file or None,
+                          allow_random=ctx.is_stub)
 result2.save(ctx.run, "model2")
 display(result2.table)
 show_figure(tune.trials_figure(result2), ctx.run, "tuning_model2_trials")
