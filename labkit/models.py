@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
 from labkit import N_CLASSES
@@ -140,6 +139,7 @@ def weights_cache_dir() -> Path:
 
 def default_weights(arch: str):
     """torchvision's default ImageNet weights enum member for ``arch`` (e.g. ResNet18_Weights.IMAGENET1K_V1)."""
+    import torchvision  # imported where needed: it costs ~2 s, which every fresh Ray worker would pay
     try:
         return torchvision.models.get_model_weights(arch).DEFAULT
     except (ValueError, KeyError):
@@ -234,6 +234,8 @@ def build_model2(arch: str = "resnet18", weights_file=None, allow_random: bool =
     weights = default_weights(arch)
     file_name, prefix = weights_file_name(weights)
     cache_dir = Path(cache_dir) if cache_dir else weights_cache_dir()
+    import torchvision
+
     model = torchvision.models.get_model(arch, weights=None)
 
     if weights_file is not None:
