@@ -162,6 +162,64 @@ def _indent(text: str) -> str:
     return "\n".join("    " + line for line in text.splitlines())
 
 
+# Chapters that read only what earlier chapters wrote, and nothing of each other's, run side by side:
+# 02 and 03 both need just 01's split, 06 and 07 just 05's results. On a 2-core machine this overlaps
+# the seconds every kernel spends starting and importing torch.
+SIDE_BY_SIDE = [{"02", "03"}, {"06", "07"}]
+
+
+def _steps(chapters: list[Chapter]) -> list[list[Chapter]]:
+    """Group consecutive chapters that may run side by side; everything else runs alone, in order."""
+    steps: list[list[Chapter]] = []
+    for chapter in chapters:
+        previous = steps[-1] if steps else []
+        group = next((g for g in SIDE_BY_SIDE if chapter.number in g), None)
+        if previous and group and all(c.number in group for c in previous):
+            previous.append(chapter)
+        else:
+            steps.append([chapter])
+    return steps
+
+
+def run_chapters(chapters: list[Chapter], params: dict, work: Path, env: dict):
+    """Run the chapters (some side by side) with a progress line each; yield (chapter, seconds).
+
+    On a failure, the chapters already started finish, then the first failure is raised.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    done = 0
+    for step in _steps(chapters):
+        if len(step) == 1:
+            outcomes = [_timed_run(step[0], params, work, env)]
+        else:  # spawn, not fork: this process has imported torch
+            with ProcessPoolExecutor(len(step), mp_context=multiprocessing.get_context("spawn")) as pool:
+                futures = [pool.submit(_timed_run, c, params, work, env) for c in step]
+                outcomes = [f.result() for f in futures]
+        for chapter, (seconds, error) in zip(step, outcomes):
+            done += 1
+            together = " (side by side with " + ", ".join(c.id for c in step if c is not chapter) + ")" \
+                if len(step) > 1 else ""
+            status = f"FAILED after {seconds:.0f} s" if error else f"{seconds:6.1f} s"
+            print(f"  [{done}/{len(chapters)}] {chapter.id:<18} {status}{together}", flush=True)
+        errors = [error for _, error in outcomes if error]
+        if errors:
+            raise BuildError(errors[0])
+        for chapter, (seconds, _) in zip(step, outcomes):
+            yield chapter, seconds
+
+
+def _timed_run(chapter: Chapter, params: dict, work: Path, env: dict) -> tuple[float, str | None]:
+    t0 = time.perf_counter()
+    try:
+        run_chapter(chapter, params, work, env)
+        error = None
+    except BuildError as exc:
+        error = str(exc)
+    return round(time.perf_counter() - t0, 1), error
+
+
 # -- assembling ------------------------------------------------------------------------------------
 def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str) -> nbformat.NotebookNode:
     """One notebook: title, contents, environment, then each executed chapter marked in cell metadata.
@@ -332,16 +390,8 @@ def build(args) -> int:
     print(f"Building {args.team}.ipynb: profile {profile.name}, {data_desc}, device {device}")
     timings_path = work / "timings.json"
     chapter_seconds = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    for i, chapter in enumerate(selected, 1):
-        t0 = time.perf_counter()
-        print(f"  [{i}/{len(selected)}] {chapter.id:<18}", end="", flush=True)
-        try:
-            run_chapter(chapter, params, work, env)
-        except BuildError:
-            print(f" FAILED after {time.perf_counter() - t0:.0f} s")
-            raise
-        chapter_seconds[chapter.id] = round(time.perf_counter() - t0, 1)
-        print(f" {chapter_seconds[chapter.id]:6.1f} s")
+    for chapter, seconds in run_chapters(selected, params, work, env):
+        chapter_seconds[chapter.id] = seconds
         timings_path.write_text(json.dumps(chapter_seconds))
 
     total = time.perf_counter() - started

@@ -11,7 +11,8 @@
 # %% [markdown]
 # # 7. Predictions, comparison of the two models, and conclusions
 #
-# Both tuned models predict the test set. Each prediction file is checked against the competition's
+# Both tuned models predict the test set, averaging each patch's prediction over its eight flips and
+# rotations (test-time augmentation) except in the quick profile. Each prediction file is checked against the competition's
 # `example.csv` (same header, same files in the same order, integer labels 0 to 3) before it is written, and
 # the model with the higher validation accuracy provides `submission.csv`.
 
@@ -46,7 +47,7 @@ test_loader = data.make_loader(nuclei.test_dataset(), ctx.profile.batch_size, sh
 # %%
 val_acc = {}
 for name, model in final.items():
-    preds = submission.predict_test(model, test_loader, device=ctx.device, tta=True)
+    preds = submission.predict_test(model, test_loader, device=ctx.device, tta=ctx.profile.test_time_augmentation)
     path = submission.write_submission(ctx.run.path(f"submission/submission_{name}.csv"), nuclei.test_files,
                                        preds, nuclei.layout.example_csv)
     submission.validate_submission(path, nuclei.layout.example_csv)

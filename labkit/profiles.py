@@ -22,15 +22,16 @@ class Profile:
     tune_subset: float       # share of the training split a trial trains on
     interpret_per_class: int  # validation patches per class and outcome shown with Captum
     batch_size: int
+    test_time_augmentation: bool = True  # average test predictions over the 8 flips/rotations
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
 PROFILES = {
-    "quick": Profile("quick", stub_train=480, stub_test=120, val_fraction=0.25,
+    "quick": Profile("quick", stub_train=320, stub_test=80, val_fraction=0.25,
                      model1_epochs=2, model2_epochs=1, tune_trials=2, tune_epochs=1,
-                     tune_subset=0.5, interpret_per_class=1, batch_size=64),
+                     tune_subset=0.5, interpret_per_class=1, batch_size=64, test_time_augmentation=False),
     "standard": Profile("standard", stub_train=3000, stub_test=800, val_fraction=0.2,
                         model1_epochs=8, model2_epochs=3, tune_trials=6, tune_epochs=4,
                         tune_subset=0.5, interpret_per_class=1, batch_size=64),
