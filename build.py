@@ -64,7 +64,8 @@ class Chapter:
     title: str     # first markdown heading
 
 
-def find_chapters(directory: Path = CHAPTERS_DIR) -> list[Chapter]:
+def find_chapters(directory: Path | None = None) -> list[Chapter]:
+    directory = directory or CHAPTERS_DIR
     chapters = []
     for path in sorted(directory.glob("[0-9][0-9]_*.py")):
         title = path.stem
