@@ -107,3 +107,21 @@ def test_suggested_team_names_are_valid(name, fixed):
     assert build.check_team_name(fixed) == fixed
     with pytest.raises(build.BuildError):
         build.check_team_name(name)
+
+
+@pytest.mark.slow
+def test_assembled_notebook_runs_top_to_bottom_in_one_kernel(quick_build, monkeypatch):
+    """The hand-in is one notebook: a marker who re-runs it in a single kernel must see no error."""
+    from nbclient import NotebookClient
+
+    out, _, _ = quick_build
+    nb = nbformat.read(out / f"{TEAM}.ipynb", as_version=4)
+    for key, value in build.ensure_kernel(out).items():  # this interpreter's kernel, as build.py uses
+        monkeypatch.setenv(key, value)
+    NotebookClient(nb, kernel_name=build.KERNEL_NAME, timeout=600,
+                   resources={"metadata": {"path": str(REPO)}}).execute()
+    counts = [c.execution_count for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+    assert counts == list(range(1, len(counts) + 1)), "one kernel: counts run 1, 2, 3, ... top to bottom"
+    errors = [(o.ename, o.evalue) for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
