@@ -195,8 +195,11 @@ def run_chapters(chapters: list[Chapter], params: dict, work: Path, env: dict):
         if len(step) == 1:
             outcomes = [_timed_run(step[0], params, work, env)]
         else:  # spawn, not fork: this process has imported torch
+            # split the cores between the chapters: oversubscribed torch threads spin and slow both down
+            threads = str(max(1, (os.cpu_count() or 1) // len(step)))
+            step_env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
             with ProcessPoolExecutor(len(step), mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = [pool.submit(_timed_run, c, params, work, env) for c in step]
+                futures = [pool.submit(_timed_run, c, params, work, step_env) for c in step]
                 outcomes = [f.result() for f in futures]
         for chapter, (seconds, error) in zip(step, outcomes):
             done += 1
