@@ -31,7 +31,9 @@ weights_file = ""
 seed = 0
 
 # %%
-from labkit import data, diagnostics, evidence, models, train
+import warnings
+
+from labkit import data, diagnostics, evidence, models, train, tune
 from labkit.notebook import pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("03_model2", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
@@ -46,8 +48,9 @@ nuclei = ctx.data
 # weight's file name, so the report can say whether these are really the published ImageNet weights.
 
 # %%
-model2, weights = models.build_model2(weights_file=ctx.weights_file or None,
-                                      allow_random=ctx.is_stub)
+with warnings.catch_warnings():  # the warning is shown once, as the note below
+    warnings.simplefilter("ignore")
+    model2, weights = models.build_model2(weights_file=ctx.weights_file or None, allow_random=ctx.is_stub)
 ctx.run.save_json("model2/weights.json", weights.as_dict())
 display(weights.as_dict())
 evidence.record("model2_pretrained",
@@ -82,14 +85,16 @@ display(trainable)
 # larger learning rate than the backbone.
 
 # %%
-models.set_unfrozen_stages(model2, 1)
-groups = models.model2_param_groups(model2, head_lr=3e-3, backbone_lr=3e-4, weight_decay=1e-4)
-train_loader = data.make_loader(nuclei.train_dataset(augment=True, seed=seed), ctx.profile.batch_size,
+config = tune.baseline_config("model2", ctx.profile)  # hand-picked; chapter 4 searches around it
+models.set_unfrozen_stages(model2, config["unfrozen_stages"])
+groups = models.model2_param_groups(model2, head_lr=config["head_lr"], backbone_lr=config["backbone_lr"],
+                                    weight_decay=config["weight_decay"])
+train_loader = data.make_loader(nuclei.train_dataset(augment=True, seed=seed), config["batch_size"],
                                 shuffle=True, device=ctx.device)
-val_loader = data.make_loader(nuclei.val_dataset(), ctx.profile.batch_size, shuffle=False, device=ctx.device)
+val_loader = data.make_loader(nuclei.val_dataset(), config["batch_size"], shuffle=False, device=ctx.device)
 baseline = train.fit(model2, train_loader, val_loader, epochs=ctx.profile.model2_epochs, param_groups=groups,
                      device=ctx.device, seed=seed, name="model2")
-ctx.run.save_checkpoint("model2/baseline.pt", model2, arch=weights.arch, config={"unfrozen_stages": 1},
+ctx.run.save_checkpoint("model2/baseline.pt", model2, arch=weights.arch, config=config,
                         best_epoch=baseline.best_epoch)
 ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
 

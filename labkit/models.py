@@ -96,7 +96,10 @@ class Model1(nn.Module):
 def build_model1(config: dict) -> Model1:
     """Model1 from a tuning config; keys it does not know (lr, epochs, ...) are ignored."""
     keys = ("channels", "hidden", "dropout", "batch_norm", "pool")
-    return Model1(**{k: config[k] for k in keys if k in config})
+    kwargs = {k: config[k] for k in keys if k in config}
+    if isinstance(kwargs.get("channels"), str):  # "16-32-64", as the search space writes it
+        kwargs["channels"] = [int(c) for c in kwargs["channels"].split("-")]
+    return Model1(**kwargs)
 
 
 @dataclass
@@ -213,7 +216,8 @@ def _head_name(model: nn.Module) -> str:
     return linears[-1]
 
 
-def _replace_head(model: nn.Module, n_classes: int) -> None:
+def replace_head(model: nn.Module, n_classes: int) -> None:
+    """Swap the model's last Linear layer (the 1000 ImageNet classes) for a new one with n_classes outputs."""
     name = _head_name(model)
     parent_name, _, child = name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
@@ -257,7 +261,7 @@ def build_model2(arch: str = "resnet18", weights_file=None, allow_random: bool =
                     raise MissingWeightsError(message) from None
                 message += " model2 is RANDOMLY INITIALISED here: it is not pretrained."
                 warnings.warn(message, stacklevel=2)
-                _replace_head(model, N_CLASSES)
+                replace_head(model, N_CLASSES)
                 return model, WeightsInfo(arch, None, "random", None, False, False, message)
 
     sha = sha256_file(path)
@@ -275,7 +279,7 @@ def build_model2(arch: str = "resnet18", weights_file=None, allow_random: bool =
                    f"start with {prefix!r} from torchvision's URL for {weights}: NOT verified as "
                    f"torchvision's ImageNet weights.")
         warnings.warn(message, stacklevel=2)
-    _replace_head(model, N_CLASSES)
+    replace_head(model, N_CLASSES)
     return model, WeightsInfo(arch, str(weights), source, sha, verified, True, message, str(path))
 
 
@@ -338,11 +342,8 @@ def model2_param_groups(model: nn.Module, head_lr: float, backbone_lr: float,
 
 
 # ---------------------------------------------------------------------------------------------------
-# for the notebook: the head replacement and what each freezing stage trains
+# for the notebook: what each freezing stage trains
 # ---------------------------------------------------------------------------------------------------
-replace_head = _replace_head  # chapter 03 shows this code to students
-
-
 def trainable_table(model: nn.Module, stages: list[int]):
     """Trainable and frozen parameter counts of model2 for each number of unfrozen backbone stages.
 

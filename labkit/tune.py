@@ -23,12 +23,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import ray
-import torch
-from ray import tune
-from ray.tune.schedulers import ASHAScheduler
-from ray.tune.search import BasicVariantGenerator
-from ray.tune.search.sample import Categorical, Float, Integer
+
+# Inside a notebook, Ray asks for ipywidgets (for live tables we do not want) and tqdm warns without it:
+# both are noise in a report. Set before Ray is imported, since it speaks at import time.
+logging.getLogger("ray.widgets.util").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message="IProgress not found")
+
+import ray  # noqa: E402
+import torch  # noqa: E402
+from ray import tune  # noqa: E402
+from ray.tune.schedulers import ASHAScheduler  # noqa: E402
+from ray.tune.search import BasicVariantGenerator  # noqa: E402
+from ray.tune.search.sample import Categorical, Float, Integer  # noqa: E402
 
 KINDS = ("model1", "model2")
 METRIC_FOR_ASHA = "val_loss"   # smoother than accuracy after one epoch on a few hundred images
@@ -81,6 +87,20 @@ def trial_resources(kind: str, device, cpus: float, gpus: float, trials: int) ->
 # ---------------------------------------------------------------------------------------------------
 # Search spaces (shown in the notebook with inspect.getsource: keep them short)
 # ---------------------------------------------------------------------------------------------------
+# The hand-picked settings of the baselines in chapters 2 and 3. Every search tries them first
+# (points_to_evaluate), so a search can only find something better than the default, never silently worse.
+BASELINES = {
+    "model1": {"lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw", "channels": "16-32-64-128",
+               "dropout": 0.3},
+    "model2": {"head_lr": 3e-3, "backbone_lr": 3e-4, "weight_decay": 1e-4, "unfrozen_stages": 1},
+}
+
+
+def baseline_config(kind: str, profile) -> dict:
+    """The baseline's full config (with the profile's batch size), in the search space's keys."""
+    return {**BASELINES[kind], "batch_size": profile.batch_size}
+
+
 def model1_search_space(profile) -> dict:
     """What Ray Tune varies for model1, our small ConvNet. Keys are build_model1's and fit's arguments."""
     b = profile.batch_size
@@ -88,7 +108,9 @@ def model1_search_space(profile) -> dict:
         "lr": tune.loguniform(3e-4, 3e-2),            # log scale: rates matter by ratio, not difference
         "weight_decay": tune.loguniform(1e-5, 1e-2),  # L2 penalty, also log scale
         "optimizer": tune.choice(["adamw", "sgd"]),   # sgd uses momentum 0.9
-        "channels": tune.choice([[16, 32, 64], [32, 64, 128], [32, 64, 128, 256]]),  # width and depth
+        # width and depth: channels per conv block ("16-32-64" = three blocks); strings keep Ray's
+        # points_to_evaluate and the result tables simple
+        "channels": tune.choice(["16-32-64", "16-32-64-128", "32-64-128", "32-64-128-256"]),
         "dropout": tune.uniform(0.0, 0.5),            # before the classifier
         "batch_size": tune.choice([b // 2, b, 2 * b]),
     }
@@ -304,6 +326,7 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
     started = time.perf_counter()
+    default_space = space is None
     space = space if space is not None else (model1_search_space if kind == "model1"
                                              else model2_search_space)(profile)
     trials = trials or profile.tune_trials
@@ -317,6 +340,8 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
             warnings.simplefilter("ignore")
             base_model2, _ = models.build_model2(arch, weights_file=weights_file, allow_random=allow_random)
 
+    # the default search starts from the baseline's settings; a caller's own space is searched as given
+    first_points = [baseline_config(kind, profile)] if default_space else []
     resources = init_ray(ray_address)
     grid_size = math.prod(len(d["grid_search"]) for d in space.values()
                           if isinstance(d, dict) and "grid_search" in d)
@@ -332,7 +357,8 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
         param_space=space,
         tune_config=tune.TuneConfig(
             metric=METRIC_FOR_ASHA, mode="min", num_samples=trials, scheduler=asha_scheduler(epochs),
-            search_alg=BasicVariantGenerator(random_state=seed),  # same seed, same sampled configs
+            # same seed, same sampled configs; the baseline's settings are the first trial
+            search_alg=BasicVariantGenerator(random_state=seed, points_to_evaluate=first_points),
             max_concurrent_trials=concurrent, reuse_actors=REUSE_ACTORS),
         run_config=tune.RunConfig(
             name=f"{kind}_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}",

@@ -84,6 +84,10 @@ def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
     assert sorted(result.curves["trial"].unique()) == [0, 1]
     assert (result.curves["epoch"] == 1).all()
     assert result.table["lr"].nunique() == 2  # the two trials sampled different settings
+    # the first trial is the hand-picked baseline of chapter 2, so tuning is measured against it
+    baseline = tune.baseline_config("model1", TINY)
+    first = result.table.set_index("trial").loc[0]
+    assert first["lr"] == pytest.approx(baseline["lr"]) and first["channels"] == baseline["channels"]
     # no Ray status tables or logs in the notebook
     lines = printed.strip().splitlines()
     assert len(lines) < 30, "\n".join(lines[:40])
