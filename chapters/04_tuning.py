@@ -37,7 +37,7 @@ seed = 0
 # %%
 import ray
 
-from labkit import evidence, tune
+from labkit import evidence, results, tune
 from labkit.notebook import pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("04_tuning", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
@@ -103,30 +103,22 @@ say(tune.describe_result(result2, "model2"))
 # %% [markdown]
 # ## 4.4 Retraining both models with their best configurations
 #
-# The searches ranked settings on short runs over a subset. The final models train on the whole training
-# split for the full number of epochs with the winning settings; these runs give the curves, confusion
-# matrices and predictions of the following chapters.
+# The searches ranked settings on short runs over a subset. Each model is now trained on the whole training
+# split for the full number of epochs with its winning settings, and compared with its baseline from
+# chapter 2 or 3, trained for as long: the better of the two becomes the final model, whose curves,
+# confusion matrices and predictions the following chapters show.
 
 # %%
 final1 = tune.train_final("model1", result1.best_config, nuclei, p, device=ctx.device, seed=seed)
-ctx.run.save_checkpoint("model1/final.pt", final1.model, config=result1.best_config,
-                        best_epoch=final1.fit.best_epoch, val_acc=final1.fit.best_val_acc)
-ctx.run.save_json("model1/final_history.json", final1.fit.history.to_dict())
+verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config, best_epoch=final1.fit.best_epoch)
 
 # %%
 weights = ctx.run.load_json("model2/weights.json")
 final2 = tune.train_final("model2", result2.best_config, nuclei, p, device=ctx.device, seed=seed,
                           weights_file=ctx.weights_file or None, allow_random=ctx.is_stub)
-ctx.run.save_checkpoint("model2/final.pt", final2.model, arch=weights["arch"], config=result2.best_config,
-                        best_epoch=final2.fit.best_epoch, val_acc=final2.fit.best_val_acc)
-ctx.run.save_json("model2/final_history.json", final2.fit.history.to_dict())
+verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config, arch=weights["arch"],
+                                best_epoch=final2.fit.best_epoch)
 
 # %%
-baseline1 = ctx.run.load_json("model1/baseline_history.json")
-baseline2 = ctx.run.load_json("model2/baseline_history.json")
-rows = [("model1", max(baseline1["val_acc"]), final1.fit.best_val_acc),
-        ("model2", max(baseline2["val_acc"]), final2.fit.best_val_acc)]
-lines = [f"- **{name}**: baseline {pct(before)}, tuned {pct(after)} validation accuracy "
-         f"({100 * (after - before):+.1f} percentage points)" for name, before, after in rows]
-say("Tuning against the hand-picked baselines of chapters 2 and 3:\n\n" + "\n".join(lines))
+say("Tuned against the hand-picked baselines of chapters 2 and 3:\n\n- " + verdict1 + "\n- " + verdict2)
 ray.shutdown()  # stop the local Ray workers (or leave the cluster) before the kernel exits

@@ -1,6 +1,8 @@
 """Reading the run folder back: the final models, and the comparison of model1 with model2.
 
     load_final(run, name)             the final model1 or model2, weights restored, in eval mode
+    choose_final(run, name, tuned, config, **meta)
+                                      keep the tuned model, or the baseline if it is better; say which
     fix_summary(fix)                  a JSON-able summary of diagnostics.fix_experiment's result
     comparison_table(run)             one row per model: size, training cost, accuracy, macro F1
     describe_comparison(table, ...)   generated text comparing the two models with this run's numbers
@@ -26,6 +28,31 @@ def load_final(run, name: str, stage: str = "final"):
         model = torchvision.models.get_model(meta["arch"], weights=None, num_classes=N_CLASSES)
     model.load_state_dict(state)
     return model.eval()
+
+
+def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
+    """Save ``name``'s final model: the tuned one (a tune.FinalRun), unless the baseline of chapter 2 or 3,
+    trained for as long, scores higher on validation. Short trials on a subset can rank settings that learn
+    fast above settings that end up better, so the comparison after full training decides.
+    Returns a sentence for the notebook.
+    """
+    from labkit.train import History
+
+    baseline = History.from_dict(run.load_json(f"{name}/baseline_history.json"))
+    baseline_acc = baseline.val_acc[int(np.argmin(baseline.val_loss))]  # the epoch fit keeps
+    tuned_acc = tuned.fit.best_val_acc
+    change = f"{100 * (tuned_acc - baseline_acc):+.1f} percentage points"
+    if tuned_acc >= baseline_acc:
+        run.save_checkpoint(f"{name}/final.pt", tuned.model, config=config, **meta)
+        run.save_json(f"{name}/final_history.json", tuned.fit.history.to_dict())
+        return (f"**{name}**: the tuned settings reach {tuned_acc:.1%} validation accuracy against the "
+                f"baseline's {baseline_acc:.1%} ({change}); the tuned model is the final {name}.")
+    for suffix in (".pt", "_history.json"):
+        run.save_bytes(f"{name}/final{suffix}", run.path(f"{name}/baseline{suffix}").read_bytes())
+    return (f"**{name}**: fully trained, the search's best settings reach {tuned_acc:.1%} validation accuracy, "
+            f"below the baseline's {baseline_acc:.1%} ({change}): the short trials on a subset favoured settings "
+            f"that learn fast rather than far. The baseline stays the final {name}; since this choice is made on "
+            "the validation split, its validation score is slightly optimistic.")
 
 
 def fix_summary(fix) -> dict:

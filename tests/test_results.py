@@ -1,0 +1,46 @@
+"""labkit.results: choosing the final model and reading it back from the run folder."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from labkit import models, results
+from labkit.artifacts import RunDir
+from labkit.train import History
+
+
+def _history(val_acc):
+    n = len(val_acc)
+    return History(epoch=list(range(1, n + 1)), train_loss=[1.0] * n, train_acc=[0.5] * n,
+                   val_loss=[1.0 - a for a in val_acc], val_acc=list(val_acc), lr=[1e-3] * n, seconds=[1.0] * n)
+
+
+@pytest.fixture
+def run(tmp_path):
+    run = RunDir(tmp_path / "run")
+    baseline = models.build_model1({"channels": "8-16"})
+    run.save_checkpoint("model1/baseline.pt", baseline, config={"channels": "8-16"})
+    run.save_json("model1/baseline_history.json", _history([0.6, 0.8]).to_dict())
+    return run
+
+
+def _tuned(acc):
+    model = models.build_model1({"channels": [4, 8, 16]})
+    return SimpleNamespace(model=model, fit=SimpleNamespace(best_val_acc=acc, history=_history([acc])))
+
+
+def test_a_better_tuned_model_becomes_final(run):
+    text = results.choose_final(run, "model1", _tuned(0.9), {"channels": [4, 8, 16]})
+    assert "the tuned model is the final model1" in text and "+10.0 percentage points" in text
+    final = results.load_final(run, "model1")
+    assert models.count_layers(final).by_type["Conv2d"] == 3
+    assert run.load_json("model1/final_history.json")["val_acc"] == [0.9]
+
+
+def test_a_worse_tuned_model_leaves_the_baseline_final(run):
+    text = results.choose_final(run, "model1", _tuned(0.7), {"channels": [4, 8, 16]})
+    assert "The baseline stays the final model1" in text and "-10.0 percentage points" in text
+    final = results.load_final(run, "model1")
+    assert models.count_layers(final).by_type["Conv2d"] == 2
+    state, _ = run.load_checkpoint("model1/baseline.pt")
+    assert all(torch.equal(final.state_dict()[k], v) for k, v in state.items())
