@@ -125,3 +125,19 @@ def test_assembled_notebook_runs_top_to_bottom_in_one_kernel(quick_build, monkey
     errors = [(o.ename, o.evalue) for c in nb.cells if c.cell_type == "code" for o in c.outputs
               if o.output_type == "error"]
     assert not errors
+
+
+def test_standalone_notebook_embeds_labkit_and_points_at_kaggle():
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('data_dir = "/home/me/stub"\nis_stub = True', execution_count=1)
+    params.metadata["tags"] = ["injected-parameters"]
+    work = nbformat.v4.new_code_cell("print(1)", execution_count=2,
+                                     outputs=[nbformat.v4.new_output("stream", text="1\n")])
+    nb.cells += [params, work]
+    kaggle = build.standalone_notebook(nb, TEAM, seed=3)
+    sources = [c.source for c in kaggle.cells if c.cell_type == "code"]
+    embedded = {s.split("\n", 1)[0] for s in sources if s.startswith("%%writefile")}
+    assert embedded == {f"%%writefile labkit/{p.name}" for p in (REPO / "labkit").glob("*.py")}
+    assert any("/kaggle/input/deep-learning-for-msc-2022-23" in s and "is_stub = False" in s for s in sources)
+    assert all(not c.get("outputs") and c.execution_count is None for c in kaggle.cells if c.cell_type == "code")
+    assert nb.cells[1].outputs, "the original notebook is left as it was"
