@@ -121,6 +121,20 @@ def prepare_data(args, profile) -> tuple[Path, str]:
                   f"seed {args.seed}): numbers say nothing about the real data")
 
 
+def check_weights(weights_file: Path | None) -> None:
+    """A real-data build needs ImageNet weights for model2: find out now, not after three chapters."""
+    import warnings
+
+    from labkit.models import MissingWeightsError, WeightsError, build_model2
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # chapter 03 reports what was loaded
+            build_model2(weights_file=weights_file, allow_random=False)
+    except (MissingWeightsError, WeightsError) as exc:
+        raise BuildError(f"model2 needs ImageNet weights for a real-data build. {exc}") from None
+
+
 # -- running one chapter ---------------------------------------------------------------------------
 def run_chapter(chapter: Chapter, params: dict, work: Path, env: dict) -> Path:
     """Execute one chapter with papermill; return the executed notebook's path in work/."""
@@ -381,6 +395,8 @@ def build(args) -> int:
                              f"{', '.join(missing)} never ran here: run the whole build first.")
 
     data_dir, data_desc = prepare_data(args, profile)
+    if args.data:
+        check_weights(args.weights)
     env = ensure_kernel(out)
     from labkit.train import pick_device
 

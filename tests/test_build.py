@@ -141,3 +141,17 @@ def test_standalone_notebook_embeds_labkit_and_points_at_kaggle():
     assert any("/kaggle/input/deep-learning-for-msc-2022-23" in s and "is_stub = False" in s for s in sources)
     assert all(not c.get("outputs") and c.execution_count is None for c in kaggle.cells if c.cell_type == "code")
     assert nb.cells[1].outputs, "the original notebook is left as it was"
+
+
+def test_real_data_build_without_weights_stops_before_any_chapter(tmp_path, monkeypatch):
+    import data_stub
+    from labkit import models
+
+    data = data_stub.make_stub(tmp_path / "data", n_train=40, n_test=8, seed=1)
+    monkeypatch.setattr(models, "weights_cache_dir", lambda: tmp_path / "empty-cache")
+    monkeypatch.setenv("LABKIT_OFFLINE", "1")
+    out = tmp_path / "out"
+    with pytest.raises(build.BuildError, match=r"resnet18-f37072fd\.pth.*empty-cache"):
+        build.build(build.parse_args(["--team", TEAM, "--data", str(data), "--out", str(out),
+                                      "--cache", str(tmp_path / "cache")]))
+    assert not (out / "chapters" / "01_data.ipynb").exists()
