@@ -229,7 +229,7 @@ def _cache_key(csv_path: Path, folder: Path, names: list[str]) -> str:
 def _decode(folder: Path, names: list[str], csv_path: Path) -> torch.Tensor:
     """uint8 [N, 3, 100, 100] from the PNGs, RGB; other sizes are resized with one warning."""
     pixels = np.empty((len(names), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
-    resized: list[tuple[str, tuple[int, int]]] = []
+    resized: list[tuple[int, str, tuple[int, int]]] = []  # (row, name, size), appended by threads
 
     def decode_one(row: int) -> None:
         path = folder / names[row]
@@ -240,7 +240,7 @@ def _decode(folder: Path, names: list[str], csv_path: Path) -> torch.Tensor:
             raise DataError(f"{path} (line {row + 2} of {csv_path.name}) is not a readable image ({exc}): "
                             "download the data again, or delete that line from the csv") from None
         if image.size != (IMAGE_SIZE, IMAGE_SIZE):
-            resized.append((names[row], image.size))
+            resized.append((row, names[row], image.size))
             image = image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.BILINEAR)
         pixels[row] = np.asarray(image)
 
@@ -248,7 +248,7 @@ def _decode(folder: Path, names: list[str], csv_path: Path) -> torch.Tensor:
     with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         list(pool.map(decode_one, range(len(names))))
     if resized:
-        name, (w, h) = resized[0]
+        _, name, (w, h) = min(resized)  # the first in csv order, whichever thread finished first
         warnings.warn(f"{len(resized)} image(s) in {folder} are not {IMAGE_SIZE}x{IMAGE_SIZE} "
                       f"(e.g. {name} is {w}x{h}); resized them to {IMAGE_SIZE}x{IMAGE_SIZE}", stacklevel=3)
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
