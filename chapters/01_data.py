@@ -76,7 +76,8 @@ largest, smallest = counts.idxmax(), counts.idxmin()
 say(f"The largest class is **{largest}** ({pct(counts.max() / counts.sum())} of the patches) and the "
     f"smallest **{smallest}** ({pct(counts.min() / counts.sum())}), a ratio of "
     f"{counts.max() / max(counts.min(), 1):.1f} to 1. We counter the imbalance with a stratified split (every "
-    "class keeps its share in both parts) and, in chapter 5, with a class-weighted loss.")
+    "class keeps its share in both parts) and, in chapter 5, with a class-balanced sampler aimed at the "
+    "class a model neglects most.")
 
 # %% [markdown]
 # ## 1.3 What the patches look like
