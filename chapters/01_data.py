@@ -41,7 +41,9 @@ weights_file = ""
 seed = 0
 
 # %%
-from labkit import CLASS_NAMES, data, evidence, exploration
+from IPython.display import display
+
+from labkit import data, evidence, exploration
 from labkit.notebook import pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("01_data", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,

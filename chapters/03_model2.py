@@ -33,6 +33,8 @@ seed = 0
 # %%
 import warnings
 
+from IPython.display import display
+
 from labkit import data, diagnostics, evidence, models, train, tune
 from labkit.notebook import pct, say, show_figure, show_source, start_chapter
 

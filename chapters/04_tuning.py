@@ -35,7 +35,7 @@ weights_file = ""
 seed = 0
 
 # %%
-import ray
+from IPython.display import display
 
 from labkit import evidence, results, tune
 from labkit.notebook import pct, say, show_figure, show_source, start_chapter
@@ -121,4 +121,4 @@ verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config, 
 
 # %%
 say("Tuned against the hand-picked baselines of chapters 2 and 3:\n\n- " + verdict1 + "\n- " + verdict2)
-ray.shutdown()  # stop the local Ray workers (or leave the cluster) before the kernel exits
+tune.shutdown_ray()

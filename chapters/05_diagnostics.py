@@ -29,6 +29,8 @@ weights_file = ""
 seed = 0
 
 # %%
+from IPython.display import display
+
 from labkit import data, diagnostics, evidence, results, train
 from labkit.notebook import pct, say, show_figure, start_chapter
 

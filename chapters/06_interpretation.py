@@ -40,9 +40,10 @@ seed = 0
 # %%
 import numpy as np
 import torch
+from IPython.display import display
 
 from labkit import evidence, interpret, results
-from labkit.notebook import pct, say, show_figure, show_source, start_chapter
+from labkit.notebook import say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("06_interpretation", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir,
                     profile=profile, device=device, seed=seed, is_stub=is_stub)

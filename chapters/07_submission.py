@@ -30,7 +30,7 @@ weights_file = ""
 seed = 0
 
 # %%
-import pandas as pd
+from IPython.display import display
 
 from labkit import data, evidence, results, submission
 from labkit.notebook import pct, say, start_chapter

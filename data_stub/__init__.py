@@ -14,12 +14,13 @@ import io
 import json
 import multiprocessing
 import os
-import tempfile
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from PIL import Image
+
+from labkit.artifacts import atomic_write_bytes  # one atomic writer for the project (stdlib only)
 
 from .generator import CLASS_MIX, make_image
 
@@ -31,17 +32,6 @@ FIRST_TEST_NUMBER = 10001  # the real test files are 10001.png .. 15041.png
 STUB_VERSION = hashlib.sha256((Path(__file__).parent / "generator.py").read_bytes()).hexdigest()[:16]
 MARKER = "stub.json"  # written last: its presence says the folder is a complete stub
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamps keep the zips byte-for-byte reproducible
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _png_bytes(pixels) -> bytes:
@@ -90,7 +80,7 @@ def _write_zip(path: Path, split: str, files: dict) -> None:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, data in files.items():  # PNGs are compressed already: store them
             archive.writestr(zipfile.ZipInfo(f"{split}/{name}", date_time=_ZIP_DATE), data)
-    _atomic_write(path, buffer.getvalue())
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def make_stub(out, n_train: int = 3000, n_test: int = 800, seed: int = 0, zip: bool = False,
@@ -127,12 +117,12 @@ def make_stub(out, n_train: int = 3000, n_test: int = 800, seed: int = 0, zip: b
 
     train_csv = "Filename,Label\n" + "".join(f"{n},{y}\n" for n, y in zip_(train_names, train_labels))
     example_csv = "Filename,Label\n" + "".join(f"{n},0\n" for n in test_names)
-    _atomic_write(out / "train.csv", train_csv.encode())
-    _atomic_write(out / "example.csv", example_csv.encode())
+    atomic_write_bytes(out / "train.csv", train_csv.encode())
+    atomic_write_bytes(out / "example.csv", example_csv.encode())
     if zip:
         _write_zip(out / "train.zip", "train", train_files)
         _write_zip(out / "test.zip", "test", test_files)
-    _atomic_write(marker, json.dumps(wanted, indent=1).encode())
+    atomic_write_bytes(marker, json.dumps(wanted, indent=1).encode())
     return out
 
 

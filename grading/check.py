@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 from . import detect
 from .cells import read_cells
 from .reader import LoadedNotebook, load_notebooks
-from .records import ExactRecords, find_records
+from .records import find_records
 from .results import FAIL, PASS, WARN, NotebookReport, Verdict
 from .rubric import Criterion, load_rubric
 

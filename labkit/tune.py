@@ -66,6 +66,11 @@ def init_ray(address: str | None = None) -> dict:
     return {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
 
 
+def shutdown_ray() -> None:
+    """Stop the local Ray workers (or leave the cluster) before the kernel exits."""
+    ray.shutdown()
+
+
 def trial_resources(kind: str, device, cpus: float, gpus: float, trials: int) -> tuple[dict, int]:
     """(resources per trial, how many trials run at once) for ``trials`` trials on a cluster's CPUs/GPUs.
 

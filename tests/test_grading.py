@@ -367,7 +367,7 @@ def _student_with(index, source, outputs=None):
 
 
 def test_model1_with_too_many_layers_fails():
-    convs = "\n".join(f"            nn.Conv2d(8, 8, 3)," for _ in range(8))
+    convs = "\n".join("            nn.Conv2d(8, 8, 3)," for _ in range(8))
     source = f"class BigCNN(nn.Module):\n    def __init__(self):\n        super().__init__()\n" \
              f"        self.f = nn.Sequential(\n{convs}\n        )\n        self.fc = nn.Linear(8, 4)\n"
     verdict = _student_with(6, source)["model1_small_convnet"]

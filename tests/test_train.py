@@ -5,7 +5,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from labkit.models import Model1, model2_param_groups, set_unfrozen_stages, unfreeze_schedule
+from labkit.models import Model1, model2_param_groups, unfreeze_schedule
 from labkit.train import History, evaluate, fit, pick_device
 
 torch.set_num_threads(2)
