@@ -31,7 +31,7 @@ weights_file = ""
 seed = 0
 
 # %%
-from labkit import data, diagnostics, evidence, models, train, tune
+from labkit import data, diagnostics, evidence, models, recipes, train
 from labkit.notebook import pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("02_model1", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
@@ -48,7 +48,7 @@ nuclei = ctx.data
 show_source(models.Model1)
 
 # %%
-config = tune.baseline_config("model1", ctx.profile)  # hand-picked; chapter 4 searches around it
+config = recipes.baseline_config("model1", ctx.profile)  # hand-picked; chapter 4 searches around it
 model1 = models.build_model1(config)
 layers = models.count_layers(model1)
 print(model1)
@@ -76,10 +76,11 @@ show_source(train.fit)
 # ## 2.3 A first run with default settings
 #
 # Before tuning, a baseline with hand-picked settings shows what the architecture can do and gives the
-# tuning chapter something to beat: AdamW, a peak learning rate of 0.003 with a one-cycle schedule, weight
-# decay 1e-4 and dropout 0.3.
+# tuning chapter something to beat.
 
 # %%
+say(f"The baseline's settings (`labkit.recipes`): {recipes.describe_settings(config)}; the learning rate "
+    "follows a one-cycle schedule.")
 train_loader = data.make_loader(nuclei.train_dataset(augment=True, seed=seed), config["batch_size"],
                                 shuffle=True, device=ctx.device)
 val_loader = data.make_loader(nuclei.val_dataset(), config["batch_size"], shuffle=False, device=ctx.device)

@@ -35,7 +35,7 @@ import warnings
 
 from IPython.display import display
 
-from labkit import data, diagnostics, evidence, models, train, tune
+from labkit import data, diagnostics, evidence, models, recipes, train
 from labkit.notebook import pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("03_model2", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
@@ -83,11 +83,12 @@ display(trainable)
 # %% [markdown]
 # ## 3.3 A first fine-tuning run
 #
-# A baseline with hand-picked settings: the head and the last backbone stage train, the head with a ten times
+# A baseline with hand-picked settings: the head and the last stages of the backbone train, the head with a
 # larger learning rate than the backbone.
 
 # %%
-config = tune.baseline_config("model2", ctx.profile)  # hand-picked; chapter 4 searches around it
+config = recipes.baseline_config("model2", ctx.profile)  # hand-picked; chapter 4 searches around it
+say(f"The baseline's settings (`labkit.recipes`): {recipes.describe_settings(config)}.")
 models.set_unfrozen_stages(model2, config["unfrozen_stages"])
 groups = models.model2_param_groups(model2, head_lr=config["head_lr"], backbone_lr=config["backbone_lr"],
                                     weight_decay=config["weight_decay"])

@@ -37,7 +37,7 @@ seed = 0
 # %%
 from IPython.display import display
 
-from labkit import evidence, results, tune
+from labkit import evidence, recipes, results, tune, tuning_report
 from labkit.notebook import pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("04_tuning", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
@@ -56,16 +56,16 @@ say(f"Profile **{p.name}**: {p.tune_trials} trials per model, at most {p.tune_ep
 # ratios, not differences.
 
 # %%
-show_source(tune.model1_search_space)
-display(tune.describe_space(tune.model1_search_space(p)))
+show_source(recipes.model1_search_space)
+display(tuning_report.describe_space(recipes.model1_search_space(p)))
 
 # %% [markdown]
 # For model2 we search the learning rates of the new head and of the backbone separately, how many backbone
 # stages to unfreeze, weight decay and batch size.
 
 # %%
-show_source(tune.model2_search_space)
-display(tune.describe_space(tune.model2_search_space(p)))
+show_source(recipes.model2_search_space)
+display(tuning_report.describe_space(recipes.model2_search_space(p)))
 
 # %% [markdown]
 # ## 4.2 Searching model1
@@ -75,13 +75,13 @@ result1 = tune.run_search("model1", nuclei, p, device=ctx.device, seed=seed, ray
                           storage_dir=ctx.run.path("tuning/ray"))
 result1.save(ctx.run, "model1")
 display(result1.table)
-show_figure(tune.trials_figure(result1), ctx.run, "tuning_model1_trials")
-show_figure(tune.score_figure(result1), ctx.run, "tuning_model1_scores")
+show_figure(tuning_report.trials_figure(result1), ctx.run, "tuning_model1_trials")
+show_figure(tuning_report.score_figure(result1), ctx.run, "tuning_model1_scores")
 evidence.record("tuning_model1",
                 f"Ray Tune with ASHA: {len(result1.table)} trials, best validation accuracy "
                 f"{pct(result1.best_score)}", model="model1", trials=len(result1.table),
                 failed=len(result1.failed), best_config=result1.best_config)
-say(tune.describe_result(result1, "model1"))
+say(tuning_report.describe_result(result1, "model1"))
 
 # %% [markdown]
 # ## 4.3 Searching model2
@@ -92,13 +92,13 @@ result2 = tune.run_search("model2", nuclei, p, device=ctx.device, seed=seed, ray
                           allow_random=ctx.is_stub)
 result2.save(ctx.run, "model2")
 display(result2.table)
-show_figure(tune.trials_figure(result2), ctx.run, "tuning_model2_trials")
-show_figure(tune.score_figure(result2), ctx.run, "tuning_model2_scores")
+show_figure(tuning_report.trials_figure(result2), ctx.run, "tuning_model2_trials")
+show_figure(tuning_report.score_figure(result2), ctx.run, "tuning_model2_scores")
 evidence.record("tuning_model2",
                 f"Ray Tune with ASHA: {len(result2.table)} trials, best validation accuracy "
                 f"{pct(result2.best_score)}", model="model2", trials=len(result2.table),
                 failed=len(result2.failed), best_config=result2.best_config)
-say(tune.describe_result(result2, "model2"))
+say(tuning_report.describe_result(result2, "model2"))
 
 # %% [markdown]
 # ## 4.4 Retraining both models with their best configurations

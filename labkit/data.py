@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import io
 import os
 import shutil
 import tempfile
@@ -35,7 +36,8 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
-from . import CLASS_NAMES, N_CLASSES
+from labkit import CLASS_NAMES, N_CLASSES
+from labkit.artifacts import RunDir, atomic_write_bytes
 
 IMAGE_SIZE = 100
 COLUMNS = ("Filename", "Label")
@@ -267,15 +269,9 @@ def load_images(csv_path: Path, folder: Path, names: list[str], cache_dir) -> tu
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
             warnings.warn(f"ignoring unreadable cache {cache_file} ({exc}); decoding the images again")
     images = _decode(folder, names, csv_path)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{cache_file.name}.", suffix=".tmp", dir=cache_file.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save({"images": images, "files": list(names)}, fh)
-        os.replace(tmp, cache_file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    torch.save({"images": images, "files": list(names)}, buffer)
+    atomic_write_bytes(cache_file, buffer.getbuffer())  # a view of the buffer: no second copy in memory
     return images, key
 
 
@@ -403,17 +399,22 @@ class NucleiData:
         return NucleiDataset(self.train_images[idx], self.train_labels[idx],
                              mean=self.mean, std=self.std, augment=augment)
 
+    def train_subset_idx(self, subset=None, seed: int = 0) -> torch.Tensor:
+        """Indices of the training split; ``subset`` (a fraction in (0, 1] or a count) keeps a stratified part."""
+        idx = self.train_idx
+        if subset is None:
+            return idx
+        keep = subset if isinstance(subset, int) and not isinstance(subset, bool) else round(subset * len(idx))
+        if not 0 < keep <= len(idx):
+            raise ValueError(f"subset must be a fraction in (0, 1] or a count 1..{len(idx)}, got {subset}")
+        if keep == len(idx):
+            return idx
+        _, chosen = stratified_split(self.train_labels[idx], keep / len(idx), seed)
+        return idx[chosen]
+
     def train_dataset(self, augment: bool = True, subset=None, seed: int = 0) -> NucleiDataset:
         """The training split; ``subset`` (a fraction in (0, 1] or a count) keeps a stratified part."""
-        idx = self.train_idx
-        if subset is not None:
-            keep = subset if isinstance(subset, int) and not isinstance(subset, bool) else round(subset * len(idx))
-            if not 0 < keep <= len(idx):
-                raise ValueError(f"subset must be a fraction in (0, 1] or a count 1..{len(idx)}, got {subset}")
-            if keep < len(idx):
-                _, chosen = stratified_split(self.train_labels[idx], keep / len(idx), seed)
-                idx = idx[chosen]
-        return self._dataset(idx, augment)
+        return self._dataset(self.train_subset_idx(subset, seed), augment)
 
     def val_dataset(self) -> NucleiDataset:
         return self._dataset(self.val_idx, augment=False)
@@ -457,8 +458,6 @@ def prepare(data_dir, cache_dir, run_dir=None, val_fraction: float = 0.2, seed: 
     ``run_dir`` (a path or :class:`labkit.artifacts.RunDir`) keeps ``data/split.json`` and
     ``data/stats.json``; a saved split is reused while the data and settings are unchanged.
     """
-    from .artifacts import RunDir
-
     cache_dir = Path(cache_dir)
     layout = find_layout(data_dir, extract_dir=cache_dir / "extracted")
     train = read_labels(layout.train_csv)

@@ -9,10 +9,10 @@ the model is randomly initialised and ``WeightsInfo.pretrained`` is False.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import socket
-import tempfile
 import threading
 import urllib.parse
 import urllib.request
@@ -21,13 +21,15 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import torch
 from torch import nn
 
 from labkit import N_CLASSES
-from labkit.artifacts import sha256_file
+from labkit.artifacts import atomic_write_bytes, sha256_file
 
 MAX_WEIGHT_LAYERS = 8
+DEFAULT_MODEL2_ARCH = "resnet18"  # small enough to fine-tune on a CPU; any torchvision classifier works
 DOWNLOAD_TIMEOUT_S = 10.0  # a download that cannot start within this is treated as "offline"
 
 
@@ -142,7 +144,9 @@ def weights_cache_dir() -> Path:
 
 def default_weights(arch: str):
     """torchvision's default ImageNet weights enum member for ``arch`` (e.g. ResNet18_Weights.IMAGENET1K_V1)."""
-    import torchvision  # imported where needed: it costs ~2 s, which every fresh Ray worker would pay
+    # torchvision is imported where it is needed, here and below: it costs ~2 s, which every fresh Ray
+    # worker would pay (model1's trials never need it)
+    import torchvision
     try:
         return torchvision.models.get_model_weights(arch).DEFAULT
     except (ValueError, KeyError):
@@ -179,21 +183,11 @@ def _download(url: str, dest: Path, hash_prefix: str, timeout: float = DOWNLOAD_
     """Download to dest atomically, refusing a file whose SHA-256 does not match. Raises OSError."""
     if os.environ.get("LABKIT_OFFLINE") or not _reachable(url, timeout):
         raise OSError(f"cannot reach {urllib.parse.urlparse(url).hostname} (offline?)")
-    import hashlib
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                out.write(block)
-                digest.update(block)
-        if not digest.hexdigest().startswith(hash_prefix):
-            raise OSError(f"downloaded {url} but its SHA-256 does not start with {hash_prefix}")
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        data = response.read()
+    if not hashlib.sha256(data).hexdigest().startswith(hash_prefix):
+        raise OSError(f"downloaded {url} but its SHA-256 does not start with {hash_prefix}")
+    atomic_write_bytes(dest, data)
 
 
 def _load_state_dict(path: Path) -> dict:
@@ -225,7 +219,14 @@ def replace_head(model: nn.Module, n_classes: int) -> None:
     setattr(parent, child, nn.Linear(old.in_features, n_classes))
 
 
-def build_model2(arch: str = "resnet18", weights_file=None, allow_random: bool = True,
+def model2_architecture(arch: str = DEFAULT_MODEL2_ARCH) -> nn.Module:
+    """``arch`` with the 4-class head and no weights loaded: what a model2 checkpoint is loaded into."""
+    import torchvision  # where needed: see default_weights
+
+    return torchvision.models.get_model(arch, weights=None, num_classes=N_CLASSES)
+
+
+def build_model2(arch: str = DEFAULT_MODEL2_ARCH, weights_file=None, allow_random: bool = True,
                  cache_dir=None) -> tuple[nn.Module, WeightsInfo]:
     """A torchvision classification model with ImageNet weights and a new 4-class head.
 
@@ -238,7 +239,7 @@ def build_model2(arch: str = "resnet18", weights_file=None, allow_random: bool =
     weights = default_weights(arch)
     file_name, prefix = weights_file_name(weights)
     cache_dir = Path(cache_dir) if cache_dir else weights_cache_dir()
-    import torchvision
+    import torchvision  # where needed: see default_weights
 
     model = torchvision.models.get_model(arch, weights=None)
 
@@ -349,8 +350,6 @@ def trainable_table(model: nn.Module, stages: list[int]):
 
     Leaves the model as it found it.
     """
-    import pandas as pd
-
     before = [p.requires_grad for p in model.parameters()]
     rows = []
     for n in stages:

@@ -1,10 +1,11 @@
 """Hyperparameter search for both models with Ray Tune.
 
-Each trial trains one model with hyperparameters sampled from a search space and reports validation loss and
-accuracy after every epoch; the ASHA scheduler stops trials that are behind at early rungs. The images go into
-Ray's object store once (``tune.with_parameters``) as uint8 tensors; trials only index them, never decode a
-PNG. Trials save no checkpoints: a search only ranks settings, and ``train_final`` retrains the winner on the
-whole training split.
+Each trial trains one model with hyperparameters sampled from its recipe's search space (``labkit.recipes``)
+and reports validation loss and accuracy after every epoch; the ASHA scheduler stops trials that are behind
+at early rungs. The images go into Ray's object store once (``tune.with_parameters``) as uint8 tensors;
+trials only index them, never decode a PNG. Trials save no checkpoints: a search only ranks settings, and
+``train_final`` retrains the winner on the whole training split. The tables, figures and sentences about a
+search are in ``labkit.tuning_report``.
 
 Notebook output stays short: Ray's status tables and per-trial tracebacks are switched off while a search
 runs; a failed trial gives one line, and its error is kept in ``SearchResult.failed``.
@@ -12,7 +13,6 @@ runs; a failed trial gives one line, and its error is kept in ``SearchResult.fai
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import logging
 import math
@@ -23,22 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+import ray
+import torch
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search import BasicVariantGenerator
 
-# Inside a notebook, Ray asks for ipywidgets (for live tables we do not want) and tqdm warns without it:
-# both are noise in a report. Set before Ray is imported, since it speaks at import time.
-logging.getLogger("ray.widgets.util").setLevel(logging.WARNING)
-warnings.filterwarnings("ignore", message="IProgress not found")
+from labkit.data import NucleiDataset, make_loader
+from labkit.recipes import baseline_config, is_log_scale, recipe
+from labkit.train import fit
 
-import ray  # noqa: E402
-import torch  # noqa: E402
-from ray import tune  # noqa: E402
-from ray.tune.schedulers import ASHAScheduler  # noqa: E402
-from ray.tune.search import BasicVariantGenerator  # noqa: E402
-from ray.tune.search.sample import Categorical, Float, Integer  # noqa: E402
-
-KINDS = ("model1", "model2")
 METRIC_FOR_ASHA = "val_loss"   # smoother than accuracy after one epoch on a few hundred images
-GPU_SHARE = {"model1": 0.25, "model2": 0.5}  # fraction of a GPU per trial: model1 is small, model2 is not
 # A trial reuses a finished trial's worker process (torch already imported): bench/tune.py measures it.
 REUSE_ACTORS = True
 QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air", "ray.data")
@@ -75,14 +70,15 @@ def trial_resources(kind: str, device, cpus: float, gpus: float, trials: int) ->
     """(resources per trial, how many trials run at once) for ``trials`` trials on a cluster's CPUs/GPUs.
 
     CPU: the CPUs are split between concurrent trials (one thread each on a 2-core machine).
-    GPU: each trial gets a fraction of a GPU (``GPU_SHARE``), so several small trials share one GPU.
+    GPU: each trial gets a fraction of a GPU (the recipe's ``gpu_share``), so several small trials share one GPU.
     """
+    share = recipe(kind).gpu_share
     if str(device).startswith("cuda"):
-        if gpus < GPU_SHARE[kind]:
+        if gpus < share:
             raise RuntimeError(f"device {device} asked for, but the Ray cluster has {gpus:g} GPUs; "
                                "use --device cpu or join a cluster with GPUs (--ray-address)")
-        concurrent = max(1, min(trials, int(gpus / GPU_SHARE[kind])))
-        per_trial = {"cpu": max(1, int(cpus) // concurrent), "gpu": GPU_SHARE[kind]}
+        concurrent = max(1, min(trials, int(gpus / share)))
+        per_trial = {"cpu": max(1, int(cpus) // concurrent), "gpu": share}
     else:
         concurrent = max(1, min(trials, int(cpus)))
         per_trial = {"cpu": max(1, int(cpus) // concurrent)}
@@ -90,128 +86,27 @@ def trial_resources(kind: str, device, cpus: float, gpus: float, trials: int) ->
 
 
 # ---------------------------------------------------------------------------------------------------
-# Search spaces (shown in the notebook with inspect.getsource: keep them short)
+# One trial (runs in a Ray worker)
 # ---------------------------------------------------------------------------------------------------
-# The hand-picked settings of the baselines in chapters 2 and 3. Every search tries them first
-# (points_to_evaluate), so a search can only find something better than the default, never silently worse.
-BASELINES = {
-    "model1": {"lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw", "channels": "16-32-64-128",
-               "dropout": 0.3},
-    "model2": {"head_lr": 3e-3, "backbone_lr": 3e-4, "weight_decay": 1e-4, "unfrozen_stages": 1},
-}
-
-
-def baseline_config(kind: str, profile) -> dict:
-    """The baseline's full config (with the profile's batch size), in the search space's keys."""
-    return {**BASELINES[kind], "batch_size": profile.batch_size}
-
-
-def model1_search_space(profile) -> dict:
-    """What Ray Tune varies for model1, our small ConvNet. Keys are build_model1's and fit's arguments."""
-    b = profile.batch_size
-    return {
-        "lr": tune.loguniform(3e-4, 3e-2),            # log scale: rates matter by ratio, not difference
-        "weight_decay": tune.loguniform(1e-5, 1e-2),  # L2 penalty, also log scale
-        "optimizer": tune.choice(["adamw", "sgd"]),   # sgd uses momentum 0.9
-        # width and depth: channels per conv block ("16-32-64" = three blocks); strings keep Ray's
-        # points_to_evaluate and the result tables simple
-        "channels": tune.choice(["16-32-64", "16-32-64-128", "32-64-128", "32-64-128-256"]),
-        "dropout": tune.uniform(0.0, 0.5),            # before the classifier
-        "batch_size": tune.choice([b // 2, b, 2 * b]),
-    }
-
-
-def model2_search_space(profile) -> dict:
-    """What Ray Tune varies for model2, the fine-tuned torchvision network."""
-    b = profile.batch_size
-    # on a CPU, unfreezing the early, high-resolution stages costs too much time per trial
-    stages = [1, 2, 3, 4] if profile.name == "full" else [0, 1, 2]
-    return {
-        "head_lr": tune.loguniform(1e-3, 3e-2),       # the new head learns from scratch: larger steps
-        "backbone_lr": tune.loguniform(1e-5, 1e-3),   # small steps keep what ImageNet taught
-        "weight_decay": tune.loguniform(1e-5, 1e-2),
-        "unfrozen_stages": tune.choice(stages),       # 0 = train the head only
-        "batch_size": tune.choice([b // 2, b]),
-    }
-
-
-def _format_value(value) -> str:
-    if isinstance(value, (list, tuple)):
-        return "-".join(str(v) for v in value)
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def describe_space(space: dict) -> pd.DataFrame:
-    """One row per hyperparameter: its name, how it is sampled and over which range or choices."""
-    rows = []
-    for name, domain in space.items():
-        if isinstance(domain, Categorical):
-            dist, values = "choice", ", ".join(_format_value(c) for c in domain.categories)
-        elif isinstance(domain, (Float, Integer)):
-            log = "LogUniform" in type(domain.get_sampler()).__name__
-            kind = "integer " if isinstance(domain, Integer) else ""
-            dist = kind + ("log-uniform" if log else "uniform")
-            values = f"{_format_value(domain.lower)} to {_format_value(domain.upper)}"
-        elif isinstance(domain, dict) and "grid_search" in domain:
-            dist, values = "grid", ", ".join(_format_value(v) for v in domain["grid_search"])
-        else:
-            dist, values = "fixed", _format_value(domain)
-        rows.append({"hyperparameter": name, "distribution": dist, "range / choices": values})
-    return pd.DataFrame(rows)
-
-
-def _log_scale_params(space: dict) -> list[str]:
-    return [name for name, d in space.items()
-            if isinstance(d, (Float, Integer)) and "LogUniform" in type(d.get_sampler()).__name__]
-
-
-# ---------------------------------------------------------------------------------------------------
-# One trial (runs in a Ray worker) and the final retraining share this: config -> model and fit settings
-# ---------------------------------------------------------------------------------------------------
-def model_and_settings(kind: str, config: dict, base_model2=None):
-    """The model a config describes and the keyword arguments for ``train.fit``.
-
-    model2 starts from a copy of ``base_model2`` (the ImageNet network with its new head).
-    """
-    from labkit import models
-
-    if kind == "model1":
-        model = models.build_model1(config)
-        settings = {"lr": config["lr"], "weight_decay": config["weight_decay"],
-                    "optimizer": config.get("optimizer", "adamw")}
-    elif kind == "model2":
-        model = copy.deepcopy(base_model2)
-        models.set_unfrozen_stages(model, int(config["unfrozen_stages"]))
-        groups = models.model2_param_groups(model, config["head_lr"], config["backbone_lr"],
-                                            config["weight_decay"])
-        settings = {"param_groups": groups, "lr": config["head_lr"], "weight_decay": config["weight_decay"]}
-    else:
-        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-    return model, settings
-
-
 def trial_seed(seed: int, index: int) -> int:
     """Each trial's own seed: different trials differ, the same search repeats exactly."""
     return seed * 1000 + index
 
 
-def _trial_index() -> int:
-    # Tune's trial ids end in the trial's creation index: "59dc9_00003" -> 3
-    return int(tune.get_context().get_trial_id().rsplit("_", 1)[-1])
+def trial_index(trial_id: str) -> int:
+    """A trial's creation index: Tune's trial ids end in it ("59dc9_00003" -> 3)."""
+    return int(trial_id.rsplit("_", 1)[-1])
 
 
-def _run_trial(config: dict, *, kind: str, arrays: dict, base_model2, epochs: int, device: str,
+def _run_trial(config: dict, *, kind: str, arrays: dict, base, epochs: int, device: str,
                seed: int, threads: int) -> None:
     """Train one model and report validation metrics to Tune after every epoch (runs in a Ray worker)."""
     entered = time.perf_counter()
     torch.set_num_threads(threads)
-    from labkit.data import NucleiDataset, make_loader
-    from labkit.train import fit
-
-    index = _trial_index()
-    model, settings = model_and_settings(kind, config, base_model2)
+    index = trial_index(tune.get_context().get_trial_id())
+    kind_recipe = recipe(kind)
+    model = kind_recipe.make_model(config, base)
+    settings = kind_recipe.fit_settings(model, config)
     mean, std = arrays["mean"], arrays["std"]
     train_set = NucleiDataset(arrays["train_images"], arrays["train_labels"], mean=mean, std=std, augment=True)
     val_set = NucleiDataset(arrays["val_images"], arrays["val_labels"], mean=mean, std=std, augment=False)
@@ -237,22 +132,9 @@ def _run_trial(config: dict, *, kind: str, arrays: dict, base_model2, epochs: in
 # ---------------------------------------------------------------------------------------------------
 # The search
 # ---------------------------------------------------------------------------------------------------
-def _stratified_subset(labels: torch.Tensor, fraction: float, seed: int) -> torch.Tensor:
-    """Indices of ``fraction`` of each class, so a subset keeps the class mix."""
-    if fraction >= 1:
-        return torch.arange(len(labels))
-    generator = torch.Generator().manual_seed(seed)
-    keep = []
-    for label in labels.unique():
-        idx = (labels == label).nonzero().flatten()
-        n = max(1, round(len(idx) * fraction))
-        keep.append(idx[torch.randperm(len(idx), generator=generator)[:n]])
-    return torch.cat(keep).sort().values
-
-
 def _trial_arrays(data, subset: float, seed: int) -> dict:
     """The uint8 tensors every trial shares through the object store (copies, so no view drags the cache)."""
-    train_idx = data.train_idx[_stratified_subset(data.train_labels[data.train_idx], subset, seed)]
+    train_idx = data.train_subset_idx(subset, seed)
     return {"train_images": data.train_images[train_idx].clone(),
             "train_labels": data.train_labels[train_idx].clone(),
             "val_images": data.train_images[data.val_idx].clone(),
@@ -270,17 +152,17 @@ class _TrialLog(tune.Callback):
 
     def __init__(self, kind: str, log):
         self.kind, self.log = kind, log
-        self.started, self.ended = {}, {}
+        self.started, self.ended = {}, {}  # trial index -> time.perf_counter()
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.started[trial.trial_id] = time.perf_counter()
+        self.started[trial_index(trial.trial_id)] = time.perf_counter()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.ended[trial.trial_id] = time.perf_counter()
+        self.ended[trial_index(trial.trial_id)] = time.perf_counter()
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.ended[trial.trial_id] = time.perf_counter()
-        index = int(trial.trial_id.rsplit("_", 1)[-1])
+        index = trial_index(trial.trial_id)
+        self.ended[index] = time.perf_counter()
         error_file = trial.error_file  # written on this machine just before this call
         error = Path(error_file).read_text() if error_file and Path(error_file).exists() else trial.path
         self.log(f"{self.kind} trial {index} failed: {_last_line(error)} (the search goes on)")
@@ -323,27 +205,19 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     ``data`` is a NucleiData; trials train on ``profile.tune_subset`` of its training split (stratified) for
     at most ``profile.tune_epochs`` epochs and are scored on the whole validation split. ``space``,
     ``trials`` and ``epochs`` override the profile's (each ``tune.grid_search`` value in ``space``
-    multiplies the trials). model2 trials start from ``base_model2`` or, if None, from
-    ``build_model2(weights_file=..., allow_random=...)`` built once here. ``storage_dir`` holds Ray's trial
+    multiplies the trials). model2 trials start from ``base_model2`` or, if None, from the recipe's
+    ``load_base(weights_file, allow_random)``, built once here. ``storage_dir`` holds Ray's trial
     folders (on a cluster it must be storage every node can reach). Failed trials are listed in
     ``result.failed``; if every trial fails, SearchError.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    kind_recipe = recipe(kind)
     started = time.perf_counter()
     default_space = space is None
-    space = space if space is not None else (model1_search_space if kind == "model1"
-                                             else model2_search_space)(profile)
+    space = space if space is not None else kind_recipe.search_space(profile)
     trials = trials or profile.tune_trials
     epochs = epochs or profile.tune_epochs
     device = str(device)
-    if kind == "model2" and base_model2 is None:
-        from labkit import models
-
-        arch = getattr(models, "DEFAULT_MODEL2_ARCH", "resnet18")
-        with warnings.catch_warnings():  # chapter 3 already said whether the weights are pretrained
-            warnings.simplefilter("ignore")
-            base_model2, _ = models.build_model2(arch, weights_file=weights_file, allow_random=allow_random)
+    base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
 
     # the default search starts from the baseline's settings; a caller's own space is searched as given
     first_points = [baseline_config(kind, profile)] if default_space else []
@@ -353,7 +227,7 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     per_trial, concurrent = trial_resources(kind, device, resources.get("CPU", 1), resources.get("GPU", 0),
                                             trials * grid_size)
     trainable = tune.with_parameters(   # puts the tensors and the model into the object store once
-        _run_trial, kind=kind, arrays=_trial_arrays(data, profile.tune_subset, seed), base_model2=base_model2,
+        _run_trial, kind=kind, arrays=_trial_arrays(data, profile.tune_subset, seed), base=base,
         epochs=epochs, device="cuda" if device.startswith("cuda") else device, seed=seed,
         threads=int(per_trial["cpu"]))
     trial_log = _TrialLog(kind, log)
@@ -385,10 +259,9 @@ def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
             for _, r in history.iterrows():
                 curves.append({"trial": index, "epoch": int(r["epoch"]), "val_acc": float(r["val_acc"]),
                                "val_loss": float(r["val_loss"])})
-        trial_id = next((tid for tid in trial_log.started if int(tid.rsplit("_", 1)[-1]) == index), None)
-        wall = (trial_log.ended.get(trial_id, math.nan) - trial_log.started.get(trial_id, math.nan)
-                if trial_id else math.nan)
-        row = {"trial": index, **{k: _format_value(v) if isinstance(v, (list, tuple)) else v
+        wall = trial_log.ended.get(index, math.nan) - trial_log.started.get(index, math.nan)
+        # a list value (channels [16, 32] from a caller's grid) is written as "16-32", as in the spaces
+        row = {"trial": index, **{k: "-".join(map(str, v)) if isinstance(v, (list, tuple)) else v
                                   for k, v in config.items()}}
         if result.error is not None:
             failed.append({"trial": index, "config": _jsonable(config), "error": _last_line(result.error)})
@@ -424,7 +297,7 @@ def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
     return SearchResult(kind=kind, table=table, best_config=_jsonable(best_row["_config"]),
                         curves=curves, failed=failed, best_trial=int(best_row["trial"]),
                         best_score=float(best_row["best_val_acc"]), max_epochs=epochs,
-                        log_params=_log_scale_params(space), seconds=seconds,
+                        log_params=[name for name, d in space.items() if is_log_scale(d)], seconds=seconds,
                         timings=pd.DataFrame(timings).sort_values("trial").reset_index(drop=True))
 
 
@@ -474,91 +347,6 @@ class SearchResult:
                    max_epochs=best["max_epochs"], log_params=best["log_params"], seconds=best["seconds"])
 
 
-def describe_result(result: SearchResult, kind: str | None = None) -> str:
-    """A few sentences (markdown) about this search, quoting its numbers."""
-    kind = kind or result.kind
-    t = result.table
-    stopped = int((t["stopped_early"] == "yes").sum())
-    settings = ", ".join(f"{k} = {_format_value(v)}" for k, v in result.best_config.items())
-    text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; ASHA stopped {stopped} of them "
-            f"before {result.max_epochs} epochs. The best, trial {result.best_trial}, reached "
-            f"**{100 * result.best_score:.1f}% validation accuracy** with {settings}.")
-    if len(t) > 1 and t["best_val_acc"].notna().sum() > 1:
-        worst = t["best_val_acc"].min()
-        text += f" The weakest trial reached {100 * worst:.1f}%: the settings matter."
-    if result.failed:
-        text += (f" {len(result.failed)} trial(s) failed (first: {result.failed[0]['error']}); "
-                 "the others were not affected.")
-    return text
-
-
-def trials_figure(result: SearchResult):
-    """Validation accuracy per trial over epochs; a trial ASHA stopped ends early, marked with an x."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    stopped = set(result.table.loc[result.table["stopped_early"] == "yes", "trial"])
-    for trial, curve in result.curves.groupby("trial"):
-        best = trial == result.best_trial
-        line, = ax.plot(curve["epoch"], 100 * curve["val_acc"], marker="o", markersize=4,
-                        linewidth=2.8 if best else 1.4, alpha=1.0 if best else 0.75,
-                        label=f"trial {trial}" + (" (best)" if best else "")
-                        + (", stopped by ASHA (x)" if trial in stopped else ""))
-        if trial in stopped:
-            ax.plot(curve["epoch"].iloc[-1], 100 * curve["val_acc"].iloc[-1], marker="x", markersize=11,
-                    markeredgewidth=2.5, color=line.get_color())
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation accuracy (%)")
-    ax.set_xticks(range(1, max(result.max_epochs, 1) + 1))
-    ax.set_title(f"{result.kind}: validation accuracy of each Ray Tune trial")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def score_figure(result: SearchResult):
-    """Best validation accuracy of each trial against each searched hyperparameter (log x for rates)."""
-    import matplotlib.pyplot as plt
-
-    params = [p for p in result.params if p in result.table.columns]
-    cols = min(3, len(params))
-    rows = math.ceil(len(params) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows), sharey=True, squeeze=False)
-    ok = result.table[result.table["status"] != "failed"]
-    colours = ["tab:red" if s == "yes" else "tab:blue" for s in ok["stopped_early"]]
-    is_best = ok["trial"] == result.best_trial
-    for ax, name in zip(axes.flat, params):
-        x = ok[name]
-        if pd.api.types.is_float_dtype(x):  # sampled from a range; integer choices get columns below
-            positions = x
-            if name in result.log_params:
-                ax.set_xscale("log")
-                # ticks at 1 and 3 times powers of ten, written plainly (0.003, not 3x10^-3)
-                ax.xaxis.set_major_locator(plt.LogLocator(base=10, subs=(1.0, 3.0)))
-                ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-                ax.xaxis.set_minor_formatter(plt.NullFormatter())
-        else:  # categories (optimizer, channels, batch size): one column each
-            categories = sorted(x.unique(), key=lambda v: (isinstance(v, str), v))
-            positions = x.map({c: i for i, c in enumerate(categories)})
-            ax.set_xticks(range(len(categories)), [_format_value(c) for c in categories], fontsize=8)
-            ax.set_xlim(-0.5, len(categories) - 0.5)
-        ax.scatter(positions, 100 * ok["best_val_acc"], c=colours, s=40, edgecolor="black", linewidth=0.5)
-        ax.scatter(positions[is_best], 100 * ok.loc[is_best, "best_val_acc"], marker="*", s=250, c="gold",
-                   edgecolor="black", zorder=3)
-        ax.margins(y=0.15)  # room for the star at the top
-        ax.set_xlabel(name + (" (log scale)" if name in result.log_params else ""))
-        ax.grid(alpha=0.3)
-    for ax in axes.flat[len(params):]:
-        ax.set_visible(False)
-    for row in axes:
-        row[0].set_ylabel("best val. accuracy (%)")
-    fig.suptitle(f"{result.kind}: best validation accuracy per trial against each hyperparameter\n"
-                 "(star = best trial, red = stopped early by ASHA, blue = ran all epochs)", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 # ---------------------------------------------------------------------------------------------------
 # Retraining with the best config
 # ---------------------------------------------------------------------------------------------------
@@ -572,20 +360,14 @@ class FinalRun:
 def train_final(kind: str, config: dict, data, profile, *, device="cpu", seed: int = 0, weights_file=None,
                 allow_random: bool = True, base_model2=None, log=print) -> FinalRun:
     """Retrain ``kind`` with ``config`` on the whole training split for the profile's full epochs."""
-    from labkit import models
-    from labkit.data import make_loader
-    from labkit.train import fit
-
-    if kind == "model2" and base_model2 is None:
-        arch = getattr(models, "DEFAULT_MODEL2_ARCH", "resnet18")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            base_model2, _ = models.build_model2(arch, weights_file=weights_file, allow_random=allow_random)
-    model, settings = model_and_settings(kind, config, base_model2)
+    kind_recipe = recipe(kind)
+    base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
+    model = kind_recipe.make_model(config, base)
+    settings = kind_recipe.fit_settings(model, config)
     batch = int(config.get("batch_size", profile.batch_size))
     train_loader = make_loader(data.train_dataset(augment=True, seed=seed), batch, shuffle=True, device=device)
     val_loader = make_loader(data.val_dataset(), batch, shuffle=False, device=device)
-    epochs = profile.model1_epochs if kind == "model1" else profile.model2_epochs
+    epochs = kind_recipe.epochs_of(profile)
     result = fit(model, train_loader, val_loader, epochs=epochs, device=device, seed=seed, log=log,
                  name=f"{kind} (tuned)", **settings)
     return FinalRun(model=model, fit=result, config=dict(config))

@@ -1,4 +1,5 @@
-"""labkit.tune: real, tiny Ray Tune searches on a tiny stub (one Ray instance for the whole module)."""
+"""labkit.tune (with its recipes and report): real, tiny Ray Tune searches on a tiny stub (one Ray instance for
+the whole module)."""
 import dataclasses
 import json
 
@@ -9,7 +10,7 @@ from ray import tune as ray_tune
 
 matplotlib.use("Agg")
 
-from labkit import tune
+from labkit import recipes, tune, tuning_report
 from labkit.artifacts import RunDir
 from labkit.profiles import get_profile
 
@@ -51,12 +52,12 @@ def model1_search(ray_cluster, tiny_data, tmp_path_factory, capfd):
 
 
 def test_search_spaces_are_described_for_the_notebook():
-    for space_of in (tune.model1_search_space, tune.model2_search_space):
+    for space_of in (recipes.model1_search_space, recipes.model2_search_space):
         space = space_of(get_profile("standard"))
-        described = tune.describe_space(space)
+        described = tuning_report.describe_space(space)
         assert list(described["hyperparameter"]) == list(space)
         assert list(described.columns) == ["hyperparameter", "distribution", "range / choices"]
-    described = tune.describe_space(tune.model1_search_space(get_profile("standard")))
+    described = tuning_report.describe_space(recipes.model1_search_space(get_profile("standard")))
     rows = described.set_index("hyperparameter")
     assert rows.loc["lr", "distribution"] == "log-uniform"
     assert rows.loc["dropout", "distribution"] == "uniform"
@@ -74,7 +75,7 @@ def test_resources_split_cpus_and_share_gpus():
 
 def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
     result, printed = model1_search
-    space = tune.model1_search_space(TINY)
+    space = recipes.model1_search_space(TINY)
     assert set(result.best_config) == set(space)
     assert json.loads(json.dumps(result.best_config)) == result.best_config
     assert len(result.table) == 2 and not result.failed
@@ -85,7 +86,7 @@ def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
     assert (result.curves["epoch"] == 1).all()
     assert result.table["lr"].nunique() == 2  # the two trials sampled different settings
     # the first trial is the hand-picked baseline of chapter 2, so tuning is measured against it
-    baseline = tune.baseline_config("model1", TINY)
+    baseline = recipes.baseline_config("model1", TINY)
     first = result.table.set_index("trial").loc[0]
     assert first["lr"] == pytest.approx(baseline["lr"]) and first["channels"] == baseline["channels"]
     # no Ray status tables or logs in the notebook
@@ -98,12 +99,12 @@ def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
     assert loaded.best_config == result.best_config
     assert loaded.table["best_val_acc"].tolist() == pytest.approx(result.table["best_val_acc"].tolist())
     assert run.exists("tuning/model1_trials.csv") and run.exists("tuning/model1_curves.csv")
-    assert f"{100 * result.best_score:.1f}%" in tune.describe_result(loaded)
+    assert f"{100 * result.best_score:.1f}%" in tuning_report.describe_result(loaded)
 
 
 def _layer_limit_space(channel_grid):
     # too many conv blocks make build_model1 raise LayerLimitError: a real, deterministic trial failure
-    space = tune.model1_search_space(TINY)
+    space = recipes.model1_search_space(TINY)
     space["channels"] = ray_tune.grid_search(channel_grid)
     return space
 
@@ -135,17 +136,17 @@ def test_model2_search_runs(ray_cluster, tiny_data, tmp_path, monkeypatch):
         base, _ = build_model2("resnet18", cache_dir=tmp_path / "no_weights", allow_random=True)
     result = tune.run_search("model2", tiny_data, TINY, device="cpu", seed=0, storage_dir=tmp_path,
                              base_model2=base, log=lambda line: None)
-    assert set(result.best_config) == set(tune.model2_search_space(TINY))
+    assert set(result.best_config) == set(recipes.model2_search_space(TINY))
     assert len(result.table) == 2
 
 
 def test_figures_are_labelled(model1_search, tmp_path):
     result, _ = model1_search
-    fig = tune.trials_figure(result)
+    fig = tuning_report.trials_figure(result)
     ax = fig.axes[0]
     assert "accuracy" in ax.get_ylabel() and ax.get_xlabel() == "epoch"
     assert len(ax.get_legend().get_texts()) == 2
     fig.savefig(tmp_path / "trials.png")
-    fig = tune.score_figure(result)
+    fig = tuning_report.score_figure(result)
     assert fig.axes[0].get_xscale() == "log"  # learning rate first, on a log axis
     fig.savefig(tmp_path / "scores.png")

@@ -1,0 +1,164 @@
+"""The two model kinds, one recipe each: everything that differs between model1 and model2.
+
+A recipe says how to make the model from a config, which optimiser settings ``train.fit`` gets, the
+hand-picked settings of the baseline (chapters 2 and 3), the Ray Tune search space around it (chapter 4),
+how many epochs a full run takes, and how to rebuild the model from a checkpoint. Chapters, ``tune`` and
+``results`` look a kind up in ``RECIPES`` instead of asking ``if kind == "model1"``, so a new setting or
+a changed baseline is written here once.
+
+    RECIPES["model1"], RECIPES["model2"]   the recipes; ``KINDS`` their names
+    baseline_config(kind, profile)         the baseline's settings, with the profile's batch size
+    describe_settings(config)              the settings in words, for the notebook
+    model1_search_space(profile), model2_search_space(profile)
+                                           what Ray Tune varies (shown in chapter 4: keep them short)
+    is_log_scale(domain)                   whether a space's entry is sampled on a log scale
+"""
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+from ray import tune
+from ray.tune.search.sample import Float, Integer
+from torch import nn
+
+from labkit import models
+
+
+# ---------------------------------------------------------------------------------------------------
+# Search spaces (shown in the notebook with inspect.getsource: keep them short)
+# ---------------------------------------------------------------------------------------------------
+def model1_search_space(profile) -> dict:
+    """What Ray Tune varies for model1, our small ConvNet. Keys are build_model1's and fit's arguments."""
+    b = profile.batch_size
+    return {
+        "lr": tune.loguniform(3e-4, 3e-2),            # log scale: rates matter by ratio, not difference
+        "weight_decay": tune.loguniform(1e-5, 1e-2),  # L2 penalty, also log scale
+        "optimizer": tune.choice(["adamw", "sgd"]),   # sgd uses momentum 0.9
+        # width and depth: channels per conv block ("16-32-64" = three blocks); strings keep Ray's
+        # points_to_evaluate and the result tables simple
+        "channels": tune.choice(["16-32-64", "16-32-64-128", "32-64-128", "32-64-128-256"]),
+        "dropout": tune.uniform(0.0, 0.5),            # before the classifier
+        "batch_size": tune.choice([b // 2, b, 2 * b]),
+    }
+
+
+def model2_search_space(profile) -> dict:
+    """What Ray Tune varies for model2, the fine-tuned torchvision network."""
+    b = profile.batch_size
+    # on a CPU, unfreezing the early, high-resolution stages costs too much time per trial
+    stages = [1, 2, 3, 4] if profile.name == "full" else [0, 1, 2]
+    return {
+        "head_lr": tune.loguniform(1e-3, 3e-2),       # the new head learns from scratch: larger steps
+        "backbone_lr": tune.loguniform(1e-5, 1e-3),   # small steps keep what ImageNet taught
+        "weight_decay": tune.loguniform(1e-5, 1e-2),
+        "unfrozen_stages": tune.choice(stages),       # 0 = train the head only
+        "batch_size": tune.choice([b // 2, b]),
+    }
+
+
+def is_log_scale(domain) -> bool:
+    """Whether a search-space entry is sampled on a log scale (``tune.loguniform`` and the like)."""
+    return isinstance(domain, (Float, Integer)) and "LogUniform" in type(domain.get_sampler()).__name__
+
+
+# ---------------------------------------------------------------------------------------------------
+# model1: built from the config alone
+# ---------------------------------------------------------------------------------------------------
+def _model1(config: dict, base=None) -> nn.Module:
+    return models.build_model1(config)
+
+
+def _model1_fit_settings(model: nn.Module, config: dict) -> dict:
+    return {"lr": config["lr"], "weight_decay": config["weight_decay"],
+            "optimizer": config.get("optimizer", "adamw")}
+
+
+def _no_base(weights_file=None, allow_random: bool = True) -> None:
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# model2: each model is a copy of one ImageNet network with its new head (the base), built once per search
+# ---------------------------------------------------------------------------------------------------
+def _pretrained_model2(weights_file=None, allow_random: bool = True) -> nn.Module:
+    with warnings.catch_warnings():  # chapter 3 already said whether the weights are pretrained
+        warnings.simplefilter("ignore")
+        model, _ = models.build_model2(weights_file=weights_file, allow_random=allow_random)
+    return model
+
+
+def _model2(config: dict, base: nn.Module) -> nn.Module:
+    model = copy.deepcopy(base)  # the base is shared by every trial: each trains its own copy
+    models.set_unfrozen_stages(model, int(config["unfrozen_stages"]))
+    return model
+
+
+def _model2_fit_settings(model: nn.Module, config: dict) -> dict:
+    groups = models.model2_param_groups(model, config["head_lr"], config["backbone_lr"], config["weight_decay"])
+    return {"param_groups": groups, "lr": config["head_lr"], "weight_decay": config["weight_decay"]}
+
+
+# ---------------------------------------------------------------------------------------------------
+# The recipes
+# ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Recipe:
+    kind: str
+    imagenet: bool                    # starts from ImageNet weights (model2) or from random ones (model1)
+    # The hand-picked settings of the baseline in chapter 2 or 3. Every search tries them first
+    # (points_to_evaluate), so a search can only find something better than the default, never silently worse.
+    baseline: dict
+    search_space: Callable[..., dict]          # profile -> Ray Tune space, in the baseline's keys
+    epochs_of: Callable[..., int]              # profile -> epochs of a full (baseline or final) run
+    load_base: Callable[..., nn.Module | None]  # (weights_file, allow_random) -> what make_model starts from
+    make_model: Callable[..., nn.Module]       # (config, base) -> a fresh model to train
+    fit_settings: Callable[..., dict]          # (model, config) -> train.fit's optimiser keywords
+    from_checkpoint: Callable[..., nn.Module]  # checkpoint meta -> the architecture, weights not loaded
+    gpu_share: float                  # fraction of a GPU per Ray trial: model1 is small, model2 is not
+
+
+RECIPES = {
+    "model1": Recipe(
+        kind="model1", imagenet=False,
+        baseline={"lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw", "channels": "16-32-64-128",
+                  "dropout": 0.3},
+        search_space=model1_search_space, epochs_of=lambda profile: profile.model1_epochs,
+        load_base=_no_base, make_model=_model1, fit_settings=_model1_fit_settings,
+        from_checkpoint=lambda meta: models.build_model1(meta.get("config", {})), gpu_share=0.25),
+    "model2": Recipe(
+        kind="model2", imagenet=True,
+        baseline={"head_lr": 3e-3, "backbone_lr": 3e-4, "weight_decay": 1e-4, "unfrozen_stages": 1},
+        search_space=model2_search_space, epochs_of=lambda profile: profile.model2_epochs,
+        load_base=_pretrained_model2, make_model=_model2, fit_settings=_model2_fit_settings,
+        from_checkpoint=lambda meta: models.model2_architecture(meta["arch"]), gpu_share=0.5),
+}
+KINDS = tuple(RECIPES)
+
+
+def recipe(kind: str) -> Recipe:
+    try:
+        return RECIPES[kind]
+    except KeyError:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}") from None
+
+
+def baseline_config(kind: str, profile) -> dict:
+    """The baseline's full config (with the profile's batch size), in the search space's keys."""
+    return {**recipe(kind).baseline, "batch_size": profile.batch_size}
+
+
+_WORDS = {"lr": "peak learning rate", "head_lr": "peak learning rate of the new head",
+          "backbone_lr": "peak learning rate of the backbone", "weight_decay": "weight decay",
+          "optimizer": "optimiser", "channels": "channels per conv block", "dropout": "dropout",
+          "unfrozen_stages": "unfrozen backbone stages", "batch_size": "batch size"}
+_OPTIMIZERS = {"adamw": "AdamW", "sgd": "SGD with momentum 0.9"}
+
+
+def describe_settings(config: dict) -> str:
+    """A config in words, e.g. "optimiser AdamW, peak learning rate 0.003, ...", for the notebook."""
+    def value(key, v):
+        return _OPTIMIZERS.get(v, v) if key == "optimizer" else f"{v:g}" if isinstance(v, float) else str(v)
+    return ", ".join(f"{_WORDS.get(k, k)} {value(k, v)}" for k, v in config.items())

@@ -1,0 +1,126 @@
+"""What a Ray Tune search looks like in the report: its search space as a table, its trials as figures,
+and its outcome in a few generated sentences (chapter 4). ``labkit.tune`` runs the search and does not
+import this module, so Ray's workers never pay for importing matplotlib.
+
+    describe_space(space)     one row per hyperparameter: distribution and range or choices
+    describe_result(result)   a few sentences quoting the search's numbers
+    trials_figure(result)     validation accuracy of each trial over epochs, ASHA's stops marked
+    score_figure(result)      best accuracy of each trial against each hyperparameter
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from ray.tune.search.sample import Categorical, Float, Integer
+
+from labkit.recipes import is_log_scale
+
+
+def format_value(value) -> str:
+    """A hyperparameter value as the tables write it: 3 significant digits, lists as "16-32-64"."""
+    if isinstance(value, (list, tuple)):
+        return "-".join(str(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def describe_space(space: dict) -> pd.DataFrame:
+    """One row per hyperparameter: its name, how it is sampled and over which range or choices."""
+    rows = []
+    for name, domain in space.items():
+        if isinstance(domain, Categorical):
+            dist, values = "choice", ", ".join(format_value(c) for c in domain.categories)
+        elif isinstance(domain, (Float, Integer)):
+            kind = "integer " if isinstance(domain, Integer) else ""
+            dist = kind + ("log-uniform" if is_log_scale(domain) else "uniform")
+            values = f"{format_value(domain.lower)} to {format_value(domain.upper)}"
+        elif isinstance(domain, dict) and "grid_search" in domain:
+            dist, values = "grid", ", ".join(format_value(v) for v in domain["grid_search"])
+        else:
+            dist, values = "fixed", format_value(domain)
+        rows.append({"hyperparameter": name, "distribution": dist, "range / choices": values})
+    return pd.DataFrame(rows)
+
+
+def describe_result(result, kind: str | None = None) -> str:
+    """A few sentences (markdown) about this search, quoting its numbers."""
+    kind = kind or result.kind
+    t = result.table
+    stopped = int((t["stopped_early"] == "yes").sum())
+    settings = ", ".join(f"{k} = {format_value(v)}" for k, v in result.best_config.items())
+    text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; ASHA stopped {stopped} of them "
+            f"before {result.max_epochs} epochs. The best, trial {result.best_trial}, reached "
+            f"**{100 * result.best_score:.1f}% validation accuracy** with {settings}.")
+    if len(t) > 1 and t["best_val_acc"].notna().sum() > 1:
+        worst = t["best_val_acc"].min()
+        text += f" The weakest trial reached {100 * worst:.1f}%: the settings matter."
+    if result.failed:
+        text += (f" {len(result.failed)} trial(s) failed (first: {result.failed[0]['error']}); "
+                 "the others were not affected.")
+    return text
+
+
+def trials_figure(result):
+    """Validation accuracy per trial over epochs; a trial ASHA stopped ends early, marked with an x."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    stopped = set(result.table.loc[result.table["stopped_early"] == "yes", "trial"])
+    for trial, curve in result.curves.groupby("trial"):
+        best = trial == result.best_trial
+        line, = ax.plot(curve["epoch"], 100 * curve["val_acc"], marker="o", markersize=4,
+                        linewidth=2.8 if best else 1.4, alpha=1.0 if best else 0.75,
+                        label=f"trial {trial}" + (" (best)" if best else "")
+                        + (", stopped by ASHA (x)" if trial in stopped else ""))
+        if trial in stopped:
+            ax.plot(curve["epoch"].iloc[-1], 100 * curve["val_acc"].iloc[-1], marker="x", markersize=11,
+                    markeredgewidth=2.5, color=line.get_color())
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_xticks(range(1, max(result.max_epochs, 1) + 1))
+    ax.set_title(f"{result.kind}: validation accuracy of each Ray Tune trial")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def score_figure(result):
+    """Best validation accuracy of each trial against each searched hyperparameter (log x for rates)."""
+    params = [p for p in result.params if p in result.table.columns]
+    cols = min(3, len(params))
+    rows = math.ceil(len(params) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.9 * rows), sharey=True, squeeze=False)
+    ok = result.table[result.table["status"] != "failed"]
+    colours = ["tab:red" if s == "yes" else "tab:blue" for s in ok["stopped_early"]]
+    is_best = ok["trial"] == result.best_trial
+    for ax, name in zip(axes.flat, params):
+        x = ok[name]
+        if pd.api.types.is_float_dtype(x):  # sampled from a range; integer choices get columns below
+            positions = x
+            if name in result.log_params:
+                ax.set_xscale("log")
+                # ticks at 1 and 3 times powers of ten, written plainly (0.003, not 3x10^-3)
+                ax.xaxis.set_major_locator(plt.LogLocator(base=10, subs=(1.0, 3.0)))
+                ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+                ax.xaxis.set_minor_formatter(plt.NullFormatter())
+        else:  # categories (optimizer, channels, batch size): one column each
+            categories = sorted(x.unique(), key=lambda v: (isinstance(v, str), v))
+            positions = x.map({c: i for i, c in enumerate(categories)})
+            ax.set_xticks(range(len(categories)), [format_value(c) for c in categories], fontsize=8)
+            ax.set_xlim(-0.5, len(categories) - 0.5)
+        ax.scatter(positions, 100 * ok["best_val_acc"], c=colours, s=40, edgecolor="black", linewidth=0.5)
+        ax.scatter(positions[is_best], 100 * ok.loc[is_best, "best_val_acc"], marker="*", s=250, c="gold",
+                   edgecolor="black", zorder=3)
+        ax.margins(y=0.15)  # room for the star at the top
+        ax.set_xlabel(name + (" (log scale)" if name in result.log_params else ""))
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(params):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("best val. accuracy (%)")
+    fig.suptitle(f"{result.kind}: best validation accuracy per trial against each hyperparameter\n"
+                 "(star = best trial, red = stopped early by ASHA, blue = ran all epochs)", fontsize=10)
+    fig.tight_layout()
+    return fig
