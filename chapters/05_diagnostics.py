@@ -76,13 +76,13 @@ for name, pred in predictions.items():
     show_figure(diagnostics.confusion_figure(pred.labels, pred.preds, f"{name}: validation confusion matrix"),
                 ctx.run, f"{name}_confusion")
     display(diagnostics.per_class_table(pred.labels, pred.preds))
-    pair = diagnostics.most_confused_pair(pred.labels, pred.preds)
-    worst = f"'{pair.true_name}' taken for '{pair.predicted_name}'" if pair.true_class >= 0 else "none"
+    pair = diagnostics.most_confused_pair(pred.labels, pred.preds)  # None: nothing was misclassified
+    worst = f"'{pair.true_name}' taken for '{pair.predicted_name}'" if pair else "none"
     evidence.record(f"confusion_{name}", f"confusion matrix on {len(pred.labels)} validation patches; "
                     f"worst confusion: {worst}", model=name, accuracy=float((pred.labels == pred.preds).mean()),
-                    worst_pair=[pair.true_class, pair.predicted_class])
+                    worst_pair=[pair.true_class, pair.predicted_class] if pair else None)
     say(f"**{name}** classifies {pct((pred.labels == pred.preds).mean())} of the validation patches correctly. "
-        + pair.text)
+        + diagnostics.describe_pair(pair))
     ctx.run.save_json(f"diagnostics/{name}_val_predictions.json",
                       {"labels": pred.labels, "preds": pred.preds, "probs": pred.probs})
 
@@ -107,12 +107,12 @@ say(f"Misclassified validation patches of **{weaker}**, the weaker model, with i
 # so the comparison is fair.
 
 # %%
+fix_settings = diagnostics.FixSettings(rebalance="sampler", tta=True, epochs=max(1, ctx.profile.model1_epochs // 4),
+                                       lr=3e-4, batch_size=ctx.profile.batch_size, seed=seed)
 fix = diagnostics.fix_experiment(
-    lambda: results.load_final(ctx.run, "model1"), nuclei.train_dataset(augment=True, seed=seed),
-    nuclei.train_labels[nuclei.train_idx], val_loader, fit=train.fit, before=predictions["model1"],
-    make_loader=data.make_loader, rebalance="sampler", tta=True, epochs=max(1, ctx.profile.model1_epochs // 4),
-    lr=3e-4, batch_size=ctx.profile.batch_size, device=ctx.device, seed=seed,
-    fit_kwargs={"name": "model1 (fix)"})
+    results.load_final(ctx.run, "model1"),  # a fresh copy: the fix trains it in place
+    nuclei.train_dataset(augment=True, seed=seed), nuclei.train_labels[nuclei.train_idx], val_loader,
+    fix_settings, before=predictions["model1"], device=ctx.device, fit_kwargs={"name": "model1 (fix)"})
 ctx.run.save_json("diagnostics/fix.json", results.fix_summary(fix))
 show_figure(diagnostics.fix_figure(fix), ctx.run, "confusion_fix")
 text = diagnostics.describe_fix(fix)

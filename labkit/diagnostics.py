@@ -9,14 +9,15 @@ Public API (chapter 05 calls these; every figure is sized for a ~900 px notebook
   colour bars.
 - ``per_class_table(y_true, y_pred) -> DataFrame``: precision, recall, F1, support per class plus
   accuracy, macro avg and weighted avg rows (sklearn ``classification_report``).
-- ``most_confused_pair(y_true, y_pred) -> ConfusedPair(true_class, predicted_class, count, rate, text)``:
+- ``most_confused_pair(y_true, y_pred) -> ConfusedPair(true_class, predicted_class, count, rate, text)``,
+  or None when nothing was misclassified (``describe_pair`` words either case):
   the largest off-diagonal **row-normalised rate** (ties broken by count). Rate, not count, because
   the classes are strongly imbalanced: a raw count always points at the big classes (cancer, immune),
   while the rate says "this share of class X is taken for class Y", which is what hurts the minority
   classes and what the fix aims at.
 - ``misclassified_gallery(images_uint8, y_true, y_pred, probs, max_images=12) -> Figure``: the most
   confidently wrong validation patches, true/predicted class and confidence in each title.
-- ``fix_experiment(model_factory, train_dataset, train_labels, val_loader, *, fit, before, ...)
+- ``fix_experiment(model, train_dataset, train_labels, val_loader, FixSettings(...), *, before, device, ...)
   -> FixResult(before, after, pair, description, settings, after_without_tta)``: fine-tunes the model
   for a few epochs with a sampler (or loss weights) that over-weights the true class of the worst
   pair, then evaluates with test-time augmentation on the SAME validation loader.
@@ -29,17 +30,20 @@ Public API (chapter 05 calls these; every figure is sized for a ~900 px notebook
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
 from sklearn.metrics import classification_report, confusion_matrix
+from torch.utils.data import WeightedRandomSampler
 
-from labkit import CLASS_NAMES, N_CLASSES
+from labkit import CLASS_NAMES, N_CLASSES, train
+from labkit.data import make_loader
 
 CLASS_IDS = list(range(N_CLASSES))
 
@@ -76,6 +80,17 @@ def _epoch_ticks(ax, epochs: Sequence[int]) -> None:
     # integer epochs only, and not one tick per epoch when there are many
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=10))
     ax.set_xlabel("epoch")
+
+
+def _finish_curves(fig: Figure, axes, epochs: Sequence[int], title: str) -> Figure:
+    """What every curves figure ends with: epoch ticks, grid and legend on each panel, then the title."""
+    for ax in axes:
+        _epoch_ticks(ax, epochs)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title, fontsize=13)
+    fig.tight_layout()
+    return fig
 
 
 def rates_matrix(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
@@ -117,13 +132,7 @@ def curves_figure(history, title: str = "Training curves") -> Figure:
         best = int(np.argmax(val_acc))
         ax_acc.annotate(f"best val {val_acc[best]:.1f}%", (epochs[best], val_acc[best]),
                         textcoords="offset points", xytext=(0, -16), ha="center", fontsize=9)
-    for ax in (ax_loss, ax_acc):
-        _epoch_ticks(ax, epochs)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title, fontsize=13)
-    fig.tight_layout()
-    return fig
+    return _finish_curves(fig, (ax_loss, ax_acc), epochs, title)
 
 
 def comparison_figure(histories: Mapping[str, Any], title: str = "Validation curves, model by model") -> Figure:
@@ -143,13 +152,7 @@ def comparison_figure(histories: Mapping[str, Any], title: str = "Validation cur
     ax_loss.set_title("Validation loss")
     ax_acc.set_ylabel(f"validation {ylabel}")
     ax_acc.set_title("Validation accuracy")
-    for ax in (ax_loss, ax_acc):
-        _epoch_ticks(ax, all_epochs)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(title, fontsize=13)
-    fig.tight_layout()
-    return fig
+    return _finish_curves(fig, (ax_loss, ax_acc), all_epochs, title)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -238,18 +241,24 @@ class ConfusedPair:
                 "count": self.count, "rate": self.rate, "text": self.text}
 
 
-def most_confused_pair(y_true, y_pred) -> ConfusedPair:
-    """The off-diagonal cell with the largest row-normalised rate (ties: the larger count)."""
+def most_confused_pair(y_true, y_pred) -> ConfusedPair | None:
+    """The off-diagonal cell with the largest row-normalised rate (ties: the larger count); None when
+    nothing was misclassified."""
     counts, rates = rates_matrix(y_true, y_pred)
     off = ~np.eye(N_CLASSES, dtype=bool)
     if counts[off].sum() == 0:
-        return ConfusedPair(-1, -1, 0, 0.0, "No validation patch was misclassified: there is no confused pair.")
+        return None
     cells = [(rates[i, j], counts[i, j], i, j) for i in CLASS_IDS for j in CLASS_IDS if i != j]
     rate, count, i, j = max(cells)
     support = int(counts[i].sum())
     text = (f"The most confused pair is true '{CLASS_NAMES[i]}' predicted as '{CLASS_NAMES[j]}': "
             f"{int(count)} of {support} {CLASS_NAMES[i]} validation patches ({rate:.1%}).")
     return ConfusedPair(int(i), int(j), int(count), float(rate), text)
+
+
+def describe_pair(pair: ConfusedPair | None) -> str:
+    """The pair in one sentence, or that there is none."""
+    return pair.text if pair is not None else "No validation patch was misclassified: there is no confused pair."
 
 
 def _to_hwc_uint8(image) -> np.ndarray:
@@ -291,122 +300,109 @@ def misclassified_gallery(images_uint8, y_true, y_pred, probs, max_images: int =
 # ----------------------------------------------------------------------------------------------
 # the fix
 # ----------------------------------------------------------------------------------------------
+REBALANCE = ("sampler", "loss", "none")
+
+
+@dataclass(frozen=True)
+class FixSettings:
+    """How the fix fine-tunes the model.
+
+    rebalance  "sampler": WeightedRandomSampler, classes balanced and the pair's true class x boost;
+               "loss": the same emphasis as class weights in the loss; "none": plain fine-tuning.
+    tta        evaluate after the fix with test-time augmentation (flips, 90-degree rotations).
+    """
+    rebalance: str = "sampler"
+    boost: float = 2.0
+    tta: bool = True
+    epochs: int = 2
+    lr: float = 3e-4
+    batch_size: int = 64
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.rebalance not in REBALANCE:
+            raise ValueError(f"rebalance must be 'sampler', 'loss' or 'none', not {self.rebalance!r}")
+
+
 @dataclass
 class FixResult:
     before: Any                 # Predictions-like (labels, preds, probs) of the model as it was
     after: Any                  # Predictions-like after the fix (with TTA when tta=True)
-    pair: ConfusedPair          # the pair the fix aimed at (from `before`)
+    pair: ConfusedPair | None   # the pair the fix aimed at (from `before`); None if nothing was confused
     description: str            # what was done, in words
-    settings: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # the FixSettings, as a dict for the run folder
     after_without_tta: Any = None  # the fine-tuned model without TTA: tells the two parts apart
 
 
-def _default_evaluate():
-    from labkit.train import evaluate
-
-    return evaluate
-
-
-def pair_sample_weights(train_labels, true_class: int, boost: float = 2.0) -> np.ndarray:
+def pair_sample_weights(train_labels, true_class: int | None, boost: float = 2.0) -> np.ndarray:
     """Per-sample weights for WeightedRandomSampler: every class drawn equally often, and the pair's
     true class ``boost`` times as often again, so the model sees more of the class it gives away."""
     labels = _as_labels(train_labels)
     counts = np.bincount(labels, minlength=N_CLASSES).astype(float)
     per_class = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
-    if 0 <= true_class < N_CLASSES:
+    if true_class is not None:
         per_class[true_class] *= boost
     return per_class[labels]
 
 
-def pair_class_weights(train_labels, true_class: int, boost: float = 2.0):
+def pair_class_weights(train_labels, true_class: int | None, boost: float = 2.0) -> torch.Tensor:
     """Loss weights: inverse frequency normalised to mean 1, the pair's true class times ``boost``."""
-    import torch
-
     counts = np.bincount(_as_labels(train_labels), minlength=N_CLASSES).astype(float)
     weights = np.divide(counts.sum() / N_CLASSES, counts, out=np.zeros_like(counts), where=counts > 0)
-    if 0 <= true_class < N_CLASSES:
+    if true_class is not None:
         weights[true_class] *= boost
     weights = weights / weights[weights > 0].mean()
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def fix_experiment(
-    model_factory: Callable[[], Any],
-    train_dataset,
-    train_labels,
-    val_loader,
-    *,
-    fit: Callable[..., Any],
-    before=None,
-    evaluate: Callable[..., Any] | None = None,
-    make_loader: Callable[..., Any] | None = None,
-    rebalance: str = "sampler",
-    boost: float = 2.0,
-    tta: bool = True,
-    epochs: int = 2,
-    lr: float = 3e-4,
-    batch_size: int = 64,
-    device="cpu",
-    seed: int = 0,
-    fit_kwargs: Mapping[str, Any] | None = None,
-) -> FixResult:
-    """Fine-tune the model for a few epochs aimed at its worst confusion and re-evaluate it.
+def _describe_method(pair: ConfusedPair | None, settings: FixSettings) -> str:
+    if pair is None:
+        target = "no confusion (nothing was misclassified)"
+        how = {"sampler": "a class-balanced sampler", "loss": "class-weighted loss"}
+    else:
+        target = f"'{pair.true_name}' taken for '{pair.predicted_name}'"
+        how = {"sampler": f"a balanced sampler that draws '{pair.true_name}' {settings.boost:g}x as often again",
+               "loss": f"class-weighted loss with '{pair.true_name}' weighted {settings.boost:g}x"}
+    return (f"Aimed at {target}: fine-tuned the final weights for {settings.epochs} epoch(s) at lr "
+            f"{settings.lr:g} with {how.get(settings.rebalance, 'plain fine-tuning')}"
+            + (", then evaluated with test-time augmentation (4 rotations x 2 flips)" if settings.tta else "")
+            + "; same validation split as before.")
 
-    model_factory  () -> model holding the weights to start from (the final model; a fresh copy,
-                   since it is trained in place). Called once.
+
+def fix_experiment(model, train_dataset, train_labels, val_loader, settings: FixSettings = FixSettings(), *,
+                   before=None, device="cpu", fit_kwargs: Mapping[str, Any] | None = None,
+                   fit: Callable[..., Any] = train.fit, evaluate: Callable[..., Any] = train.evaluate) -> FixResult:
+    """Fine-tune ``model`` for a few epochs aimed at its worst confusion and re-evaluate it.
+
+    model          the weights to start from (trained in place: pass a fresh copy of the final model).
     train_dataset  the (augmenting) training Dataset; train_labels its labels, for the sampler/weights.
     val_loader     the SAME validation loader `before` was measured on (not shuffled).
-    fit            labkit.train.fit or any callable
-                   fit(model, train_loader, val_loader, *, epochs, lr, class_weights, device, seed, **fit_kwargs).
     before         Predictions of the model as it is; evaluated here (no TTA) when None.
-    evaluate       evaluate(model, loader, device=..., tta=...) -> Predictions; default labkit.train.evaluate.
-    make_loader    make_loader(dataset, batch_size, shuffle, device, sampler=None), e.g.
-                   labkit.data.make_loader; default a plain torch DataLoader.
-    rebalance      "sampler": WeightedRandomSampler, classes balanced and the pair's true class x boost;
-                   "loss": the same emphasis as class weights in the loss; "none": plain fine-tuning.
-    tta            evaluate after the fix with test-time augmentation (flips, 90-degree rotations).
+    fit_kwargs     more keywords for fit, e.g. {"name": "model1 (fix)"}.
+    fit, evaluate  labkit.train's; a test may pass small stand-ins with the same keywords:
+                   fit(model, train_loader, val_loader, *, epochs, lr, class_weights, device, seed, **fit_kwargs),
+                   evaluate(model, loader, device=..., tta=...) -> Predictions.
     """
-    import torch
-    from torch.utils.data import DataLoader, WeightedRandomSampler
-
-    if rebalance not in ("sampler", "loss", "none"):
-        raise ValueError(f"rebalance must be 'sampler', 'loss' or 'none', not {rebalance!r}")
-    evaluate = evaluate or _default_evaluate()
-    model = model_factory()
     if before is None:
         before = evaluate(model, val_loader, device=device, tta=False)
     pair = most_confused_pair(before.labels, before.preds)
+    true_class = pair.true_class if pair is not None else None
 
     sampler, class_weights = None, None
-    if rebalance == "sampler":
-        weights = torch.as_tensor(pair_sample_weights(train_labels, pair.true_class, boost), dtype=torch.double)
-        generator = torch.Generator().manual_seed(seed)
+    if settings.rebalance == "sampler":
+        weights = torch.as_tensor(pair_sample_weights(train_labels, true_class, settings.boost), dtype=torch.double)
+        generator = torch.Generator().manual_seed(settings.seed)
         sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
-    elif rebalance == "loss":
-        class_weights = pair_class_weights(train_labels, pair.true_class, boost)
-    if make_loader is None:
-        train_loader = DataLoader(train_dataset, batch_size=batch_size, shuffle=sampler is None, sampler=sampler)
-    else:
-        train_loader = make_loader(train_dataset, batch_size, sampler is None, device, sampler=sampler)
+    elif settings.rebalance == "loss":
+        class_weights = pair_class_weights(train_labels, true_class, settings.boost)
+    train_loader = make_loader(train_dataset, settings.batch_size, sampler is None, device, sampler=sampler)
 
-    fit(model, train_loader, val_loader, epochs=epochs, lr=lr, class_weights=class_weights,
-        device=device, seed=seed, **dict(fit_kwargs or {}))
+    fit(model, train_loader, val_loader, epochs=settings.epochs, lr=settings.lr, class_weights=class_weights,
+        device=device, seed=settings.seed, **dict(fit_kwargs or {}))
     after_plain = evaluate(model, val_loader, device=device, tta=False)
-    after = evaluate(model, val_loader, device=device, tta=True) if tta else after_plain
-
-    target = (f"'{pair.true_name}' taken for '{pair.predicted_name}'" if pair.true_class >= 0
-              else "no confusion (nothing was misclassified)")
-    how = {"sampler": f"a balanced sampler that draws '{pair.true_name}' {boost:g}x as often again"
-                      if pair.true_class >= 0 else "a class-balanced sampler",
-           "loss": f"class-weighted loss with '{pair.true_name}' weighted {boost:g}x"
-                   if pair.true_class >= 0 else "class-weighted loss",
-           "none": "plain fine-tuning"}[rebalance]
-    description = (f"Aimed at {target}: fine-tuned the final weights for {epochs} epoch(s) at lr {lr:g} with "
-                   f"{how}" + (", then evaluated with test-time augmentation (4 rotations x 2 flips)" if tta else "")
-                   + "; same validation split as before.")
-    settings = {"rebalance": rebalance, "boost": boost, "tta": tta, "epochs": epochs, "lr": lr,
-                "batch_size": batch_size, "seed": seed}
-    return FixResult(before, after, pair, description, settings, after_plain if tta else None)
+    after = evaluate(model, val_loader, device=device, tta=True) if settings.tta else after_plain
+    return FixResult(before, after, pair, _describe_method(pair, settings), asdict(settings),
+                     after_plain if settings.tta else None)
 
 
 def fix_figure(result: FixResult, title: str | None = None) -> Figure:
@@ -420,7 +416,7 @@ def fix_figure(result: FixResult, title: str | None = None) -> Figure:
     _draw_matrix(axes[1], fig, rates_after, as_rate=True, cmap="Greens", tick_size=8,
                  title=f"After (acc {accuracy(after.labels, after.preds):.1%})")
     pair = result.pair
-    if pair.true_class >= 0:  # outline the cell the fix aimed at
+    if pair is not None:  # outline the cell the fix aimed at
         for ax in axes[:2]:
             ax.add_patch(plt.Rectangle((pair.predicted_class - 0.5, pair.true_class - 0.5), 1, 1,
                                        fill=False, edgecolor="red", linewidth=2.5))
@@ -439,7 +435,7 @@ def fix_figure(result: FixResult, title: str | None = None) -> Figure:
     ax.legend(loc="upper center", ncol=2, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     if title is None:
-        title = ("Fix for " + (f"'{pair.true_name}' -> '{pair.predicted_name}' (red box)" if pair.true_class >= 0
+        title = ("Fix for " + (f"'{pair.true_name}' -> '{pair.predicted_name}' (red box)" if pair is not None
                                else "the model (no confusion to aim at)"))
     fig.suptitle(title, fontsize=13)
     fig.tight_layout()
@@ -452,7 +448,7 @@ def describe_fix(result: FixResult) -> str:
     acc_b, acc_a = accuracy(before.labels, before.preds), accuracy(after.labels, after.preds)
     d_acc = 100 * (acc_a - acc_b)
     overall = f"overall validation accuracy went from {acc_b:.1%} to {acc_a:.1%} ({d_acc:+.1f} pp)"
-    if pair.true_class < 0:
+    if pair is None:
         return f"{result.description} Nothing was misclassified before the fix; {overall}."
     i, j = pair.true_class, pair.predicted_class
     _, rates_b = rates_matrix(before.labels, before.preds)

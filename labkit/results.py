@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import f1_score
 
 from labkit import N_CLASSES
+from labkit.diagnostics import describe_pair
+from labkit.models import count_layers
+from labkit.recipes import KINDS, recipe
+from labkit.train import History
 
 
 def load_final(run, name: str, stage: str = "final"):
     """Rebuild ``name`` ("model1"/"model2") from its checkpoint; no ImageNet download is needed for that."""
-    import torchvision
-
-    from labkit.models import build_model1
-
     state, meta = run.load_checkpoint(f"{name}/{stage}.pt")
-    if name == "model1":
-        model = build_model1(meta.get("config", {}))
-    else:  # the checkpoint holds every weight, so the architecture alone is enough
-        model = torchvision.models.get_model(meta["arch"], weights=None, num_classes=N_CLASSES)
+    model = recipe(name).from_checkpoint(meta)  # the checkpoint holds every weight: the architecture is enough
     model.load_state_dict(state)
     return model.eval()
 
@@ -36,8 +34,6 @@ def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
     fast above settings that end up better, so the comparison after full training decides.
     Returns a sentence for the notebook.
     """
-    from labkit.train import History
-
     baseline = History.from_dict(run.load_json(f"{name}/baseline_history.json"))
     baseline_acc = baseline.val_acc[int(np.argmin(baseline.val_loss))]  # the epoch fit keeps
     tuned_acc = tuned.fit.best_val_acc
@@ -57,33 +53,31 @@ def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
 
 def fix_summary(fix) -> dict:
     accuracy = lambda p: float((np.asarray(p.labels) == np.asarray(p.preds)).mean())  # noqa: E731
-    return {"pair": [int(fix.pair.true_class), int(fix.pair.predicted_class)], "pair_text": fix.pair.text,
+    pair = [fix.pair.true_class, fix.pair.predicted_class] if fix.pair is not None else None
+    return {"pair": pair, "pair_text": describe_pair(fix.pair),
             "accuracy_before": accuracy(fix.before), "accuracy_after": accuracy(fix.after),
             "settings": fix.settings}
 
 
 def _macro_f1(run, name: str) -> float:
-    from sklearn.metrics import f1_score
-
     pred = run.load_json(f"diagnostics/{name}_val_predictions.json")
     return float(f1_score(pred["labels"], pred["preds"], average="macro", labels=list(range(N_CLASSES)),
                           zero_division=0))
 
 
 def comparison_table(run) -> pd.DataFrame:
-    from labkit.models import count_layers
-
     rows = {}
     weights = run.load_json("model2/weights.json")
-    for name in ("model1", "model2"):
+    for name in KINDS:
         model = load_final(run, name)
         history = run.load_json(f"{name}/final_history.json")
         best = int(np.argmin(history["val_loss"]))
+        imagenet = recipe(name).imagenet
         rows[name] = {
-            "architecture": "own ConvNet" if name == "model1" else weights["arch"],
+            "architecture": weights["arch"] if imagenet else "own ConvNet",
             "weight layers": count_layers(model).weight_layers,
             "parameters": sum(p.numel() for p in model.parameters()),
-            "start": "random" if name == "model1" or not weights["pretrained"] else "ImageNet",
+            "start": "ImageNet" if imagenet and weights["pretrained"] else "random",
             "epochs": len(history["epoch"]),
             "seconds per epoch": round(float(np.mean(history["seconds"])), 1),
             "validation accuracy": round(float(history["val_acc"][best]), 4),

@@ -73,7 +73,7 @@ def test_most_confused_pair_uses_rate_not_count():
 
 def test_most_confused_pair_when_all_correct():
     pair = dg.most_confused_pair([0, 1, 2], [0, 1, 2])
-    assert pair.count == 0 and pair.true_class == -1 and "No validation patch" in pair.text
+    assert pair is None and "No validation patch" in dg.describe_pair(pair)
 
 
 def test_figures_build_and_close(tmp_path):
@@ -174,8 +174,9 @@ def test_fix_experiment_runs_and_reports_both_sides(tmp_path):
         return model
 
     for rebalance in ("sampler", "loss"):
-        result = dg.fix_experiment(factory, train_ds, train_labels, val_loader, fit=tiny_fit,
-                                   evaluate=tiny_evaluate, rebalance=rebalance, epochs=2, lr=0.02, seed=0)
+        result = dg.fix_experiment(factory(), train_ds, train_labels, val_loader,
+                                   dg.FixSettings(rebalance=rebalance, epochs=2, lr=0.02, seed=0),
+                                   fit=tiny_fit, evaluate=tiny_evaluate)
         assert len(result.before.preds) == len(result.after.preds) == 80
         assert result.after_without_tta is not None
         assert result.pair == dg.most_confused_pair(result.before.labels, result.before.preds)
@@ -186,8 +187,7 @@ def test_fix_experiment_runs_and_reports_both_sides(tmp_path):
         fig.savefig(tmp_path / f"fix_{rebalance}.png")
         plt.close(fig)
     with pytest.raises(ValueError, match="rebalance"):
-        dg.fix_experiment(factory, train_ds, train_labels, val_loader, fit=tiny_fit,
-                          evaluate=tiny_evaluate, rebalance="oversample")
+        dg.FixSettings(rebalance="oversample")
 
 
 def test_fix_experiment_with_labkit_train_fit_and_evaluate():
@@ -195,8 +195,8 @@ def test_fix_experiment_with_labkit_train_fit_and_evaluate():
     train_ds, train_labels = make_data([40, 40, 8, 40], seed=2)
     val_ds, _ = make_data([10, 10, 10, 10], seed=3)
     val_loader = DataLoader(val_ds, batch_size=20)
-    result = dg.fix_experiment(TinyNet, train_ds, train_labels, val_loader, fit=train.fit, epochs=1,
-                               lr=0.01, batch_size=32, seed=0, fit_kwargs={"log": None})
+    result = dg.fix_experiment(TinyNet(), train_ds, train_labels, val_loader,
+                               dg.FixSettings(epochs=1, lr=0.01, batch_size=32, seed=0), fit_kwargs={"log": None})
     assert isinstance(result.after, train.Predictions) and len(result.after.preds) == 40
     assert result.settings["rebalance"] == "sampler" and "test-time augmentation" in result.description
     assert result.pair.true_name in dg.describe_fix(result)
