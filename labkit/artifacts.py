@@ -117,14 +117,14 @@ class RunDir:
 
     # -- torch objects (checkpoints, tensors) -------------------------------------------------
     def save_torch(self, name: str, obj: Any) -> Path:
-        import torch
+        import torch  # here, not at the top: data_stub and build.py use this module without torch
 
         buffer = io.BytesIO()
         torch.save(obj, buffer)
         return self.save_bytes(name, buffer.getvalue())
 
     def load_torch(self, name: str, map_location: str = "cpu") -> Any:
-        import torch
+        import torch  # see save_torch
 
         if not self.exists(name):
             raise self._missing(name)
@@ -145,7 +145,7 @@ class RunDir:
         return self.save_bytes(name, frame.to_csv(index=False).encode())
 
     def load_frame(self, name: str):
-        import pandas as pd
+        import pandas as pd  # here, not at the top: see save_torch
 
         if not self.exists(name):
             raise self._missing(name)

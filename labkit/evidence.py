@@ -36,7 +36,7 @@ def record(criterion: str, summary: str, model: str | None = None, **data) -> No
     """Display an evidence record (in IPython). Returns nothing, so a cell ending with it shows it once."""
     rec = make_record(criterion, summary, model, **data)
     text = f"[evidence] {criterion}" + (f" ({model})" if model else "") + f": {summary}"
-    try:
+    try:  # IPython is there in a notebook, not necessarily in a plain Python run
         from IPython.display import display
         display({EVIDENCE_MIME: rec, "text/plain": text}, raw=True)
     except ImportError:  # plain Python: still tell the reader

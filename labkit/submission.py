@@ -34,6 +34,7 @@ import pandas as pd
 
 from labkit import CLASS_NAMES, N_CLASSES
 from labkit.artifacts import atomic_write_text
+from labkit.train import evaluate
 
 HEADER = ["Filename", "Label"]
 MAX_BAD_ROWS = 5
@@ -69,8 +70,6 @@ class SubmissionReport:
 
 def predict_test(model, loader, device="cpu", tta: bool = False) -> np.ndarray:
     """Predicted class per test item, in loader order (the loader must not shuffle)."""
-    from labkit.train import evaluate
-
     return np.asarray(evaluate(model, loader, device=device, tta=tta).preds, dtype=np.int64)
 
 

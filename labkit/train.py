@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -82,8 +83,6 @@ class History:
         return cls(**{k: list(d[k]) for k in cls.__dataclass_fields__})
 
     def to_frame(self):
-        import pandas as pd
-
         return pd.DataFrame(self.to_dict())
 
     def __len__(self) -> int:
