@@ -1,0 +1,39 @@
+"""labkit.recipes: each kind's baseline is a point of its own search space, and its parts fit together."""
+import inspect
+
+import pytest
+from ray.tune.search.sample import Categorical, Float, Integer
+
+from labkit import recipes, train
+from labkit.profiles import PROFILES
+
+
+@pytest.mark.parametrize("profile", PROFILES.values(), ids=list(PROFILES))
+@pytest.mark.parametrize("kind", recipes.KINDS)
+def test_the_baseline_lies_in_the_search_space(kind, profile):
+    # every search tries the baseline first (points_to_evaluate): it must be a point of the space
+    baseline = recipes.baseline_config(kind, profile)
+    space = recipes.recipe(kind).search_space(profile)
+    assert set(baseline) == set(space)
+    for name, domain in space.items():
+        if isinstance(domain, Categorical):
+            assert baseline[name] in domain.categories, name
+        elif isinstance(domain, (Float, Integer)):
+            assert domain.lower <= baseline[name] <= domain.upper, name
+
+
+def test_model1_recipe_builds_a_model_and_settings_that_fit_takes():
+    recipe = recipes.recipe("model1")
+    config = recipes.baseline_config("model1", PROFILES["quick"])
+    model = recipe.make_model(config, recipe.load_base())
+    settings = recipe.fit_settings(model, config)
+    assert set(settings) <= set(inspect.signature(train.fit).parameters)
+    assert len(model.features) == 4 * len(config["channels"].split("-"))  # conv, norm, relu, pool per block
+    assert recipe.epochs_of(PROFILES["standard"]) == PROFILES["standard"].model1_epochs
+
+
+def test_settings_are_described_in_words_and_unknown_kinds_refused():
+    text = recipes.describe_settings(recipes.baseline_config("model1", PROFILES["quick"]))
+    assert "AdamW" in text and "peak learning rate 0.003" in text and "dropout 0.3" in text
+    with pytest.raises(ValueError, match="model3"):
+        recipes.recipe("model3")
