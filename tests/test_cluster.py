@@ -39,7 +39,8 @@ def test_refused_token_fails_fast_in_one_line_naming_the_fix(ray_cluster, tmp_pa
 def test_no_cluster_at_the_address_is_one_line_at_once():
     port = free_port()
     t0 = time.monotonic()
-    with pytest.raises(ClusterError, match=rf"no Ray cluster answers at 127.0.0.1:{port}.*ray start --head --port={port}"):
+    expected = rf"no Ray cluster answers at 127.0.0.1:{port}.*ray start --head --port={port}"
+    with pytest.raises(ClusterError, match=expected):
         check_cluster(f"127.0.0.1:{port}")
     assert time.monotonic() - t0 < 10
 
