@@ -121,25 +121,35 @@ def prepare_data(args, profile) -> tuple[Path, str]:
 
 # -- preflight: everything that can be checked cheaply, before any chapter runs ---------------------
 def check_data(data_dir: Path, cache_dir: Path, given_as: str | None) -> list[str]:
-    """Problems with the data: layout, csv files, every image decodable. Decoding fills the image cache
-    that chapter 01 then reads, so this costs nothing extra."""
+    """Problems with the data: layout, csv files, every image there and decodable, training and test set
+    each. labkit.data's own readers do it, and decoding fills the image cache chapter 01 then reads."""
     import warnings
 
-    from labkit.data import DataError, prepare
+    from labkit.data import DataError, find_layout, load_images, read_labels
 
     if not data_dir.is_dir():
         return [f"data: --data {given_as}: no such folder. Point it at the folder holding train.csv "
                 "(or train.zip) from the competition's Data tab."]
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            prepare(data_dir, cache_dir)
+        layout = find_layout(data_dir, extract_dir=cache_dir / "extracted")
     except DataError as exc:
         return [f"data: {exc}"]
-    for warning in caught:  # not fatal (labkit resizes odd images), but the user should know now
-        if "resized" in str(warning.message) or "example.csv" in str(warning.message):
+    if layout.example_csv is None:
+        print(f"  note: no example.csv next to {layout.train_csv}: there is no test set to predict")
+    problems = []
+    for csv_path, folder in [(layout.train_csv, layout.train_dir), (layout.example_csv, layout.test_dir)]:
+        if csv_path is None:
+            continue
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                load_images(csv_path, folder, read_labels(csv_path).Filename.tolist(), cache_dir)
+        except DataError as exc:
+            problems.append(f"data: {exc}")
+            continue
+        for warning in caught:  # odd sizes are resized, not fatal; but the user should know now
             print(f"  note: {warning.message}")
-    return []
+    return problems
 
 
 def check_weights(weights_file: Path | None, required: bool) -> list[str]:

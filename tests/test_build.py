@@ -277,17 +277,20 @@ def test_preflight_reports_every_problem_at_once_data_first(tmp_path, monkeypatc
     data = data_stub.make_stub(tmp_path / "data", n_train=40, n_test=8, seed=1)
     broken = sorted((data / "train").glob("*.png"))[3]
     broken.write_bytes(b"not a png")
+    missing = sorted((data / "test").glob("*.png"))[2]  # not the first: find_layout probes that one
+    missing.unlink()
     port = free_port()
     out = tmp_path / "out"
     code = build.main(["--team", TEAM, "--data", str(data), "--out", str(out), "--cache", str(tmp_path / "cache"),
                        "--weights", str(tmp_path / "missing.pth"), "--ray-address", f"127.0.0.1:{port}"])
     err = capsys.readouterr().err
     assert code == 1
-    assert "3 problem(s) found before running any chapter" in err
-    lines = [line for line in err.splitlines() if line.strip()[:3] in ("1. ", "2. ", "3. ")]
-    assert lines[0].strip().startswith("1. data:") and broken.name in lines[0] and "not a readable image" in lines[0]
-    assert lines[1].strip().startswith("2. weights:") and "missing.pth" in lines[1]
-    assert lines[2].strip().startswith("3. ray:") and f"ray start --head --port={port}" in lines[2]
+    assert "4 problem(s) found before running any chapter" in err
+    lines = [line.strip() for line in err.splitlines() if line.strip()[:3] in ("1. ", "2. ", "3. ", "4. ")]
+    assert lines[0].startswith("1. data:") and broken.name in lines[0] and "not a readable image" in lines[0]
+    assert lines[1].startswith("2. data:") and missing.name in lines[1] and "example.csv" in lines[1]
+    assert lines[2].startswith("3. weights:") and "missing.pth" in lines[2]
+    assert lines[3].startswith("4. ray:") and f"ray start --head --port={port}" in lines[3]
     assert not (out / "chapters" / "01_data.ipynb").exists()
 
 
