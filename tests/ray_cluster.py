@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -22,7 +23,9 @@ def free_port() -> int:
 
 
 def _ray(*args) -> list[str]:
-    return ["ray", *args]
+    """The `ray` command of this interpreter's installation (not whichever is first on PATH)."""
+    script = Path(sys.executable).with_name("ray")
+    return [str(script) if script.is_file() else "ray", *args]
 
 
 @contextlib.contextmanager
