@@ -17,15 +17,16 @@ import json
 import os
 import platform
 import re
-import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import jupytext
 import nbformat
+
+from labkit.notebook import ChapterParameters
 
 REPO = Path(__file__).resolve().parent
 CHAPTERS_DIR = REPO / "chapters"
@@ -106,12 +107,9 @@ def ensure_kernel(out: Path) -> dict:
 
 # -- data ------------------------------------------------------------------------------------------
 def prepare_data(args, profile) -> tuple[Path, str]:
-    """The data folder to use and a one-line description of it."""
+    """The data folder to use and a one-line description of it (the preflight checks what is in it)."""
     if args.data:
         data = Path(args.data).expanduser().resolve()
-        if not data.exists():
-            raise BuildError(f"--data {args.data}: no such folder. Point it at the folder holding train.csv "
-                             "(or train.zip) from the competition's Data tab.")
         return data, f"real Kaggle data from {data}"
     import data_stub
 
@@ -121,18 +119,79 @@ def prepare_data(args, profile) -> tuple[Path, str]:
                   f"seed {args.seed}): numbers say nothing about the real data")
 
 
-def check_weights(weights_file: Path | None) -> None:
-    """A real-data build needs ImageNet weights for model2: find out now, not after three chapters."""
+# -- preflight: everything that can be checked cheaply, before any chapter runs ---------------------
+def check_data(data_dir: Path, cache_dir: Path, given_as: str | None) -> list[str]:
+    """Problems with the data: layout, csv files, every image there and decodable, training and test set
+    each. labkit.data's own readers do it, and decoding fills the image cache chapter 01 then reads."""
+    import warnings
+
+    from labkit.data import DataError, find_layout, load_images, read_labels
+
+    if not data_dir.is_dir():
+        return [f"data: --data {given_as}: no such folder. Point it at the folder holding train.csv "
+                "(or train.zip) from the competition's Data tab."]
+    try:
+        layout = find_layout(data_dir, extract_dir=cache_dir / "extracted")
+    except DataError as exc:
+        return [f"data: {exc}"]
+    if layout.example_csv is None:
+        print(f"  note: no example.csv next to {layout.train_csv}: there is no test set to predict")
+    problems = []
+    for csv_path, folder in [(layout.train_csv, layout.train_dir), (layout.example_csv, layout.test_dir)]:
+        if csv_path is None:
+            continue
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                load_images(csv_path, folder, read_labels(csv_path).Filename.tolist(), cache_dir)
+        except DataError as exc:
+            problems.append(f"data: {exc}")
+            continue
+        for warning in caught:  # odd sizes are resized, not fatal; but the user should know now
+            print(f"  note: {warning.message}")
+    return problems
+
+
+def check_weights(weights_file: Path | None, required: bool) -> list[str]:
+    """Problems with model2's ImageNet weights: a given file must load; a real-data build must have some."""
     import warnings
 
     from labkit.models import MissingWeightsError, WeightsError, build_model2
 
+    if weights_file is None and not required:
+        return []  # the stub may go on with random weights; chapter 03 says so plainly
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # chapter 03 reports what was loaded
             build_model2(weights_file=weights_file, allow_random=False)
     except (MissingWeightsError, WeightsError) as exc:
-        raise BuildError(f"model2 needs ImageNet weights for a real-data build. {exc}") from None
+        need = "model2 needs ImageNet weights for a real-data build. " if required else ""
+        return [f"weights: {need}{exc}"]
+    return []
+
+
+def check_ray(address: str | None) -> list[str]:
+    """Problems with the Ray cluster at --ray-address: join it, count its CPUs, leave."""
+    if not address:
+        return []
+    from labkit.cluster import ClusterError, check_cluster
+
+    try:
+        resources = check_cluster(address)
+    except ClusterError as exc:
+        return [f"ray: {exc}"]
+    print(f"  Ray cluster at {address}: {resources.get('CPU', 0):.0f} CPUs, {resources.get('GPU', 0):.0f} GPUs")
+    return []
+
+
+def preflight(args, data_dir: Path) -> None:
+    """Check the data, the weights and the cluster; report every problem at once, data first."""
+    problems = (check_data(data_dir, args.cache.resolve(), args.data)
+                + check_weights(args.weights.resolve() if args.weights else None, required=bool(args.data))
+                + check_ray(args.ray_address))
+    if problems:
+        raise BuildError(f"{len(problems)} problem(s) found before running any chapter:\n"
+                         + "\n".join(f"  {i}. {p}" for i, p in enumerate(problems, 1)))
 
 
 # -- running one chapter ---------------------------------------------------------------------------
@@ -153,8 +212,14 @@ def run_chapter(chapter: Chapter, params: dict, work: Path, env: dict) -> Path:
         failed = work / f"{chapter.id}.failed.ipynb"
         os.replace(partial, failed)
         traceback_tail = "\n".join(_strip_ansi(line) for line in exc.traceback[-8:])
+        cause = outside_cause(exc.ename, exc.evalue, params)
+        where = f"chapter {chapter.id} failed in cell {exc.cell_index + 1} (execution count {exc.exec_count})"
+        if cause:  # not the chapter's code: send the user to what is wrong
+            raise BuildError(f"{where} because of {cause}: {exc.ename}: {_strip_ansi(exc.evalue)[:600]}\n"
+                             f"The partly executed chapter is kept for inspection: {failed}\n"
+                             f"Fix {cause}, then re-run (or: --only {chapter.number}).") from None
         raise BuildError(
-            f"chapter {chapter.id} failed in cell {exc.cell_index + 1} (execution count {exc.exec_count}):\n"
+            f"{where}:\n"
             f"{_indent(exc.source.strip()[:400])}\n--- end of traceback ---\n{traceback_tail}\n"
             f"The partly executed chapter is kept for inspection: {failed}\n"
             f"Fix chapters/{chapter.path.name}, then re-run (or: --only {chapter.number})."
@@ -167,6 +232,25 @@ def run_chapter(chapter: Chapter, params: dict, work: Path, env: dict) -> Path:
                 os.environ[key] = value
     os.replace(partial, executed)
     return executed
+
+
+# Errors whose cause lies outside the chapters: the data, the weights file, the Ray cluster
+DATA_ERRORS = {"DataError"}
+WEIGHTS_ERRORS = {"WeightsError", "MissingWeightsError"}
+RAY_ERRORS = {"ClusterError", "AuthenticationError", "ConnectionError", "RaySystemError", "GetTimeoutError",
+              "NodeDiedError", "RayActorError"}
+
+
+def outside_cause(ename: str, evalue: str, params: dict) -> str | None:
+    """What outside the chapter made it fail (a phrase naming it), or None when the chapter's code did."""
+    if ename in DATA_ERRORS:
+        return f"the data in {params['data_dir']}"
+    if ename in WEIGHTS_ERRORS:
+        return f"model2's ImageNet weights ({params['weights_file'] or 'torchvision cache'})"
+    if ename in RAY_ERRORS or "Authentication token" in evalue:
+        where = f"at {params['ray_address']}" if params["ray_address"] else "started on this machine"
+        return f"the Ray cluster {where}"
+    return None
 
 
 def _strip_ansi(text: str) -> str:
@@ -298,35 +382,50 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
     )
 
 
-KAGGLE_PARAMS = {"data_dir": "/kaggle/input/deep-learning-for-msc-2022-23", "is_stub": False, "profile": "full",
-                 "run_dir": "/kaggle/working/run", "cache_dir": "/kaggle/working/cache", "device": "auto",
-                 "ray_address": "", "weights_file": ""}
+# The parameters of the Kaggle copy. Paths are relative to the working folder (/kaggle/working on Kaggle, the
+# notebook's cwd), so submission.csv lands where Kaggle's Output tab looks; the data is where Kaggle mounts it.
+KAGGLE_PARAMS = ChapterParameters(
+    data_dir="/kaggle/input/deep-learning-for-msc-2022-23", is_stub=False, profile="full", run_dir="run",
+    cache_dir="cache", device="auto", ray_address="", weights_file="", submission_file="submission.csv")
+
+# Run first on Kaggle, after the %%writefile cells: the chapters must import this embedded copy, not another
+# labkit that happens to be installed.
+CHECK_EMBEDDED = """import importlib, os, sys
+sys.path.insert(0, os.getcwd())
+importlib.invalidate_caches()
+import labkit
+assert os.path.dirname(os.path.abspath(labkit.__file__)) == os.path.join(os.getcwd(), "labkit"), (
+    f"labkit was imported from {labkit.__file__}, not from the copy written above: restart the kernel and run all")
+print(f"labkit {labkit.__version__} from {labkit.__file__} (the embedded copy)")"""
 
 
-def standalone_notebook(nb, team: str, seed: int) -> nbformat.NotebookNode:
+def standalone_notebook(nb, team: str, seed: int, profile: str = "full") -> nbformat.NotebookNode:
     """A copy of the notebook that runs on Kaggle without this repo: labkit is embedded, visibly.
 
-    The first cells write labkit's modules with %%writefile (so a reader sees exactly the code that runs),
-    the parameters point at Kaggle's data and working folders, and outputs are cleared: it is meant to be
-    run there, top to bottom.
+    The first cells write labkit's modules with %%writefile (so a reader sees exactly the code that runs)
+    and check that the chapters will import that copy; the parameters point at Kaggle's data and working
+    folders; outputs are cleared: it is meant to be run there, top to bottom.
     """
     lib = nbformat.v4.new_notebook(metadata=nb.metadata)
     lib.cells.append(nbformat.v4.new_markdown_cell(
         "## Setup: the labkit library, embedded\n\nThis notebook was made by `python build.py --standalone` "
         "to run on Kaggle without the project's repository. The cells below install two packages Kaggle may "
         "lack and write the project's tested library, `labkit`, into the working folder; the chapters after "
-        "them import it. Turn on the GPU accelerator and add the competition data before running all cells."))
+        "them import it. Turn on the GPU accelerator and add the competition data before running all cells. "
+        "`submission.csv` is written to the working folder, where the Output tab shows it."))
     lib.cells.append(nbformat.v4.new_code_cell("%pip install -q captum 'ray[tune]'\nimport os\n"
                                                "os.makedirs('labkit', exist_ok=True)"))
     for module in sorted((REPO / "labkit").glob("*.py")):
         lib.cells.append(nbformat.v4.new_code_cell(f"%%writefile labkit/{module.name}\n{module.read_text()}"))
-    params = "\n".join(f"{k} = {v!r}" for k, v in {"team": team, **KAGGLE_PARAMS, "seed": seed}.items())
+    lib.cells.append(nbformat.v4.new_code_cell(CHECK_EMBEDDED))
+    params = replace(KAGGLE_PARAMS, team=team, seed=seed, profile=profile).source(
+        f"Parameters for a run on Kaggle (the real data; profile {profile})")
     for cell in nb.cells:
         cell = nbformat.from_dict(json.loads(json.dumps(cell)))  # a deep copy
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             if "injected-parameters" in cell.metadata.get("tags", []):
-                cell.source = "# Parameters for a run on Kaggle (the real data, GPU)\n" + params
+                cell.source = params
         lib.cells.append(cell)
     nbformat.validator.normalize(lib)
     return lib
@@ -352,7 +451,8 @@ def parse_args(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--team", required=True, help="your Kaggle team name, e.g. Dogs_Versus_Cats")
     parser.add_argument("--data", help="folder with the real Kaggle data (default: a synthetic stub)")
-    parser.add_argument("--profile", default="standard", choices=["quick", "standard", "full"])
+    parser.add_argument("--profile", choices=["quick", "standard", "full"],
+                        help="training budget (default: standard here; full in the --standalone Kaggle copy)")
     parser.add_argument("--out", type=Path, default=REPO / "build", help="output folder (default: build/)")
     parser.add_argument("--only", metavar="NN", help="re-run one chapter (e.g. 05) from saved artifacts")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -371,7 +471,7 @@ def build(args) -> int:
 
     started = time.perf_counter()
     check_team_name(args.team)  # before any work
-    profile = get_profile(args.profile)
+    profile = get_profile(args.profile or "standard")
     chapters = find_chapters()
     if args.only:
         selected = [c for c in chapters if c.number == args.only.zfill(2) or c.id == args.only]
@@ -380,8 +480,6 @@ def build(args) -> int:
                              + ", ".join(c.id for c in chapters))
     else:
         selected = chapters
-    if args.weights and not args.weights.exists():
-        raise BuildError(f"--weights {args.weights}: no such file")
 
     out = args.out.resolve()
     run_dir = out / "run"
@@ -395,18 +493,18 @@ def build(args) -> int:
                              f"{', '.join(missing)} never ran here: run the whole build first.")
 
     data_dir, data_desc = prepare_data(args, profile)
-    if args.data:
-        check_weights(args.weights)
+    print(f"Checking the data{', the weights' if args.weights or args.data else ''}"
+          f"{' and the Ray cluster' if args.ray_address else ''} ...", flush=True)
+    preflight(args, data_dir)
     env = ensure_kernel(out)
     from labkit.train import pick_device
 
     device = str(pick_device(args.device))
-    params = {
-        "team": args.team, "data_dir": str(data_dir), "is_stub": not args.data, "profile": profile.name,
-        "run_dir": str(run_dir), "cache_dir": str(args.cache.resolve()), "device": device,
-        "ray_address": args.ray_address or "", "weights_file": str(args.weights.resolve()) if args.weights else "",
-        "seed": args.seed,
-    }
+    params = asdict(ChapterParameters(
+        team=args.team, data_dir=str(data_dir), is_stub=not args.data, profile=profile.name,
+        run_dir=str(run_dir), cache_dir=str(args.cache.resolve()), device=device,
+        ray_address=args.ray_address or "", weights_file=str(args.weights.resolve()) if args.weights else "",
+        submission_file=str(out / "submission.csv"), seed=args.seed))
     print(f"Building {args.team}.ipynb: profile {profile.name}, {data_desc}, device {device}")
     timings_path = work / "timings.json"
     chapter_seconds = json.loads(timings_path.read_text()) if timings_path.exists() else {}
@@ -421,11 +519,9 @@ def build(args) -> int:
     write_notebook(nb, notebook_path)
     export_html(nb, out / f"{args.team}.html")
     if args.standalone:
-        write_notebook(standalone_notebook(nb, args.team, args.seed), out / f"{args.team}_kaggle.ipynb")
+        kaggle_profile = args.profile or "full"  # the default profile is sized for a CPU and the stub
+        write_notebook(standalone_notebook(nb, args.team, args.seed, kaggle_profile), out / f"{args.team}_kaggle.ipynb")
         print(f"Wrote {out / (args.team + '_kaggle.ipynb')}: upload it to Kaggle and run all cells there.")
-    submission = run_dir / "submission" / "submission.csv"
-    if submission.exists():
-        shutil.copyfile(submission, out / "submission.csv")
     print(f"Wrote {notebook_path} ({total:.0f} s), {args.team}.html and submission.csv in {out}")
     self_check(notebook_path, args.team, out)
     return 0

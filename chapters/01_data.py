@@ -28,7 +28,8 @@
 # set. This chapter loads the data, looks at it, and builds the data loader and the validation split.
 
 # %% tags=["parameters"]
-# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+# Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
+# these defaults let the chapter run by hand after a quick build.
 team = "Dogs_Versus_Cats"
 data_dir = ".cache/stub/quick-seed0"
 is_stub = True
@@ -38,16 +39,16 @@ cache_dir = ".cache"
 device = "auto"
 ray_address = ""
 weights_file = ""
+submission_file = ""
 seed = 0
 
 # %%
 from IPython.display import display
 
 from labkit import data, evidence, exploration
-from labkit.notebook import pct, say, show_figure, show_source, start_chapter
+from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
 
-ctx = start_chapter("01_data", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
-                    device=device, seed=seed, is_stub=is_stub)
+ctx = start_chapter("01_data", **chapter_parameters(globals()))
 nuclei = ctx.data
 say(f"Data folder: `{nuclei.layout.root}` ({'synthetic stub' if is_stub else 'real competition data'}). "
     f"**{len(nuclei.train_labels):,}** labelled training patches and **{len(nuclei.test_files):,}** "

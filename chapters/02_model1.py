@@ -18,7 +18,8 @@
 # exactly centred. Dropout before the classifier limits overfitting on a few thousand patches.
 
 # %% tags=["parameters"]
-# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+# Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
+# these defaults let the chapter run by hand after a quick build.
 team = "Dogs_Versus_Cats"
 data_dir = ".cache/stub/quick-seed0"
 is_stub = True
@@ -28,14 +29,14 @@ cache_dir = ".cache"
 device = "auto"
 ray_address = ""
 weights_file = ""
+submission_file = ""
 seed = 0
 
 # %%
 from labkit import data, diagnostics, evidence, models, recipes, train
-from labkit.notebook import pct, say, show_figure, show_source, start_chapter
+from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
 
-ctx = start_chapter("02_model1", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
-                    device=device, seed=seed, is_stub=is_stub)
+ctx = start_chapter("02_model1", **chapter_parameters(globals()))
 nuclei = ctx.data
 
 # %% [markdown]

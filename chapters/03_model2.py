@@ -18,7 +18,8 @@
 # learning rate, so the pretrained features adapt without being destroyed.
 
 # %% tags=["parameters"]
-# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+# Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
+# these defaults let the chapter run by hand after a quick build.
 team = "Dogs_Versus_Cats"
 data_dir = ".cache/stub/quick-seed0"
 is_stub = True
@@ -28,6 +29,7 @@ cache_dir = ".cache"
 device = "auto"
 ray_address = ""
 weights_file = ""
+submission_file = ""
 seed = 0
 
 # %%
@@ -36,10 +38,9 @@ import warnings
 from IPython.display import display
 
 from labkit import data, diagnostics, evidence, models, recipes, train
-from labkit.notebook import pct, say, show_figure, show_source, start_chapter
+from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
 
-ctx = start_chapter("03_model2", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
-                    device=device, seed=seed, is_stub=is_stub)
+ctx = start_chapter("03_model2", **chapter_parameters(globals()))
 nuclei = ctx.data
 
 # %% [markdown]

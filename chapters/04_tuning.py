@@ -22,7 +22,8 @@
 # with its best configuration.
 
 # %% tags=["parameters"]
-# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+# Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
+# these defaults let the chapter run by hand after a quick build.
 team = "Dogs_Versus_Cats"
 data_dir = ".cache/stub/quick-seed0"
 is_stub = True
@@ -32,21 +33,23 @@ cache_dir = ".cache"
 device = "auto"
 ray_address = ""
 weights_file = ""
+submission_file = ""
 seed = 0
 
 # %%
 from IPython.display import display
 
 from labkit import evidence, recipes, results, tune, tuning_report
-from labkit.notebook import pct, say, show_figure, show_source, start_chapter
+from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
 
-ctx = start_chapter("04_tuning", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir, profile=profile,
-                    device=device, seed=seed, is_stub=is_stub, ray_address=ray_address)
+ctx = start_chapter("04_tuning", **chapter_parameters(globals()))
 nuclei = ctx.data
-tune.init_ray(ctx.ray_address or None)
+cluster = tune.init_ray(ctx.ray_address or None)
 p = ctx.profile
+where = f"the Ray cluster at `{ctx.ray_address}`" if ctx.ray_address else "Ray started on this machine"
 say(f"Profile **{p.name}**: {p.tune_trials} trials per model, at most {p.tune_epochs} epochs each, on "
-    f"{pct(p.tune_subset, 0)} of the training split.")
+    f"{pct(p.tune_subset, 0)} of the training split; trials run on {where} "
+    f"({cluster.get('CPU', 0):.0f} CPUs, {cluster.get('GPU', 0):.0f} GPUs).")
 
 # %% [markdown]
 # ## 4.1 Search spaces

@@ -16,7 +16,8 @@
 # whether a targeted change reduces the worst confusion.
 
 # %% tags=["parameters"]
-# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+# Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
+# these defaults let the chapter run by hand after a quick build.
 team = "Dogs_Versus_Cats"
 data_dir = ".cache/stub/quick-seed0"
 is_stub = True
@@ -26,16 +27,16 @@ cache_dir = ".cache"
 device = "auto"
 ray_address = ""
 weights_file = ""
+submission_file = ""
 seed = 0
 
 # %%
 from IPython.display import display
 
 from labkit import data, diagnostics, evidence, results, train
-from labkit.notebook import pct, say, show_figure, start_chapter
+from labkit.notebook import chapter_parameters, pct, say, show_figure, start_chapter
 
-ctx = start_chapter("05_diagnostics", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir,
-                    profile=profile, device=device, seed=seed, is_stub=is_stub)
+ctx = start_chapter("05_diagnostics", **chapter_parameters(globals()))
 nuclei = ctx.data
 final = {name: results.load_final(ctx.run, name) for name in ("model1", "model2")}
 history = {name: train.History.from_dict(ctx.run.load_json(f"{name}/final_history.json")) for name in final}

@@ -25,7 +25,8 @@
 # such an error.
 
 # %% tags=["parameters"]
-# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+# Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
+# these defaults let the chapter run by hand after a quick build.
 team = "Dogs_Versus_Cats"
 data_dir = ".cache/stub/quick-seed0"
 is_stub = True
@@ -35,6 +36,7 @@ cache_dir = ".cache"
 device = "auto"
 ray_address = ""
 weights_file = ""
+submission_file = ""
 seed = 0
 
 # %%
@@ -43,10 +45,9 @@ import torch
 from IPython.display import display
 
 from labkit import evidence, interpret, results
-from labkit.notebook import say, show_figure, show_source, start_chapter
+from labkit.notebook import chapter_parameters, say, show_figure, show_source, start_chapter
 
-ctx = start_chapter("06_interpretation", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir,
-                    profile=profile, device=device, seed=seed, is_stub=is_stub)
+ctx = start_chapter("06_interpretation", **chapter_parameters(globals()))
 nuclei = ctx.data
 final = {name: results.load_final(ctx.run, name) for name in ("model1", "model2")}
 val_images = nuclei.train_images[nuclei.val_idx]

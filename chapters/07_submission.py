@@ -17,7 +17,8 @@
 # the model with the higher validation accuracy provides `submission.csv`.
 
 # %% tags=["parameters"]
-# Set by build.py through papermill; these defaults let the chapter run by hand after a quick build.
+# Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
+# these defaults let the chapter run by hand after a quick build.
 team = "Dogs_Versus_Cats"
 data_dir = ".cache/stub/quick-seed0"
 is_stub = True
@@ -27,16 +28,19 @@ cache_dir = ".cache"
 device = "auto"
 ray_address = ""
 weights_file = ""
+submission_file = ""
 seed = 0
 
 # %%
+from pathlib import Path
+
 from IPython.display import display
 
 from labkit import data, evidence, results, submission
-from labkit.notebook import pct, say, start_chapter
+from labkit.artifacts import atomic_write_bytes
+from labkit.notebook import chapter_parameters, pct, say, start_chapter
 
-ctx = start_chapter("07_submission", data_dir=data_dir, cache_dir=cache_dir, run_dir=run_dir,
-                    profile=profile, device=device, seed=seed, is_stub=is_stub)
+ctx = start_chapter("07_submission", **chapter_parameters(globals()))
 nuclei = ctx.data
 final = {name: results.load_final(ctx.run, name) for name in ("model1", "model2")}
 test_loader = data.make_loader(nuclei.test_dataset(), ctx.profile.batch_size, shuffle=False, device=ctx.device)
@@ -60,6 +64,9 @@ best = submission.choose_best(val_acc)
 chosen = ctx.run.path("submission/submission.csv")
 chosen.write_bytes(ctx.run.path(f"submission/submission_{best}.csv").read_bytes())
 report = submission.validate_submission(chosen, nuclei.layout.example_csv)
+if ctx.submission_file:  # where this run's hand-in copy goes (on Kaggle: the working folder's Output tab)
+    atomic_write_bytes(ctx.submission_file, chosen.read_bytes())
+    print(f"submission.csv written to {Path(ctx.submission_file).resolve()}")
 evidence.record("submission", f"submission.csv from {best} ({report.rows} rows) validated against example.csv",
                 model=best, rows=report.rows)
 say(f"`submission.csv` holds **{best}**'s predictions ({report.rows:,} rows), chosen because its validation "

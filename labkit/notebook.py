@@ -1,6 +1,7 @@
 """What every chapter does first, and small helpers for showing things in a notebook.
 
-``start_chapter`` turns the papermill parameters into a ``ChapterContext`` (profile, run folder, device,
+``ChapterParameters`` is the one definition of the parameters every chapter takes (names, types,
+defaults). ``start_chapter`` turns them into a ``ChapterContext`` (profile, run folder, device,
 data), seeds everything and sets figure defaults, so each chapter opens with one line instead of twenty.
 ``say`` shows generated Markdown (interpretations quote this run's numbers, so they are built from
 results, never typed as fixed prose); ``show_source`` shows the tested code a chapter relies on, so the
@@ -9,47 +10,116 @@ notebook displays the one copy that the tests check.
 from __future__ import annotations
 
 import inspect
+import json
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ChapterParameters:
+    """The chapter-parameter contract: every name, type and default a chapter's parameters cell holds.
+
+    build.py fills it from its options, the Kaggle copy from Kaggle's folders, and each chapter hands all of
+    it to ``start_chapter`` with ``**chapter_parameters(globals())``. The defaults let a chapter run by hand
+    after a quick build. tests/test_notebook.py checks every chapter's parameters cell against this class.
+    """
+    team: str = "Dogs_Versus_Cats"
+    data_dir: str = ".cache/stub/quick-seed0"
+    is_stub: bool = True
+    profile: str = "quick"
+    run_dir: str = "build/run"
+    cache_dir: str = ".cache"
+    device: str = "auto"
+    ray_address: str = ""     # "" starts Ray on this machine; "HOST:PORT" joins a running cluster
+    weights_file: str = ""    # "" uses torchvision's cache (or a download); else this ImageNet weights file
+    submission_file: str = ""  # also write the chosen submission.csv here ("" = only into the run folder)
+    seed: int = 0
+
+    def __post_init__(self):
+        for f in fields(self):  # papermill passes whatever it is given: catch a wrong type here, by name
+            value = getattr(self, f.name)
+            if type(value) is not _TYPES[f.type]:
+                raise TypeError(f"chapter parameter {f.name} = {value!r} should be a {f.type}, "
+                                f"not {type(value).__name__}")
+
+    def source(self, comment: str) -> str:
+        """The text of a parameters cell holding these values."""
+        return "\n".join([f"# {comment}"] + [f"{f.name} = {_literal(getattr(self, f.name))}"
+                                          for f in fields(self)])
+
+
+_TYPES = {"str": str, "bool": bool, "int": int}
+
+
+def _literal(value) -> str:
+    return json.dumps(value) if isinstance(value, str) else repr(value)  # "double quotes", as chapters write
+PARAMETER_NAMES = tuple(f.name for f in fields(ChapterParameters))
+
+
+def chapter_parameters(namespace: dict) -> dict:
+    """The contract's parameters out of a chapter's namespace (``globals()``), by name."""
+    missing = [name for name in PARAMETER_NAMES if name not in namespace]
+    if missing:
+        raise NameError(f"the parameters cell does not set {', '.join(missing)}: copy the parameters cell of "
+                        "chapters/01_data.py (names and defaults: labkit.notebook.ChapterParameters)")
+    return {name: namespace[name] for name in PARAMETER_NAMES}
 
 
 @dataclass
 class ChapterContext:
     chapter: str
+    params: ChapterParameters
     profile: "object"       # labkit.profiles.Profile
     run: "object"           # labkit.artifacts.RunDir
     device: "object"        # torch.device
     data: "object"          # labkit.data.NucleiData
-    seed: int
-    is_stub: bool
-    ray_address: str
-    weights_file: str
+
+    # the parameters chapters use most, by their plain names
+    seed = property(lambda self: self.params.seed)
+    is_stub = property(lambda self: self.params.is_stub)
+    ray_address = property(lambda self: self.params.ray_address)
+    weights_file = property(lambda self: self.params.weights_file)
+    submission_file = property(lambda self: self.params.submission_file)
 
 
-def start_chapter(chapter: str, *, data_dir: str, cache_dir: str, run_dir: str, profile: str,
-                  device: str = "auto", seed: int = 0, is_stub: bool = True, ray_address: str = "",
-                  weights_file: str = "", load_data: bool = True) -> ChapterContext:
+def start_chapter(chapter: str, *, load_data: bool = True, **parameters) -> ChapterContext:
+    """Seed, set figure defaults, open the run folder and load the data, from the chapter's parameters.
+
+    ``parameters`` are exactly the fields of :class:`ChapterParameters`; the chapter passes them all with
+    ``start_chapter("NN_name", **chapter_parameters(globals()))``. What each chapter received is saved as
+    ``parameters/NN_name.json`` in the run folder, so a run can be checked against the command that made it.
+    """
     import matplotlib
 
     from labkit.artifacts import RunDir
     from labkit.profiles import get_profile
     from labkit.train import pick_device, seed_everything
 
+    unknown = sorted(set(parameters) - set(PARAMETER_NAMES))
+    missing = [name for name in PARAMETER_NAMES if name not in parameters]
+    if unknown or missing:
+        raise TypeError(f"start_chapter({chapter!r}): " + "; ".join(filter(None, [
+            f"unknown parameter(s) {', '.join(unknown)}" if unknown else "",
+            f"missing parameter(s) {', '.join(missing)}" if missing else ""]))
+            + ". Pass **chapter_parameters(globals()) after a parameters cell that matches "
+            "labkit.notebook.ChapterParameters.")
+    params = ChapterParameters(**parameters)
     # Captum imports tqdm.auto, which complains when ipywidgets is missing; its bars are not used here
     warnings.filterwarnings("ignore", message="IProgress not found")
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 10,
                                 "axes.titlesize": 11, "figure.max_open_warning": 0})
-    seed_everything(seed)
-    prof = get_profile(profile)
-    run = RunDir(run_dir, chapter=chapter)
+    seed_everything(params.seed)
+    prof = get_profile(params.profile)
+    run = RunDir(params.run_dir, chapter=chapter)
+    run.save_json(f"parameters/{chapter}.json", asdict(params))
     data = None
     if load_data:
         from labkit.data import prepare
 
-        data = prepare(data_dir, cache_dir, run_dir=run_dir, val_fraction=prof.val_fraction, seed=seed)
-    return ChapterContext(chapter, prof, run, pick_device(device), data, seed, bool(is_stub),
-                          ray_address, weights_file)
+        data = prepare(params.data_dir, params.cache_dir, run_dir=params.run_dir,
+                       val_fraction=prof.val_fraction, seed=params.seed)
+    return ChapterContext(chapter, params, prof, run, pick_device(params.device), data)
 
 
 def say(markdown: str) -> None:

@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import ray
 import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
+# Starting, joining (with Ray's token authentication) and checking a cluster live in labkit.cluster;
+# chapters call them as tune.init_ray / tune.shutdown_ray.
+from labkit.cluster import init_ray, shutdown_ray  # noqa: F401
 from labkit.data import NucleiDataset, make_loader
 from labkit.recipes import baseline_config, is_log_scale, recipe
 from labkit.train import fit
@@ -41,29 +43,6 @@ QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air", "ray.data")
 
 class SearchError(tune.TuneError):
     """Every trial of a search failed; the message quotes the first trial's error."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# Ray
-# ---------------------------------------------------------------------------------------------------
-def init_ray(address: str | None = None) -> dict:
-    """Start Ray on this machine (all its CPUs, no dashboard, quiet), or join the cluster at ``address``.
-
-    Returns the cluster's resources, e.g. ``{"CPU": 2.0, ...}``. Calling it again is harmless.
-    """
-    if not ray.is_initialized():
-        quiet = {"log_to_driver": False, "ignore_reinit_error": True, "configure_logging": True,
-                 "logging_level": logging.ERROR}
-        if address:
-            ray.init(address=address, **quiet)
-        else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, **quiet)
-    return {k: v for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU", "memory")}
-
-
-def shutdown_ray() -> None:
-    """Stop the local Ray workers (or leave the cluster) before the kernel exits."""
-    ray.shutdown()
 
 
 def trial_resources(kind: str, device, cpus: float, gpus: float, trials: int) -> tuple[dict, int]:

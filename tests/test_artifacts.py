@@ -1,12 +1,13 @@
 """labkit.artifacts: checkpoints round-trip, a failed write leaves the old file, the manifest hashes files."""
 import json
 import os
+import stat
 
 import pytest
 import torch
 
 from labkit import artifacts
-from labkit.artifacts import ArtifactError, RunDir, sha256_file
+from labkit.artifacts import ArtifactError, RunDir, atomic_write_text, sha256_file
 from labkit.models import Model1
 from labkit.train import History
 
@@ -75,3 +76,15 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
     run.path("broken.json").write_text("{not json")
     with pytest.raises(ArtifactError, match="broken.json is not valid JSON"):
         run.load_json("broken.json")
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_get_the_umask_mode_not_the_temp_files(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        path = atomic_write_text(tmp_path / "TEAM.ipynb", "{}")
+        RunDir(tmp_path / "run").save_json("x.json", {"a": 1})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "run" / "x.json").stat().st_mode) == 0o666 & ~umask
