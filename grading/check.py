@@ -11,14 +11,8 @@ from .cells import read_cells
 from .reader import LoadedNotebook, load_notebooks
 from .records import find_records
 from .results import FAIL, PASS, WARN, NotebookReport, Verdict
-from .rubric import Criterion, load_rubric
+from .rubric import CRITERIA, Criterion, load_rubric
 
-CRITERIA = (
-    "filename", "executed", "no_errors", "run_order", "data_loader", "validation_split",
-    "model1_small_convnet", "model2_pretrained", "tuning_model1", "tuning_model2", "curves_model1",
-    "curves_model2", "confusion_model1", "confusion_model2", "confusion_fix", "captum_model1",
-    "captum_model2", "submission", "narrative", "discussion",
-)
 # Read from the notebook's structure, always exactly; evidence records are not needed for these.
 STRUCTURAL = ("filename", "executed", "no_errors", "run_order")
 
@@ -27,27 +21,33 @@ def default_rubric() -> list[Criterion]:
     return load_rubric(known_ids=CRITERIA)
 
 
+# Which detector reads each content criterion (a per-model detector answers for both of its ids).
+DETECTORS = {
+    "data_loader": lambda view, params: detect.detect_data_loader(view),
+    "validation_split": lambda view, params: detect.detect_validation_split(view),
+    "model1_small_convnet": lambda view, params: detect.detect_model1(view, params.get("model1_small_convnet", {})),
+    "model2_pretrained": lambda view, params: detect.detect_model2(view),
+    "tuning_model1": lambda view, params: detect.detect_tuning(view),
+    "tuning_model2": lambda view, params: detect.detect_tuning(view),
+    "curves_model1": lambda view, params: detect.detect_curves(view),
+    "curves_model2": lambda view, params: detect.detect_curves(view),
+    "confusion_model1": lambda view, params: detect.detect_confusion(view),
+    "confusion_model2": lambda view, params: detect.detect_confusion(view),
+    "confusion_fix": lambda view, params: detect.detect_confusion_fix(view),
+    "captum_model1": lambda view, params: detect.detect_captum(view),
+    "captum_model2": lambda view, params: detect.detect_captum(view),
+    "submission": lambda view, params: detect.detect_submission(view),
+    "narrative": lambda view, params: detect.detect_narrative(view, params.get("narrative", {})),
+    "discussion": lambda view, params: detect.detect_discussion(view, params.get("discussion", {})),
+}
+
+
 def _heuristics(view: detect.NotebookView, params: dict[str, dict], wanted: set[str]) -> dict[str, Verdict]:
-    """Run only the detectors the rubric asks for (each returns one verdict or one per model)."""
+    """Run only the detectors the rubric asks for, each once (a per-model one answers two ids)."""
     found: dict[str, Verdict] = {}
-    runs = {
-        "data_loader": lambda: detect.detect_data_loader(view),
-        "validation_split": lambda: detect.detect_validation_split(view),
-        "model1_small_convnet": lambda: detect.detect_model1(view, params.get("model1_small_convnet", {})),
-        "model2_pretrained": lambda: detect.detect_model2(view),
-        "tuning": lambda: detect.detect_tuning(view),
-        "curves": lambda: detect.detect_curves(view),
-        "confusion": lambda: detect.detect_confusion(view),
-        "confusion_fix": lambda: detect.detect_confusion_fix(view),
-        "captum": lambda: detect.detect_captum(view),
-        "submission": lambda: detect.detect_submission(view),
-        "narrative": lambda: detect.detect_narrative(view, params.get("narrative", {})),
-        "discussion": lambda: detect.detect_discussion(view, params.get("discussion", {})),
-    }
-    for key, run in runs.items():
-        ids = {f"{key}_model1", f"{key}_model2"} if key in ("tuning", "curves", "confusion", "captum") else {key}
-        if ids & wanted:
-            result = run()
+    for cid in sorted(wanted, key=CRITERIA.index):
+        if cid not in found:
+            result = DETECTORS[cid](view, params)
             found.update(result if isinstance(result, dict) else {result.id: result})
     return found
 
@@ -84,7 +84,7 @@ def grade_notebook(loaded: LoadedNotebook, team: str | None = None,
             verdict = records.verdict(cid)
         else:
             verdict = heuristic[cid]
-            if records.any and verdict.status == PASS:
+            if records.any and verdict.status == PASS and not records.ignored(cid):
                 # Built here, yet the step that records this criterion did not: say so, do not trust blindly.
                 verdict = Verdict(cid, WARN, f"no evidence record (the notebook has records for other "
                                   f"criteria); read from the code: {verdict.evidence}")

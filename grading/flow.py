@@ -1,0 +1,382 @@
+"""A data-flow model of a notebook: what ran, in which order, which model each variable held, and what
+the notebook's own helper functions do. The detectors (grading.detect) ask it where a step was done and
+for which model; nothing here is executed.
+
+Students reuse one variable for both models (``model = create_new_model()``, later ``model =
+models.resnet50(...)``) and hide the work in helpers (``trainer(model=model)`` draws the curves,
+``tune.run(partial(train_hpt2, ...))`` builds the model inside). So:
+- cells are replayed in execution order (execution counts; cell position in a Colab export without counts),
+  and each top-level assignment gives its variable the kind of model it builds, if any;
+- a call is followed into functions defined in the notebook, two levels deep: their bodies count as the
+  caller's code, and the models they build or read from globals count as the models the call is about.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from . import sections
+from .cells import Cell
+from .codeparse import Definition, LayerCount, ParsedCell, base_names, call_name, count_weight_layers, parse_cell, \
+    regex_weight_layers
+
+MODELS = ("model1", "model2")
+FOLLOW_DEPTH = 2     # helpers calling helpers; deeper chains are rare in coursework and cost time
+
+TORCHVISION_ARCH = r"(?:%s)\w*" % "|".join(a for a in sections.ARCH_NAMES if a not in ("vit", "swin")) \
+    + r"|vit_\w+|swin_\w+"
+ARCH_CALL = re.compile(r"\b(%s)\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)" % TORCHVISION_ARCH, re.I)
+_COMMENT = re.compile(r"(?m)^\s*#.*$|[ \t]+#(?![^'\"\n]*['\"]\s*[,)\]]).*$")
+
+
+def strip_comments(code: str) -> str:
+    """Code without its comments: a commented-out line (``# visualize_image_attr(...)``) did not run."""
+    return _COMMENT.sub("", code)
+
+
+def parses(text: str) -> bool:
+    try:
+        ast.parse(text)
+        return True
+    except SyntaxError:
+        return False
+
+
+@dataclass
+class Site:
+    """A place where a step is done: a top-level statement that does it directly or calls a helper."""
+    cell: Cell
+    text: str            # the statement itself
+    reach: str           # the statement plus the bodies of the notebook helpers it reaches, comments removed
+    quote: str           # the line to quote as evidence
+    models: set[str]
+    attributed_by: str   # "variables", "helper", "arguments", "section" or "" (unknown)
+    note: str = ""       # how the helper was attributed, quoted
+
+
+@dataclass
+class FunctionFacts:
+    """What a notebook-defined function does, read from its body."""
+    definition: Definition
+    cell: Cell
+    free_names: set[str] = field(default_factory=set)   # globals it reads (not parameters, not locals)
+    called: set[str] = field(default_factory=set)       # notebook functions it calls or passes on
+    builds: dict[str, str] = field(default_factory=dict)  # model kind -> the line that builds or reads it
+
+
+def _function_names(node: ast.AST) -> tuple[set[str], set[str]]:
+    """(bound, loaded) names inside a function: parameters and assignments; names read."""
+    bound, loaded = set(), set()
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        args = node.args
+        for arg in args.posonlyargs + args.args + args.kwonlyargs + [args.vararg, args.kwarg]:
+            if arg is not None:
+                bound.add(arg.arg)
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name):
+            (bound if isinstance(child.ctx, (ast.Store, ast.Del)) else loaded).add(child.id)
+        elif isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and child is not node:
+            bound.add(child.name)
+    return bound, loaded
+
+
+def _line_of(text: str, pattern: str) -> str:
+    for line in text.splitlines():
+        if re.search(pattern, line):
+            return line.strip()
+    return ""
+
+
+@dataclass
+class NotebookView:
+    cells: list[Cell]
+    code: list[Cell] = field(init=False)
+    parsed: dict[int, ParsedCell] = field(init=False)
+
+    def __post_init__(self):
+        self.code = [c for c in self.cells if c.is_code and not c.is_empty]
+        self.parsed = {c.number: parse_cell(c.source) for c in self.code}
+
+    # --- sections ---------------------------------------------------------------------------------
+    @cached_property
+    def section_model(self) -> dict[int, str | None]:
+        return sections.section_models(self.cells)
+
+    @cached_property
+    def section_title(self) -> dict[int, str]:
+        return sections.section_titles(self.cells)
+
+    def next_code_cell(self, cell: Cell) -> Cell | None:
+        return next((c for c in self.code if c.number > cell.number), None)
+
+    # --- execution order --------------------------------------------------------------------------
+    @cached_property
+    def execution_order(self) -> list[Cell]:
+        """Code cells that ran, in the order they ran (by count; by position where there are no counts)."""
+        ran = [c for c in self.code if c.ran]
+        return sorted(ran, key=lambda c: (c.execution_count if c.execution_count is not None else 0, c.number))
+
+    # --- definitions --------------------------------------------------------------------------------
+    @cached_property
+    def definitions(self) -> list[tuple[Cell, Definition]]:
+        return [(cell, d) for cell in self.code for d in self.parsed[cell.number].definitions]
+
+    @cached_property
+    def functions(self) -> dict[str, FunctionFacts]:
+        """Notebook-defined functions by name; a name defined twice keeps the definition that ran last."""
+        order = {c.number: i for i, c in enumerate(self.execution_order)}
+        found: dict[str, FunctionFacts] = {}
+        for cell, d in sorted(self.definitions, key=lambda item: order.get(item[0].number, -1)):
+            if d.kind == "def":
+                found[d.name] = FunctionFacts(d, cell)
+        builders = self.model1_builders
+        for facts in found.values():
+            node = facts.definition.node
+            body = strip_comments(facts.definition.text)
+            if node is not None:
+                bound, loaded = _function_names(node)
+                facts.free_names = loaded - bound
+            facts.called = {name for name in found if name != facts.definition.name
+                            and re.search(rf"\b{re.escape(name)}\b", body)}
+            for kind, pattern in (("model1", self._builder_call(builders)), ("model2", ARCH_CALL.pattern)):
+                line = _line_of(body, pattern) if pattern else ""
+                if line:
+                    facts.builds[kind] = line
+        return found
+
+    @staticmethod
+    def _builder_call(names: set[str]) -> str:
+        return r"\b(?:%s)\s*\(" % "|".join(map(re.escape, sorted(names))) if names else ""
+
+    # --- models ---------------------------------------------------------------------------------------
+    @cached_property
+    def model1_candidates(self) -> list[tuple[Cell, Definition, LayerCount]]:
+        return model1_candidates(self)
+
+    @cached_property
+    def model1_builders(self) -> set[str]:
+        """Names that build an own ConvNet when called: its class, or a factory function returning one."""
+        return {d.name for _, d, _ in self.model1_candidates if d.kind in ("class", "def")}
+
+    def _value_kind(self, value: ast.AST, state: dict[str, str], depth: int = FOLLOW_DEPTH) -> str | None:
+        if isinstance(value, ast.Name):
+            return state.get(value.id)
+        if isinstance(value, ast.Attribute):        # model = model.to(device)
+            return self._value_kind(value.value, state, depth)
+        if not isinstance(value, ast.Call):
+            return None
+        name = call_name(value)
+        if name in self.model1_builders:
+            return "model1"
+        if re.fullmatch(TORCHVISION_ARCH, name) or name == "get_model":
+            return "model2"
+        if name in ("to", "cuda", "cpu", "train", "eval") and isinstance(value.func, ast.Attribute):
+            return self._value_kind(value.func.value, state, depth)
+        facts = self.functions.get(name)
+        if facts is not None and depth > 0 and facts.definition.node is not None:
+            return self._returned_kind(facts.definition.node, state, depth - 1)
+        return None
+
+    def _returned_kind(self, node: ast.AST, state: dict[str, str], depth: int) -> str | None:
+        """The kind of model a notebook function returns: ``net = ConvNet(); ...; return net``."""
+        local = dict(state)
+        for child in ast.walk(node):
+            if isinstance(child, ast.Assign):
+                kind = self._value_kind(child.value, local, depth)
+                for target in child.targets:
+                    if isinstance(target, ast.Name) and kind:
+                        local[target.id] = kind
+        kinds = {self._value_kind(r.value, local, depth) for r in ast.walk(node)
+                 if isinstance(r, ast.Return) and r.value is not None}
+        kinds.discard(None)
+        return kinds.pop() if len(kinds) == 1 else None
+
+    @cached_property
+    def model_state(self) -> dict[int, dict[str, str]]:
+        """For each code cell that ran: variable -> "model1"/"model2" just after it ran (the last
+        assignment in execution order wins: one variable may hold model 1 first, model 2 later)."""
+        state: dict[str, str] = {}
+        result = {}
+        for cell in self.execution_order:
+            tree = self.parsed[cell.number].tree
+            for node in tree.body if tree is not None else []:
+                for child in _top_level_assignments(node):
+                    kind = self._value_kind(child.value, state)
+                    for target in child.targets:
+                        if isinstance(target, ast.Name):
+                            if kind:
+                                state[target.id] = kind
+                            else:
+                                state.pop(target.id, None)
+            result[cell.number] = dict(state)
+        return result
+
+    def variables_at(self, cell: Cell) -> dict[str, str]:
+        return self.model_state.get(cell.number, {})
+
+    # --- following calls ------------------------------------------------------------------------------
+    def helpers_reached(self, text: str, depth: int = FOLLOW_DEPTH) -> list[FunctionFacts]:
+        """Notebook functions a statement calls or passes on (``partial(train_hpt2, ...)``), two levels."""
+        code = strip_comments(text)
+        reached: list[FunctionFacts] = []
+        frontier = [name for name in self.functions if re.search(rf"\b{re.escape(name)}\b", code)]
+        for _ in range(depth):
+            next_frontier = []
+            for name in frontier:
+                facts = self.functions[name]
+                if facts not in reached:
+                    reached.append(facts)
+                    next_frontier += [n for n in facts.called if self.functions[n] not in reached]
+            frontier = next_frontier
+        return reached
+
+    def reach(self, text: str) -> str:
+        return "\n".join([strip_comments(text)] + [strip_comments(f.definition.text) for f in self.helpers_reached(text)])
+
+    def attribute(self, cell: Cell, text: str) -> tuple[set[str], str, str]:
+        """(models, how, note): which model a statement is about.
+
+        In order: variables it names whose model is known at that point of execution; model-like names
+        (``history2``, ``resnet``); the model its helpers build or read from globals; the section heading.
+        """
+        code = strip_comments(text)
+        state = self.variables_at(cell)
+        called = set(self.functions)
+        named = {kind for var, kind in state.items()
+                 if var not in called and re.search(rf"\b{re.escape(var)}\b", code)}
+        if named:
+            return named, "variables", ""
+        named = sections.models_named(code)
+        if named:
+            return named, "arguments", ""
+        helper_kinds: dict[str, str] = {}
+        for facts in self.helpers_reached(text):
+            for kind, line in facts.builds.items():
+                helper_kinds.setdefault(kind, f'{facts.definition.name} builds it: "{line[:60]}"')
+            for var in sorted(facts.free_names):
+                if var in state and state[var] not in helper_kinds:
+                    line = _line_of(facts.definition.text, rf"\b{re.escape(var)}\b")
+                    helper_kinds[state[var]] = f'{facts.definition.name} uses it: "{line[:60]}"'
+        if len(helper_kinds) == 1:
+            (kind, note), = helper_kinds.items()
+            return {kind}, "helper", note
+        model = self.section_model.get(cell.number)
+        return ({model}, "section", "") if model else (set(), "", "")
+
+    def sites(self, marker: re.Pattern, context: re.Pattern | None = None) -> list[Site]:
+        """Statements whose own code, or the code of the notebook helpers they reach, matches ``marker``
+        (and ``context``, when given). A call to a notebook function is judged by its body, never by its
+        name: a student's ``def confusion_matrix(model)`` that shows four images is not sklearn's."""
+        own = set(self.functions)
+        found = []
+        for cell in self.code:
+            for text in self.parsed[cell.number].statements:
+                reach = self.reach(text)
+                checked = _mask_calls(reach, own)
+                if not marker.search(checked) or (context is not None and not context.search(checked)):
+                    continue
+                models, how, note = self.attribute(cell, text)
+                found.append(Site(cell, text, reach, _quote(text, marker, own), models, how, note))
+        return found
+
+    @cached_property
+    def discussion_cells(self) -> list[Cell]:
+        from .detect import discussion_cells   # the rule lives with the detector that uses it
+        return discussion_cells(self)
+
+
+def _top_level_assignments(node: ast.stmt):
+    """Assignments that run when the cell runs: at the top level, or inside if/with/for/try blocks."""
+    if isinstance(node, ast.Assign):
+        yield node
+    elif isinstance(node, (ast.If, ast.With, ast.For, ast.Try)):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt):
+                yield from _top_level_assignments(child)
+
+
+def _mask_calls(code: str, names: set[str]) -> str:
+    """Hide the names of notebook functions (and their ``def`` lines) so that only bodies can match."""
+    if not names:
+        return code
+    return re.sub(r"(?<![.\w])(?:%s)\b" % "|".join(map(re.escape, sorted(names))), "_own_", code)
+
+
+def _quote(text: str, marker: re.Pattern, own: set[str]) -> str:
+    """The line of a statement that does the step or calls the helper that does: never an
+    ``if __name__ == "__main__":`` line or a comment."""
+    lines = [line.strip() for line in strip_comments(text).splitlines() if line.strip()]
+    for line in lines:
+        if marker.search(_mask_calls(line, own)):
+            return line
+    for line in lines:
+        if any(re.search(rf"\b{re.escape(name)}\b", line) for name in own):
+            return line
+    return lines[0] if lines else ""
+
+
+# --- model 1 candidates ---------------------------------------------------------------------------
+
+def model1_candidates(view: NotebookView) -> list[tuple[Cell, Definition, LayerCount]]:
+    """Own ConvNets with their weight-layer counts: nn.Module subclasses, nn.Sequential assignments and
+    factory functions (``def create_new_model(): return nn.Sequential(...)``) that build at least one
+    convolution (directly or through a block defined in the notebook). Blocks that other candidates are
+    built from (a ConvBlock) are not candidates themselves."""
+    helpers = _helper_counts(view)
+    candidates = []
+    for cell, d in view.definitions:
+        if ARCH_CALL.search(d.text):
+            continue
+        if d.node is None:
+            if d.kind == "class" and "Conv2d" in d.text and re.search(r"\(\s*(?:nn\.)?Module\s*\)", d.text):
+                candidates.append((cell, d, regex_weight_layers(d.text)))
+        elif d.kind == "class" and any(b in ("Module", "Sequential") for b in base_names(d.node)):
+            count = count_weight_layers(d.node, {k: v for k, v in helpers.items() if k != d.name})
+            if _has_conv(count):
+                candidates.append((cell, d, count))
+        elif d.kind == "def" and _returns_a_network(d.node):
+            count = count_weight_layers(d.node, {k: v for k, v in helpers.items() if k != d.name})
+            if _has_conv(count) and count.by_type.get("Linear", 0) + count.by_type.get("LazyLinear", 0):
+                candidates.append((cell, d, count))
+    for cell in view.code:
+        for text in view.parsed[cell.number].statements:
+            if not re.search(r"\bSequential\s*\(", text) or ARCH_CALL.search(text):
+                continue
+            tree = ast.parse(text) if parses(text) else None
+            count = count_weight_layers(tree, helpers) if tree else regex_weight_layers(text)
+            if _has_conv(count):
+                name = re.match(r"\s*([\w.]+)\s*=", text)
+                candidates.append((cell, Definition("sequential", name.group(1) if name else "Sequential", text),
+                                   count))
+    return [(cell, d, count) for cell, d, count in candidates
+            if not any(other is not d and re.search(rf"\b{re.escape(d.name)}\s*\(", other.text)
+                       for _, other, _ in candidates)]
+
+
+def _returns_a_network(node: ast.AST) -> bool:
+    """A factory returns what it built: ``return nn.Sequential(...)`` or ``model = ...; return model``;
+    a training loop that merely uses a model returns a history or nothing."""
+    returns = [r for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
+    return any(isinstance(r.value, ast.Call) and call_name(r.value) in ("Sequential", "ModuleList")
+               or isinstance(r.value, ast.Name) and any(
+                   isinstance(a, ast.Assign) and isinstance(a.value, ast.Call)
+                   and call_name(a.value) == "Sequential"
+                   and any(isinstance(t, ast.Name) and t.id == r.value.id for t in a.targets)
+                   for a in ast.walk(node))
+               for r in returns)
+
+
+def _has_conv(count: LayerCount) -> bool:
+    return bool(count.by_type.get("Conv2d") or count.by_type.get("LazyConv2d"))
+
+
+def _helper_counts(view: NotebookView) -> dict[str, LayerCount]:
+    """Weight layers built by each notebook-defined block (class or function), for expanding calls."""
+    counts: dict[str, LayerCount] = {}
+    for _ in range(2):   # blocks built from blocks
+        for _, d in view.definitions:
+            if d.node is not None:
+                counts[d.name] = count_weight_layers(d.node, {k: v for k, v in counts.items() if k != d.name})
+    return counts
