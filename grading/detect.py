@@ -331,7 +331,8 @@ def shows_matrix(cell: Cell, code: str) -> bool:
 
 def detect_confusion(view: NotebookView) -> dict[str, Verdict]:
     sites = view.sites(_CONFUSION, _CONFUSION_WHAT)
-    return _per_model(view, "confusion", sites, lambda s: shows_matrix(s.cell, s.reach), "a confusion matrix",
+    return _per_model(view, "confusion", sites, lambda s: shows_matrix(s.cell, view.reach(s.cell.source)),
+                      "a confusion matrix",
                       lambda s: _why_not(s.cell, "matrix (no heatmap image and no printed matrix)"))
 
 
@@ -341,7 +342,7 @@ def detect_captum(view: NotebookView) -> dict[str, Verdict]:
     def shows_attributions(site: Site) -> bool:
         if not _ok(site.cell):
             return False
-        if site.cell.has_image and _DRAWS.search(site.reach):
+        if site.cell.has_image and _DRAWS.search(view.reach(site.cell.source)):
             return True
         following = view.next_code_cell(site.cell)   # attributions computed here, plotted in the next cell
         return (following is not None and _ok(following) and following.has_image
@@ -448,8 +449,8 @@ _COMPARES = re.compile(r"\b(?:better|worse|outperform\w*|higher|lower|than|compa
                        r"while|advantage\w*|trade-?offs?|both models|faster|slower)\b", re.I)
 # Something measured: a comparison of the models must be about one of these, not about the plan or the hardware.
 _MEASURED = re.compile(r"\b(?:acc\w*|loss\w*|curves?|confus\w*|f1|precision|recall|speed|faster|slower|"
-                       r"time|minutes?|seconds?|epochs?|attributions?|saliency|parameters?|errors?|"
-                       r"misclassif\w*)\b|\d+(?:\.\d+)?\s*%|\b0\.\d+\b", re.I)
+                       r"training time|attributions?|saliency|parameters?|errors?|"
+                       r"misclassif\w*)\b|\d+(?:\.\d+)?\s*(?:%|min\w*\b|s\b|sec\w*|hours?\b)|\b0\.\d+\b", re.I)
 _DISCUSSION_HEADING = re.compile(r"discussion|conclusion|comparison|compar|summary|evaluation|reflection", re.I)
 _RESULT_TEXT = re.compile(r"\b(?:acc\w*|loss|f1\w*|precision|recall|score)\b[^\n]{0,40}?\d", re.I)
 

@@ -196,18 +196,22 @@ class NotebookView:
     @cached_property
     def model_state(self) -> dict[int, dict[str, str]]:
         """For each code cell that ran: variable -> "model1"/"model2" just after it ran (the last
-        assignment in execution order wins: one variable may hold model 1 first, model 2 later)."""
+        assignment in execution order wins: one variable may hold model 1 first, model 2 later). A value
+        computed from exactly one model (``history = fit(model)``) belongs to that model too."""
         state: dict[str, str] = {}
         result = {}
         for cell in self.execution_order:
             tree = self.parsed[cell.number].tree
             for node in tree.body if tree is not None else []:
                 for child in _top_level_assignments(node):
-                    kind = self._value_kind(child.value, state)
+                    kind = self._value_kind(child.value, state) or _derived_kind(child.value, state)
                     for target in child.targets:
                         if isinstance(target, ast.Name):
                             if kind:
-                                state[target.id] = kind
+                                # The variable's own name ("model2 = Net()", then reloaded from a
+                                # checkpoint) says which model it is better than its class does.
+                                own = sections.models_named(target.id)
+                                state[target.id] = own.pop() if len(own) == 1 else kind
                             else:
                                 state.pop(target.id, None)
             result[cell.number] = dict(state)
@@ -285,6 +289,15 @@ class NotebookView:
     def discussion_cells(self) -> list[Cell]:
         from .detect import discussion_cells   # the rule lives with the detector that uses it
         return discussion_cells(self)
+
+
+def _derived_kind(value: ast.AST, state: dict[str, str]) -> str | None:
+    """``history = fit(model, 5)``: a result computed from one model belongs to that model."""
+    if not isinstance(value, ast.Call):
+        return None
+    kinds = {state[n.id] for arg in [*value.args, *(k.value for k in value.keywords)]
+             for n in ast.walk(arg) if isinstance(n, ast.Name) and n.id in state}
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _top_level_assignments(node: ast.stmt):

@@ -280,7 +280,8 @@ def test_evidence_cites_cells_and_quotes_short_snippets():
     assert 'cell 7 "class SmallCNN(nn.Module):"' in evidence["model1_small_convnet"]
     assert "3 Conv2d + 1 Linear = 4 weight layers" in evidence["model1_small_convnet"]
     assert evidence["curves_model1"].startswith('cell 10 "plot_curves(history1)"')
-    assert "section" in evidence["curves_model2"]          # attributed by the heading "Model 2 (ResNet50)"
+    # history = train(model2, 3): a result computed from model2 belongs to it
+    assert "variables" in evidence["curves_model2"]
     assert "variables" in evidence["captum_model2"]         # explain(model2, ...): model2 holds the ResNet
     for verdict in report.criteria:
         for quote in verdict.evidence.split('"')[1::2]:
