@@ -43,7 +43,7 @@ def _emit(text: str, out: str | None) -> None:
 def cmd_check(args) -> int:
     try:
         rubric = load_rubric(args.rubric, known_ids=CRITERIA)
-        reports = list(check_paths(args.paths, team=args.team, rubric=rubric))
+        reports = list(check_paths(args.paths, team=args.team, rubric=rubric, jobs=args.jobs))
     except (PathError, RubricError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=report_formats.FORMATS, default="text")
     check.add_argument("--out", help="write the report to this file instead of stdout")
     check.add_argument("--rubric", help="a rubric JSON file to use instead of grading/rubric.json")
+    check.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="grade N notebooks at once in separate processes (default: one per core)")
     check.set_defaults(run=cmd_check)
 
     match = sub.add_parser("match", help="pair leaderboard team names with notebook file names",

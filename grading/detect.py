@@ -375,8 +375,14 @@ def _section_text(view: NotebookView, cell: Cell) -> str:
                                      if c.cell_type == "markdown" and view.section_title[c.number] == title)
 
 
+def _might_fix(source: str) -> bool:
+    """A cheap test before the case-insensitive _FIX, which is slow on a notebook of hundreds of cells."""
+    lowered = source.lower()
+    return any(word in lowered for word in ("weight", "sampl", "smote", "focal"))
+
+
 def detect_confusion_fix(view: NotebookView) -> Verdict:
-    fixes = [c for c in view.code if _ok(c) and _FIX.search(strip_comments(c.source))]
+    fixes = [c for c in view.code if _ok(c) and _might_fix(c.source) and _FIX.search(strip_comments(c.source))]
     if fixes:
         return Verdict("confusion_fix", PASS, f"{cite(fixes[0], fixes[0].source, _FIX)}: class weights or "
                        "resampling against the imbalance behind the confusion")
@@ -422,6 +428,8 @@ def detect_submission(view: NotebookView) -> Verdict:
     for cell in view.code:
         for text in view.parsed[cell.number].statements:
             reach = view.reach(text)
+            if ".csv" not in reach:
+                continue
             name = _written_csv(strip_comments(text)) or _written_csv(reach)
             if name and _WRITES.search(reach):
                 writers.append((cell, text, name))
@@ -452,7 +460,7 @@ _MEASURED = re.compile(r"\b(?:acc\w*|loss\w*|curves?|confus\w*|f1|precision|reca
                        r"training time|attributions?|saliency|parameters?|errors?|"
                        r"misclassif\w*)\b|\d+(?:\.\d+)?\s*(?:%|min\w*\b|s\b|sec\w*|hours?\b)|\b0\.\d+\b", re.I)
 _DISCUSSION_HEADING = re.compile(r"discussion|conclusion|comparison|compar|summary|evaluation|reflection", re.I)
-_RESULT_TEXT = re.compile(r"\b(?:acc\w*|loss|f1\w*|precision|recall|score)\b[^\n]{0,40}?\d", re.I)
+_RESULT_TEXT = re.compile(r"\b(?:[Aa]cc\w*|ACC\w*|[Ll]oss|LOSS|[Ff]1\w*|[Pp]recision|[Rr]ecall|[Ss]core)\b[^\n]{0,40}?\d")
 
 
 def _prose(cell: Cell) -> str:
@@ -467,10 +475,22 @@ def _names_both_models(text: str) -> bool:
                 or re.search(r"\b(?:both|two) models\b", text, re.I))
 
 
-def shows_result(cell: Cell) -> bool:
+def result_cells(view: NotebookView) -> set[int]:
+    """Numbers of the code cells that show a result (asked for every cell by two detectors: computed once)."""
+    if "result_cells" not in view.memo:
+        view.memo["result_cells"] = {c.number for c in view.code if _shows_result(c)}
+    return view.memo["result_cells"]
+
+
+def _shows_result(cell: Cell) -> bool:
     """A code cell whose output is a result: a figure, a table, or printed metrics (not a pip log)."""
-    return cell.is_code and _ok(cell) and (cell.has_image or any(
-        o.table or _RESULT_TEXT.search(o.text) or _MATRIX_TEXT.search(o.text) for o in cell.shown_outputs))
+    return _ok(cell) and (cell.has_image or any(o.table or _prints_result(o.text) for o in cell.shown_outputs))
+
+
+def _prints_result(text: str) -> bool:
+    # Metrics are printed at the start or the end of an output; a Ray status table's middle holds none.
+    ends = text if len(text) <= 4000 else text[:2000] + "\n" + text[-2000:]
+    return bool(_RESULT_TEXT.search(ends) or _MATRIX_TEXT.search(ends))
 
 
 def compares_models(prose: str) -> bool:
@@ -480,9 +500,9 @@ def compares_models(prose: str) -> bool:
 
 def discussion_cells(view: NotebookView) -> list[Cell]:
     """Markdown cells after the first result that compare the two models on something measured."""
-    found, seen_results = [], False
+    found, seen_results, results = [], False, result_cells(view)
     for cell in view.cells:
-        seen_results = seen_results or shows_result(cell)
+        seen_results = seen_results or cell.number in results
         if cell.cell_type == "markdown" and seen_results and compares_models(_prose(cell)):
             found.append(cell)
     return found
@@ -510,10 +530,10 @@ def detect_discussion(view: NotebookView, params: dict) -> Verdict:
 
 def interpreting_cells(view: NotebookView, skip: set[int]) -> list[Cell]:
     """Markdown that sits right after a result (only markdown in between) and says what it means."""
-    found, after_result = [], False
+    found, after_result, results = [], False, result_cells(view)
     for cell in view.cells:
         if cell.is_code:
-            after_result = shows_result(cell)
+            after_result = cell.number in results
             continue
         if cell.cell_type != "markdown" or cell.number in skip:
             continue

@@ -27,13 +27,16 @@ FOLLOW_DEPTH = 2     # helpers calling helpers; deeper chains are rare in course
 
 TORCHVISION_ARCH = r"(?:%s)\w*" % "|".join(a for a in sections.ARCH_NAMES if a not in ("vit", "swin")) \
     + r"|vit_\w+|swin_\w+"
-ARCH_CALL = re.compile(r"\b(%s)\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)" % TORCHVISION_ARCH, re.I)
+# torchvision's builders are lower case (resnet50, efficientnet_b0); a student's class ResNet50() is not one.
+# (Case-sensitive also keeps it fast: an IGNORECASE alternation cannot skip ahead to a literal.)
+ARCH_CALL = re.compile(r"\b(%s)\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)" % TORCHVISION_ARCH)
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 _COMMENT = re.compile(r"(?m)^\s*#.*$|[ \t]+#(?![^'\"\n]*['\"]\s*[,)\]]).*$")
 
 
 def strip_comments(code: str) -> str:
     """Code without its comments: a commented-out line (``# visualize_image_attr(...)``) did not run."""
-    return _COMMENT.sub("", code)
+    return _COMMENT.sub("", code) if "#" in code else code
 
 
 def parses(text: str) -> bool:
@@ -58,12 +61,23 @@ class Site:
 
 @dataclass
 class FunctionFacts:
-    """What a notebook-defined function does, read from its body."""
+    """What a notebook-defined function does, read from its body (each fact worked out when first asked)."""
     definition: Definition
     cell: Cell
-    free_names: set[str] = field(default_factory=set)   # globals it reads (not parameters, not locals)
     called: set[str] = field(default_factory=set)       # notebook functions it calls or passes on
-    builds: dict[str, str] = field(default_factory=dict)  # model kind -> the line that builds or reads it
+    builds: dict[str, str] = field(default_factory=dict)  # model kind -> the line that builds it
+
+    @cached_property
+    def body(self) -> str:
+        return strip_comments(self.definition.text)
+
+    @cached_property
+    def free_names(self) -> set[str]:
+        """Globals it reads: names loaded that are neither parameters nor assigned inside."""
+        if self.definition.node is None:
+            return set()
+        bound, loaded = _function_names(self.definition.node)
+        return loaded - bound
 
 
 def _function_names(node: ast.AST) -> tuple[set[str], set[str]]:
@@ -108,6 +122,11 @@ class NotebookView:
     def section_title(self) -> dict[int, str]:
         return sections.section_titles(self.cells)
 
+    @cached_property
+    def memo(self) -> dict:
+        """Facts a detector works out once per notebook and asks for many times."""
+        return {}
+
     def next_code_cell(self, cell: Cell) -> Cell | None:
         return next((c for c in self.code if c.number > cell.number), None)
 
@@ -131,19 +150,14 @@ class NotebookView:
         for cell, d in sorted(self.definitions, key=lambda item: order.get(item[0].number, -1)):
             if d.kind == "def":
                 found[d.name] = FunctionFacts(d, cell)
-        builders = self.model1_builders
+        builds = [("model1", re.compile(self._builder_call(self.model1_builders))) if self.model1_builders else None,
+                  ("model2", ARCH_CALL)]
         for facts in found.values():
-            node = facts.definition.node
-            body = strip_comments(facts.definition.text)
-            if node is not None:
-                bound, loaded = _function_names(node)
-                facts.free_names = loaded - bound
-            facts.called = {name for name in found if name != facts.definition.name
-                            and re.search(rf"\b{re.escape(name)}\b", body)}
-            for kind, pattern in (("model1", self._builder_call(builders)), ("model2", ARCH_CALL.pattern)):
-                line = _line_of(body, pattern) if pattern else ""
-                if line:
-                    facts.builds[kind] = line
+            facts.called = {n for n in _IDENTIFIER.findall(facts.body) if n in found and n != facts.definition.name}
+            for kind, pattern in filter(None, builds):
+                match = pattern.search(facts.body)
+                if match:
+                    facts.builds[kind] = _line_of(facts.body, re.escape(match.group(0)))
         return found
 
     @staticmethod
@@ -176,22 +190,35 @@ class NotebookView:
             return self._value_kind(value.func.value, state, depth)
         facts = self.functions.get(name)
         if facts is not None and depth > 0 and facts.definition.node is not None:
-            return self._returned_kind(facts.definition.node, state, depth - 1)
+            kinds, returned_globals = self._returns(name, depth - 1)
+            kinds = kinds | {state[g] for g in returned_globals if g in state}
+            return kinds.pop() if len(kinds) == 1 else None
         return None
 
-    def _returned_kind(self, node: ast.AST, state: dict[str, str], depth: int) -> str | None:
-        """The kind of model a notebook function returns: ``net = ConvNet(); ...; return net``."""
-        local = dict(state)
-        for child in ast.walk(node):
-            if isinstance(child, ast.Assign):
-                kind = self._value_kind(child.value, local, depth)
-                for target in child.targets:
-                    if isinstance(target, ast.Name) and kind:
-                        local[target.id] = kind
-        kinds = {self._value_kind(r.value, local, depth) for r in ast.walk(node)
-                 if isinstance(r, ast.Return) and r.value is not None}
-        kinds.discard(None)
-        return kinds.pop() if len(kinds) == 1 else None
+    def _returns(self, name: str, depth: int) -> tuple[set[str], set[str]]:
+        """(kinds of model a notebook function returns, global names it returns as they are), cached:
+        the same helper is called in many cells."""
+        key = (name, depth)
+        if key not in self._returns_cache:
+            node = self.functions[name].definition.node
+            local: dict[str, str] = {}
+            for child in ast.walk(node):
+                if isinstance(child, ast.Assign):
+                    kind = self._value_kind(child.value, local, depth)
+                    for target in child.targets:
+                        if isinstance(target, ast.Name) and kind:
+                            local[target.id] = kind
+            returned = [r.value for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
+            kinds = {self._value_kind(value, local, depth) for value in returned} - {None}
+            bound, _ = _function_names(node)
+            returned_globals = {v.id for v in returned if isinstance(v, ast.Name) and v.id not in bound}
+            self._returns_cache[key] = (kinds, returned_globals)
+        kinds, returned_globals = self._returns_cache[key]
+        return set(kinds), returned_globals
+
+    @cached_property
+    def _returns_cache(self) -> dict:
+        return {}
 
     @cached_property
     def model_state(self) -> dict[int, dict[str, str]]:
@@ -204,6 +231,8 @@ class NotebookView:
             tree = self.parsed[cell.number].tree
             for node in tree.body if tree is not None else []:
                 for child in _top_level_assignments(node):
+                    if not any(isinstance(t, ast.Name) for t in child.targets):
+                        continue   # loss, acc = ...: tuples hold results, not models
                     kind = self._value_kind(child.value, state) or _derived_kind(child.value, state)
                     for target in child.targets:
                         if isinstance(target, ast.Name):
@@ -221,11 +250,38 @@ class NotebookView:
         return self.model_state.get(cell.number, {})
 
     # --- following calls ------------------------------------------------------------------------------
+    def own_functions_in(self, code: str) -> list[str]:
+        """Names of notebook functions that a piece of code mentions (calls, or passes as in partial(f))."""
+        return [word for word in dict.fromkeys(_IDENTIFIER.findall(code)) if word in self.functions]
+
+    def does(self, marker: re.Pattern, code: str) -> bool:
+        """Whether ``code`` itself does what ``marker`` looks for. A match that is only the name of a
+        notebook function (a student's ``def confusion_matrix(model)``) does not count: the function is
+        judged by its body instead."""
+        for match in marker.finditer(code):
+            word = _IDENTIFIER.match(code, match.start())
+            before = code[match.start() - 1:match.start()]
+            if not (word and word.group(0) in self.functions and before not in (".", "_")):
+                return True
+        return False
+
     def helpers_reached(self, text: str, depth: int = FOLLOW_DEPTH) -> list[FunctionFacts]:
         """Notebook functions a statement calls or passes on (``partial(train_hpt2, ...)``), two levels."""
-        code = strip_comments(text)
+        if not self.functions:
+            return []
+        if depth == FOLLOW_DEPTH:   # every detector asks for the same statements
+            if text not in self._reached_cache:
+                self._reached_cache[text] = self._helpers_reached(text, depth)
+            return self._reached_cache[text]
+        return self._helpers_reached(text, depth)
+
+    @cached_property
+    def _reached_cache(self) -> dict[str, list[FunctionFacts]]:
+        return {}
+
+    def _helpers_reached(self, text: str, depth: int) -> list[FunctionFacts]:
         reached: list[FunctionFacts] = []
-        frontier = [name for name in self.functions if re.search(rf"\b{re.escape(name)}\b", code)]
+        frontier = self.own_functions_in(strip_comments(text))
         for _ in range(depth):
             next_frontier = []
             for name in frontier:
@@ -237,7 +293,16 @@ class NotebookView:
         return reached
 
     def reach(self, text: str) -> str:
-        return "\n".join([strip_comments(text)] + [strip_comments(f.definition.text) for f in self.helpers_reached(text)])
+        """A statement's code with the bodies of the helpers it reaches; comments removed. Cached: every
+        detector asks for the same statements."""
+        if text not in self._reach_cache:
+            self._reach_cache[text] = "\n".join([strip_comments(text)] + [
+                f.body for f in self.helpers_reached(text)])
+        return self._reach_cache[text]
+
+    @cached_property
+    def _reach_cache(self) -> dict[str, str]:
+        return {}
 
     def attribute(self, cell: Cell, text: str) -> tuple[set[str], str, str]:
         """(models, how, note): which model a statement is about.
@@ -273,17 +338,35 @@ class NotebookView:
         """Statements whose own code, or the code of the notebook helpers they reach, matches ``marker``
         (and ``context``, when given). A call to a notebook function is judged by its body, never by its
         name: a student's ``def confusion_matrix(model)`` that shows four images is not sklearn's."""
-        own = set(self.functions)
+        # A helper's body is searched once per marker, not once per statement that calls it.
+        in_body = {name: self.does(marker, f.body) for name, f in self.functions.items()}
         found = []
         for cell in self.code:
+            source = strip_comments(cell.source)
+            if not (marker.search(source) or any(in_body[f.definition.name] for f in self.helpers_reached(source))):
+                continue   # most cells do nothing of the kind: skip their statements
             for text in self.parsed[cell.number].statements:
+                if not (self.does(marker, strip_comments(text))
+                        or any(in_body[f.definition.name] for f in self.helpers_reached(text))):
+                    continue
                 reach = self.reach(text)
-                checked = _mask_calls(reach, own)
-                if not marker.search(checked) or (context is not None and not context.search(checked)):
+                if context is not None and not context.search(reach):
                     continue
                 models, how, note = self.attribute(cell, text)
-                found.append(Site(cell, text, reach, _quote(text, marker, own), models, how, note))
+                found.append(Site(cell, text, reach, self._quote(text, marker), models, how, note))
         return found
+
+    def _quote(self, text: str, marker: re.Pattern) -> str:
+        """The line of a statement that does the step or calls the helper that does: never an
+        ``if __name__ == "__main__":`` line or a comment."""
+        lines = [line.strip() for line in strip_comments(text).splitlines() if line.strip()]
+        for line in lines:
+            if self.does(marker, line):
+                return line
+        for line in lines:
+            if self.own_functions_in(line):
+                return line
+        return lines[0] if lines else ""
 
     @cached_property
     def discussion_cells(self) -> list[Cell]:
@@ -310,26 +393,6 @@ def _top_level_assignments(node: ast.stmt):
                 yield from _top_level_assignments(child)
 
 
-def _mask_calls(code: str, names: set[str]) -> str:
-    """Hide the names of notebook functions (and their ``def`` lines) so that only bodies can match."""
-    if not names:
-        return code
-    return re.sub(r"(?<![.\w])(?:%s)\b" % "|".join(map(re.escape, sorted(names))), "_own_", code)
-
-
-def _quote(text: str, marker: re.Pattern, own: set[str]) -> str:
-    """The line of a statement that does the step or calls the helper that does: never an
-    ``if __name__ == "__main__":`` line or a comment."""
-    lines = [line.strip() for line in strip_comments(text).splitlines() if line.strip()]
-    for line in lines:
-        if marker.search(_mask_calls(line, own)):
-            return line
-    for line in lines:
-        if any(re.search(rf"\b{re.escape(name)}\b", line) for name in own):
-            return line
-    return lines[0] if lines else ""
-
-
 # --- model 1 candidates ---------------------------------------------------------------------------
 
 def model1_candidates(view: NotebookView) -> list[tuple[Cell, Definition, LayerCount]]:
@@ -340,8 +403,8 @@ def model1_candidates(view: NotebookView) -> list[tuple[Cell, Definition, LayerC
     helpers = _helper_counts(view)
     candidates = []
     for cell, d in view.definitions:
-        if ARCH_CALL.search(d.text):
-            continue
+        if not re.search(r"Conv2d|Sequential", d.text) or ARCH_CALL.search(d.text):
+            continue   # (the cheap test first: most definitions are training or plotting helpers)
         if d.node is None:
             if d.kind == "class" and "Conv2d" in d.text and re.search(r"\(\s*(?:nn\.)?Module\s*\)", d.text):
                 candidates.append((cell, d, regex_weight_layers(d.text)))
@@ -349,13 +412,13 @@ def model1_candidates(view: NotebookView) -> list[tuple[Cell, Definition, LayerC
             count = count_weight_layers(d.node, {k: v for k, v in helpers.items() if k != d.name})
             if _has_conv(count):
                 candidates.append((cell, d, count))
-        elif d.kind == "def" and _returns_a_network(d.node):
+        elif d.kind == "def" and "Sequential" in d.text and _returns_a_network(d.node):
             count = count_weight_layers(d.node, {k: v for k, v in helpers.items() if k != d.name})
             if _has_conv(count) and count.by_type.get("Linear", 0) + count.by_type.get("LazyLinear", 0):
                 candidates.append((cell, d, count))
     for cell in view.code:
         for text in view.parsed[cell.number].statements:
-            if not re.search(r"\bSequential\s*\(", text) or ARCH_CALL.search(text):
+            if "Sequential" not in text or not re.search(r"\bSequential\s*\(", text) or ARCH_CALL.search(text):
                 continue
             tree = ast.parse(text) if parses(text) else None
             count = count_weight_layers(tree, helpers) if tree else regex_weight_layers(text)
@@ -389,7 +452,10 @@ def _helper_counts(view: NotebookView) -> dict[str, LayerCount]:
     """Weight layers built by each notebook-defined block (class or function), for expanding calls."""
     counts: dict[str, LayerCount] = {}
     for _ in range(2):   # blocks built from blocks
+        # only definitions that name a weight layer or a block already counted can build one
+        builds = re.compile(r"\b(?:Conv2d|Linear|LazyConv2d|LazyLinear%s)\b"
+                            % "".join("|" + re.escape(k) for k, v in counts.items() if v.total))
         for _, d in view.definitions:
-            if d.node is not None:
+            if d.node is not None and builds.search(d.text):
                 counts[d.name] = count_weight_layers(d.node, {k: v for k, v in counts.items() if k != d.name})
     return counts

@@ -129,13 +129,18 @@ def find_sources(paths: list[str | os.PathLike]) -> list[Path]:
     return found
 
 
+def load_source(source: Path) -> Iterator[LoadedNotebook]:
+    """The notebooks in one file that find_sources listed: a notebook, or every notebook in a zip."""
+    if source.suffix.lower() == ".zip":
+        yield from _read_zip(source)
+    else:
+        yield _read_file(source)
+
+
 def load_notebooks(paths: list[str | os.PathLike]) -> Iterator[LoadedNotebook]:
     """Yield every notebook under PATHs (files, folders, zips) as LoadedNotebook, one at a time."""
     for source in find_sources(paths):
-        if source.suffix.lower() == ".zip":
-            yield from _read_zip(source)
-        else:
-            yield _read_file(source)
+        yield from load_source(source)
 
 
 def list_notebook_names(paths: list[str | os.PathLike]) -> list[str]:
