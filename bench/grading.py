@@ -52,6 +52,13 @@ def train_one_epoch_{n}(model, loader, optimizer, criterion, device):
 
 def big_notebook(rng: random.Random, megabytes: float):
     """~``megabytes`` MB: ~100 code cells, 6 figures of ~300 KB, one Ray Tune status stream filling the rest."""
+    # calibrate the status table's length on nbformat's own output (it writes one JSON string per line)
+    small, large = (len(nbformat.writes(_notebook(random.Random(0), rows))) for rows in (1, 10_001))
+    rows = max(1, int((megabytes * 1e6 - small) / ((large - small) / 10_000)))
+    return _notebook(rng, rows)
+
+
+def _notebook(rng: random.Random, status_rows: int):
     figure_bytes, n_figures, n_code = 225_000, 6, 100
 
     def figure():
@@ -71,10 +78,8 @@ def big_notebook(rng: random.Random, megabytes: float):
         cells.append(new_code_cell(f"loss_{n}, acc_{n} = train_one_epoch_{n}(model, loader, opt, crit, device)\n"
                                    f"print(f'epoch {n}: loss {{loss_{n}:.3f}} acc {{acc_{n}:.3f}}')",
                                    outputs=[new_output("stream", name="stdout", text=f"epoch {n}: loss 0.4 acc 0.9\n")]))
-    # everything but the status table: the code, the figures (base64) and nbformat's JSON around them
-    used = len(nbformat.writes(new_notebook(cells=cells))) + n_figures * (figure_bytes * 4 // 3 + 3_000) + 120_000
     row = "| train_fn_{:05d} | TERMINATED | 127.0.0.1:{} | 0.001 | 0.{:02d} |\n"
-    status = "".join(row.format(i, i, i % 97) for i in range(max(1, (int(megabytes * 1e6) - used) // len(row.format(0, 0, 0)))))
+    status = "".join(row.format(i, i, i % 97) for i in range(status_rows))
     cells.append(new_code_cell("results1 = tune.run(train_fn, config=space, num_samples=10)",
                                outputs=[new_output("stream", name="stdout", text=status)]))
     for i in range(n_figures):
