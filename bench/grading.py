@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import random
 import subprocess
 import sys
@@ -30,7 +29,6 @@ import nbformat  # noqa: E402
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output  # noqa: E402
 
 from grading.check import available_cores  # noqa: E402
-
 
 CODE_CELL = """\
 def train_one_epoch_{n}(model, loader, optimizer, criterion, device):

@@ -7,12 +7,15 @@ for needs the middle of them. Image data (base64) is never copied, only its mime
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from .rubric import EVIDENCE_MIME
 
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+# A printed matrix: numpy "[[12  3  0  1]\n [ 2 40 ...", or torch "tensor([[...": a confusion matrix shown as text.
+PRINTED_MATRIX = re.compile(r"\[\[\s*\d+\.?\d*(?:[\s,]+\d+\.?\d*)+\s*\],?\s*\n?\s*\[\s*\d")
 TEXT_CAP = 20_000
 
 

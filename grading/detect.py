@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from . import sections
-from .cells import Cell
+from .cells import PRINTED_MATRIX, Cell
 from .codeparse import base_names
 from .flow import ARCH_CALL, MODELS, NotebookView, Site, strip_comments
 from .names import TEAM_NAME, suggest_team_name
@@ -250,8 +250,7 @@ _CONFUSION_WHAT = re.compile(r"confus|\bcm\w*\b|crosstab", re.I)
 # What draws a matrix as a picture; an image from a cell without one of these is some other figure.
 _MATRIX_PLOT = re.compile(r"\bheatmap\s*\(|\bConfusionMatrixDisplay\b|\b(?:imshow|matshow)\s*\(|"
                           r"\bplot_confusion\w*\s*\(")
-# A printed matrix: numpy "[[12  3  0  1]\n [ 2 40 ...", torch "tensor([[...", or a crosstab's rows.
-_MATRIX_TEXT = re.compile(r"\[\[\s*\d+\.?\d*(?:[\s,]+\d+\.?\d*)+\s*\],?\s*\n?\s*\[\s*\d")
+_MATRIX_TEXT = PRINTED_MATRIX
 _CAPTUM = re.compile(r"\b(?:Occlusion|Saliency|IntegratedGradients|NoiseTunnel|GuidedGradCam|LayerGradCam|"
                      r"GuidedBackprop|Deconvolution|DeepLift\w*|GradientShap|InputXGradient|FeatureAblation|"
                      r"ShapleyValueSampling|Lime|KernelShap|LayerConductance|LayerIntegratedGradients)\s*\(|"
@@ -450,11 +449,20 @@ def detect_submission(view: NotebookView) -> Verdict:
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+(?:\.\d+)?%?")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?\s*%|\b\d*\.\d+\b")
-_INTERPRETS = re.compile(r"\b(?:shows?|suggests?|because|indicates?|we see|observe\w*|better|worse|improv\w*|"
-                         r"overfit\w*|underfit\w*|converge\w*|confus\w*|misclassif\w*|higher|lower|"
-                         r"likely|reason|means?|explain\w*)\b", re.I)
-_COMPARES = re.compile(r"\b(?:better|worse|outperform\w*|higher|lower|than|compared?|comparison|whereas|"
-                       r"while|advantage\w*|trade-?offs?|both models|faster|slower)\b", re.I)
+
+
+def _any_word(*words: str) -> re.Pattern:
+    """Any of these words (regex fragments), as whole words, ignoring case."""
+    return re.compile(r"\b(?:%s)\b" % "|".join(words), re.I)
+
+
+# Words that say what a result means (interpretation), as opposed to what the code does (description).
+_INTERPRETS = _any_word("shows?", "suggests?", "because", "indicates?", "we see", r"observe\w*", "better", "worse",
+                        r"improv\w*", r"overfit\w*", r"underfit\w*", r"converge\w*", r"confus\w*", r"misclassif\w*",
+                        "higher", "lower", "likely", "reason", "means?", r"explain\w*")
+# Words of a comparison; a comparison of the models also needs both names and something _MEASURED.
+_COMPARES = _any_word("better", "worse", r"outperform\w*", "higher", "lower", "than", "compared?", "comparison",
+                      "whereas", "while", r"advantage\w*", "trade-?offs?", "both models", "faster", "slower")
 # Something measured: a comparison of the models must be about one of these, not about the plan or the hardware.
 _MEASURED = re.compile(r"\b(?:acc\w*|loss\w*|curves?|confus\w*|f1|precision|recall|speed|faster|slower|"
                        r"training time|attributions?|saliency|parameters?|errors?|"

@@ -19,8 +19,16 @@ from functools import cached_property
 
 from . import sections
 from .cells import Cell
-from .codeparse import Definition, LayerCount, ParsedCell, base_names, call_name, count_weight_layers, parse_cell, \
-    regex_weight_layers
+from .codeparse import (
+    Definition,
+    LayerCount,
+    ParsedCell,
+    base_names,
+    call_name,
+    count_weight_layers,
+    parse_cell,
+    regex_weight_layers,
+)
 
 MODELS = ("model1", "model2")
 FOLLOW_DEPTH = 2     # helpers calling helpers; deeper chains are rare in coursework and cost time
@@ -370,7 +378,9 @@ class NotebookView:
 
     @cached_property
     def discussion_cells(self) -> list[Cell]:
-        from .detect import discussion_cells   # the rule lives with the detector that uses it
+        from .detect import (
+            discussion_cells,  # the rule lives with the detector that uses it
+        )
         return discussion_cells(self)
 
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .cells import Cell
+from .cells import PRINTED_MATRIX, Cell
 from .results import FAIL, PASS, WARN, Verdict
 
 _CONV = re.compile(r"\bConv2d\b")
-_MATRIX = re.compile(r"\[\[\s*\d+\.?\d*(?:[\s,]+\d+\.?\d*)+\s*\]")
 _WEIGHTS = re.compile(r"weights|pretrained|resnet|efficientnet|densenet|vgg|mobilenet|convnext|arch", re.I)
 _LOADER = re.compile(r"\bDataset\b|DataLoader|make_loader|\bloader\b")
 _WORDS = re.compile(r"[A-Za-z]{2,}")
@@ -32,7 +31,7 @@ def _shows(cell: Cell, what: str) -> bool:
     if what == "image":
         return cell.has_image
     if what == "matrix":
-        return cell.has_image or any(o.table for o in shown) or bool(_MATRIX.search(text))
+        return cell.has_image or any(o.table for o in shown) or bool(PRINTED_MATRIX.search(text))
     if what == "table":
         return cell.has_image or any(o.table for o in shown) or text.count("\n") >= 3
     if what == "model":

@@ -30,7 +30,6 @@ def to_text(reports: list[NotebookReport]) -> str:
         lines.append(f"  => {summary_line(report)}")
         blocks.append("\n".join(lines))
     total = len(reports)
-    folder = os.path.commonpath([os.path.dirname(r.notebook) or "." for r in reports]) if reports else ""
     complete = sum(r.complete for r in reports)
     unreadable = sum(bool(r.unreadable) for r in reports)
     blocks.append(f"{total} notebooks: {complete} complete, {total - complete - unreadable} incomplete, "
@@ -83,6 +82,15 @@ tr.unreadable td.name { color: #cf222e; }
 body:has(#only-incomplete:checked) tr.complete { display: none; }
 """
 
+
+def _common_folder(labels: list[str]) -> str:
+    """The folder all notebooks sit in, so that rows show short names ('' when there is none)."""
+    try:
+        return os.path.commonpath([os.path.dirname(label) or "." for label in labels]) if labels else ""
+    except ValueError:   # absolute and relative paths mixed
+        return ""
+
+
 def to_html(reports: list[NotebookReport]) -> str:
     """One table for the class: a row per notebook, a column per criterion, each mark opening its evidence.
 
@@ -93,18 +101,17 @@ def to_html(reports: list[NotebookReport]) -> str:
     ids: list[str] = []
     for report in reports:
         ids += [v.id for v in report.criteria if v.id not in ids]
-    folder = os.path.commonpath([os.path.dirname(r.notebook) or "." for r in reports]) if reports else ""
+    folder = _common_folder([r.notebook for r in reports])
     complete = sum(r.complete for r in reports)
     unreadable = sum(bool(r.unreadable) for r in reports)
     fails = {cid: sum(v.id == cid and v.status == FAIL for r in reports for v in r.criteria) for cid in ids}
+    header = (f"<header><h1>Grading report</h1><span>{len(reports)} notebooks in {esc(folder or '.')}: "
+              f"{complete} complete, {len(reports) - complete - unreadable} incomplete, {unreadable} unreadable"
+              '</span><label><input type="checkbox" id="only-incomplete"> only incomplete</label>'
+              f"<span>{MARKS[PASS]} pass &nbsp; {MARKS[WARN]} warn &nbsp; {MARKS[FAIL]} fail; click a mark for "
+              "its evidence</span></header>")
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><title>Grading report</title>',
-             f"<style>{_STYLE}</style></head><body>",
-             f"<header><h1>Grading report</h1><span>{len(reports)} notebooks in {esc(folder or '.')}: "
-             f"{complete} complete, "
-             f"{len(reports) - complete - unreadable} incomplete, {unreadable} unreadable</span>"
-             '<label><input type="checkbox" id="only-incomplete"> only incomplete</label>'
-             f"<span>{MARKS[PASS]} pass &nbsp; {MARKS[WARN]} warn &nbsp; {MARKS[FAIL]} fail; click a mark for its "
-             "evidence</span></header>",
+             f"<style>{_STYLE}</style></head><body>", header,
              "<table><thead><tr><th>notebook</th><th>team</th><th>result</th>"]
     parts += [f'<th class="criterion" title="{esc(cid)}: {fails[cid]} fail">{esc(cid)} ({fails[cid]}&#x2717;)</th>'
               for cid in ids]

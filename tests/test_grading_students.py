@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import nbformat
 import pytest
+import student_notebooks as students
 
 from grading import grade_notebook, parse_notebook
-import student_notebooks as students
 
 
 def grade(nb, name):
