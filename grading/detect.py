@@ -161,6 +161,7 @@ def _first_executed(cid: str, view: NotebookView, pattern: re.Pattern, what: str
 # --- models ---------------------------------------------------------------------------------------
 
 _ARCH_CALL = ARCH_CALL
+_MODEL2_HINT = re.compile(r"pretrained|weights|timm|load|get_model|" + "|".join(sections.ARCH_NAMES))
 _GET_MODEL = re.compile(r"\bget_model\s*\(\s*['\"](\w+)['\"]([^()]*(?:\([^()]*\)[^()]*)*)\)")
 _IMAGENET_WEIGHTS = re.compile(r"weights\s*=\s*(?:[\w.]*IMAGENET\w*|[\w.]*DEFAULT|['\"](?:DEFAULT|IMAGENET1K_\w+)['\"])")
 _WEIGHTS_ENUM = re.compile(r"\b\w+_Weights\.(?:IMAGENET\w*|DEFAULT)\b|['\"](?:DEFAULT|IMAGENET1K_\w+)['\"]")
@@ -202,6 +203,8 @@ def detect_model2(view: NotebookView) -> Verdict:
     enum_cells = [c for c in view.code if _ok(c) and _WEIGHTS_ENUM.search(c.source)]
     random_hit = timm_hit = file_hit = broken = None
     for cell in view.code:
+        if not _MODEL2_HINT.search(cell.source):
+            continue   # (a cheap test first: most cells build no model and load no weights)
         source = strip_comments(cell.source)   # a commented-out resnet50(pretrained=True) never ran
         calls = [(m.group(0), m.group(2)) for m in _ARCH_CALL.finditer(source)]
         calls += [(m.group(0), m.group(2)) for m in _GET_MODEL.finditer(source)]
@@ -425,6 +428,8 @@ def detect_submission(view: NotebookView) -> Verdict:
     """Statements that write a predictions CSV, directly or through a helper that receives the path."""
     writers = []
     for cell in view.code:
+        if ".csv" not in view.reach(cell.source):
+            continue   # (a cheap test first: the file name is in the cell or in a helper it calls)
         for text in view.parsed[cell.number].statements:
             reach = view.reach(text)
             if ".csv" not in reach:

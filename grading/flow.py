@@ -111,15 +111,33 @@ def _line_of(text: str, pattern: str) -> str:
     return ""
 
 
+# Cheap tests that say a cell needs its syntax tree: it defines something at the top level, or assigns
+# one name (tuples hold results, not models). Parsing is the largest cost of grading a notebook.
+_DEFINES = re.compile(r"^(?:async\s+def|def|class|@)\s", re.MULTILINE)
+_ASSIGNS = re.compile(r"^\s*[A-Za-z_]\w*\s*=[^=]", re.MULTILINE)
+
+
+class _ParsedCells(dict):
+    """Cell number -> ParsedCell, parsed when first asked for (most cells never are)."""
+
+    def __init__(self, sources: dict[int, str]):
+        super().__init__()
+        self.sources = sources
+
+    def __missing__(self, number: int) -> ParsedCell:
+        parsed = self[number] = parse_cell(self.sources[number])
+        return parsed
+
+
 @dataclass
 class NotebookView:
     cells: list[Cell]
     code: list[Cell] = field(init=False)
-    parsed: dict[int, ParsedCell] = field(init=False)
+    parsed: _ParsedCells = field(init=False)
 
     def __post_init__(self):
         self.code = [c for c in self.cells if c.is_code and not c.is_empty]
-        self.parsed = {c.number: parse_cell(c.source) for c in self.code}
+        self.parsed = _ParsedCells({c.number: c.source for c in self.code})
 
     # --- sections ---------------------------------------------------------------------------------
     @cached_property
@@ -148,7 +166,8 @@ class NotebookView:
     # --- definitions --------------------------------------------------------------------------------
     @cached_property
     def definitions(self) -> list[tuple[Cell, Definition]]:
-        return [(cell, d) for cell in self.code for d in self.parsed[cell.number].definitions]
+        return [(cell, d) for cell in self.code if _DEFINES.search(cell.source)
+                for d in self.parsed[cell.number].definitions]
 
     @cached_property
     def functions(self) -> dict[str, FunctionFacts]:
@@ -236,6 +255,9 @@ class NotebookView:
         state: dict[str, str] = {}
         result = {}
         for cell in self.execution_order:
+            if not _ASSIGNS.search(cell.source):
+                result[cell.number] = dict(state)
+                continue
             tree = self.parsed[cell.number].tree
             for node in tree.body if tree is not None else []:
                 for child in _top_level_assignments(node):
@@ -266,6 +288,8 @@ class NotebookView:
         """Whether ``code`` itself does what ``marker`` looks for. A match that is only the name of a
         notebook function (a student's ``def confusion_matrix(model)``) does not count: the function is
         judged by its body instead."""
+        if not marker.search(code):   # the common case, at C speed
+            return False
         for match in marker.finditer(code):
             word = _IDENTIFIER.match(code, match.start())
             before = code[match.start() - 1:match.start()]

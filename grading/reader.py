@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-import nbformat
-import nbformat.reader
-
 # A coursework notebook with plots is a few MB; anything far bigger inside a zip is refused rather than
 # inflated into memory (a zip bomb or the wrong archive).
 MAX_NOTEBOOK_BYTES = 512 * 1024 * 1024
@@ -49,6 +46,9 @@ def parse_notebook(text: str | bytes, label: str) -> LoadedNotebook:
             raise ValueError("no nbformat version in it")
         major = raw["nbformat"]
         if major != 4:
+            import nbformat   # only for old notebooks: importing it costs more than grading one notebook
+            import nbformat.reader
+
             if major not in nbformat.versions:
                 raise ValueError(f"nbformat version {major!r} is unknown")
             raw = nbformat.convert(nbformat.reader.reads(json.dumps(raw)), 4)
