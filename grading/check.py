@@ -69,6 +69,9 @@ def grade_notebook(loaded: LoadedNotebook, team: str | None = None,
 
     view = detect.NotebookView(read_cells(loaded.nb))
     records = find_records(view.cells)
+    # build.py marks its chapters and records every step; a record pasted into a student's notebook
+    # does not make the rest of it "built here".
+    built_here = records.any and any(c.chapter_start for c in view.cells)
     wanted = {c.id for c in rubric}
     heuristic = _heuristics(view, {c.id: c.params for c in rubric},
                             {cid for cid in wanted if cid not in STRUCTURAL and not records.has(cid)})
@@ -86,7 +89,7 @@ def grade_notebook(loaded: LoadedNotebook, team: str | None = None,
             verdict = records.verdict(cid)
         else:
             verdict = heuristic[cid]
-            if records.any and verdict.status == PASS and not records.ignored(cid):
+            if built_here and verdict.status == PASS and not records.ignored(cid):
                 # Built here, yet the step that records this criterion did not: say so, do not trust blindly.
                 verdict = Verdict(cid, WARN, f"no evidence record (the notebook has records for other "
                                   f"criteria); read from the code: {verdict.evidence}")

@@ -84,3 +84,10 @@ def test_fixture_figures_are_real_pngs():
     import base64
     assert base64.b64decode(png).startswith(b"\x89PNG") and "with 2 Axes" in text
     assert "with 0 Axes" in students._png("blank")[1]
+
+
+def test_a_record_pasted_into_a_student_notebook_changes_nothing_else(reports):
+    nb = students.colab_export()
+    nb.cells[0].outputs.append(students._record("curves_model1", "model1"))   # a forged record, no figure
+    got = {v.id: v.status for v in grade(nb, "Colab_Export.ipynb").criteria}
+    assert got == students.MARKER["Colab_Export.ipynb"]
