@@ -116,14 +116,14 @@ def to_html(reports: list[NotebookReport]) -> str:
     parts += [f'<th class="criterion" title="{esc(cid)}: {fails[cid]} fail">{esc(cid)} ({fails[cid]}&#x2717;)</th>'
               for cid in ids]
     parts.append("</tr></thead><tbody>")
-    for report in reports:
+    for number, report in enumerate(reports, start=1):
         state = "unreadable" if report.unreadable else "complete" if report.complete else "incomplete"
         verdicts = {v.id: v for v in report.criteria}
         shown = os.path.relpath(report.notebook, folder) if folder else report.notebook
         result = esc(summary_line(report)) if not report.unreadable else (
             f'<details><summary class="fail" style="width:auto">UNREADABLE</summary>'
             f'<div class="evidence">{esc(report.unreadable)}</div></details>')
-        parts.append(f'<tr class="{state}">'
+        parts.append(f'<tr class="{state}" id="notebook-{number}">'
                      f'<td class="name" title="{esc(report.notebook)}">{esc(shown)}</td><td>{esc(report.team)}</td>'
                      f'<td class="result mark {"pass" if report.complete else "fail"}">{result}</td>')
         for cid in ids:

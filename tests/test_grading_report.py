@@ -31,7 +31,7 @@ def class_of(n: int) -> list[NotebookReport]:
 def test_report_structure_for_a_class_of_150():
     reports = class_of(150)
     page = to_html(reports)
-    rows = re.findall(r'<tr class="(complete|incomplete|unreadable)">', page)
+    rows = re.findall(r'<tr class="(complete|incomplete|unreadable)" id="notebook-\d+">', page)
     assert len(rows) == 151 and rows.count("unreadable") == 1
     assert rows.count("complete") == sum(r.complete for r in reports) > 0
     # one click to each verdict's evidence
