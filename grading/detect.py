@@ -161,7 +161,7 @@ def _first_executed(cid: str, view: NotebookView, pattern: re.Pattern, what: str
 # --- models ---------------------------------------------------------------------------------------
 
 _ARCH_CALL = ARCH_CALL
-_MODEL2_HINT = re.compile(r"pretrained|weights|timm|load|get_model|" + "|".join(sections.ARCH_NAMES))
+_MODEL2_HINT = re.compile(r"pretrained|weights|timm|load_state_dict|torch\.load|get_model|" + "|".join(sections.ARCH_NAMES))
 _GET_MODEL = re.compile(r"\bget_model\s*\(\s*['\"](\w+)['\"]([^()]*(?:\([^()]*\)[^()]*)*)\)")
 _IMAGENET_WEIGHTS = re.compile(r"weights\s*=\s*(?:[\w.]*IMAGENET\w*|[\w.]*DEFAULT|['\"](?:DEFAULT|IMAGENET1K_\w+)['\"])")
 _WEIGHTS_ENUM = re.compile(r"\b\w+_Weights\.(?:IMAGENET\w*|DEFAULT)\b|['\"](?:DEFAULT|IMAGENET1K_\w+)['\"]")

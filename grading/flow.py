@@ -450,7 +450,7 @@ def model1_candidates(view: NotebookView) -> list[tuple[Cell, Definition, LayerC
             count = count_weight_layers(d.node, {k: v for k, v in helpers.items() if k != d.name})
             if _has_conv(count) and count.by_type.get("Linear", 0) + count.by_type.get("LazyLinear", 0):
                 candidates.append((cell, d, count))
-    for cell in view.code:
+    for cell in (c for c in view.code if "Sequential" in c.source):
         for text in view.parsed[cell.number].statements:
             if "Sequential" not in text or not re.search(r"\bSequential\s*\(", text) or ARCH_CALL.search(text):
                 continue
