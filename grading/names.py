@@ -10,7 +10,7 @@ import re
 
 MAX_TEAM_NAME = 80
 # Starts with a letter or digit (a leading "-" reads as a command-line option, a leading "_" as hidden).
-TEAM_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_TEAM_NAME - 1}}}$")
+TEAM_NAME = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{MAX_TEAM_NAME - 1}}}\Z")
 FALLBACK_TEAM_NAME = "Team_Name"
 
 

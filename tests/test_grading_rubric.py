@@ -42,6 +42,6 @@ def test_suggest_team_name(kaggle, expected):
 
 
 @pytest.mark.parametrize("name, ok", [("Dogs_Versus_Cats", True), ("team-7", True), ("Dogs Versus Cats", False),
-                                      ("_team", False), ("-team", False), ("x" * 81, False), ("", False)])
+                                      ("_team", False), ("-team", False), ("x" * 81, False), ("", False), ("team\n", False)])
 def test_team_name_rule(name, ok):
     assert bool(TEAM_NAME.match(name)) is ok
