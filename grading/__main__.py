@@ -27,6 +27,9 @@ def write_atomic(path: str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
+        umask = os.umask(0)   # mkstemp makes the file private (0600); a report is read by others too
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -43,7 +46,7 @@ def _emit(text: str, out: str | None) -> None:
 def cmd_check(args) -> int:
     try:
         rubric = load_rubric(args.rubric, known_ids=CRITERIA)
-        reports = list(check_paths(args.paths, team=args.team, rubric=rubric))
+        reports = list(check_paths(args.paths, team=args.team, rubric=rubric, jobs=args.jobs))
     except (PathError, RubricError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
@@ -94,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--format", choices=report_formats.FORMATS, default="text")
     check.add_argument("--out", help="write the report to this file instead of stdout")
     check.add_argument("--rubric", help="a rubric JSON file to use instead of grading/rubric.json")
+    check.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="grade N notebooks at once in separate processes (default: one per core)")
     check.set_defaults(run=cmd_check)
 
     match = sub.add_parser("match", help="pair leaderboard team names with notebook file names",

@@ -7,12 +7,15 @@ for needs the middle of them. Image data (base64) is never copied, only its mime
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 
-# grading must not import labkit, so it keeps its own copy of labkit.evidence.EVIDENCE_MIME.
-EVIDENCE_MIME = "application/vnd.nuclei-coursework.evidence+json"
+from .rubric import EVIDENCE_MIME
+
 IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+# A printed matrix: numpy "[[12  3  0  1]\n [ 2 40 ...", or torch "tensor([[...": a confusion matrix shown as text.
+PRINTED_MATRIX = re.compile(r"\[\[\s*\d+\.?\d*(?:[\s,]+\d+\.?\d*)+\s*\],?\s*\n?\s*\[\s*\d")
 TEXT_CAP = 20_000
 
 
@@ -36,10 +39,16 @@ class Output:
     text: str = ""                    # capped: stream text, text/plain, or "ename: evalue"
     ename: str | None = None          # for error outputs
     evidence: list[dict] = field(default_factory=list)  # evidence records carried by this output
+    table: bool = False               # an HTML table (a displayed DataFrame)
 
     @property
     def is_image(self) -> bool:
         return any(m in IMAGE_MIMES for m in self.mimes)
+
+    @property
+    def is_blank_image(self) -> bool:
+        """matplotlib says "<Figure size 640x480 with 0 Axes>" for a figure that was never drawn on."""
+        return self.is_image and "with 0 Axes" in self.text
 
 
 @dataclass
@@ -51,6 +60,7 @@ class Cell:
     outputs: list[Output] = field(default_factory=list)
     chapter: str | None = None        # set on the first cell of a chapter that build.py assembled
     chapter_start: bool = False
+    ran_without_count: bool = False   # a Colab export drops every execution count; its cells still ran
 
     @property
     def is_code(self) -> bool:
@@ -62,7 +72,7 @@ class Cell:
 
     @property
     def ran(self) -> bool:
-        return self.execution_count is not None
+        return self.execution_count is not None or self.ran_without_count
 
     # cached: detectors ask these of every cell many times; outputs never change after reading
     @cached_property
@@ -75,7 +85,13 @@ class Cell:
 
     @cached_property
     def has_image(self) -> bool:
-        return any(o.is_image for o in self.outputs)
+        """An image that shows something (not an empty figure), other than an evidence record's."""
+        return any(o.is_image and not o.is_blank_image for o in self.outputs)
+
+    @cached_property
+    def shown_outputs(self) -> list[Output]:
+        """The outputs a person sees, without evidence records (which only vouch for the cell)."""
+        return [o for o in self.outputs if not o.evidence]
 
     @property
     def output_text(self) -> str:
@@ -100,7 +116,10 @@ def _read_output(raw) -> Output:
                 record = None
         if isinstance(record, dict) and isinstance(record.get("criterion"), str):
             records.append(record)
-    return Output(kind, tuple(data), cap_text(_as_text(data.get("text/plain", ""))), evidence=records)
+    # Generated prose is displayed as Markdown, whose text/plain is only "<IPython...Markdown object>".
+    text = _as_text(data.get("text/markdown", "")) or _as_text(data.get("text/plain", ""))
+    return Output(kind, tuple(data), cap_text(text), evidence=records,
+                  table="<table" in _as_text(data.get("text/html", ""))[:TEXT_CAP])
 
 
 def read_cells(nb) -> list[Cell]:
@@ -117,4 +136,10 @@ def read_cells(nb) -> list[Cell]:
             cell.execution_count = count if isinstance(count, int) else None
             cell.outputs = [_read_output(o) for o in raw.get("outputs") or [] if isinstance(o, dict)]
         cells.append(cell)
+    code = [c for c in cells if c.is_code and c.source.strip()]
+    if code and all(c.execution_count is None for c in code) and any(c.outputs for c in code):
+        # Exported without counts (Colab) yet with outputs: it ran. Which cells without outputs ran cannot
+        # be told, so none is failed for it; run_order says the counts are missing.
+        for c in code:
+            c.ran_without_count = True
     return cells

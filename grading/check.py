@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import os
-from pathlib import PurePosixPath
+from concurrent.futures import ProcessPoolExecutor
+from itertools import repeat
+from pathlib import Path, PurePosixPath
 from typing import Iterable, Iterator
 
 from . import detect
 from .cells import read_cells
-from .reader import LoadedNotebook, load_notebooks
+from .reader import LoadedNotebook, find_sources, load_source
 from .records import find_records
 from .results import FAIL, PASS, WARN, NotebookReport, Verdict
-from .rubric import Criterion, load_rubric
+from .rubric import CRITERIA, Criterion, load_rubric
 
-CRITERIA = (
-    "filename", "executed", "no_errors", "run_order", "data_loader", "validation_split",
-    "model1_small_convnet", "model2_pretrained", "tuning_model1", "tuning_model2", "curves_model1",
-    "curves_model2", "confusion_model1", "confusion_model2", "confusion_fix", "captum_model1",
-    "captum_model2", "submission", "narrative", "discussion",
-)
 # Read from the notebook's structure, always exactly; evidence records are not needed for these.
 STRUCTURAL = ("filename", "executed", "no_errors", "run_order")
 
@@ -27,27 +23,33 @@ def default_rubric() -> list[Criterion]:
     return load_rubric(known_ids=CRITERIA)
 
 
+# Which detector reads each content criterion (a per-model detector answers for both of its ids).
+DETECTORS = {
+    "data_loader": lambda view, params: detect.detect_data_loader(view),
+    "validation_split": lambda view, params: detect.detect_validation_split(view),
+    "model1_small_convnet": lambda view, params: detect.detect_model1(view, params.get("model1_small_convnet", {})),
+    "model2_pretrained": lambda view, params: detect.detect_model2(view),
+    "tuning_model1": lambda view, params: detect.detect_tuning(view),
+    "tuning_model2": lambda view, params: detect.detect_tuning(view),
+    "curves_model1": lambda view, params: detect.detect_curves(view),
+    "curves_model2": lambda view, params: detect.detect_curves(view),
+    "confusion_model1": lambda view, params: detect.detect_confusion(view),
+    "confusion_model2": lambda view, params: detect.detect_confusion(view),
+    "confusion_fix": lambda view, params: detect.detect_confusion_fix(view),
+    "captum_model1": lambda view, params: detect.detect_captum(view),
+    "captum_model2": lambda view, params: detect.detect_captum(view),
+    "submission": lambda view, params: detect.detect_submission(view),
+    "narrative": lambda view, params: detect.detect_narrative(view, params.get("narrative", {})),
+    "discussion": lambda view, params: detect.detect_discussion(view, params.get("discussion", {})),
+}
+
+
 def _heuristics(view: detect.NotebookView, params: dict[str, dict], wanted: set[str]) -> dict[str, Verdict]:
-    """Run only the detectors the rubric asks for (each returns one verdict or one per model)."""
+    """Run only the detectors the rubric asks for, each once (a per-model one answers two ids)."""
     found: dict[str, Verdict] = {}
-    runs = {
-        "data_loader": lambda: detect.detect_data_loader(view),
-        "validation_split": lambda: detect.detect_validation_split(view),
-        "model1_small_convnet": lambda: detect.detect_model1(view, params.get("model1_small_convnet", {})),
-        "model2_pretrained": lambda: detect.detect_model2(view),
-        "tuning": lambda: detect.detect_tuning(view),
-        "curves": lambda: detect.detect_curves(view),
-        "confusion": lambda: detect.detect_confusion(view),
-        "confusion_fix": lambda: detect.detect_confusion_fix(view),
-        "captum": lambda: detect.detect_captum(view),
-        "submission": lambda: detect.detect_submission(view),
-        "narrative": lambda: detect.detect_narrative(view, params.get("narrative", {})),
-        "discussion": lambda: detect.detect_discussion(view, params.get("discussion", {})),
-    }
-    for key, run in runs.items():
-        ids = {f"{key}_model1", f"{key}_model2"} if key in ("tuning", "curves", "confusion", "captum") else {key}
-        if ids & wanted:
-            result = run()
+    for cid in sorted(wanted, key=CRITERIA.index):
+        if cid not in found:
+            result = DETECTORS[cid](view, params)
             found.update(result if isinstance(result, dict) else {result.id: result})
     return found
 
@@ -67,6 +69,9 @@ def grade_notebook(loaded: LoadedNotebook, team: str | None = None,
 
     view = detect.NotebookView(read_cells(loaded.nb))
     records = find_records(view.cells)
+    # build.py marks its chapters and records every step; a record pasted into a student's notebook
+    # does not make the rest of it "built here".
+    built_here = records.any and any(c.chapter_start for c in view.cells)
     wanted = {c.id for c in rubric}
     heuristic = _heuristics(view, {c.id: c.params for c in rubric},
                             {cid for cid in wanted if cid not in STRUCTURAL and not records.has(cid)})
@@ -84,7 +89,7 @@ def grade_notebook(loaded: LoadedNotebook, team: str | None = None,
             verdict = records.verdict(cid)
         else:
             verdict = heuristic[cid]
-            if records.any and verdict.status == PASS:
+            if built_here and verdict.status == PASS and not records.ignored(cid):
                 # Built here, yet the step that records this criterion did not: say so, do not trust blindly.
                 verdict = Verdict(cid, WARN, f"no evidence record (the notebook has records for other "
                                   f"criteria); read from the code: {verdict.evidence}")
@@ -95,13 +100,35 @@ def grade_notebook(loaded: LoadedNotebook, team: str | None = None,
 
 
 def check_paths(paths: Iterable[str | os.PathLike], team: str | None = None,
-                rubric: list[Criterion] | None = None) -> Iterator[NotebookReport]:
-    """Grade every notebook under PATHs (files, folders, zips), one report at a time.
+                rubric: list[Criterion] | None = None, jobs: int | None = 1) -> Iterator[NotebookReport]:
+    """Grade every notebook under PATHs (files, folders, zips), in order, one report at a time.
 
+    ``jobs``: how many processes grade at once (None: one per core). Grading is CPU-bound pure Python,
+    so a class of 150 notebooks is spread over processes, each reading and grading whole files.
     Raises reader.PathError for a PATH that does not exist."""
     rubric = rubric if rubric is not None else default_rubric()
-    for loaded in load_notebooks(list(paths)):
-        yield grade_notebook(loaded, team, rubric)
+    sources = find_sources(list(paths))
+    jobs = available_cores() if jobs is None else max(1, jobs)
+    if jobs == 1 or len(sources) < 2:
+        for source in sources:
+            yield from _grade_source(source, team, rubric)
+        return
+    with ProcessPoolExecutor(max_workers=min(jobs, len(sources))) as pool:
+        # small chunks keep every core busy when a few notebooks are much bigger than the rest
+        chunk = max(1, len(sources) // (jobs * 8))
+        for reports in pool.map(_grade_source, sources, repeat(team), repeat(rubric), chunksize=chunk):
+            yield from reports
+
+
+def _grade_source(source: Path, team: str | None, rubric: list[Criterion]) -> list[NotebookReport]:
+    return [grade_notebook(loaded, team, rubric) for loaded in load_source(source)]
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a container or taskset may allow fewer than the machine has)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def exit_code(reports: list[NotebookReport]) -> int:

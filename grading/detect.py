@@ -5,19 +5,17 @@ evidence cites 1-based cell numbers and quotes a short snippet. Nothing is execu
 """
 from __future__ import annotations
 
-import ast
 import re
-from dataclasses import dataclass, field
-from functools import cached_property
 
 from . import sections
-from .cells import Cell
-from .codeparse import (Definition, LayerCount, ParsedCell, base_names, call_name, count_weight_layers, parse_cell,
-                        regex_weight_layers)
+from .cells import PRINTED_MATRIX, Cell
+from .codeparse import base_names
+from .flow import ARCH_CALL, MODELS, NotebookView, Site, strip_comments
+from .names import TEAM_NAME, suggest_team_name
 from .results import FAIL, PASS, WARN, Verdict
 
 SNIPPET_CHARS = 80
-MODELS = ("model1", "model2")
+__all__ = ["NotebookView", "MODELS"]   # re-exported: check.py builds the view through this module
 
 
 def snippet(text: str, pattern: re.Pattern | None = None) -> str:
@@ -39,117 +37,15 @@ def cell_list(numbers: list[int], limit: int = 8) -> str:
     return shown + (f" and {len(numbers) - limit} more" if len(numbers) > limit else "")
 
 
-@dataclass
-class Site:
-    """A place where a step is done: a top-level statement that does it directly or calls a helper."""
-    cell: Cell
-    text: str
-    models: set[str]
-    attributed_by: str   # "arguments", "section" or "" (unknown)
-
-
-@dataclass
-class NotebookView:
-    cells: list[Cell]
-    code: list[Cell] = field(init=False)
-    parsed: dict[int, ParsedCell] = field(init=False)
-
-    def __post_init__(self):
-        self.code = [c for c in self.cells if c.is_code and not c.is_empty]
-        self.parsed = {c.number: parse_cell(c.source) for c in self.code}
-
-    @cached_property
-    def section_model(self) -> dict[int, str | None]:
-        return sections.section_models(self.cells)
-
-    @cached_property
-    def section_title(self) -> dict[int, str]:
-        return sections.section_titles(self.cells)
-
-    @cached_property
-    def definitions(self):
-        return [(cell, d) for cell in self.code for d in self.parsed[cell.number].definitions]
-
-    def next_code_cell(self, cell: Cell) -> Cell | None:
-        later = [c for c in self.code if c.number > cell.number]
-        return later[0] if later else None
-
-    @cached_property
-    def model1_candidates(self):
-        return model1_candidates(self)
-
-    @cached_property
-    def model_variables(self) -> tuple[set[str], set[str]]:
-        """Variables assigned a model1 (own ConvNet class) or model2 (torchvision constructor) object;
-        a name assigned both is ambiguous and dropped."""
-        model1_classes = {d.name for _, d, _ in self.model1_candidates}
-        one, two = set(), set()
-        for cell in self.code:
-            tree = self.parsed[cell.number].tree
-            if tree is None:
-                continue
-            for node in tree.body:   # models are made at the top level of a cell, not inside helpers
-                if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call):
-                    name = call_name(node.value)
-                    targets = {t.id for t in node.targets if isinstance(t, ast.Name)}
-                    if name in model1_classes:
-                        one |= targets
-                    elif re.fullmatch(_TORCHVISION_ARCH, name) or name == "get_model":
-                        two |= targets
-        return one - two, two - one
-
-    @cached_property
-    def discussion_cells(self) -> list[Cell]:
-        return discussion_cells(self)
-
-    def attribute(self, cell: Cell, text: str) -> tuple[set[str], str]:
-        one, two = self.model_variables
-        named = sections.models_named(text, one, two)
-        if named:
-            return named, "arguments"
-        model = self.section_model.get(cell.number)
-        return ({model}, "section") if model else (set(), "")
-
-    def sites(self, marker: re.Pattern, context: re.Pattern | None = None) -> list[Site]:
-        """Statements that match ``marker`` (in a cell whose code matches ``context``) or that call a
-        notebook-defined function whose body does; helpers calling helpers are followed two levels."""
-        helpers = set()
-        for _ in range(2):
-            for _, d in self.definitions:
-                if d.kind == "def" and d.name not in helpers and (
-                        (marker.search(d.text) and (context is None or context.search(d.text)))
-                        or any(re.search(rf"\b{h}\s*\(", d.text) for h in helpers)):
-                    helpers.add(d.name)
-        helper_call = re.compile(r"\b(?:%s)\s*\(" % "|".join(map(re.escape, sorted(helpers)))) if helpers else None
-        found = []
-        for cell in self.code:
-            statements = self.parsed[cell.number].statements
-            direct_ok = context is None or context.search("\n".join(statements))
-            for text in statements:
-                if (direct_ok and marker.search(text)) or (helper_call and helper_call.search(text)):
-                    models, how = self.attribute(cell, text)
-                    found.append(Site(cell, text, models, how))
-        return found
-
-
 # --- structural criteria -------------------------------------------------------------------------
-
-_TEAM_NAME = re.compile(r"[A-Za-z0-9_-]+")
-
-
-def suggest_team_name(name: str) -> str:
-    """The name build.py would accept: Kaggle's spaces become underscores, other characters go."""
-    name = re.sub(r"\s+", "_", name.strip())
-    return re.sub(r"[^A-Za-z0-9_-]", "", name)
-
 
 def detect_filename(filename: str, team: str | None) -> Verdict:
     stem, dot, ext = filename.rpartition(".")
     if not dot or ext != "ipynb":
         return Verdict("filename", FAIL, f'"{filename}" does not end in .ipynb')
-    if not _TEAM_NAME.fullmatch(stem):
+    if not TEAM_NAME.fullmatch(stem):
         return Verdict("filename", FAIL, f'"{filename}" is not a valid team name (letters, digits, _ and - '
-                       f'only); rename it {suggest_team_name(stem) or "Team_Name"}.ipynb')
+                       f'only, starting with a letter or digit); rename it {suggest_team_name(stem)}.ipynb')
     if team:
         wanted = suggest_team_name(team)
         if stem == wanted:
@@ -162,6 +58,10 @@ def detect_filename(filename: str, team: str | None) -> Verdict:
 
 
 def detect_executed(view: NotebookView) -> Verdict:
+    if view.code and all(c.ran_without_count for c in view.code):
+        shown = sum(bool(c.outputs) for c in view.code)
+        return Verdict("executed", PASS, f"no execution counts (exported without them, as Colab does), but "
+                       f"{shown} of {len(view.code)} code cells show outputs: the notebook ran")
     unrun = [c.number for c in view.code if not c.ran]
     if unrun:
         return Verdict("executed", FAIL, f"{len(unrun)} of {len(view.code)} code cells never ran: cells "
@@ -202,7 +102,8 @@ def detect_run_order(view: NotebookView) -> Verdict:
                 problems.append(f"cell {cell.number} (count {count} after {previous})")
         previous, restart_allowed = count, False
     if previous is None:
-        return Verdict("run_order", WARN, "no cell has an execution count")
+        return Verdict("run_order", WARN, "no cell has an execution count (a Colab export drops them): "
+                       "the order the cells ran in cannot be checked")
     if problems:
         more = f" and {len(problems) - 5} more" if len(problems) > 5 else ""
         return Verdict("run_order", WARN, "cells run out of order: " + ", ".join(problems[:5]) + more)
@@ -259,61 +160,15 @@ def _first_executed(cid: str, view: NotebookView, pattern: re.Pattern, what: str
 
 # --- models ---------------------------------------------------------------------------------------
 
-_TORCHVISION_ARCH = r"(?:%s)\w*" % "|".join(a for a in sections.ARCH_NAMES if a not in ("vit", "swin")) \
-    + r"|vit_\w+|swin_\w+"
-_ARCH_CALL = re.compile(r"\b(%s)\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)" % _TORCHVISION_ARCH, re.I)
+_ARCH_CALL = ARCH_CALL
+_MODEL2_HINT = re.compile(r"pretrained|weights|timm|load_state_dict|torch\.load|get_model|" + "|".join(sections.ARCH_NAMES))
 _GET_MODEL = re.compile(r"\bget_model\s*\(\s*['\"](\w+)['\"]([^()]*(?:\([^()]*\)[^()]*)*)\)")
 _IMAGENET_WEIGHTS = re.compile(r"weights\s*=\s*(?:[\w.]*IMAGENET\w*|[\w.]*DEFAULT|['\"](?:DEFAULT|IMAGENET1K_\w+)['\"])")
 _WEIGHTS_ENUM = re.compile(r"\b\w+_Weights\.(?:IMAGENET\w*|DEFAULT)\b|['\"](?:DEFAULT|IMAGENET1K_\w+)['\"]")
 _WEIGHTS_VAR = re.compile(r"weights\s*=\s*(?!None\b)[A-Za-z_]\w*\s*(?:[,)]|$)")
 _RANDOM = re.compile(r"pretrained\s*=\s*False|weights\s*=\s*None")
 _TIMM = re.compile(r"timm\.create_model\s*\([^)]*pretrained\s*=\s*True")
-_WEIGHT_FILE = re.compile(r"load_state_dict\s*\(.*\.(?:pth|pt)\b")
-
-
-def model1_candidates(view: NotebookView) -> list[tuple[Cell, Definition, LayerCount]]:
-    """Own ConvNets with their weight-layer counts: nn.Module subclasses and nn.Sequential assignments
-    that build at least one convolution (directly or through a block defined in the notebook). Blocks
-    that other candidates are built from (a ConvBlock) are not candidates themselves."""
-    helpers = _helper_counts(view)
-    candidates = []
-    for cell, d in view.definitions:
-        if d.kind != "class" or _ARCH_CALL.search(d.text):
-            continue
-        if d.node is None:
-            if "Conv2d" in d.text and re.search(r"\(\s*(?:nn\.)?Module\s*\)", d.text):
-                candidates.append((cell, d, regex_weight_layers(d.text)))
-        elif any(b in ("Module", "Sequential") for b in base_names(d.node)):
-            count = count_weight_layers(d.node, {k: v for k, v in helpers.items() if k != d.name})
-            if _has_conv(count):
-                candidates.append((cell, d, count))
-    for cell in view.code:
-        for text in view.parsed[cell.number].statements:
-            if not re.search(r"\bSequential\s*\(", text) or _ARCH_CALL.search(text):
-                continue
-            tree = ast.parse(text) if _parses(text) else None
-            count = count_weight_layers(tree, helpers) if tree else regex_weight_layers(text)
-            if _has_conv(count):
-                name = re.match(r"\s*([\w.]+)\s*=", text)
-                candidates.append((cell, Definition("sequential", name.group(1) if name else "Sequential", text),
-                                   count))
-    return [(cell, d, count) for cell, d, count in candidates
-            if not any(other is not d and re.search(rf"\b{re.escape(d.name)}\s*\(", other.text)
-                       for _, other, _ in candidates)]
-
-
-def _has_conv(count: LayerCount) -> bool:
-    return bool(count.by_type.get("Conv2d") or count.by_type.get("LazyConv2d"))
-
-
-def _helper_counts(view: NotebookView) -> dict[str, LayerCount]:
-    """Weight layers built by each notebook-defined block (class or function), for expanding calls."""
-    counts: dict[str, LayerCount] = {}
-    for _ in range(2):   # blocks built from blocks
-        for _, d in view.definitions:
-            if d.node is not None:
-                counts[d.name] = count_weight_layers(d.node, {k: v for k, v in counts.items() if k != d.name})
-    return counts
+_WEIGHT_FILE = re.compile(r"""(?:load_state_dict|torch\.load)\s*\(.*?['"]([^'"]+\.(?:pth|pt|bin|ckpt))['"]""")
 
 
 def detect_model1(view: NotebookView, params: dict) -> Verdict:
@@ -344,20 +199,15 @@ def detect_model1(view: NotebookView, params: dict) -> Verdict:
     return Verdict("model1_small_convnet", PASS, f"{where}: {count.describe()} (allowed {low}..{high})")
 
 
-def _parses(text: str) -> bool:
-    try:
-        ast.parse(text)
-        return True
-    except SyntaxError:
-        return False
-
-
 def detect_model2(view: NotebookView) -> Verdict:
     enum_cells = [c for c in view.code if _ok(c) and _WEIGHTS_ENUM.search(c.source)]
     random_hit = timm_hit = file_hit = broken = None
     for cell in view.code:
-        calls = [(m.group(0), m.group(2)) for m in _ARCH_CALL.finditer(cell.source)]
-        calls += [(m.group(0), m.group(2)) for m in _GET_MODEL.finditer(cell.source)]
+        if not _MODEL2_HINT.search(cell.source):
+            continue   # (a cheap test first: most cells build no model and load no weights)
+        source = strip_comments(cell.source)   # a commented-out resnet50(pretrained=True) never ran
+        calls = [(m.group(0), m.group(2)) for m in _ARCH_CALL.finditer(source)]
+        calls += [(m.group(0), m.group(2)) for m in _GET_MODEL.finditer(source)]
         for call, args in calls:
             pretrained = (re.search(r"pretrained\s*=\s*True", args) or _IMAGENET_WEIGHTS.search(call)
                           or (_WEIGHTS_VAR.search(args) and enum_cells))
@@ -369,16 +219,19 @@ def detect_model2(view: NotebookView) -> Verdict:
                 broken = cell
             elif _RANDOM.search(args) and random_hit is None:
                 random_hit = (cell, call)
-        if _TIMM.search(cell.source) and _ok(cell) and timm_hit is None:
+        if _TIMM.search(source) and _ok(cell) and timm_hit is None:
             timm_hit = cell
-        if _WEIGHT_FILE.search(cell.source) and _ok(cell) and file_hit is None:
+        if _WEIGHT_FILE.search(source) and _ok(cell) and file_hit is None:
             file_hit = cell
     if timm_hit:
         return Verdict("model2_pretrained", WARN, f"{cite(timm_hit, timm_hit.source, _TIMM)}: pretrained "
                        "weights through timm, not torchvision")
     if file_hit:
-        return Verdict("model2_pretrained", WARN, f"{cite(file_hit, file_hit.source, _WEIGHT_FILE)}: weights "
-                       "loaded from a file; check it holds ImageNet weights")
+        # Reloading one's own checkpoint ('best-model.pt') says nothing about where training started.
+        name = _WEIGHT_FILE.search(file_hit.source).group(1)
+        return Verdict("model2_pretrained", FAIL, f"{cite(file_hit, file_hit.source, _WEIGHT_FILE)}: reloads "
+                       f"the checkpoint '{name}', which is not ImageNet weights; no torchvision model with "
+                       "pretrained=True or ImageNet weights= anywhere")
     if broken:
         return Verdict("model2_pretrained", FAIL, f"{cite(broken, broken.source, _ARCH_CALL)} asks for ImageNet "
                        f"weights but {'never ran' if not broken.ran else 'ended in an error'}")
@@ -395,16 +248,17 @@ _TUNE = re.compile(r"\btune\.run\s*\(|\bTuner\s*\(|\btune\.run_experiments\s*\("
 _CURVE_PLOT = re.compile(r"\bplt\.plot\s*\(|\.plot\s*\(|\blineplot\s*\(|\bax\w*\.plot\s*\(")
 _CURVE_WHAT = re.compile(r"loss|acc", re.I)
 _CONFUSION = re.compile(r"\bconfusion_matrix\s*\(|\bConfusionMatrixDisplay\b|\bplot_confusion\w*\s*\(|"
-                        r"\bheatmap\s*\(|\bcrosstab\s*\(")
+                        r"\bheatmap\s*\(|\bcrosstab\s*\(|\bMulticlassConfusionMatrix\s*\(")
 _CONFUSION_WHAT = re.compile(r"confus|\bcm\w*\b|crosstab", re.I)
+# What draws a matrix as a picture; an image from a cell without one of these is some other figure.
+_MATRIX_PLOT = re.compile(r"\bheatmap\s*\(|\bConfusionMatrixDisplay\b|\b(?:imshow|matshow)\s*\(|"
+                          r"\bplot_confusion\w*\s*\(")
+_MATRIX_TEXT = PRINTED_MATRIX
 _CAPTUM = re.compile(r"\b(?:Occlusion|Saliency|IntegratedGradients|NoiseTunnel|GuidedGradCam|LayerGradCam|"
                      r"GuidedBackprop|Deconvolution|DeepLift\w*|GradientShap|InputXGradient|FeatureAblation|"
                      r"ShapleyValueSampling|Lime|KernelShap|LayerConductance|LayerIntegratedGradients)\s*\(|"
                      r"\bvisualize_image_attr\w*\s*\(")
-
-
-def _has_output(cell: Cell) -> bool:
-    return bool(cell.outputs)
+_DRAWS = re.compile(r"\bvisualize_image_attr\w*\s*\(|\bplt\.|\bimshow\s*\(|\.show\s*\(|\bsubplots?\s*\(")
 
 
 def _per_model(view: NotebookView, stem: str, sites: list[Site], good, what: str, bad_reason) -> dict[str, Verdict]:
@@ -414,24 +268,36 @@ def _per_model(view: NotebookView, stem: str, sites: list[Site], good, what: str
     for model in MODELS:
         cid = f"{stem}_{model}"
         mine = [s for s in sites if model in s.models]
-        hit = next((s for s in mine if good(s.cell)), None)
+        hit = next((s for s in mine if good(s)), None)
         if hit:
-            by = f" (by its {hit.attributed_by})" if hit.attributed_by == "arguments" else \
-                 f' (section "{snippet(view.section_title[hit.cell.number])}")'
-            verdicts[cid] = Verdict(cid, PASS, f"{cite(hit.cell, hit.text)}: {what}{by}")
+            verdicts[cid] = Verdict(cid, PASS, f"{_quote(hit)}: {what}{_attributed(view, hit)}")
             continue
-        unknown = next((s for s in sites if not s.models and good(s.cell)), None)
+        unknown = next((s for s in sites if not s.models and good(s)), None)
         if unknown:
-            verdicts[cid] = Verdict(cid, WARN, f"{cite(unknown.cell, unknown.text)}: {what}, but neither its "
-                                    f"arguments nor its section say which model")
+            verdicts[cid] = Verdict(cid, WARN, f"{_quote(unknown)}: {what}, but neither its "
+                                    f"variables, its helpers nor its section say which model")
             continue
         if mine:
-            s = mine[0]
-            verdicts[cid] = Verdict(cid, FAIL, f"{cite(s.cell, s.text)}: {bad_reason(s.cell)}")
+            verdicts[cid] = Verdict(cid, FAIL, f"{_quote(mine[0])}: {bad_reason(mine[0])}")
         else:
             verdicts[cid] = Verdict(cid, FAIL, f"nothing found for {model.replace('model', 'model ')}: "
                                     f"expected {what}")
     return verdicts
+
+
+def _quote(site: Site) -> str:
+    quote = site.quote if len(site.quote) <= SNIPPET_CHARS else site.quote[:SNIPPET_CHARS - 3] + "..."
+    return f'cell {site.cell.number} "{quote}"'
+
+
+def _attributed(view: NotebookView, site: Site) -> str:
+    if site.attributed_by == "variables":
+        return " (by the model its variables hold at that point of execution)"
+    if site.attributed_by == "arguments":
+        return " (by its arguments)"
+    if site.attributed_by == "helper":
+        return f" (the helper {site.note})"
+    return f' (section "{snippet(view.section_title[site.cell.number])}")'
 
 
 def _why_not(cell: Cell, needs: str) -> str:
@@ -448,33 +314,45 @@ def detect_tuning(view: NotebookView) -> dict[str, Verdict]:
     marker = _TUNE if not tuners else re.compile(
         _TUNE.pattern + r"|\b(?:%s)\.fit\s*\(" % "|".join(map(re.escape, sorted(tuners))))
     sites = view.sites(marker)
-    return _per_model(view, "tuning", sites, lambda c: _ok(c) and _has_output(c), "a Ray Tune run with results",
-                      lambda c: _why_not(c, "output"))
+    return _per_model(view, "tuning", sites, lambda s: _ok(s.cell) and bool(s.cell.outputs),
+                      "a Ray Tune run with results", lambda s: _why_not(s.cell, "output"))
 
 
 def detect_curves(view: NotebookView) -> dict[str, Verdict]:
     sites = view.sites(_CURVE_PLOT, _CURVE_WHAT)
-    return _per_model(view, "curves", sites, lambda c: _ok(c) and c.has_image, "a loss/accuracy plot",
-                      lambda c: _why_not(c, "image"))
+    return _per_model(view, "curves", sites, lambda s: _ok(s.cell) and s.cell.has_image, "a loss/accuracy plot",
+                      lambda s: _why_not(s.cell, "image"))
+
+
+def shows_matrix(cell: Cell, code: str) -> bool:
+    """A confusion matrix is judged by what the cell shows: a heatmap-like image drawn by code that draws
+    matrices, or a matrix-shaped printed output."""
+    return _ok(cell) and ((cell.has_image and bool(_MATRIX_PLOT.search(code)))
+                          or any(_MATRIX_TEXT.search(o.text) or o.table for o in cell.shown_outputs))
 
 
 def detect_confusion(view: NotebookView) -> dict[str, Verdict]:
     sites = view.sites(_CONFUSION, _CONFUSION_WHAT)
-    return _per_model(view, "confusion", sites, lambda c: _ok(c) and _has_output(c), "a confusion matrix",
-                      lambda c: _why_not(c, "output"))
+    return _per_model(view, "confusion", sites, lambda s: shows_matrix(s.cell, view.reach(s.cell.source)),
+                      "a confusion matrix",
+                      lambda s: _why_not(s.cell, "matrix (no heatmap image and no printed matrix)"))
 
 
 def detect_captum(view: NotebookView) -> dict[str, Verdict]:
     sites = view.sites(_CAPTUM)
 
-    def shows_images(cell: Cell) -> bool:
-        if not _ok(cell):
+    def shows_attributions(site: Site) -> bool:
+        if not _ok(site.cell):
             return False
-        following = view.next_code_cell(cell)   # attributions computed here, plotted in the next cell
-        return cell.has_image or (following is not None and _ok(following) and following.has_image)
+        if site.cell.has_image and _DRAWS.search(view.reach(site.cell.source)):
+            return True
+        following = view.next_code_cell(site.cell)   # attributions computed here, plotted in the next cell
+        return (following is not None and _ok(following) and following.has_image
+                and bool(_DRAWS.search(view.reach(following.source))))
 
-    return _per_model(view, "captum", sites, shows_images, "Captum attributions shown as images",
-                      lambda c: _why_not(c, "image"))
+    return _per_model(view, "captum", sites, shows_attributions, "Captum attributions shown as images",
+                      lambda s: _why_not(s.cell, "attribution image (the figure is blank or the drawing "
+                                         "line is commented out)"))
 
 
 # --- confusion fix, submission, narrative, discussion --------------------------------------------
@@ -482,25 +360,44 @@ def detect_captum(view: NotebookView) -> dict[str, Verdict]:
 _FIX = re.compile(r"CrossEntropyLoss\s*\([^)]*weight\s*=|\bWeightedRandomSampler\b|\bcompute_class_weight\b|"
                   r"\bclass_weights?\b|\bpos_weight\b|\boversampl\w*|\bRandomOverSampler\b|\bSMOTE\b|"
                   r"\bFocalLoss\b|\bfocal_loss\b|\bclass_weights\s*\(", re.I)
+# Oversampling by hand: minority rows duplicated into the dataframe (concat, sample with replacement, ...).
+_DUPLICATES_ROWS = re.compile(r"\bconcat\s*\(|\.sample\s*\([^)]*replace\s*=\s*True|\bresample\s*\(|"
+                              r"\.repeat\s*\(|\.append\s*\(|\]\s*\*\s*\d")
+_ABOUT_BALANCE = re.compile(r"balanc|imbalanc|oversampl|up-?sampl|minority|under-?represent|duplicat", re.I)
 _AUGMENT = re.compile(r"\b(?:RandomHorizontalFlip|RandomVerticalFlip|RandomRotation|ColorJitter|"
                       r"RandomResizedCrop|RandomAffine|RandAugment|TrivialAugmentWide|AutoAugment|"
                       r"RandomErasing|GaussianBlur)\b|albumentations")
 _ABOUT_CONFUSION = re.compile(r"confus|imbalanc|minority|under-?represented|misclassif|mix(?:es|ed)? up", re.I)
 
 
+def _section_text(view: NotebookView, cell: Cell) -> str:
+    """The title and the markdown of the section a cell sits in."""
+    title = view.section_title[cell.number]
+    return title + "\n" + "\n".join(c.source for c in view.cells
+                                     if c.cell_type == "markdown" and view.section_title[c.number] == title)
+
+
+def _might_fix(source: str) -> bool:
+    """A cheap test before the case-insensitive _FIX, which is slow on a notebook of hundreds of cells."""
+    lowered = source.lower()
+    return any(word in lowered for word in ("weight", "sampl", "smote", "focal"))
+
+
 def detect_confusion_fix(view: NotebookView) -> Verdict:
-    fixes = [c for c in view.code if _ok(c) and _FIX.search(c.source)]
+    fixes = [c for c in view.code if _ok(c) and _might_fix(c.source) and _FIX.search(strip_comments(c.source))]
     if fixes:
         return Verdict("confusion_fix", PASS, f"{cite(fixes[0], fixes[0].source, _FIX)}: class weights or "
                        "resampling against the imbalance behind the confusion")
+    for cell in view.code:
+        if _ok(cell) and _DUPLICATES_ROWS.search(strip_comments(cell.source)) and \
+                _ABOUT_BALANCE.search(_section_text(view, cell)):
+            return Verdict("confusion_fix", PASS, f"{cite(cell, cell.source, _DUPLICATES_ROWS)}: minority rows "
+                           f'duplicated (oversampling) in the section "{snippet(view.section_title[cell.number])}"')
     augment = [c for c in view.code if _ok(c) and _AUGMENT.search(c.source)]
     for cell in augment:
-        title = view.section_title[cell.number]
-        section_text = "\n".join(c.source for c in view.cells
-                                 if c.cell_type == "markdown" and view.section_title[c.number] == title)
-        if _ABOUT_CONFUSION.search(section_text):
+        if _ABOUT_CONFUSION.search(_section_text(view, cell)):
             return Verdict("confusion_fix", PASS, f"{cite(cell, cell.source, _AUGMENT)}: augmentation in a "
-                           f'section about the confusion ("{snippet(title)}")')
+                           f'section about the confusion ("{snippet(view.section_title[cell.number])}")')
     if augment:
         return Verdict("confusion_fix", WARN, f"{cite(augment[0], augment[0].source, _AUGMENT)}: augmentation, "
                        "but nothing ties it to the worst confusion")
@@ -508,30 +405,75 @@ def detect_confusion_fix(view: NotebookView) -> Verdict:
                    "augmentation found")
 
 
-_SUBMISSION_FILE = re.compile(r"""['"][^'"\n]*submission[^'"\n]*\.csv['"]""", re.I)
-_WRITES = re.compile(r"\.to_csv\s*\(|\bopen\s*\([^)]*['\"]w|csv\.writer|\.write\s*\(")
+_WRITES = re.compile(r"\.to_csv\s*\(|\bopen\s*\([^)]*['\"][wa]|csv\.writer|\.savetxt\s*\(")
+_CSV_NAME = re.compile(r"""['"]([^'"\n]*?([\w.-]+\.csv))['"]""")
+# File names students give predictions; a written 'history.csv' or 'train_balanced.csv' is not one.
+_PREDICTION_FILE = re.compile(r"sub|pred|test|result|output|answer|kaggle", re.I)
+_READS = re.compile(r"read_csv\s*\(|\bopen\s*\([^)]*['\"]r['\"]|\.exists\s*\(")
+
+
+def _written_csv(code: str) -> str | None:
+    """The prediction file a piece of code writes (its base name), judged by the literals it holds."""
+    names = []
+    for line in code.splitlines():
+        if _READS.search(line):
+            continue
+        names += [m.group(2) for m in _CSV_NAME.finditer(line) if _PREDICTION_FILE.search(m.group(2))]
+    if not names:
+        return None
+    return next((n for n in names if n.lower() == "submission.csv"), names[0])
 
 
 def detect_submission(view: NotebookView) -> Verdict:
-    writers = [c for c in view.code if _SUBMISSION_FILE.search(c.source) and _WRITES.search(c.source)]
-    good = [c for c in writers if _ok(c)]
+    """Statements that write a predictions CSV, directly or through a helper that receives the path."""
+    writers = []
+    for cell in view.code:
+        if ".csv" not in view.reach(cell.source):
+            continue   # (a cheap test first: the file name is in the cell or in a helper it calls)
+        for text in view.parsed[cell.number].statements:
+            reach = view.reach(text)
+            if ".csv" not in reach:
+                continue
+            name = _written_csv(strip_comments(text)) or _written_csv(reach)
+            if name and _WRITES.search(reach):
+                writers.append((cell, text, name))
+    good = [w for w in writers if _ok(w[0])]
     if good:
-        return Verdict("submission", PASS, f"{cite(good[0], good[0].source, _WRITES)}: writes submission.csv")
+        cell, text, name = next((w for w in good if w[2] == "submission.csv"), good[0])
+        quote = cite(cell, text, re.compile(re.escape(name)))
+        if name == "submission.csv":
+            return Verdict("submission", PASS, f"{quote}: writes submission.csv")
+        return Verdict("submission", WARN, f"{quote}: writes the predictions to {name}; Kaggle expects the "
+                       "file to be called submission.csv")
     if writers:
-        cell = writers[-1]
-        return Verdict("submission", FAIL, f"{cite(cell, cell.source, _WRITES)} writes submission.csv but "
+        cell, text, name = writers[-1]
+        return Verdict("submission", FAIL, f"{cite(cell, text, re.compile(re.escape(name)))} writes {name} but "
                        f"{'never ran' if not cell.ran else 'ended in an error'}")
-    return Verdict("submission", FAIL, "no cell writes submission.csv")
+    return Verdict("submission", FAIL, "no cell writes submission.csv (or another predictions .csv)")
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+(?:\.\d+)?%?")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?\s*%|\b\d*\.\d+\b")
-_INTERPRETS = re.compile(r"\b(?:shows?|suggests?|because|indicates?|we see|observe\w*|better|worse|improv\w*|"
-                         r"overfit\w*|underfit\w*|converge\w*|confus\w*|misclassif\w*|higher|lower|"
-                         r"likely|reason|means?|explain\w*)\b", re.I)
-_COMPARES = re.compile(r"\b(?:better|worse|outperform\w*|higher|lower|than|compared?|comparison|whereas|"
-                       r"while|advantage\w*|trade-?offs?|both models|faster|slower)\b", re.I)
+
+
+def _any_word(*words: str) -> re.Pattern:
+    """Any of these words (regex fragments), as whole words, ignoring case."""
+    return re.compile(r"\b(?:%s)\b" % "|".join(words), re.I)
+
+
+# Words that say what a result means (interpretation), as opposed to what the code does (description).
+_INTERPRETS = _any_word("shows?", "suggests?", "because", "indicates?", "we see", r"observe\w*", "better", "worse",
+                        r"improv\w*", r"overfit\w*", r"underfit\w*", r"converge\w*", r"confus\w*", r"misclassif\w*",
+                        "higher", "lower", "likely", "reason", "means?", r"explain\w*")
+# Words of a comparison; a comparison of the models also needs both names and something _MEASURED.
+_COMPARES = _any_word("better", "worse", r"outperform\w*", "higher", "lower", "than", "compared?", "comparison",
+                      "whereas", "while", r"advantage\w*", "trade-?offs?", "both models", "faster", "slower")
+# Something measured: a comparison of the models must be about one of these, not about the plan or the hardware.
+_MEASURED = re.compile(r"\b(?:acc\w*|loss\w*|curves?|confus\w*|f1|precision|recall|speed|faster|slower|"
+                       r"training time|attributions?|saliency|parameters?|errors?|"
+                       r"misclassif\w*)\b|\d+(?:\.\d+)?\s*(?:%|min\w*\b|s\b|sec\w*|hours?\b)|\b0\.\d+\b", re.I)
 _DISCUSSION_HEADING = re.compile(r"discussion|conclusion|comparison|compar|summary|evaluation|reflection", re.I)
+_RESULT_TEXT = re.compile(r"\b(?:[Aa]cc\w*|ACC\w*|[Ll]oss|LOSS|[Ff]1\w*|[Pp]recision|[Rr]ecall|[Ss]core)\b[^\n]{0,40}?\d")
 
 
 def _prose(cell: Cell) -> str:
@@ -546,17 +488,35 @@ def _names_both_models(text: str) -> bool:
                 or re.search(r"\b(?:both|two) models\b", text, re.I))
 
 
+def result_cells(view: NotebookView) -> set[int]:
+    """Numbers of the code cells that show a result (asked for every cell by two detectors: computed once)."""
+    if "result_cells" not in view.memo:
+        view.memo["result_cells"] = {c.number for c in view.code if _shows_result(c)}
+    return view.memo["result_cells"]
+
+
+def _shows_result(cell: Cell) -> bool:
+    """A code cell whose output is a result: a figure, a table, or printed metrics (not a pip log)."""
+    return _ok(cell) and (cell.has_image or any(o.table or _prints_result(o.text) for o in cell.shown_outputs))
+
+
+def _prints_result(text: str) -> bool:
+    # Metrics are printed at the start or the end of an output; a Ray status table's middle holds none.
+    ends = text if len(text) <= 4000 else text[:2000] + "\n" + text[-2000:]
+    return bool(_RESULT_TEXT.search(ends) or _MATRIX_TEXT.search(ends))
+
+
+def compares_models(prose: str) -> bool:
+    """Names both models and compares them on something measured ("We are going with 2 models" does not)."""
+    return _names_both_models(prose) and bool(_COMPARES.search(prose)) and bool(_MEASURED.search(prose))
+
+
 def discussion_cells(view: NotebookView) -> list[Cell]:
-    """Markdown cells after the first results that compare the models: under a discussion heading, or
-    naming both and comparing (an introduction that announces both models is not a discussion)."""
-    found, seen_results = [], False
+    """Markdown cells after the first result that compare the two models on something measured."""
+    found, seen_results, results = [], False, result_cells(view)
     for cell in view.cells:
-        seen_results = seen_results or (cell.is_code and bool(cell.outputs))
-        if cell.cell_type != "markdown" or not seen_results:
-            continue
-        prose = _prose(cell)
-        under_heading = _DISCUSSION_HEADING.search(view.section_title[cell.number])
-        if prose.strip() and (under_heading or (_names_both_models(prose) and _COMPARES.search(prose))):
+        seen_results = seen_results or cell.number in results
+        if cell.cell_type == "markdown" and seen_results and compares_models(_prose(cell)):
             found.append(cell)
     return found
 
@@ -565,31 +525,44 @@ def detect_discussion(view: NotebookView, params: dict) -> Verdict:
     min_words = int(params.get("min_words", 60))
     cells = view.discussion_cells
     if not cells:
-        return Verdict("discussion", FAIL, "no markdown compares model 1 and model 2")
+        headed = [c for c in view.cells if c.cell_type == "markdown" and _prose(c).strip()
+                  and _DISCUSSION_HEADING.search(view.section_title[c.number])]
+        if headed:
+            return Verdict("discussion", FAIL, f"{cite(headed[0], _prose(headed[0]))}: a discussion section, but "
+                           "no cell names both models and compares them on a result (accuracy, loss, curves, "
+                           "confusion, speed, attributions)")
+        return Verdict("discussion", FAIL, "no markdown compares model 1 and model 2 on a result")
     text = "\n".join(_prose(c) for c in cells)
     words = len(_WORD.findall(text))
     where = cite(cells[0], _prose(cells[0]))
-    if words >= min_words and _names_both_models(text) and _COMPARES.search(text):
-        return Verdict("discussion", PASS, f"{where}: {words} words comparing the models")
-    return Verdict("discussion", WARN, f"{where}: a discussion of {words} words that does not clearly compare "
-                   f"both models (expected at least {min_words} words naming both)")
+    if words >= min_words:
+        return Verdict("discussion", PASS, f"{where}: {words} words comparing the models on results")
+    return Verdict("discussion", WARN, f"{where}: compares the models in only {words} words "
+                   f"(expected at least {min_words})")
+
+
+def interpreting_cells(view: NotebookView, skip: set[int]) -> list[Cell]:
+    """Markdown that sits right after a result (only markdown in between) and says what it means."""
+    found, after_result, results = [], False, result_cells(view)
+    for cell in view.cells:
+        if cell.is_code:
+            after_result = cell.number in results
+            continue
+        if cell.cell_type != "markdown" or cell.number in skip:
+            continue
+        prose = _prose(cell)
+        if after_result and (_NUMBER.search(prose) or _INTERPRETS.search(prose)):
+            found.append(cell)
+    return found
 
 
 def detect_narrative(view: NotebookView, params: dict) -> Verdict:
     min_words, min_cells = int(params.get("min_words", 250)), int(params.get("min_interpreting_cells", 3))
     skip = {c.number for c in view.discussion_cells}   # the discussion is its own criterion
-    words, interpreting, seen_results = 0, [], False
-    for cell in view.cells:
-        if cell.is_code:
-            seen_results = seen_results or bool(cell.outputs)
-            continue
-        if cell.cell_type != "markdown" or cell.number in skip:
-            continue
-        prose = _prose(cell)
-        words += len(_WORD.findall(prose))
-        if seen_results and (_NUMBER.search(prose) or _INTERPRETS.search(prose)):
-            interpreting.append(cell)
-    summary = f"{words} words of markdown, {len(interpreting)} cells interpreting results"
+    words = sum(len(_WORD.findall(_prose(c))) for c in view.cells
+                if c.cell_type == "markdown" and c.number not in skip)
+    interpreting = interpreting_cells(view, skip)
+    summary = f"{words} words of markdown, {len(interpreting)} cells interpreting results next to them"
     example = f" (e.g. {cite(interpreting[0], _prose(interpreting[0]))})" if interpreting else ""
     if words >= min_words and len(interpreting) >= min_cells:
         return Verdict("narrative", PASS, summary + example)

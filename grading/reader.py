@@ -13,9 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
-import nbformat
-import nbformat.reader
-
 # A coursework notebook with plots is a few MB; anything far bigger inside a zip is refused rather than
 # inflated into memory (a zip bomb or the wrong archive).
 MAX_NOTEBOOK_BYTES = 512 * 1024 * 1024
@@ -49,6 +46,9 @@ def parse_notebook(text: str | bytes, label: str) -> LoadedNotebook:
             raise ValueError("no nbformat version in it")
         major = raw["nbformat"]
         if major != 4:
+            import nbformat   # only for old notebooks: importing it costs more than grading one notebook
+            import nbformat.reader
+
             if major not in nbformat.versions:
                 raise ValueError(f"nbformat version {major!r} is unknown")
             raw = nbformat.convert(nbformat.reader.reads(json.dumps(raw)), 4)
@@ -129,13 +129,18 @@ def find_sources(paths: list[str | os.PathLike]) -> list[Path]:
     return found
 
 
+def load_source(source: Path) -> Iterator[LoadedNotebook]:
+    """The notebooks in one file that find_sources listed: a notebook, or every notebook in a zip."""
+    if source.suffix.lower() == ".zip":
+        yield from _read_zip(source)
+    else:
+        yield _read_file(source)
+
+
 def load_notebooks(paths: list[str | os.PathLike]) -> Iterator[LoadedNotebook]:
     """Yield every notebook under PATHs (files, folders, zips) as LoadedNotebook, one at a time."""
     for source in find_sources(paths):
-        if source.suffix.lower() == ".zip":
-            yield from _read_zip(source)
-        else:
-            yield _read_file(source)
+        yield from load_source(source)
 
 
 def list_notebook_names(paths: list[str | os.PathLike]) -> list[str]:

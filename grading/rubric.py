@@ -1,4 +1,8 @@
-"""The rubric as data: load grading/rubric.json (or a course's own copy) into Criterion objects."""
+"""The rubric as data: load grading/rubric.json (or a course's own copy) into Criterion objects.
+
+The packaged rubric.json is the single source inside grading/ of the criterion ids (``CRITERIA``, in
+rubric order) and of the evidence records' MIME type (``EVIDENCE_MIME``).
+"""
 from __future__ import annotations
 
 import json
@@ -6,6 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_RUBRIC = Path(__file__).with_name("rubric.json")
+
+
+def _packaged() -> dict:
+    return json.loads(DEFAULT_RUBRIC.read_text(encoding="utf-8"))
+
+
+_PACKAGED = _packaged()
+CRITERIA: tuple[str, ...] = tuple(entry["id"] for entry in _PACKAGED["criteria"])
+EVIDENCE_MIME: str = _PACKAGED["evidence_mime"]
 
 
 class RubricError(Exception):
@@ -21,7 +34,7 @@ class Criterion:
     params: dict = field(default_factory=dict)
 
 
-def load_rubric(path: str | Path | None = None, known_ids: tuple[str, ...] | None = None) -> list[Criterion]:
+def load_rubric(path: str | Path | None = None, known_ids: tuple[str, ...] | None = CRITERIA) -> list[Criterion]:
     """Read a rubric file (default: the packaged rubric.json). ``known_ids`` guards against typos."""
     path = Path(path) if path else DEFAULT_RUBRIC
     try:
