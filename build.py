@@ -26,27 +26,19 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from grading.names import TEAM_NAME, suggest_team_name
 from labkit.notebook import ChapterParameters
 
 REPO = Path(__file__).resolve().parent
 CHAPTERS_DIR = REPO / "chapters"
 KERNEL_NAME = "nuclei-coursework"
-TEAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,79}$")
 
 
 class BuildError(RuntimeError):
     """A build step failed; the message says which and what to do."""
 
 
-# -- team name -------------------------------------------------------------------------------------
-def suggest_team_name(name: str) -> str:
-    """Kaggle-style team name to a file name Kaggle and Moodle accept: spaces become underscores."""
-    fixed = re.sub(r"\s+", "_", name.strip())
-    fixed = re.sub(r"[^A-Za-z0-9_-]", "", fixed)
-    fixed = re.sub(r"_+", "_", fixed).strip("_-")
-    return fixed[:80] or "Team_Name"
-
-
+# -- team name (the rule is the grader's: grading.names) ------------------------------------------
 def check_team_name(name: str) -> str:
     if TEAM_NAME.match(name):
         return name
