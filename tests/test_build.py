@@ -155,3 +155,23 @@ def test_real_data_build_without_weights_stops_before_any_chapter(tmp_path, monk
         build.build(build.parse_args(["--team", TEAM, "--data", str(data), "--out", str(out),
                                       "--cache", str(tmp_path / "cache")]))
     assert not (out / "chapters" / "01_data.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_contents_and_rubric_map_links_work_in_the_html(quick_build):
+    import html as html_lib
+    import re
+    from urllib.parse import unquote
+
+    out, _, _ = quick_build
+    page = (out / f"{TEAM}.html").read_text()
+    # a browser matches a fragment to an id as is, then percent-decoded
+    ids = {unquote(html_lib.unescape(i)) for i in re.findall(r'\sid="([^"]+)"', page)}
+    hrefs = [unquote(html_lib.unescape(h)) for h in re.findall(r'href="#([^"]+)"', page)]
+    assert not [h for h in hrefs if h not in ids], "contents or rubric-map links without a target"
+    nb = nbformat.read(out / f"{TEAM}.ipynb", as_version=4)
+    rubric_map = nb.cells[1].source
+    assert rubric_map.count("](#") >= 15, "most rubric items link to the section that shows them"
+    assert nb.cells[-1].source.startswith("## Appendix: the environment")
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1, "one parameters cell, in the first chapter"
