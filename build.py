@@ -302,7 +302,7 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
     timings = ", ".join(f"{cid} {s:.0f} s" for cid, s in chapter_seconds.items())
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        "## Appendix: the environment of this run\n\n"
+        "# Appendix: the environment of this run\n\n"
         f"Built by `python build.py --team {args.team} --profile {profile.name}"
         f"{' --data ' + str(args.data) if args.data else ''}` on {built} in {seconds:.0f} s "
         f"({timings}).\n\n"

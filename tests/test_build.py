@@ -172,6 +172,6 @@ def test_contents_and_rubric_map_links_work_in_the_html(quick_build):
     nb = nbformat.read(out / f"{TEAM}.ipynb", as_version=4)
     rubric_map = nb.cells[1].source
     assert rubric_map.count("](#") >= 15, "most rubric items link to the section that shows them"
-    assert nb.cells[-1].source.startswith("## Appendix: the environment")
+    assert nb.cells[-1].source.startswith("# Appendix: the environment")
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1, "one parameters cell, in the first chapter"
