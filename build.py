@@ -27,6 +27,7 @@ import jupytext
 import nbformat
 
 from grading.names import TEAM_NAME, suggest_team_name
+from labkit import navigation
 from labkit.notebook import ChapterParameters
 
 REPO = Path(__file__).resolve().parent
@@ -316,26 +317,38 @@ def _timed_run(chapter: Chapter, params: dict, work: Path, env: dict) -> tuple[f
 
 # -- assembling ------------------------------------------------------------------------------------
 def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str) -> nbformat.NotebookNode:
-    """One notebook: title, contents, environment, then each executed chapter marked in cell metadata.
+    """One notebook: title, contents, rubric map, each executed chapter, then the environment appendix.
 
     Each chapter ran in its own kernel, so execution counts restart at the first cell of a chapter; the
-    marker {"labkit": {"chapter": id, "chapter_start": true}} declares that restart to the grader.
+    marker {"labkit": {"chapter": id, "chapter_start": true}} declares that restart to the grader. Only
+    the first chapter's parameters cell stays: the others repeat the same values.
     """
-    nb = nbformat.v4.new_notebook()
-    contents = "\n".join(f"{i}. [{c.title}](#{_anchor(c.title)})" for i, c in enumerate(chapters, 1))
-    nb.cells.append(nbformat.v4.new_markdown_cell(
-        f"# Classifying cell nuclei in colon-cancer histology\n\n**Kaggle team:** {team}\n\n"
-        f"## Contents\n\n{contents}"))
-    nb.cells.append(nbformat.v4.new_markdown_cell(environment_md))
+    body = []
     for chapter in chapters:
         executed = nbformat.read(work / f"{chapter.id}.ipynb", as_version=4)
-        cells = [c for c in executed.cells if "parameters" not in c.metadata.get("tags", [])]
+        tags = [set(c.metadata.get("tags", [])) for c in executed.cells]
+        cells = [c for c, t in zip(executed.cells, tags)
+                 if "parameters" not in t and ("injected-parameters" not in t or not body)]
         for i, cell in enumerate(cells):
             cell.metadata["labkit"] = {"chapter": chapter.id, "chapter_start": i == 0}
             cell.metadata.pop("papermill", None)
             cell.metadata.pop("execution", None)
             cell.id = f"c{chapter.number}-{i}"  # unique across chapters
-        nb.cells.extend(cells)
+        body.extend(cells)
+    appendix = nbformat.v4.new_markdown_cell(environment_md)
+    appendix.id = "appendix-environment"
+    contents = navigation.contents_markdown(body + [appendix])
+    rubric_map = navigation.rubric_map_markdown(body, rubric_criteria(), "the whole notebook")
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        f"# Classifying cell nuclei in colon-cancer histology\n\n**Kaggle team:** {team}\n\n"
+        f"## Contents\n\n{contents}"))
+    nb.cells.append(nbformat.v4.new_markdown_cell(
+        "## Where each rubric item is\n\nEach link opens the section whose output shows the item.\n\n"
+        + rubric_map))
+    nb.cells.extend(body)
+    nb.cells.append(appendix)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.metadata["language_info"] = {"name": "python", "version": platform.python_version()}
     nb.metadata["labkit"] = {"team": team, "chapters": [c.id for c in chapters]}
@@ -343,8 +356,10 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
     return nb
 
 
-def _anchor(title: str) -> str:
-    return re.sub(r"[^\w\- ]", "", title).strip().replace(" ", "-")
+def rubric_criteria() -> list[dict]:
+    """The rubric's criteria (id, description), as the grader reads them."""
+    rubric = json.loads((REPO / "grading" / "rubric.json").read_text())
+    return rubric["criteria"]
 
 
 def environment_markdown(args, profile, data_desc: str, device: str, seconds: float,
@@ -362,7 +377,7 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
     timings = ", ".join(f"{cid} {s:.0f} s" for cid, s in chapter_seconds.items())
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return (
-        "## Environment of this run\n\n"
+        "# Appendix: the environment of this run\n\n"
         f"Built by `python build.py --team {args.team} --profile {profile.name}"
         f"{' --data ' + str(args.data) if args.data else ''}` on {built} in {seconds:.0f} s "
         f"({timings}).\n\n"

@@ -16,10 +16,11 @@
 # input pixel a share of the responsibility for a prediction:
 #
 # - **Saliency**: the gradient of the class score with respect to the pixels; fast but noisy.
-# - **Integrated Gradients with NoiseTunnel** (SmoothGrad): gradients integrated along a path from a black
-#   image to the patch, averaged over noisy copies of it; steadier than plain gradients.
-# - **Occlusion**: covers the patch with a sliding grey square and measures how much the score drops;
-#   slow, but it needs no gradients and is easy to explain.
+# - **Integrated Gradients with NoiseTunnel** (SmoothGrad): gradients integrated along a path from a plain
+#   patch of the training images' mean colour (zero after normalisation) to the patch, averaged over noisy
+#   copies of it; steadier than plain gradients.
+# - **Occlusion**: covers the patch with a sliding square of the mean colour and measures how much the
+#   score drops; slow, but it needs no gradients and is easy to explain.
 #
 # For every class we show one correctly and one wrongly classified validation patch when the model made
 # such an error.
@@ -60,13 +61,14 @@ val_dataset = nuclei.val_dataset()
 show_source(interpret.attribute)
 
 # %%
-attributions = {}
+attributions, checked_inputs = {}, {}
 for name, model in final.items():
     pred = ctx.run.load_json(f"diagnostics/{name}_val_predictions.json")
     labels, preds = np.asarray(pred["labels"]), np.asarray(pred["preds"])
     picks = interpret.pick_examples(labels, preds, per_class=ctx.profile.interpret_per_class)
     inputs = torch.stack([val_dataset[i][0] for i in picks])
     attributions[name] = interpret.explain(model, inputs, preds[picks])
+    checked_inputs[name] = (inputs, preds[picks])
     fig = interpret.attribution_figure(model, inputs, val_images[picks], labels[picks], preds[picks],
                                        title=f"{name}: Captum attributions", attributions=attributions[name],
                                        probs=np.asarray(pred["probs"])[picks])
@@ -75,14 +77,26 @@ for name, model in final.items():
                     f"{len(picks)} validation patches", model=name, patches=len(picks))
 
 # %% [markdown]
-# ## 6.1 A number behind the pictures
+# ## 6.1 A number behind the pictures, and a sanity check
 #
 # Heat maps are easy to over-read. As a check we measure, for each method and model, the share of positive
 # attribution that falls in the central region of the patch where the nucleus to classify sits. If a model
 # looked everywhere equally, that share would equal the central region's share of the area.
+#
+# A heat map can also look convincing while explaining nothing: some methods mostly redraw the patch's edges
+# and dark blobs, whatever the model learned. The standard sanity check (Adebayo et al., 2018, "Sanity
+# checks for saliency maps") computes the same maps for a copy of the model with re-initialised weights. A
+# method whose maps barely change (a high rank correlation) is not explaining the model.
 
 # %%
-table = interpret.central_share_table(attributions)
+show_source(interpret.randomisation_check)
+randomisation = {}
+for name, model in final.items():
+    picks_inputs, picks_targets = checked_inputs[name]
+    randomisation[name] = interpret.randomisation_check(model, picks_inputs, picks_targets, attributions[name],
+                                                        seed=seed)
+table = interpret.central_share_table(attributions, randomisation=randomisation)
 ctx.run.save_frame("diagnostics/central_share.csv", table)
-display(table.round(3))
+display(table.style.format({"central_share": "{:.1%}", "area_share": "{:.1%}", "times_chance": "{:.2f}x",
+                            "similarity_to_random": "{:.2f}"}, na_rep="not run").hide(axis="index"))
 say(interpret.describe_central_share(table))

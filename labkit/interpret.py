@@ -22,6 +22,11 @@ Public API (chapter 06 calls these):
 - ``central_share_table(attributions_by_model: dict[model name, dict[method, array]], radius_fraction=0.25)
   -> DataFrame`` (model, method, images, central_share, area_share, times_chance).
 - ``describe_central_share(table, area_share=None) -> str``: generated text comparing with chance.
+- ``randomised_copy(model, seed=0)``, ``map_similarity(a, b) -> float``, ``randomisation_check(model,
+  inputs, targets, attributions, seed=0, **settings) -> dict[method, float]``: the model-randomisation
+  sanity check (Adebayo et al., 2018): the rank correlation between each method's maps for the trained
+  model and for the same network with re-initialised weights. A method whose maps barely change is
+  showing the image (edges, dark blobs), not what the model learned.
 
 Speed (bench/interpret.py, 2-core CPU): the defaults keep both models under about a minute for the
 standard profile's 8 examples per model; ``n_samples * n_steps`` is the cost of IG + SmoothGrad per image,
@@ -29,6 +34,7 @@ standard profile's 8 examples per model; ``n_samples * n_steps`` is the cost of 
 """
 from __future__ import annotations
 
+import copy
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -37,6 +43,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle
+from scipy.stats import spearmanr
 
 from labkit import CLASS_NAMES, N_CLASSES
 
@@ -157,64 +164,137 @@ def central_share(attr, radius_fraction: float = 0.25) -> float:
 
 
 def central_share_table(attributions_by_model: Mapping[str, Mapping[str, np.ndarray]],
-                        radius_fraction: float = 0.25) -> pd.DataFrame:
-    """One row per model and method: central share, the disc's area share, and their ratio."""
+                        radius_fraction: float = 0.25,
+                        randomisation: Mapping[str, Mapping[str, float]] | None = None) -> pd.DataFrame:
+    """One row per model and method: central share, the disc's area share, their ratio, and (when
+    ``randomisation`` from ``randomisation_check`` is given per model) the similarity to a random model."""
     rows = []
     for model_name, by_method in attributions_by_model.items():
         for method, attr in by_method.items():
             attr = np.asarray(attr)
             area = central_area_share(attr.shape[-2], attr.shape[-1], radius_fraction)
             share = central_share(attr, radius_fraction)
+            similarity = (randomisation or {}).get(model_name, {}).get(method, float("nan"))
             rows.append({"model": model_name, "method": method, "images": int(attr.shape[0]) if attr.ndim == 3 else 1,
-                         "central_share": share, "area_share": area, "times_chance": share / area})
-    return pd.DataFrame(rows, columns=["model", "method", "images", "central_share", "area_share", "times_chance"])
+                         "central_share": share, "area_share": area, "times_chance": share / area,
+                         "similarity_to_random": similarity})
+    return pd.DataFrame(rows, columns=["model", "method", "images", "central_share", "area_share", "times_chance",
+                                       "similarity_to_random"])
 
 
 def _verdict(times_chance: float) -> str:
     if np.isnan(times_chance):
-        return "has no positive attribution to measure"
+        return "have no positive attribution to measure"
     if times_chance >= 2.0:
-        return "concentrates on the central nucleus"
+        return "concentrate on the central nucleus"
     if times_chance >= 1.2:
-        return "leans towards the centre but also uses the surrounding tissue"
+        return "lean towards the centre but also use the surrounding tissue"
     if times_chance > 0.8:
-        return "is spread about as evenly as chance: no preference for the nucleus"
-    return "looks mostly at the surroundings rather than the central nucleus"
+        return "are spread about as evenly as chance"
+    return "look mostly at the surroundings rather than the central nucleus"
+
+
+def _joined(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _fails_check(row) -> bool:
+    return bool(row["similarity_to_random"] >= RANDOMISATION_SIMILAR)
 
 
 def describe_central_share(table: pd.DataFrame, area_share: float | None = None) -> str:
-    """Generated text: each model and method against chance, then which model looks more at the centre."""
+    """Generated text: each model's methods against chance (grouped by verdict), the randomisation check,
+    and which model looks more at the centre, counting only methods that pass the check."""
     if table.empty:
         return "No attributions were computed, so there is no central share to report."
     if area_share is None:
         area_share = float(table["area_share"].iloc[0])
     lines = [f"The central disc covers {area_share:.1%} of each patch, so attribution spread at random would "
              f"put {area_share:.1%} of it there (chance level)."]
+    checked = table["similarity_to_random"].notna().any()
     for model_name, group in table.groupby("model", sort=False):
-        parts = []
+        by_verdict: dict[str, list[str]] = {}
         for _, row in group.iterrows():
-            ratio = row["central_share"] / area_share
-            parts.append(f"{row['method']} puts {row['central_share']:.1%} there ({ratio:.1f}x chance) and "
-                         f"{_verdict(ratio)}")
-        lines.append(f"For {model_name}, " + "; ".join(parts) + ".")
-    models = list(dict.fromkeys(table["model"]))
+            by_verdict.setdefault(_verdict(row["times_chance"]), []).append(
+                f"{row['method']} ({row['times_chance']:.1f}x chance)")
+        parts = [f"{_joined(methods)} {verdict}" for verdict, methods in by_verdict.items()]
+        lines.append(f"For {model_name}, the maps of " + "; those of ".join(parts) + ".")
+        if checked:
+            failed = group[group.apply(_fails_check, axis=1)]
+            passed = group[~group.index.isin(failed.index) & group["similarity_to_random"].notna()]
+            if len(failed):
+                lines.append(f"But {model_name}'s {_joined(list(failed['method']))} maps hardly change when its "
+                             f"weights are re-initialised (rank correlation up to "
+                             f"{failed['similarity_to_random'].max():.2f}): they show the patch itself rather "
+                             "than what the model learned, so their central share says little.")
+            if len(passed):
+                lines.append(f"{_joined(list(passed['method']))} pass the randomisation check for {model_name}: "
+                             f"a randomly initialised copy gives different maps (rank correlation at most "
+                             f"{passed['similarity_to_random'].max():.2f}).")
+    trusted = table[~table.apply(_fails_check, axis=1)] if checked else table
+    models = list(dict.fromkeys(trusted["model"]))
     if len(models) >= 2:
-        means = table.groupby("model", sort=False)["central_share"].mean()
+        means = trusted.groupby("model", sort=False)["central_share"].mean()
         top, low = means.idxmax(), means.idxmin()
+        basis = "the methods that pass the check" if checked else "the methods"
         if means[top] - means[low] < 0.03:
             shares = " vs ".join(f"{name} {means[name]:.1%}" for name in models)
-            lines.append(f"Averaged over the methods, the models look at the centre about equally ({shares}).")
+            lines.append(f"Averaged over {basis}, the models look at the centre about equally ({shares}).")
         else:
-            lines.append(f"Averaged over the methods, {top} looks more at the central nucleus than {low} "
-                         f"({means[top]:.1%} vs {means[low]:.1%}); " +
-                         (f"{low} relies more on the context around the nucleus (neighbouring nuclei, "
-                          "stroma), which can help when the context is typical of the class but misleads "
-                          "when it is not."))
-    n_images = int(table["images"].min())
-    if n_images < 20:
-        lines.append(f"These shares rest on only {n_images} patches per model: read them as an indication, "
+            lines.append(f"Averaged over {basis}, {top} puts more of its attribution on the central nucleus "
+                         f"than {low} ({means[top]:.1%} vs {means[low]:.1%}), so {low} leans more on the "
+                         "context around the nucleus.")
+    counts = table.groupby("model", sort=False)["images"].min()
+    if counts.max() < 20:
+        shown = _joined([f"{n} for {name}" for name, n in counts.items()])
+        lines.append(f"These shares rest on few patches ({shown}): read them as an indication, "
                      "not a measurement.")
     return " ".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# the model-randomisation sanity check
+# ----------------------------------------------------------------------------------------------
+RANDOMISATION_SIMILAR = 0.5   # rank correlation above which a method fails the check
+
+
+def randomised_copy(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """The same network with every layer re-initialised (BatchNorm statistics reset too)."""
+    clone = copy.deepcopy(model)
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        for module in clone.modules():
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+            if hasattr(module, "reset_running_stats"):
+                module.reset_running_stats()
+    finally:
+        torch.random.set_rng_state(generator_state)  # the caller's random stream is left as it was
+    return clone.eval()
+
+
+def map_similarity(maps_a, maps_b) -> float:
+    """Mean over images of the Spearman rank correlation between |map a| and |map b|.
+
+    Absolute values, as in Adebayo et al.: a sign flip of a whole map is not a different explanation.
+    """
+    maps_a, maps_b = np.abs(np.asarray(maps_a, dtype=float)), np.abs(np.asarray(maps_b, dtype=float))
+    if maps_a.shape != maps_b.shape:
+        raise ValueError(f"map shapes differ: {maps_a.shape} vs {maps_b.shape}")
+    rhos = []
+    for a, b in zip(maps_a.reshape(len(maps_a), -1), maps_b.reshape(len(maps_b), -1)):
+        if np.ptp(a) > 0 and np.ptp(b) > 0:  # a constant map has no ranking
+            rhos.append(spearmanr(a, b).statistic)
+    return float(np.mean(rhos)) if rhos else float("nan")
+
+
+def randomisation_check(model, inputs, targets, attributions: Mapping[str, np.ndarray], seed: int = 0,
+                        **settings) -> dict[str, float]:
+    """Each method's similarity between the trained model's maps and a randomised copy's maps."""
+    random_model = randomised_copy(model, seed).to(next(model.parameters()).device)
+    return {method: map_similarity(maps, attribute(random_model, inputs, targets, method, **settings))
+            for method, maps in attributions.items()}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -304,3 +304,23 @@ def test_preflight_reports_every_problem_at_once_data_first(tmp_path, monkeypatc
 def test_a_chapter_failing_for_an_outside_cause_names_that_cause(ename, evalue, cause):
     params = {"data_dir": "/d", "weights_file": "/w.pth", "ray_address": "1.2.3.4:6379"}
     assert build.outside_cause(ename, evalue, params) == cause
+
+
+@pytest.mark.slow
+def test_contents_and_rubric_map_links_work_in_the_html(quick_build):
+    import html as html_lib
+    import re
+    from urllib.parse import unquote
+
+    out = quick_build.out
+    page = (out / f"{TEAM}.html").read_text()
+    # a browser matches a fragment to an id as is, then percent-decoded
+    ids = {unquote(html_lib.unescape(i)) for i in re.findall(r'\sid="([^"]+)"', page)}
+    hrefs = [unquote(html_lib.unescape(h)) for h in re.findall(r'href="#([^"]+)"', page)]
+    assert not [h for h in hrefs if h not in ids], "contents or rubric-map links without a target"
+    nb = nbformat.read(out / f"{TEAM}.ipynb", as_version=4)
+    rubric_map = nb.cells[1].source
+    assert rubric_map.count("](#") >= 15, "most rubric items link to the section that shows them"
+    assert nb.cells[-1].source.startswith("# Appendix: the environment")
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1, "one parameters cell, in the first chapter"

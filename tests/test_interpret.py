@@ -110,8 +110,9 @@ def test_table_and_text_compare_with_chance(tmp_path):
     assert len(table) == 6 and set(table["model"]) == {"centre model", "border model"}
     assert (table["times_chance"] == table["central_share"] / table["area_share"]).all()
     text = it.describe_central_share(table)
-    assert "chance" in text and "centre model looks more at the central nucleus than border model" in text
-    assert "concentrates on the central nucleus" in text and "looks mostly at the surroundings" in text
+    assert "chance" in text and "centre model puts more of its attribution on the central nucleus than border model" in text
+    assert "concentrate on the central nucleus" in text and "look mostly at the surroundings" in text
+    assert "randomisation check" not in text  # no check was run, so none is claimed
 
     model = centre_model()
     images_uint8 = (x.clamp(-2, 2) * 60 + 128).to(torch.uint8)
@@ -134,3 +135,63 @@ def test_text_for_equal_models_names_both():
     text = it.describe_central_share(it.central_share_table({"model1": attr, "model2": attr}))
     assert "about equally (model1 19.8% vs model2 19.8%)" in text
     assert "spread about as evenly as chance" in text
+
+
+class PixelWeights(nn.Module):
+    """A linear model on pixels: its saliency map is |weight|, so it changes with the weights."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3 * SIZE * SIZE, 4)
+        with torch.no_grad():
+            self.linear.weight.zero_()
+            self.linear.weight[:, :] = torch.from_numpy(it.central_mask(SIZE, SIZE)).float().flatten().repeat(3)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))
+
+
+def test_randomised_copy_changes_the_weights_not_the_original_or_the_random_stream():
+    model = PixelWeights()
+    before = model.linear.weight.clone()
+    torch.manual_seed(7)
+    expected_next = torch.rand(1)
+    torch.manual_seed(7)
+    copy = it.randomised_copy(model, seed=1)
+    assert torch.equal(torch.rand(1), expected_next)
+    assert torch.equal(model.linear.weight, before)
+    assert not torch.allclose(copy.linear.weight, before)
+
+
+def test_map_similarity_is_rank_correlation_of_magnitudes():
+    rng = np.random.default_rng(0)
+    maps = rng.normal(size=(3, SIZE, SIZE))
+    assert it.map_similarity(maps, maps) == pytest.approx(1.0)
+    assert it.map_similarity(maps, -maps) == pytest.approx(1.0)  # a sign flip is the same explanation
+    assert abs(it.map_similarity(maps, rng.normal(size=(3, SIZE, SIZE)))) < 0.1
+    with pytest.raises(ValueError, match="shapes differ"):
+        it.map_similarity(maps, maps[:2])
+
+
+def test_randomisation_check_passes_a_map_that_depends_on_the_weights():
+    model, x = PixelWeights(), inputs(2)
+    targets = [0, 0]
+    attributions = {it.SALIENCY: it.attribute(model, x, targets, it.SALIENCY)}
+    similarity = it.randomisation_check(model, x, targets, attributions)
+    assert similarity[it.SALIENCY] < 0.2
+
+
+def test_text_discounts_a_method_that_fails_the_randomisation_check():
+    centre, border = np.zeros((2, SIZE, SIZE)), np.zeros((2, SIZE, SIZE))
+    centre[:, 45:55, 45:55] = 1
+    border[:, :10, :] = 1
+    table = it.central_share_table(
+        {"model1": {it.SALIENCY: centre, it.OCCLUSION: border}, "model2": {it.SALIENCY: border, it.OCCLUSION: centre}},
+        randomisation={"model1": {it.SALIENCY: 0.9, it.OCCLUSION: 0.1}, "model2": {it.SALIENCY: 0.2, it.OCCLUSION: 0.1}})
+    assert list(table["similarity_to_random"]) == [0.9, 0.1, 0.2, 0.1]
+    text = it.describe_central_share(table)
+    assert "model1's Saliency maps hardly change when its weights are re-initialised (rank correlation up to 0.90)" in text
+    assert "Saliency and Occlusion pass the randomisation check for model2" in text
+    # model1's centred Saliency maps fail the check, so model1's trusted share is its border-bound Occlusion
+    assert "model2 puts more of its attribution on the central nucleus than model1" in text
+    assert "(2 for model1 and 2 for model2)" in text
