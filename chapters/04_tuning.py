@@ -45,8 +45,12 @@ ctx = start_chapter("04_tuning", data_dir=data_dir, cache_dir=cache_dir, run_dir
 nuclei = ctx.data
 tune.init_ray(ctx.ray_address or None)
 p = ctx.profile
-say(f"Profile **{p.name}**: {p.tune_trials} trials per model, at most {p.tune_epochs} epochs each, on "
-    f"{pct(p.tune_subset, 0)} of the training split.")
+n_subset = round(p.tune_subset * len(nuclei.train_idx))
+say(f"Profile **{p.name}**: {p.tune_trials} trials per model on {pct(p.tune_subset, 0)} of the training split, each "
+    f"with {pct(p.tune_budget_share, 0)} of its model's training budget: at most "
+    f"{p.trial_epochs('model1', n_subset)} epochs for model1 and {p.trial_epochs('model2', n_subset)} for model2. "
+    f"ASHA judges a trial only after {tune.asha_grace_period(p.trial_epochs('model1', n_subset))} (model1) and "
+    f"{tune.asha_grace_period(p.trial_epochs('model2', n_subset))} (model2) epochs.")
 
 # %% [markdown]
 # ## 4.1 Search spaces

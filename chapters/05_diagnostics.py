@@ -54,7 +54,7 @@ for name in ("model1", "model2"):
     show_figure(diagnostics.curves_figure(h, f"{name}: final run"), ctx.run, f"{name}_final_curves")
     best = min(range(len(h.val_loss)), key=h.val_loss.__getitem__)
     evidence.record(f"curves_{name}", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model=name,
-                    epochs=len(h.epoch), best_val_acc=max(h.val_acc))
+                    epochs=len(h.epoch), best_val_acc=h.val_acc[best])
     say(f"**{name}**: validation loss is lowest at epoch {h.epoch[best]} ({h.val_loss[best]:.3f}, accuracy "
         f"{pct(h.val_acc[best])}); training loss falls from {h.train_loss[0]:.3f} to {h.train_loss[-1]:.3f}. "
         + ("Validation loss rises again after its minimum, a sign of overfitting that early stopping and the "
@@ -110,7 +110,8 @@ say(f"Misclassified validation patches of **{weaker}**, the weaker model, with i
 fix = diagnostics.fix_experiment(
     lambda: results.load_final(ctx.run, "model1"), nuclei.train_dataset(augment=True, seed=seed),
     nuclei.train_labels[nuclei.train_idx], val_loader, fit=train.fit, before=predictions["model1"],
-    make_loader=data.make_loader, rebalance="sampler", tta=True, epochs=max(1, ctx.profile.model1_epochs // 4),
+    make_loader=data.make_loader, rebalance="sampler", tta=True,
+    epochs=max(1, ctx.profile.epochs_for("model1", len(nuclei.train_idx)) // 4),
     lr=3e-4, batch_size=ctx.profile.batch_size, device=ctx.device, seed=seed,
     fit_kwargs={"name": "model1 (fix)"})
 ctx.run.save_json("diagnostics/fix.json", results.fix_summary(fix))
