@@ -16,7 +16,8 @@
 # hyperparameters and reports validation loss and accuracy after every epoch; the **ASHA** scheduler stops
 # trials that are clearly behind at early checkpoints, so the budget goes to the promising ones. The data is
 # placed once in Ray's object store and shared by all trials; no trial decodes an image again. Trials train
-# on a subset of the training split for fewer epochs than the final runs, which is enough to rank settings.
+# on a subset of the training split with a share of the final runs' training budget (the same rule turns
+# budget into epochs), and ASHA judges none of them on its first epoch alone.
 # The first trial of each search uses the hand-picked settings of the chapter 2 and 3 baselines, so the
 # search is measured against them on equal terms. Finally each model is retrained on the full training split
 # with its best configuration.
@@ -108,8 +109,8 @@ say(tune.describe_result(result2, "model2"))
 # ## 4.4 Retraining both models with their best configurations
 #
 # The searches ranked settings on short runs over a subset. Each model is now trained on the whole training
-# split for the full number of epochs with its winning settings, and compared with its baseline from
-# chapter 2 or 3, trained for as long: the better of the two becomes the final model, whose curves,
+# split with the full training budget and its winning settings, and compared with its baseline from
+# chapter 2 or 3, trained with the same budget: the better of the two becomes the final model, whose curves,
 # confusion matrices and predictions the following chapters show.
 
 # %%

@@ -194,7 +194,8 @@ def test_model1_learns_the_real_image_proxy_beyond_the_majority_class(tmp_path):
     model = build_model1(config)
     train_loader = make_loader(data.train_dataset(augment=True, seed=0), 32, shuffle=True)
     val_loader = make_loader(data.val_dataset(), 32, shuffle=False)
-    result = fit(model, train_loader, val_loader, max_steps=90, epochs=20, patience=6, lr=config["lr"],
+    result = fit(model, train_loader, val_loader, max_steps=80, epochs=20, patience=6, lr=config["lr"],
                  weight_decay=config["weight_decay"], log=None, seed=0)
-    assert result.planned_epochs == 15  # 90 steps of 6 batches
+    assert result.planned_epochs == math.ceil(80 / len(train_loader))
+    print(f"model1 on the proxy: {result.best_val_acc:.1%} validation accuracy, majority class {majority:.1%}")
     assert result.best_val_acc > majority + 0.15, (result.best_val_acc, majority)
