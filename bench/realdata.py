@@ -68,7 +68,7 @@ def train_project_model(kind: str, data, profile, seed: int, weights_file=None):
     config = tune.baseline_config(kind, profile)
     base_model2 = None
     if kind == "model2":
-        base_model2, info = models.build_model2("resnet18", weights_file=weights_file, allow_random=False)
+        base_model2, _ = models.build_model2("resnet18", weights_file=weights_file, allow_random=False)
     model, settings = tune.model_and_settings(kind, config, base_model2)
     batch = int(config["batch_size"])
     train_loader = make_loader(data.train_dataset(augment=True, seed=seed), batch, shuffle=True)

@@ -602,8 +602,8 @@ def score_figure(result: SearchResult):
     for ax in axes.flat[len(params):]:
         ax.set_visible(False)
     for row in axes:
-        row[0].set_ylabel("best val. accuracy (%)")
-    fig.suptitle(f"{result.kind}: best validation accuracy per trial against each hyperparameter\n"
+        row[0].set_ylabel("val. accuracy, kept epoch (%)")
+    fig.suptitle(f"{result.kind}: validation accuracy per trial (at its lowest validation loss) against each hyperparameter\n"
                  "(star = best trial, red = stopped early by ASHA, blue = ran all epochs)", fontsize=10)
     fig.tight_layout()
     return fig
