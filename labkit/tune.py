@@ -603,7 +603,7 @@ def score_figure(result: SearchResult):
         ax.set_visible(False)
     for row in axes:
         row[0].set_ylabel("val. accuracy, kept epoch (%)")
-    fig.suptitle(f"{result.kind}: validation accuracy per trial (at its lowest validation loss) against each hyperparameter\n"
+    fig.suptitle(f"{result.kind}: validation accuracy per trial (kept epoch) against each hyperparameter\n"
                  "(star = best trial, red = stopped early by ASHA, blue = ran all epochs)", fontsize=10)
     fig.tight_layout()
     return fig
