@@ -47,11 +47,12 @@ nuclei = ctx.data
 tune.init_ray(ctx.ray_address or None)
 p = ctx.profile
 n_subset = round(p.tune_subset * len(nuclei.train_idx))
+trial_epochs = {kind: p.trial_epochs(kind, n_subset) for kind in tune.KINDS}
 say(f"Profile **{p.name}**: {p.tune_trials} trials per model on {pct(p.tune_subset, 0)} of the training split, each "
-    f"with {pct(p.tune_budget_share, 0)} of its model's training budget: at most "
-    f"{p.trial_epochs('model1', n_subset)} epochs for model1 and {p.trial_epochs('model2', n_subset)} for model2. "
-    f"ASHA judges a trial only after {tune.asha_grace_period(p.trial_epochs('model1', n_subset))} (model1) and "
-    f"{tune.asha_grace_period(p.trial_epochs('model2', n_subset))} (model2) epochs.")
+    f"with {pct(p.tune_budget_share, 0)} of its model's training budget: at most {trial_epochs['model1']} "
+    f"epoch(s) for model1 and {trial_epochs['model2']} for model2. ASHA may stop a trial only after "
+    f"{tune.asha_grace_period(trial_epochs['model1'])} (model1) and "
+    f"{tune.asha_grace_period(trial_epochs['model2'])} (model2) epoch(s).")
 
 # %% [markdown]
 # ## 4.1 Search spaces

@@ -269,11 +269,13 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
 def describe_stop(result: FitResult, steps: int | None = None) -> str:
     """How the run ended, for the notebook: a whole budget spent, or early stopping, in this run's numbers."""
     ran, planned = len(result.history), result.planned_epochs or len(result.history)
-    budget = f"a budget of {steps} optimizer steps ({planned} epochs)" if steps else f"{planned} epochs"
+    epochs = f"{planned} epoch" + ("s" if planned != 1 else "")
+    budget = f"budget of {steps} optimizer steps" if steps else "budget"
     if ran < planned:
-        return (f"it ran {ran} of the {planned} epochs its {budget.split(' (')[0]} allows: early stopping ended "
-                f"it {ran - result.best_epoch} epochs after the lowest validation loss (epoch {result.best_epoch})")
-    return f"it used all of {budget}; the kept weights are those of epoch {result.best_epoch}"
+        waited = ran - result.best_epoch
+        return (f"it ran {ran} of the {epochs} its {budget} allows: early stopping ended it {waited} "
+                f"epoch{'s' if waited != 1 else ''} after the lowest validation loss")
+    return f"it used all of its {budget} ({epochs})"
 
 
 def _dihedral_views(x: torch.Tensor):

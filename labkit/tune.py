@@ -517,8 +517,9 @@ def describe_result(result: SearchResult, kind: str | None = None) -> str:
     t = result.table
     stopped = int((t["stopped_early"] == "yes").sum())
     settings = ", ".join(f"{k} = {_format_value(v)}" for k, v in result.best_config.items())
+    epochs = f"{result.max_epochs} epoch" + ("s" if result.max_epochs != 1 else "")
     text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; ASHA stopped {stopped} of them "
-            f"before {result.max_epochs} epochs. The best, trial {result.best_trial}, reached "
+            f"before {epochs}. The best, trial {result.best_trial}, reached "
             f"**{100 * result.best_score:.1f}% validation accuracy** (at its lowest validation loss) with "
             f"{settings}. This is a selection on the validation split, so that score is slightly optimistic.")
     if result.winner_is_baseline:
@@ -531,7 +532,7 @@ def describe_result(result: SearchResult, kind: str | None = None) -> str:
                      f"{100 * float(base.iloc[0]):.1f}% in the same trial budget.")
     spread = result.spread
     if spread["completed"] > 1:
-        text += (f" Of the {spread['completed']} trials that ran all {result.max_epochs} epochs, the best reached "
+        text += (f" Of the {spread['completed']} trials that ran all {epochs}, the best reached "
                  f"{100 * spread['best']:.1f}%, the median {100 * spread['median']:.1f}% and the worst "
                  f"{100 * spread['worst']:.1f}%.")
     elif len(t) > 1 and t["best_val_acc"].notna().sum() > 1:

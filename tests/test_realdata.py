@@ -10,7 +10,7 @@ import torch
 
 from labkit import data as labdata
 from labkit.profiles import PROFILES, budget_epochs, get_profile
-from labkit.train import History, fit, kept_index, kept_val_acc
+from labkit.train import History, describe_stop, fit, kept_index, kept_val_acc
 
 proxy_data = pytest.importorskip("bench.proxy_data", reason="scikit-image (the test extra) is not installed")
 
@@ -83,6 +83,9 @@ def test_early_stopping_can_end_a_budget_sooner():
     assert result.planned_epochs == 30
     assert len(result.history) == result.best_epoch + 1 < 30
     assert result.best_val_acc == kept_val_acc(result.history)
+    assert describe_stop(result, 180) == (f"it ran {len(result.history)} of the 30 epochs its budget of 180 "
+                                          "optimizer steps allows: early stopping ended it 1 epoch after the "
+                                          "lowest validation loss")
 
 
 def test_kept_accuracy_is_the_lowest_loss_epoch_not_the_highest_accuracy():
