@@ -140,15 +140,18 @@ def main(argv=None):
         p = get_profile(name)
         n_val = round(p.stub_train * p.val_fraction)
         n_train = p.stub_train - n_val
-        print(f"profile {name}: {n_train} train + {n_val} val images; model1 {p.model1_epochs} epochs, "
-              f"model2 {p.model2_epochs}, tuning {p.tune_trials} trials x {p.tune_epochs} epochs on "
+        n_subset = round(n_train * p.tune_subset)
+        print(f"profile {name}: {n_train} train + {n_val} val images; model1 {p.epochs_for('model1', n_train)} "
+              f"epochs, model2 {p.epochs_for('model2', n_train)}, tuning {p.tune_trials} trials x up to "
+              f"{p.trial_epochs('model1', n_subset)}/{p.trial_epochs('model2', n_subset)} epochs on "
               f"{p.tune_subset:.0%} of train")
         for m in models:
             train_rate_ = rate([t for w, _ in results[m, project] for t in w], args.batch)
             erate = rate([t for w, _ in evals[m] for t in w], args.batch)
             epoch = n_train / train_rate_ + n_val / erate
-            epochs = p.model1_epochs if m.startswith("model1") else p.model2_epochs
-            tune = p.tune_trials * p.tune_epochs * (n_train * p.tune_subset / train_rate_ + n_val / erate)
+            kind = "model1" if m.startswith("model1") else "model2"
+            epochs = p.epochs_for(kind, n_train)
+            tune = p.tune_trials * p.trial_epochs(kind, n_subset) * (n_subset / train_rate_ + n_val / erate)
             print(f"  {m:28s} {epoch:6.1f} s/epoch; baseline+final {2 * epochs * epoch:6.0f} s; "
                   f"tuning at most {tune:6.0f} s")
 

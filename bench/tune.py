@@ -60,8 +60,9 @@ def main(argv=None) -> int:
 
     work = Path(tempfile.mkdtemp(prefix="bench_tune_"))
     data = prepare(make_stub(work / "stub", n_train=args.train, n_test=4, seed=0), work / "cache", seed=0)
-    profile = dataclasses.replace(get_profile("standard"), tune_trials=args.trials, tune_epochs=args.epochs,
-                                  tune_subset=0.5, batch_size=32)
+    # max_epochs caps the trials' budget at --epochs
+    profile = dataclasses.replace(get_profile("standard"), tune_trials=args.trials, max_epochs=args.epochs,
+                                  min_epochs=args.epochs, tune_subset=0.5, batch_size=32)
     started = time.perf_counter()
     tune.init_ray()
     print(f"ray.init: {time.perf_counter() - started:.1f} s; {os.cpu_count()} CPUs, load average "

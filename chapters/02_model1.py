@@ -85,9 +85,10 @@ say(f"The baseline's settings (`labkit.recipes`): {recipes.describe_settings(con
 train_loader = data.make_loader(nuclei.train_dataset(augment=True, seed=seed), config["batch_size"],
                                 shuffle=True, device=ctx.device)
 val_loader = data.make_loader(nuclei.val_dataset(), config["batch_size"], shuffle=False, device=ctx.device)
-baseline = train.fit(model1, train_loader, val_loader, epochs=ctx.profile.model1_epochs, lr=config["lr"],
-                     weight_decay=config["weight_decay"], optimizer=config["optimizer"], device=ctx.device,
-                     seed=seed, name="model1")
+baseline = train.fit(model1, train_loader, val_loader,
+                     epochs=ctx.profile.epochs_for("model1", len(nuclei.train_idx)), patience=ctx.profile.patience,
+                     lr=config["lr"], weight_decay=config["weight_decay"], optimizer=config["optimizer"],
+                     device=ctx.device, seed=seed, name="model1")
 ctx.run.save_checkpoint("model1/baseline.pt", model1, config=config, best_epoch=baseline.best_epoch)
 ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
 
@@ -95,8 +96,9 @@ ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
 show_figure(diagnostics.curves_figure(baseline.history, "model1 baseline"), ctx.run, "model1_baseline_curves")
 h = baseline.history
 gap = h.train_acc[-1] - h.val_acc[-1]
-say(f"After {len(h.epoch)} epochs the baseline reaches **{pct(baseline.best_val_acc)} validation accuracy** "
-    f"(best epoch {baseline.best_epoch}, validation loss {baseline.best_val_loss:.3f}). The last epoch's "
+say(f"The baseline reaches **{pct(baseline.best_val_acc)} validation accuracy** with the weights it keeps, those "
+    f"of epoch {baseline.best_epoch} (the lowest validation loss, {baseline.best_val_loss:.3f}); "
+    f"{train.describe_stop(baseline, ctx.profile.model1_steps)}. The last epoch's "
     f"training accuracy is {pct(h.train_acc[-1])}, "
     + (f"{pct(gap)} above validation: the model starts to fit the training set more closely than it "
        "generalises." if gap > 0.03 else

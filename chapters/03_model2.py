@@ -96,8 +96,9 @@ groups = models.model2_param_groups(model2, head_lr=config["head_lr"], backbone_
 train_loader = data.make_loader(nuclei.train_dataset(augment=True, seed=seed), config["batch_size"],
                                 shuffle=True, device=ctx.device)
 val_loader = data.make_loader(nuclei.val_dataset(), config["batch_size"], shuffle=False, device=ctx.device)
-baseline = train.fit(model2, train_loader, val_loader, epochs=ctx.profile.model2_epochs, param_groups=groups,
-                     device=ctx.device, seed=seed, name="model2")
+baseline = train.fit(model2, train_loader, val_loader,
+                     epochs=ctx.profile.epochs_for("model2", len(nuclei.train_idx)), patience=ctx.profile.patience,
+                     param_groups=groups, device=ctx.device, seed=seed, name="model2")
 ctx.run.save_checkpoint("model2/baseline.pt", model2, arch=weights.arch, config=config,
                         best_epoch=baseline.best_epoch)
 ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
@@ -106,7 +107,9 @@ ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
 show_figure(diagnostics.curves_figure(baseline.history, f"model2 ({weights.arch}) baseline"), ctx.run,
             "model2_baseline_curves")
 h = baseline.history
-say(f"The fine-tuned {weights.arch} reaches **{pct(baseline.best_val_acc)} validation accuracy** after "
-    f"{len(h.epoch)} epochs (best epoch {baseline.best_epoch}); one epoch took "
-    f"{sum(h.seconds) / len(h.seconds):.1f} s on {ctx.device}. Chapter 7 compares its size and cost with "
-    "model1's.")
+say(f"The fine-tuned {weights.arch} reaches **{pct(baseline.best_val_acc)} validation accuracy** with the weights "
+    f"it keeps, those of epoch {baseline.best_epoch} (the lowest validation loss); "
+    f"{train.describe_stop(baseline, ctx.profile.model2_steps)}. One epoch took "
+    f"{sum(h.seconds) / len(h.seconds):.1f} s on {ctx.device}. Its budget is {ctx.profile.model2_steps} optimizer "
+    f"steps against model1's {ctx.profile.model1_steps}, because each of its steps costs several of model1's; "
+    "chapter 7 compares the two models' size and cost.")

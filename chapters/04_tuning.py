@@ -16,7 +16,8 @@
 # hyperparameters and reports validation loss and accuracy after every epoch; the **ASHA** scheduler stops
 # trials that are clearly behind at early checkpoints, so the budget goes to the promising ones. The data is
 # placed once in Ray's object store and shared by all trials; no trial decodes an image again. Trials train
-# on a subset of the training split for fewer epochs than the final runs, which is enough to rank settings.
+# on a subset of the training split with a share of the final runs' training budget (the same rule turns
+# budget into epochs), and ASHA judges none of them on its first epoch alone.
 # The first trial of each search uses the hand-picked settings of the chapter 2 and 3 baselines, so the
 # search is measured against them on equal terms. Finally each model is retrained on the full training split
 # with its best configuration.
@@ -47,8 +48,13 @@ nuclei = ctx.data
 cluster = tune.init_ray(ctx.ray_address or None)
 p = ctx.profile
 where = f"the Ray cluster at `{ctx.ray_address}`" if ctx.ray_address else "Ray started on this machine"
-say(f"Profile **{p.name}**: {p.tune_trials} trials per model, at most {p.tune_epochs} epochs each, on "
-    f"{pct(p.tune_subset, 0)} of the training split; trials run on {where} "
+n_subset = round(p.tune_subset * len(nuclei.train_idx))
+trial_epochs = {kind: p.trial_epochs(kind, n_subset) for kind in recipes.KINDS}
+say(f"Profile **{p.name}**: {p.tune_trials} trials per model on {pct(p.tune_subset, 0)} of the training split, each "
+    f"with {pct(p.tune_budget_share, 0)} of its model's training budget: at most {trial_epochs['model1']} "
+    f"epoch(s) for model1 and {trial_epochs['model2']} for model2. ASHA may stop a trial only after "
+    f"{tune.asha_grace_period(trial_epochs['model1'])} (model1) and "
+    f"{tune.asha_grace_period(trial_epochs['model2'])} (model2) epoch(s). Trials run on {where} "
     f"({cluster.get('CPU', 0):.0f} CPUs, {cluster.get('GPU', 0):.0f} GPUs).")
 
 # %% [markdown]
@@ -107,8 +113,8 @@ say(tuning_report.describe_result(result2, "model2"))
 # ## 4.4 Retraining both models with their best configurations
 #
 # The searches ranked settings on short runs over a subset. Each model is now trained on the whole training
-# split for the full number of epochs with its winning settings, and compared with its baseline from
-# chapter 2 or 3, trained for as long: the better of the two becomes the final model, whose curves,
+# split with the full training budget and its winning settings, and compared with its baseline from
+# chapter 2 or 3, trained with the same budget: the better of the two becomes the final model, whose curves,
 # confusion matrices and predictions the following chapters show.
 
 # %%

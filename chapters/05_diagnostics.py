@@ -55,7 +55,7 @@ for name in ("model1", "model2"):
     show_figure(diagnostics.curves_figure(h, f"{name}: final run"), ctx.run, f"{name}_final_curves")
     best = min(range(len(h.val_loss)), key=h.val_loss.__getitem__)
     evidence.record(f"curves_{name}", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model=name,
-                    epochs=len(h.epoch), best_val_acc=max(h.val_acc))
+                    epochs=len(h.epoch), best_val_acc=h.val_acc[best])
     say(f"**{name}**: validation loss is lowest at epoch {h.epoch[best]} ({h.val_loss[best]:.3f}, accuracy "
         f"{pct(h.val_acc[best])}); training loss falls from {h.train_loss[0]:.3f} to {h.train_loss[-1]:.3f}. "
         + ("Validation loss rises again after its minimum, a sign of overfitting that early stopping and the "
@@ -108,8 +108,9 @@ say(f"Misclassified validation patches of **{weaker}**, the weaker model, with i
 # so the comparison is fair.
 
 # %%
-fix_settings = diagnostics.FixSettings(rebalance="sampler", tta=True, epochs=max(1, ctx.profile.model1_epochs // 4),
-                                       lr=3e-4, batch_size=ctx.profile.batch_size, seed=seed)
+fix_epochs = max(1, ctx.profile.epochs_for("model1", len(nuclei.train_idx)) // 4)
+fix_settings = diagnostics.FixSettings(rebalance="sampler", tta=True, epochs=fix_epochs, lr=3e-4,
+                                       batch_size=ctx.profile.batch_size, seed=seed)
 fix = diagnostics.fix_experiment(
     results.load_final(ctx.run, "model1"),  # a fresh copy: the fix trains it in place
     nuclei.train_dataset(augment=True, seed=seed), nuclei.train_labels[nuclei.train_idx], val_loader,

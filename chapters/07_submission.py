@@ -55,8 +55,7 @@ for name, model in final.items():
     path = submission.write_submission(ctx.run.path(f"submission/submission_{name}.csv"), nuclei.test_files,
                                        preds, nuclei.layout.example_csv)
     submission.validate_submission(path, nuclei.layout.example_csv)
-    hist = ctx.run.load_json(f"{name}/final_history.json")
-    val_acc[name] = max(hist["val_acc"])
+    val_acc[name] = results.final_val_acc(ctx.run, name)  # of the kept checkpoint, not the best epoch seen
     print(f"{path.name}: {len(preds)} rows, valid")
     display(submission.class_mix_table(preds, nuclei.train_labels.numpy()).rename_axis(name))
 

@@ -114,7 +114,9 @@ def accuracy(y_true, y_pred) -> float:
 # curves
 # ----------------------------------------------------------------------------------------------
 def curves_figure(history, title: str = "Training curves") -> Figure:
-    """Loss (left) and accuracy (right), train and validation, by epoch."""
+    """Loss (left) and accuracy (right), train and validation, by epoch. The kept epoch (lowest validation
+    loss: the weights ``fit`` keeps) is marked on both panels, and its validation accuracy, the run's one
+    quoted accuracy, is written in a corner box away from the curves."""
     h = _history_dict(history)
     epochs = list(h["epoch"])
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
@@ -129,9 +131,14 @@ def curves_figure(history, title: str = "Training curves") -> Figure:
     ax_acc.set_ylabel(ylabel)
     ax_acc.set_title("Accuracy")
     if val_acc:
-        best = int(np.argmax(val_acc))
-        ax_acc.annotate(f"best val {val_acc[best]:.1f}%", (epochs[best], val_acc[best]),
-                        textcoords="offset points", xytext=(0, -16), ha="center", fontsize=9)
+        kept = train.kept_index(h)  # the epoch fit keeps
+        for ax in (ax_loss, ax_acc):
+            ax.axvline(epochs[kept], color="grey", linestyle=":", linewidth=1.2)
+        ax_loss.plot(epochs[kept], h["val_loss"][kept], "*", color="black", markersize=13, label="kept epoch")
+        ax_acc.plot(epochs[kept], val_acc[kept], "*", color="black", markersize=13, label="kept epoch")
+        ax_acc.text(0.98, 0.04, f"kept epoch {epochs[kept]}: val {val_acc[kept]:.1f}%", transform=ax_acc.transAxes,
+                    ha="right", va="bottom", fontsize=9,
+                    bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "grey", "alpha": 0.9})
     return _finish_curves(fig, (ax_loss, ax_acc), epochs, title)
 
 
@@ -147,7 +154,9 @@ def comparison_figure(histories: Mapping[str, Any], title: str = "Validation cur
         all_epochs += epochs
         val_acc, ylabel = _acc_scale(h["val_acc"])
         ax_loss.plot(epochs, h["val_loss"], "o-", label=name)
-        ax_acc.plot(epochs, val_acc, "o-", label=f"{name} (best {max(val_acc):.1f}%)" if val_acc else name)
+        kept = int(np.argmin(h["val_loss"])) if val_acc else 0  # the epoch fit keeps
+        ax_acc.plot(epochs, val_acc, "o-", label=f"{name} (kept epoch {epochs[kept]}: {val_acc[kept]:.1f}%)"
+                    if val_acc else name)
     ax_loss.set_ylabel("validation loss")
     ax_loss.set_title("Validation loss")
     ax_acc.set_ylabel(f"validation {ylabel}")

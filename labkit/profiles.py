@@ -1,12 +1,29 @@
-"""Build profiles: how much data, how many epochs and trials each kind of build spends.
+"""Build profiles: how much data, what training budget and how many trials each kind of build spends.
 
 quick    tests, CI, a first look: whole build under 2 minutes on a 2-core CPU.
 standard the default: a stub of a few thousand images, whole build under 10 minutes on a 2-core CPU.
-full     the real data on a GPU (Kaggle): epochs and trials of a real study.
+full     the real data on a GPU (Kaggle): the budgets and trials of a real study.
+
+A profile sets a training *budget*, not a number of epochs: optimizer steps at the profile's batch size,
+turned into epochs for the data at hand (``epochs_for``) and capped, and early stopping on validation loss
+(``patience``) may end a run sooner. So a 500-image set gets enough steps to learn (a fixed 8 epochs on 432
+images are only 56 steps), and a 10,000-image set is not overtrained. Because the budget is counted at the
+profile's batch size, it fixes how many images a run sees: a tuned batch size changes the number of steps,
+not the number of epochs, and all tuning trials of a search run the same epochs.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+
+
+def budget_epochs(steps: int, steps_per_epoch: int, max_epochs: int, min_epochs: int = 1) -> int:
+    """Epochs that spend a budget of ``steps`` optimizer steps: ceil(steps / steps_per_epoch), at least
+    ``min_epochs`` and at most ``max_epochs``. Computed up front so the one-cycle or cosine schedule knows
+    its total length; early stopping may still end the run sooner."""
+    if steps_per_epoch < 1:
+        raise ValueError(f"steps_per_epoch must be at least 1, not {steps_per_epoch}: is the training split empty?")
+    return max(1, min(max_epochs, max(min_epochs, math.ceil(steps / steps_per_epoch))))
 
 
 @dataclass(frozen=True)
@@ -15,10 +32,13 @@ class Profile:
     stub_train: int          # images in the synthetic training set (ignored with real data)
     stub_test: int           # images in the synthetic test set
     val_fraction: float      # share of train.csv held out, stratified
-    model1_epochs: int       # baseline and final model1 runs
-    model2_epochs: int       # baseline and final model2 runs
+    model1_steps: int        # training budget of model1's baseline and final runs: optimizer steps at batch_size
+    model2_steps: int        # the same for model2; each of its steps costs several of model1's (see the text)
+    max_epochs: int          # cap on the epochs a budget may turn into (small datasets)
+    min_epochs: int          # floor on them (large datasets)
+    patience: int | None     # stop after this many epochs without a lower validation loss (None: never)
     tune_trials: int         # Ray Tune trials per model
-    tune_epochs: int         # max epochs per trial (ASHA stops bad ones earlier)
+    tune_budget_share: float  # a trial's budget as a share of its model's budget (ASHA stops bad ones earlier)
     tune_subset: float       # share of the training split a trial trains on
     interpret_per_class: int  # validation patches per class and outcome shown with Captum
     batch_size: int
@@ -27,17 +47,37 @@ class Profile:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def steps_for(self, kind: str) -> int:
+        if kind not in ("model1", "model2"):
+            raise ValueError(f"kind must be 'model1' or 'model2', not {kind!r}")
+        return self.model1_steps if kind == "model1" else self.model2_steps
 
+    def epochs_for(self, kind: str, n_train: int, share: float = 1.0) -> int:
+        """Epochs that spend ``share`` of ``kind``'s budget on ``n_train`` training images."""
+        steps_per_epoch = math.ceil(n_train / self.batch_size)
+        return budget_epochs(math.ceil(share * self.steps_for(kind)), steps_per_epoch, self.max_epochs,
+                             self.min_epochs)
+
+    def trial_epochs(self, kind: str, n_train: int) -> int:
+        """A tuning trial's epochs on ``n_train`` images (the subset): the same rule as a final run."""
+        return self.epochs_for(kind, n_train, share=self.tune_budget_share)
+
+
+# Budgets are set so that the stub builds cost what they did with fixed epochs: the standard stub (2,400
+# training images, 38 steps an epoch) gets 8 epochs of model1 and 3 of model2, as before.
 PROFILES = {
     "quick": Profile("quick", stub_train=320, stub_test=80, val_fraction=0.25,
-                     model1_epochs=2, model2_epochs=1, tune_trials=2, tune_epochs=1,
-                     tune_subset=0.5, interpret_per_class=1, batch_size=64, test_time_augmentation=False),
+                     model1_steps=8, model2_steps=4, max_epochs=4, min_epochs=1, patience=None,
+                     tune_trials=2, tune_budget_share=0.25, tune_subset=0.5, interpret_per_class=1,
+                     batch_size=64, test_time_augmentation=False),
     "standard": Profile("standard", stub_train=3000, stub_test=800, val_fraction=0.2,
-                        model1_epochs=8, model2_epochs=3, tune_trials=6, tune_epochs=4,
-                        tune_subset=0.5, interpret_per_class=1, batch_size=64),
+                        model1_steps=300, model2_steps=114, max_epochs=40, min_epochs=2, patience=6,
+                        tune_trials=6, tune_budget_share=0.25, tune_subset=0.5, interpret_per_class=1,
+                        batch_size=64),
     "full": Profile("full", stub_train=10000, stub_test=5041, val_fraction=0.15,
-                    model1_epochs=30, model2_epochs=12, tune_trials=16, tune_epochs=12,
-                    tune_subset=1.0, interpret_per_class=1, batch_size=128),
+                    model1_steps=2000, model2_steps=800, max_epochs=60, min_epochs=3, patience=8,
+                    tune_trials=16, tune_budget_share=0.4, tune_subset=1.0, interpret_per_class=1,
+                    batch_size=128),
 }
 
 

@@ -112,7 +112,6 @@ class Recipe:
     # (points_to_evaluate), so a search can only find something better than the default, never silently worse.
     baseline: dict
     search_space: Callable[..., dict]          # profile -> Ray Tune space, in the baseline's keys
-    epochs_of: Callable[..., int]              # profile -> epochs of a full (baseline or final) run
     load_base: Callable[..., nn.Module | None]  # (weights_file, allow_random) -> what make_model starts from
     make_model: Callable[..., nn.Module]       # (config, base) -> a fresh model to train
     fit_settings: Callable[..., dict]          # (model, config) -> train.fit's optimiser keywords
@@ -125,13 +124,13 @@ RECIPES = {
         kind="model1", imagenet=False,
         baseline={"lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw", "channels": "16-32-64-128",
                   "dropout": 0.3},
-        search_space=model1_search_space, epochs_of=lambda profile: profile.model1_epochs,
+        search_space=model1_search_space,
         load_base=_no_base, make_model=_model1, fit_settings=_model1_fit_settings,
         from_checkpoint=lambda meta: models.build_model1(meta.get("config", {})), gpu_share=0.25),
     "model2": Recipe(
         kind="model2", imagenet=True,
         baseline={"head_lr": 3e-3, "backbone_lr": 3e-4, "weight_decay": 1e-4, "unfrozen_stages": 1},
-        search_space=model2_search_space, epochs_of=lambda profile: profile.model2_epochs,
+        search_space=model2_search_space,
         load_base=_pretrained_model2, make_model=_model2, fit_settings=_model2_fit_settings,
         from_checkpoint=lambda meta: models.model2_architecture(meta["arch"]), gpu_share=0.5),
 }

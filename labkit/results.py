@@ -4,6 +4,7 @@
     choose_final(run, name, tuned, config, **meta)
                                       keep the tuned model, or the baseline if it is better; say which
     fix_summary(fix)                  a JSON-able summary of diagnostics.fix_experiment's result
+    final_val_acc(run, name)          validation accuracy of the final model's kept checkpoint
     comparison_table(run)             one row per model: size, training cost, accuracy, macro F1
     describe_comparison(table, ...)   generated text comparing the two models with this run's numbers
 """
@@ -17,7 +18,7 @@ from labkit import N_CLASSES
 from labkit.diagnostics import describe_pair
 from labkit.models import count_layers
 from labkit.recipes import KINDS, recipe
-from labkit.train import History
+from labkit.train import History, kept_index, kept_val_acc
 
 
 def load_final(run, name: str, stage: str = "final"):
@@ -35,7 +36,7 @@ def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
     Returns a sentence for the notebook.
     """
     baseline = History.from_dict(run.load_json(f"{name}/baseline_history.json"))
-    baseline_acc = baseline.val_acc[int(np.argmin(baseline.val_loss))]  # the epoch fit keeps
+    baseline_acc = kept_val_acc(baseline)
     tuned_acc = tuned.fit.best_val_acc
     change = f"{100 * (tuned_acc - baseline_acc):+.1f} percentage points"
     if tuned_acc >= baseline_acc:
@@ -49,6 +50,12 @@ def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
             f"below the baseline's {baseline_acc:.1%} ({change}): the short trials on a subset favoured settings "
             f"that learn fast rather than far. The baseline stays the final {name}; since this choice is made on "
             "the validation split, its validation score is slightly optimistic.")
+
+
+def final_val_acc(run, name: str) -> float:
+    """Validation accuracy of ``name``'s final model: its kept (lowest validation loss) epoch. The one
+    accuracy that the figures, the text, the comparison and the choice of the submission model quote."""
+    return kept_val_acc(run.load_json(f"{name}/final_history.json"))
 
 
 def fix_summary(fix) -> dict:
@@ -71,7 +78,7 @@ def comparison_table(run) -> pd.DataFrame:
     for name in KINDS:
         model = load_final(run, name)
         history = run.load_json(f"{name}/final_history.json")
-        best = int(np.argmin(history["val_loss"]))
+        best = kept_index(history)
         imagenet = recipe(name).imagenet
         rows[name] = {
             "architecture": weights["arch"] if imagenet else "own ConvNet",

@@ -1,8 +1,10 @@
 """Training and evaluation: a plain loop in the style of torchvision's references/classification/train.py.
 
 ``fit`` trains with AdamW or SGD+momentum under a one-cycle or cosine schedule (stepped every batch),
-keeps the weights of the epoch with the lowest validation loss, stops early when that has not improved
-for ``patience`` epochs, and puts the best weights back into the model before it returns.
+for a number of epochs or for a budget of optimizer steps (``max_steps``, turned into epochs up front so the
+schedule knows its length), keeps the weights of the epoch with the lowest validation loss, stops early when
+that has not improved for ``patience`` epochs, and puts the best weights back into the model before it
+returns. That kept epoch's validation accuracy (``kept_val_acc``) is the one accuracy quoted for a run.
 ``evaluate`` returns labels, predictions and softmax probabilities, optionally averaged over the eight
 flips and 90-degree rotations of each patch (test-time augmentation: a nucleus has no "up").
 """
@@ -20,6 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+
+from labkit.profiles import budget_epochs
 
 
 def pick_device(requested: str | torch.device = "auto") -> torch.device:
@@ -89,13 +93,27 @@ class History:
         return len(self.epoch)
 
 
+def kept_index(history) -> int:
+    """Index of the epoch ``fit`` keeps: the lowest validation loss, the earliest on a tie (as fit does).
+    ``history`` is a History or its dict."""
+    val_loss = history["val_loss"] if isinstance(history, dict) else history.val_loss
+    return int(np.argmin(val_loss))
+
+
+def kept_val_acc(history) -> float:
+    """Validation accuracy of the kept epoch: the number figures, text, tables and choices quote."""
+    val_acc = history["val_acc"] if isinstance(history, dict) else history.val_acc
+    return float(val_acc[kept_index(history)])
+
+
 @dataclass
 class FitResult:
     history: History
     best_state: dict
     best_epoch: int
     best_val_loss: float
-    best_val_acc: float
+    best_val_acc: float       # validation accuracy of the kept (lowest-loss) epoch, not the highest seen
+    planned_epochs: int = 0   # the epochs the budget allowed; fewer ran if early stopping ended the run
 
 
 @dataclass
@@ -155,20 +173,28 @@ def _run_val(model, loader, device, amp, channels_last):
     return total_loss / seen, correct / seen
 
 
-def fit(model: nn.Module, train_loader, val_loader, *, epochs: int, lr: float = 1e-3,
+def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None, lr: float = 1e-3,
         optimizer: str = "adamw", weight_decay: float = 1e-4, momentum: float = 0.9,
         schedule: str = "onecycle", param_groups: list[dict] | None = None, class_weights=None,
         label_smoothing: float = 0.0, patience: int | None = None, device="cpu", seed: int = 0,
         amp: bool | None = None, channels_last: bool | None = None,
         report: Callable[[int, dict], None] | None = None, log: Callable[[str], None] | None = print,
-        name: str = "model", on_epoch_start: Callable[[int], None] | None = None) -> FitResult:
+        name: str = "model", on_epoch_start: Callable[[int], None] | None = None,
+        max_steps: int | None = None) -> FitResult:
     """Train ``model`` for up to ``epochs`` epochs and leave the best weights (lowest val loss) in it.
+
+    With ``max_steps`` the run gets a budget of optimizer steps instead: ceil(max_steps / batches per
+    epoch) epochs, capped by ``epochs`` if that is given. ``patience`` may stop either sooner.
 
     ``param_groups`` (e.g. from ``model2_param_groups``) give each group its own peak learning rate;
     without them every parameter uses ``lr``. ``report(epoch, metrics)`` is called after each epoch
     (Ray Tune's ``tune.report`` goes there); ``on_epoch_start(epoch)`` before each (model2 uses it to
     unfreeze stages). ``amp`` and ``channels_last``: None = on where they help (CUDA).
     """
+    if max_steps is not None:
+        epochs = budget_epochs(max_steps, len(train_loader), max_epochs=epochs or max_steps)
+    if not epochs or epochs < 1:
+        raise ValueError(f"{name}: give fit a positive epochs or max_steps, not epochs={epochs!r}")
     seed_everything(seed)
     device = pick_device(device)
     amp = default_amp(device) if amp is None else amp
@@ -236,7 +262,19 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int, lr: float = 
             break
 
     model.load_state_dict(best_state)
-    return FitResult(history, best_state, best_epoch, best_loss, best_acc)
+    return FitResult(history, best_state, best_epoch, best_loss, best_acc, planned_epochs=epochs)
+
+
+def describe_stop(result: FitResult, steps: int | None = None) -> str:
+    """How the run ended, for the notebook: a whole budget spent, or early stopping, in this run's numbers."""
+    ran, planned = len(result.history), result.planned_epochs or len(result.history)
+    epochs = f"{planned} epoch" + ("s" if planned != 1 else "")
+    budget = f"budget of {steps} optimizer steps" if steps else "budget"
+    if ran < planned:
+        waited = ran - result.best_epoch
+        return (f"it ran {ran} of the {epochs} its {budget} allows: early stopping ended it {waited} "
+                f"epoch{'s' if waited != 1 else ''} after the lowest validation loss")
+    return f"it used all of its {budget} ({epochs})"
 
 
 def _dihedral_views(x: torch.Tensor):

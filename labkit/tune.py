@@ -169,10 +169,16 @@ def _quiet_ray():
             os.environ["RAY_AIR_NEW_OUTPUT"] = old_env
 
 
+def asha_grace_period(epochs: int) -> int:
+    """Epochs every trial runs before ASHA may stop it: at least 2 (one epoch of a one-cycle schedule is
+    mostly warm-up and says little about a setting), a third of the trial's epochs on longer trials."""
+    return min(max(1, epochs), max(2, epochs // 3))
+
+
 def asha_scheduler(epochs: int) -> ASHAScheduler:
-    """ASHA with rungs at the grace period and then every reduction factor of it (1, 2, 4 for 4 epochs)."""
+    """ASHA with rungs at the grace period and then every reduction factor of it (2, 4 for 4 epochs)."""
     return ASHAScheduler(time_attr="training_iteration", max_t=max(1, epochs),
-                         grace_period=max(1, epochs // 4), reduction_factor=2 if epochs <= 4 else 3)
+                         grace_period=asha_grace_period(epochs), reduction_factor=2 if epochs <= 6 else 3)
 
 
 def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_address: str | None = None,
@@ -182,7 +188,9 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     """Search ``kind``'s hyperparameters with Ray Tune and ASHA; returns a SearchResult.
 
     ``data`` is a NucleiData; trials train on ``profile.tune_subset`` of its training split (stratified) for
-    at most ``profile.tune_epochs`` epochs and are scored on the whole validation split. ``space``,
+    at most ``profile.trial_epochs`` epochs (the final runs' budget rule, with ``profile.tune_budget_share``
+    of the budget) and are scored on the whole validation split by the accuracy of the epoch with the lowest
+    validation loss, the one a final run would keep. ``space``,
     ``trials`` and ``epochs`` override the profile's (each ``tune.grid_search`` value in ``space``
     multiplies the trials). model2 trials start from ``base_model2`` or, if None, from the recipe's
     ``load_base(weights_file, allow_random)``, built once here. ``storage_dir`` holds Ray's trial
@@ -194,7 +202,8 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     default_space = space is None
     space = space if space is not None else kind_recipe.search_space(profile)
     trials = trials or profile.tune_trials
-    epochs = epochs or profile.tune_epochs
+    arrays = _trial_arrays(data, profile.tune_subset, seed)
+    epochs = epochs or profile.trial_epochs(kind, len(arrays["train_labels"]))
     device = str(device)
     base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
 
@@ -206,7 +215,7 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     per_trial, concurrent = trial_resources(kind, device, resources.get("CPU", 1), resources.get("GPU", 0),
                                             trials * grid_size)
     trainable = tune.with_parameters(   # puts the tensors and the model into the object store once
-        _run_trial, kind=kind, arrays=_trial_arrays(data, profile.tune_subset, seed), base=base,
+        _run_trial, kind=kind, arrays=arrays, base=base,
         epochs=epochs, device="cuda" if device.startswith("cuda") else device, seed=seed,
         threads=int(per_trial["cpu"]))
     trial_log = _TrialLog(kind, log)
@@ -224,7 +233,10 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
             verbose=0, callbacks=[trial_log], failure_config=tune.FailureConfig(max_failures=0)))
     with _quiet_ray():
         grid = tuner.fit()
-    return _collect(kind, grid, space, epochs, trial_log, time.perf_counter() - started)
+    result = _collect(kind, grid, space, epochs, trial_log, time.perf_counter() - started)
+    # points_to_evaluate makes the baseline's settings trial 0 of a default search
+    result.baseline_trial = 0 if first_points else None
+    return result
 
 
 def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
@@ -249,9 +261,10 @@ def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
             timings.append({"trial": index, "setup_seconds": math.nan, "train_seconds": 0.0,
                             "train_cpu_seconds": 0.0, "wall_seconds": wall})
         else:
-            best = history.loc[history["val_acc"].idxmax()]
+            # the epoch with the lowest validation loss: the one fit would keep, so its accuracy is the score
+            best = history.loc[history["val_loss"].idxmin()]
             ran = int(history["epoch"].max())
-            row.update(best_val_acc=float(best["val_acc"]), best_val_loss=float(history["val_loss"].min()),
+            row.update(best_val_acc=float(best["val_acc"]), best_val_loss=float(best["val_loss"]),
                        best_epoch=int(best["epoch"]), epochs_run=ran,
                        stopped_early="yes" if ran < epochs else "no",
                        status="stopped early" if ran < epochs else "completed", seconds=wall)
@@ -267,8 +280,12 @@ def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
         raise SearchError(f"every one of the {len(table)} {kind} trials failed; trial {first['trial']}: "
                           f"{first['error']}. Fix that error (the trial folders under the storage "
                           f"directory hold the full tracebacks) and run the search again.")
-    # best = highest validation accuracy; a lower validation loss breaks ties
-    best_row = ok.sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True]).iloc[0]
+    # best = highest validation accuracy (at the lowest-loss epoch); a lower validation loss breaks ties. Only
+    # trials that ran all their epochs compete when any did: ASHA stopped the others as behind, and an early
+    # epoch's lucky accuracy should not outrank a finished trial
+    completed = ok[ok["status"] == "completed"]
+    candidates = completed if len(completed) else ok
+    best_row = candidates.sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True]).iloc[0]
     table = (table.drop(columns="_config")
              .sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True], na_position="last")
              .reset_index(drop=True))
@@ -296,16 +313,35 @@ class SearchResult:
     curves: pd.DataFrame       # trial, epoch, val_acc, val_loss
     failed: list = field(default_factory=list)  # {"trial", "config", "error" (last line)}
     best_trial: int = -1
-    best_score: float = math.nan  # best validation accuracy of the search
+    best_score: float = math.nan  # the best trial's validation accuracy at its lowest-loss epoch
     max_epochs: int = 0
     log_params: list = field(default_factory=list)  # hyperparameters sampled on a log scale
     seconds: float = math.nan     # the whole search, as the driver saw it
     # per trial: setup (imports, model, loaders), training epochs, wall time from start to end; for benches
     timings: pd.DataFrame | None = None
+    baseline_trial: int | None = None  # the trial that ran the baseline's settings (0), None if none did
 
     @property
     def params(self) -> list[str]:
         return list(self.best_config)
+
+    @property
+    def winner_is_baseline(self) -> bool:
+        """True when no sampled setting beat the hand-picked baseline: the search found nothing better."""
+        return self.baseline_trial is not None and self.best_trial == self.baseline_trial
+
+    @property
+    def spread(self) -> dict:
+        """Best, median and worst score of the trials that ran all their epochs (ASHA's survivors are
+        compared on equal terms), and of every trial that ran; fractions 0..1, NaN where there are none."""
+        ran = self.table[self.table["status"] != "failed"]
+        completed = ran[ran["status"] == "completed"]["best_val_acc"]
+        nan = math.nan
+        return {"completed": int(len(completed)), "ran": int(len(ran)),
+                "best": float(completed.max()) if len(completed) else nan,
+                "median": float(completed.median()) if len(completed) else nan,
+                "worst": float(completed.min()) if len(completed) else nan,
+                "worst_of_all": float(ran["best_val_acc"].min()) if len(ran) else nan}
 
     def save(self, run_dir, kind: str | None = None) -> None:
         """tuning/<kind>_trials.csv, tuning/<kind>_curves.csv and tuning/<kind>_best.json in the run folder."""
@@ -315,7 +351,7 @@ class SearchResult:
         run_dir.save_json(f"tuning/{kind}_best.json", {
             "kind": kind, "config": self.best_config, "trial": self.best_trial, "val_acc": self.best_score,
             "max_epochs": self.max_epochs, "log_params": self.log_params, "failed": self.failed,
-            "seconds": self.seconds})
+            "seconds": self.seconds, "baseline_trial": self.baseline_trial})
 
     @classmethod
     def load(cls, run_dir, kind: str) -> SearchResult:
@@ -323,7 +359,8 @@ class SearchResult:
         return cls(kind=kind, table=run_dir.load_frame(f"tuning/{kind}_trials.csv"),
                    best_config=best["config"], curves=run_dir.load_frame(f"tuning/{kind}_curves.csv"),
                    failed=best["failed"], best_trial=best["trial"], best_score=best["val_acc"],
-                   max_epochs=best["max_epochs"], log_params=best["log_params"], seconds=best["seconds"])
+                   max_epochs=best["max_epochs"], log_params=best["log_params"], seconds=best["seconds"],
+                   baseline_trial=best.get("baseline_trial"))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -338,7 +375,7 @@ class FinalRun:
 
 def train_final(kind: str, config: dict, data, profile, *, device="cpu", seed: int = 0, weights_file=None,
                 allow_random: bool = True, base_model2=None, log=print) -> FinalRun:
-    """Retrain ``kind`` with ``config`` on the whole training split for the profile's full epochs."""
+    """Retrain ``kind`` with ``config`` on the whole training split with the profile's full budget."""
     kind_recipe = recipe(kind)
     base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
     model = kind_recipe.make_model(config, base)
@@ -346,7 +383,8 @@ def train_final(kind: str, config: dict, data, profile, *, device="cpu", seed: i
     batch = int(config.get("batch_size", profile.batch_size))
     train_loader = make_loader(data.train_dataset(augment=True, seed=seed), batch, shuffle=True, device=device)
     val_loader = make_loader(data.val_dataset(), batch, shuffle=False, device=device)
-    epochs = kind_recipe.epochs_of(profile)
-    result = fit(model, train_loader, val_loader, epochs=epochs, device=device, seed=seed, log=log,
+    epochs = profile.epochs_for(kind, len(data.train_idx))
+    result = fit(model, train_loader, val_loader, epochs=epochs, patience=profile.patience, device=device,
+                 seed=seed, log=log,
                  name=f"{kind} (tuned)", **settings)
     return FinalRun(model=model, fit=result, config=dict(config))

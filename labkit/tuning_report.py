@@ -51,12 +51,26 @@ def describe_result(result, kind: str | None = None) -> str:
     t = result.table
     stopped = int((t["stopped_early"] == "yes").sum())
     settings = ", ".join(f"{k} = {format_value(v)}" for k, v in result.best_config.items())
+    epochs = f"{result.max_epochs} epoch" + ("s" if result.max_epochs != 1 else "")
     text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; ASHA stopped {stopped} of them "
-            f"before {result.max_epochs} epochs. The best, trial {result.best_trial}, reached "
-            f"**{100 * result.best_score:.1f}% validation accuracy** with {settings}.")
-    if len(t) > 1 and t["best_val_acc"].notna().sum() > 1:
-        worst = t["best_val_acc"].min()
-        text += f" The weakest trial reached {100 * worst:.1f}%: the settings matter."
+            f"before {epochs}. The best, trial {result.best_trial}, reached "
+            f"**{100 * result.best_score:.1f}% validation accuracy** (at its lowest validation loss) with "
+            f"{settings}. This is a selection on the validation split, so that score is slightly optimistic.")
+    if result.winner_is_baseline:
+        text += (" The winner is the baseline's own settings (trial 0): no sampled setting beat them, so the "
+                 "search confirms the baseline rather than improving on it.")
+    elif result.baseline_trial is not None:
+        base = t.loc[t["trial"] == result.baseline_trial, "best_val_acc"]
+        if len(base) and base.notna().all():
+            text += (f" The baseline's settings (trial {result.baseline_trial}) reached "
+                     f"{100 * float(base.iloc[0]):.1f}% in the same trial budget.")
+    spread = result.spread
+    if spread["completed"] > 1:
+        text += (f" Of the {spread['completed']} trials that ran all {epochs}, the best reached "
+                 f"{100 * spread['best']:.1f}%, the median {100 * spread['median']:.1f}% and the worst "
+                 f"{100 * spread['worst']:.1f}%.")
+    elif len(t) > 1 and t["best_val_acc"].notna().sum() > 1:
+        text += f" The weakest trial reached {100 * t['best_val_acc'].min():.1f}%."
     if result.failed:
         text += (f" {len(result.failed)} trial(s) failed (first: {result.failed[0]['error']}); "
                  "the others were not affected.")
@@ -119,8 +133,8 @@ def score_figure(result):
     for ax in axes.flat[len(params):]:
         ax.set_visible(False)
     for row in axes:
-        row[0].set_ylabel("best val. accuracy (%)")
-    fig.suptitle(f"{result.kind}: best validation accuracy per trial against each hyperparameter\n"
+        row[0].set_ylabel("val. accuracy, kept epoch (%)")
+    fig.suptitle(f"{result.kind}: validation accuracy per trial (kept epoch) against each hyperparameter\n"
                  "(star = best trial, red = stopped early by ASHA, blue = ran all epochs)", fontsize=10)
     fig.tight_layout()
     return fig

@@ -16,7 +16,7 @@ from labkit.profiles import get_profile
 
 # a profile small enough for tests: 2 trials of 1 epoch on a 64-image training split; batches of 2 to 8
 # give a one-cycle schedule at least 8 steps
-TINY = dataclasses.replace(get_profile("quick"), batch_size=4, tune_trials=2, tune_epochs=1, tune_subset=1.0)
+TINY = dataclasses.replace(get_profile("quick"), batch_size=4, tune_trials=2, max_epochs=1, tune_subset=1.0)
 
 
 @pytest.fixture(scope="module")
