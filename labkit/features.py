@@ -6,9 +6,11 @@ output for a given input never changes. So instead of running the whole resnet e
 1. split model2 (a torchvision ResNet after ``replace_head``) into a frozen ``prefix`` and a trainable
    ``suffix`` for a number of unfrozen stages (:func:`split_model2`; 0 = head only, the prefix then ends
    with the global average pool and the cache holds one pooled vector per view);
-2. run the prefix once per image and per each of the 8 dihedral views (the flips/90-degree rotations
-   that ``NucleiDataset`` samples for augmentation and ``train.evaluate`` averages for TTA), in batches,
-   under ``torch.no_grad`` (:func:`build_cache`);
+2. run the prefix at most once per image and per each of the 8 dihedral views (the flips/90-degree
+   rotations that ``NucleiDataset`` samples for augmentation and ``train.evaluate`` averages for TTA), in
+   batches, under ``torch.no_grad`` (:func:`build_cache`, :class:`FeatureCache`). By default a view is
+   computed the first time a loader draws it: the first epoch costs about what a frozen forward costs
+   anyway, and every later draw of that view is free;
 3. train the suffix on the cached tensors with ``train.fit`` unchanged (:func:`fit_on_features`). The
    suffix holds the model's own modules, so the trained weights are in ``model`` afterwards and
    checkpoints, ``train.evaluate`` and Captum see one ordinary resnet.
@@ -24,17 +26,17 @@ moderate size, where float16 keeps ~3 significant digits; fp32 is used for train
 float32 is available for exactness. The cache is saved in the run folder under ``features/`` with a key
 of everything it depends on (images, normalisation, prefix weights, depth, dtype), so chapter 03's
 baseline, chapter 04's trials and final run, and chapter 05's fix can share one cache: the ImageNet
-prefix never changes between them.
+prefix never changes between them (``save_cache`` at the end of a chapter, ``build_cache`` in the next).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.utils.data import Dataset
 
 from labkit.models import backbone_stages
 
@@ -89,18 +91,61 @@ def split_model2(model: nn.Module, unfrozen_stages: int) -> tuple[nn.Sequential,
 # ---------------------------------------------------------------------------------------------------
 @dataclass
 class FeatureCache:
-    features: torch.Tensor   # [N, 8, *feature shape], one row per image of train.csv, views in dihedral_view order
+    """Prefix features of every image of train.csv in its 8 views, computed when first needed.
+
+    ``features[i, v]`` is ``prefix(dihedral_view(image i, v))``; ``filled[i, v]`` says whether it has been
+    computed. ``fill(rows, views)`` computes the missing ones in one batch. Filling lazily costs at most
+    what filling all 8 views up front costs, and less when fewer epochs are trained than that takes to
+    draw every view (a 3-epoch run draws about 2.6 of the 8 views per image).
+    """
+    features: torch.Tensor   # [N, 8, *feature shape] in the storage dtype
+    filled: torch.Tensor     # bool [N, 8]
     labels: torch.Tensor     # int64 [N]
     unfrozen_stages: int
     key: str                 # hash of everything the features depend on
-    seconds: float = 0.0     # time it took to compute (0 when loaded from the run folder)
+    prefix: nn.Module | None = None   # to compute missing views; None for a complete cache
+    images: torch.Tensor | None = None  # uint8 [N, 3, H, W]
+    mean: list | None = None
+    std: list | None = None
+    seconds: float = 0.0     # time spent computing features (loading a saved cache costs none)
 
     def __len__(self) -> int:
         return len(self.features)
 
     @property
     def nbytes(self) -> int:
-        return self.features.numel() * self.features.element_size()
+        """Memory the filled features take (the allocation's untouched pages cost nothing on Linux)."""
+        return int(self.filled.sum()) * self.features[0, 0].numel() * self.features.element_size()
+
+    def fill(self, rows: torch.Tensor, views: torch.Tensor, batch_size: int = 256) -> None:
+        """Compute the features of (rows[j], views[j]) that are missing, in batches."""
+        missing = ~self.filled[rows, views]
+        if not missing.any():
+            return
+        if self.prefix is None:
+            raise RuntimeError("this feature cache is incomplete and has no prefix to compute the rest")
+        rows, views = rows[missing], views[missing]
+        started = time.perf_counter()
+        with torch.no_grad():  # not inference_mode: its tensors could not be used in training later
+            for start in range(0, len(rows), batch_size):
+                r, v = rows[start:start + batch_size], views[start:start + batch_size]
+                x = _normalise(self.images[r], self.mean, self.std)
+                x = torch.stack([dihedral_view(image, int(view)) for image, view in zip(x, v)])
+                device = next(self.prefix.parameters(), torch.empty(0)).device
+                self.features[r, v] = self.prefix(x.to(device)).to("cpu", self.features.dtype)
+                self.filled[r, v] = True
+        self.seconds += time.perf_counter() - started
+
+    def fill_all(self, rows=None, batch_size: int = 256) -> None:
+        rows = torch.arange(len(self)) if rows is None else torch.as_tensor(rows, dtype=torch.int64)
+        self.fill(rows.repeat_interleave(N_VIEWS), torch.arange(N_VIEWS).repeat(len(rows)), batch_size)
+
+
+def _normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 -> float32 exactly as NucleiDataset does it: x * scale + shift."""
+    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return images.float() * (1 / (255 * std_t)) + (-mean_t / std_t)
 
 
 def _prefix_key(prefix: nn.Module, images: torch.Tensor, mean, std, unfrozen_stages: int, dtype,
@@ -115,93 +160,92 @@ def _prefix_key(prefix: nn.Module, images: torch.Tensor, mean, std, unfrozen_sta
     return digest.hexdigest()
 
 
-def compute_features(prefix: nn.Module, images: torch.Tensor, *, mean, std, batch_size: int = 128,
-                     dtype=torch.float16, device="cpu", log=None) -> torch.Tensor:
-    """prefix(view v of image i) for every uint8 image [N, 3, H, W] and view: [N, 8, *shape] in ``dtype``.
-
-    Images are normalised exactly as ``NucleiDataset`` does ((x * scale) + shift, in float32).
-    """
-    device = torch.device(device)
-    prefix = prefix.to(device).eval()
-    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
-    std_t = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
-    scale, shift = 1 / (255 * std_t), -mean_t / std_t  # the same arithmetic as NucleiDataset
-    out = None
-    started = time.perf_counter()
-    with torch.no_grad():  # not inference_mode: its tensors could not be used in training later
-        for start in range(0, len(images), batch_size):
-            x = images[start:start + batch_size].float() * scale + shift
-            for view in range(N_VIEWS):
-                f = prefix(dihedral_view(x, view).contiguous().to(device)).to("cpu", dtype)
-                if out is None:
-                    out = torch.empty((len(images), N_VIEWS, *f.shape[1:]), dtype=dtype)
-                out[start:start + len(f), view] = f
-            if log is not None:
-                log(f"features: {min(start + batch_size, len(images))}/{len(images)} images, "
-                    f"{time.perf_counter() - started:.0f} s")
-    return out
-
-
 def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, dtype=torch.float16,
-                batch_size: int = 128, device="cpu", log=print) -> FeatureCache:
-    """Prefix features of every image in train.csv (training and validation split), 8 views each.
+                lazy: bool = True, device="cpu", log=print) -> FeatureCache:
+    """The prefix-feature cache of every image in train.csv (training and validation split), 8 views each.
 
-    ``data`` is a ``labkit.data.NucleiData``. With ``run_dir`` (a path or RunDir) the cache is read from
-    ``features/model2-u<unfrozen>-<key>.pt`` when it was made for the same images, normalisation,
-    prefix weights and dtype, else computed and saved there for the next chapter.
+    ``data`` is a ``labkit.data.NucleiData``. ``lazy``: views are computed when a loader first needs them
+    (see FeatureCache), else all at once here. With ``run_dir`` (a path or RunDir), what a previous chapter
+    computed is read from ``features/model2-u<unfrozen>-<key>.pt`` when it was made for the same images,
+    normalisation, prefix weights and dtype; ``save_cache`` writes it back for the next chapter.
     """
     from labkit.artifacts import RunDir
 
     prefix, _ = split_model2(model, unfrozen_stages)
     key = _prefix_key(prefix, data.train_images, data.mean, data.std, unfrozen_stages, dtype,
                       getattr(data, "cache_key", ""))
-    name = f"features/model2-u{unfrozen_stages}-{key[:16]}.pt"
+    with torch.no_grad():
+        shape = prefix(torch.zeros(1, *data.train_images.shape[1:])).shape[1:]
+    n = len(data.train_images)
+    # the same weights, but a copy: the cache must not change when the model is trained later
+    cache = FeatureCache(torch.empty((n, N_VIEWS, *shape), dtype=dtype), torch.zeros((n, N_VIEWS), dtype=torch.bool),
+                         data.train_labels, unfrozen_stages, key, copy.deepcopy(prefix).to(device).eval(),
+                         data.train_images, list(data.mean), list(data.std))
     if run_dir is not None and not isinstance(run_dir, RunDir):
         run_dir = RunDir(run_dir)
+    name = _cache_name(unfrozen_stages, key)
     if run_dir is not None and run_dir.exists(name):
         saved = run_dir.load_torch(name)
         if saved.get("key") == key:
-            return FeatureCache(saved["features"], data.train_labels, unfrozen_stages, key)
-    started = time.perf_counter()
-    features = compute_features(prefix, data.train_images, mean=data.mean, std=data.std,
-                                batch_size=batch_size, dtype=dtype, device=device)
-    seconds = time.perf_counter() - started
+            cache.features, cache.filled = saved["features"], saved["filled"]
+    if not lazy:
+        cache.fill_all()
     if log is not None:
-        log(f"model2 prefix features (unfrozen stages {unfrozen_stages}): {len(features)} images x "
-            f"{N_VIEWS} views, {tuple(features.shape[2:])} {dtype}, {features.numel() * features.element_size() / 2**20:.0f} MiB, "
-            f"{seconds:.1f} s")
-    if run_dir is not None:
-        run_dir.save_torch(name, {"key": key, "features": features})
-    return FeatureCache(features, data.train_labels, unfrozen_stages, key, seconds)
+        log(f"model2 prefix features (unfrozen stages {unfrozen_stages}): {n} images x {N_VIEWS} views of "
+            f"{tuple(shape)} {dtype}, {int(cache.filled.sum())} of {cache.filled.numel()} computed "
+            f"({cache.nbytes / 2**20:.0f} MiB), {cache.seconds:.1f} s")
+    return cache
+
+
+def _cache_name(unfrozen_stages: int, key: str) -> str:
+    return f"features/model2-u{unfrozen_stages}-{key[:16]}.pt"
+
+
+def save_cache(cache: FeatureCache, run_dir) -> None:
+    """Save what has been computed so far, for the next chapter (same run folder)."""
+    from labkit.artifacts import RunDir
+
+    run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    run_dir.save_torch(_cache_name(cache.unfrozen_stages, cache.key),
+                       {"key": cache.key, "features": cache.features, "filled": cache.filled})
 
 
 # ---------------------------------------------------------------------------------------------------
 # Training and evaluating on the cache
 # ---------------------------------------------------------------------------------------------------
-class FeatureDataset(Dataset):
-    """(features of one view, label) for the images ``idx`` of a cache.
+class FeatureLoader:
+    """Batches ``(features, labels)`` of the images ``idx`` of a cache, like a DataLoader over images.
 
     ``augment``: a uniformly random view per sample and epoch (the image pipeline's augmentation);
-    otherwise the identity view. ``all_views``: all 8 views [8, ...] per sample (for TTA).
-    Keeps a reference to the whole cache and the indices, so no copy of the features is made.
+    otherwise the identity view. ``all_views``: all 8 views [B, 8, ...] per sample (for TTA).
+    ``shuffle`` reshuffles every epoch; training loaders (shuffle) drop the last incomplete batch, as
+    ``data.make_loader`` does. Views not computed yet are computed here, one prefix batch per batch.
     """
 
-    def __init__(self, cache: FeatureCache, idx, augment: bool = False, all_views: bool = False):
-        self.features, self.labels = cache.features, cache.labels
+    def __init__(self, cache: FeatureCache, idx, batch_size: int, *, shuffle: bool = False,
+                 augment: bool = False, all_views: bool = False):
+        self.cache, self.batch_size = cache, int(batch_size)
         self.idx = torch.as_tensor(idx, dtype=torch.int64)
-        self.augment, self.all_views = augment, all_views
+        self.shuffle, self.augment, self.all_views = shuffle, augment, all_views
+        self.drop_last = shuffle and len(self.idx) > self.batch_size
 
-    def __len__(self):
-        return len(self.idx)
+    def __len__(self) -> int:
+        n, b = len(self.idx), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
 
-    def __getitem__(self, i):
-        row = int(self.idx[i])
-        if self.all_views:
-            x = self.features[row]
-        else:
-            view = int(torch.randint(0, N_VIEWS, ())) if self.augment else 0
-            x = self.features[row, view]
-        return x.float(), int(self.labels[row])
+    def __iter__(self):
+        order = self.idx[torch.randperm(len(self.idx))] if self.shuffle else self.idx
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            rows = order[start:start + self.batch_size]
+            if self.all_views:
+                self.cache.fill(rows.repeat_interleave(N_VIEWS), torch.arange(N_VIEWS).repeat(len(rows)))
+                x = self.cache.features[rows]
+            else:
+                views = (torch.randint(0, N_VIEWS, (len(rows),)) if self.augment
+                         else torch.zeros(len(rows), dtype=torch.int64))
+                self.cache.fill(rows, views)
+                x = self.cache.features[rows, views]
+            yield x.float(), self.cache.labels[rows]
 
 
 def _check_prefix_frozen(prefix: nn.Module) -> None:
@@ -210,6 +254,13 @@ def _check_prefix_frozen(prefix: nn.Module) -> None:
         raise ValueError(f"{len(trainable)} parameters of the cached prefix require gradients (e.g. "
                          f"{trainable[0]}): the cache would silently freeze them. Cache fewer stages, or call "
                          "models.set_unfrozen_stages(model, n) with n <= the cache's unfrozen_stages")
+
+
+def _check_same_prefix(prefix: nn.Module, cached: nn.Module) -> None:
+    ours, theirs = prefix.state_dict(), cached.state_dict()
+    if any(not torch.equal(ours[k], theirs[k].to(ours[k].device)) for k in ours):
+        raise ValueError("the model's frozen prefix differs from the one this feature cache was made with: "
+                         "build the cache from this model (features.build_cache)")
 
 
 def fit_on_features(model: nn.Module, cache: FeatureCache, train_idx, val_idx, *, batch_size: int,
@@ -223,14 +274,14 @@ def fit_on_features(model: nn.Module, cache: FeatureCache, train_idx, val_idx, *
     parameters, the frozen ones get no gradient and are skipped. The best weights end up in ``model``.
     ``FitResult.best_state`` holds the suffix's state_dict (use ``model.state_dict()`` for the model's).
     """
-    from labkit.data import make_loader
     from labkit.train import fit
 
     prefix, suffix = split_model2(model, cache.unfrozen_stages)
     _check_prefix_frozen(prefix)
-    train_loader = make_loader(FeatureDataset(cache, train_idx, augment=True), batch_size, shuffle=True,
-                               device=device)
-    val_loader = make_loader(FeatureDataset(cache, val_idx), batch_size, shuffle=False, device=device)
+    if cache.prefix is not None:  # the cache computes views with its own copy of the prefix: check they agree
+        _check_same_prefix(prefix, cache.prefix)
+    train_loader = FeatureLoader(cache, train_idx, batch_size, shuffle=True, augment=True)
+    val_loader = FeatureLoader(cache, val_idx, batch_size)
     if cache.features.dim() < 5:  # pooled vectors [N, 8, C]: channels_last needs 4-d tensors
         fit_kwargs["channels_last"] = False
     result = fit(suffix, train_loader, val_loader, device=device, **fit_kwargs)
@@ -246,13 +297,12 @@ def evaluate_on_features(model: nn.Module, cache: FeatureCache, idx, *, tta: boo
     """
     import numpy as np
 
-    from labkit.data import make_loader
     from labkit.train import Predictions, pick_device
 
     device = pick_device(device)
     _, suffix = split_model2(model, cache.unfrozen_stages)
     suffix.to(device).eval()
-    loader = make_loader(FeatureDataset(cache, idx, all_views=tta), batch_size, shuffle=False, device=device)
+    loader = FeatureLoader(cache, idx, batch_size, all_views=tta)
     labels, probs = [], []
     with torch.inference_mode():
         for x, y in loader:

@@ -10,8 +10,8 @@ from torch import nn
 
 from labkit import N_CLASSES
 from labkit.data import NucleiDataset, make_loader
-from labkit.features import (N_VIEWS, FeatureDataset, build_cache, dihedral_view, evaluate_on_features,
-                             fit_on_features, split_model2)
+from labkit.features import (N_VIEWS, FeatureLoader, build_cache, dihedral_view, evaluate_on_features,
+                             fit_on_features, save_cache, split_model2)
 from labkit.models import set_unfrozen_stages
 from labkit.train import evaluate
 
@@ -76,7 +76,7 @@ def test_training_on_cached_features_gives_the_same_logits_and_gradients(unfroze
     data = fake_data(8)
     full = resnet()
     cached = copy.deepcopy(full)
-    cache = build_cache(cached, data, unfrozen, dtype=torch.float32, log=None)
+    cache = build_cache(cached, data, unfrozen, dtype=torch.float32, lazy=False, log=None)
     assert cache.features.shape[:2] == (8, N_VIEWS)
 
     # the full model as fit runs it, except that the frozen prefix keeps BatchNorm in eval mode
@@ -110,8 +110,8 @@ def test_training_on_cached_features_gives_the_same_logits_and_gradients(unfroze
 def test_float16_storage_stays_close_to_float32():
     data = fake_data(4)
     model = resnet()
-    exact = build_cache(model, data, 1, dtype=torch.float32, log=None)
-    half = build_cache(model, data, 1, log=None)
+    exact = build_cache(model, data, 1, dtype=torch.float32, lazy=False, log=None)
+    half = build_cache(model, data, 1, lazy=False, log=None)
     assert half.features.dtype == torch.float16 and half.nbytes * 2 == exact.nbytes
     _, suffix = split_model2(model.eval(), 1)
     with torch.no_grad():
@@ -124,20 +124,40 @@ def test_cache_is_saved_to_the_run_folder_and_reused(tmp_path):
     data = fake_data(4)
     model = resnet()
     first = build_cache(model, data, 0, run_dir=tmp_path, log=None)
-    assert first.seconds > 0 and list((tmp_path / "features").glob("model2-u0-*.pt"))
+    first.fill(torch.tensor([0, 1]), torch.tensor([3, 0]))
+    assert first.seconds > 0 and int(first.filled.sum()) == 2
+    save_cache(first, tmp_path)
+    assert list((tmp_path / "features").glob("model2-u0-*.pt"))
     again = build_cache(model, data, 0, run_dir=tmp_path, log=None)
-    assert again.seconds == 0 and again.key == first.key and torch.equal(again.features, first.features)
-    # other normalisation or other prefix weights: another key, computed afresh
+    assert again.seconds == 0 and again.key == first.key and torch.equal(again.filled, first.filled)
+    assert torch.equal(again.features[again.filled], first.features[first.filled])
+    # other normalisation or other prefix weights: another key, nothing computed yet
     other = build_cache(model, SimpleNamespace(**{**vars(data), "mean": [0.5, 0.5, 0.5]}), 0,
                         run_dir=tmp_path, log=None)
-    assert other.key != first.key and other.seconds > 0
+    assert other.key != first.key and not other.filled.any()
+    weight = model.layer1[0].conv1.weight
+    original = weight.detach().clone()
     with torch.no_grad():
-        model.layer1[0].conv1.weight.mul_(1.01)
-    assert build_cache(model, data, 0, run_dir=tmp_path, log=None).key != first.key
-    # a change after the prefix (the head) does not invalidate the cache
+        weight.mul_(1.01)
+    assert not build_cache(model, data, 0, run_dir=tmp_path, log=None).filled.any()
     with torch.no_grad():
-        model.fc.weight.mul_(2)
-    assert build_cache(model, data, 0, run_dir=tmp_path, log=None).seconds == 0
+        weight.copy_(original)
+        model.fc.weight.mul_(2)  # a change after the prefix (the head) keeps the cache
+    assert int(build_cache(model, data, 0, run_dir=tmp_path, log=None).filled.sum()) == 2
+
+
+def test_lazy_filling_computes_only_the_drawn_views_and_the_same_values():
+    data = fake_data(6)
+    model = resnet()
+    eager = build_cache(model, data, 1, dtype=torch.float32, lazy=False, log=None)
+    lazy = build_cache(model, data, 1, dtype=torch.float32, log=None)
+    assert not lazy.filled.any() and lazy.nbytes == 0
+    torch.manual_seed(0)
+    batches = list(FeatureLoader(lazy, torch.arange(6), 2, shuffle=True, augment=True))
+    assert len(batches) == 3 and int(lazy.filled.sum()) == 6  # one view per image drawn in one epoch
+    assert torch.allclose(lazy.features[lazy.filled], eager.features[lazy.filled], atol=1e-5)
+    for x, y in batches:
+        assert x.shape == (2, 256, 7, 7) and x.dtype == torch.float32 and y.dtype == torch.int64
 
 
 def test_fit_on_features_trains_the_model_in_place_and_evaluates_like_the_full_model():
@@ -174,15 +194,19 @@ def test_a_cache_that_would_freeze_trainable_stages_is_refused():
         fit_on_features(model, cache, torch.arange(2), torch.arange(2, 4), batch_size=2, epochs=1, log=None)
 
 
-def test_feature_dataset_views():
-    data = fake_data(4)
-    cache = build_cache(resnet(), data, 0, dtype=torch.float32, log=None)
-    assert torch.equal(FeatureDataset(cache, [2])[0][0], cache.features[2, 0])
-    assert FeatureDataset(cache, [2], all_views=True)[0][0].shape == (N_VIEWS, 512)
+def test_feature_loader_views():
+    data = fake_data(5)
+    cache = build_cache(resnet(), data, 0, dtype=torch.float32, lazy=False, log=None)
+    (x, y), = list(FeatureLoader(cache, [2, 4], 8))
+    assert torch.equal(x, cache.features[[2, 4], 0]) and y.tolist() == [2, 0]
+    (x, _), = list(FeatureLoader(cache, [2], 8, all_views=True))
+    assert x.shape == (1, N_VIEWS, 512)
+    assert len(FeatureLoader(cache, range(5), 2, shuffle=True)) == 2  # training drops the incomplete batch
+    assert len(FeatureLoader(cache, range(5), 2)) == 3
     torch.manual_seed(0)
-    augmented = FeatureDataset(cache, [1], augment=True)
+    augmented = FeatureLoader(cache, [1], 1, augment=True)
     seen = set()
     for _ in range(100):
-        x = augmented[0][0]
-        seen.add(next(v for v in range(N_VIEWS) if torch.equal(x, cache.features[1, v])))
+        (x, _), = list(augmented)
+        seen.add(next(v for v in range(N_VIEWS) if torch.equal(x[0], cache.features[1, v])))
     assert seen == set(range(N_VIEWS))
