@@ -259,18 +259,23 @@ def _dihedral_views(x: torch.Tensor):
             yield torch.rot90(flipped, k, dims=(-2, -1))
 
 
-def evaluate(model: nn.Module, loader, device="cpu", tta: bool = False) -> Predictions:
+def evaluate(model: nn.Module, loader, device="cpu", tta: bool = False,
+             channels_last: bool | None = None) -> Predictions:
     """Labels, predicted classes and softmax probabilities for every item the loader yields, in order.
 
     With ``tta`` the probabilities are the mean over the eight flips/rotations of each patch.
+    ``channels_last``: None = where it helps, as in ``fit`` (bench/evaluate.py measures it).
     """
     device = pick_device(device)
-    model.to(device).eval()
+    channels_last = default_channels_last(device) if channels_last is None else channels_last
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).eval()
     labels, probs = [], []
     with torch.inference_mode():
         for x, y in loader:
             x = x.to(device)
             views = list(_dihedral_views(x)) if tta else [x]
+            if channels_last:
+                views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             p = torch.stack([model(v).float().softmax(1) for v in views]).mean(0)
             probs.append(p.cpu())
             labels.append(torch.as_tensor(y).cpu())
