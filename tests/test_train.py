@@ -150,3 +150,12 @@ def test_labkit_fp32_turns_mixed_precision_off(monkeypatch, value, forced):
     assert train_module.default_amp(torch.device("cpu")) is (not forced)
     assert train_module.default_amp(torch.device("cuda")) is (not forced)
     assert train_module.default_channels_last(torch.device("cpu"))  # unchanged: not a precision setting
+
+
+def test_evaluate_gives_the_same_predictions_in_either_memory_format():
+    _, val = loaders(n_val=16)
+    model = small_model1().eval()
+    nchw = evaluate(model, val, tta=True, channels_last=False)
+    nhwc = evaluate(model, val, tta=True, channels_last=True)
+    assert np.array_equal(nchw.labels, nhwc.labels)
+    assert np.allclose(nchw.probs, nhwc.probs, atol=1e-5)
