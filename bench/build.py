@@ -2,11 +2,15 @@
 
     python bench/build.py                        # quick and standard, fresh output folders
     python bench/build.py --profiles quick
+    python bench/build.py --breakdown build/run     # only print the phases of an existing build
 
 Each build runs as a student runs it (python build.py --team Bench_Team --profile P) into a temporary
 output folder, with the stub cache of this repo (made once per profile and reused, as for a student's
 second build). Prints each chapter's seconds (from OUT/chapters/timings.json), the total wall time, and
-the ratio to the profile's target: quick 120 s, standard 600 s on a 2-core CPU.
+the ratio to the profile's target: quick 120 s, standard 600 s on a 2-core CPU. Chapters that record their
+phases with labkit.timing.PhaseTimer (run/timing/<chapter>.json) get a per-phase breakdown: kernel start
+and imports, data, features, training, tuning, evaluation/TTA, Captum, figures, and what no phase covers.
+LABKIT_FP32=1 in the environment makes a machine with bfloat16 build as one without would.
 """
 from __future__ import annotations
 
@@ -20,7 +24,28 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 TARGET_SECONDS = {"quick": 120, "standard": 600}
+
+
+def print_breakdown(run_dir) -> None:
+    """One row per chapter with a timing file: seconds per phase (CPU seconds in brackets)."""
+    from labkit.timing import PHASES, read_breakdown
+
+    chapters = read_breakdown(run_dir)
+    if not chapters:
+        print(f"  (no phase timings in {Path(run_dir) / 'timing'}: the chapters do not record them yet)")
+        return
+    seen = {name for saved in chapters.values() for name in saved["phases"]}
+    columns = [p for p in PHASES if p in seen] + sorted(seen - set(PHASES))
+    print("  " + f"{'chapter':<16}{'start+imports':>14}" + "".join(f"{c:>16}" for c in columns)
+          + f"{'unaccounted':>13}")
+    for chapter, saved in chapters.items():
+        start = saved.get("before_timer")
+        cells = [f"{saved['phases'][c]['seconds']:7.1f} ({saved['phases'][c]['cpu_seconds']:5.1f})"
+                 if c in saved["phases"] else "" for c in columns]
+        print("  " + f"{chapter:<16}{'' if start is None else f'{start:.1f}':>14}"
+              + "".join(f"{c:>16}" for c in cells) + f"{saved['unaccounted']:13.1f}")
 
 
 def time_build(profile: str) -> tuple[float, dict]:
@@ -32,13 +57,19 @@ def time_build(profile: str) -> tuple[float, dict]:
         seconds = time.perf_counter() - started
         if result.returncode != 0:
             sys.exit(f"{profile} build failed:\n{result.stderr[-2000:]}")
+        print_breakdown(out / "run")
         return seconds, json.loads((out / "chapters" / "timings.json").read_text())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", nargs="+", default=["quick", "standard"], choices=list(TARGET_SECONDS))
+    parser.add_argument("--breakdown", metavar="RUN_DIR", help="print the phase timings of a finished build's "
+                        "run folder and exit")
     args = parser.parse_args()
+    if args.breakdown:
+        print_breakdown(args.breakdown)
+        return
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     for profile in args.profiles:
         total, chapters = time_build(profile)

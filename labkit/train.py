@@ -52,16 +52,28 @@ def _cpu_has_bf16() -> bool:
         return False
 
 
+def fp32_forced() -> bool:
+    """True when the environment variable LABKIT_FP32 is set (to anything but "", "0", "false", "no").
+
+    It turns mixed precision off everywhere, so a machine with bfloat16 (or a GPU) runs as a CPU without
+    it would: the common student machine, whose times the profiles' budgets are set for."""
+    return os.environ.get("LABKIT_FP32", "").strip().lower() not in ("", "0", "false", "no")
+
+
 def default_amp(device: torch.device) -> bool:
     """Mixed precision where it helps: on CUDA (float16 with loss scaling), and on CPUs with native
     bfloat16. bench/train.py on the course's 2-core CPU (avx512_bf16): bfloat16 autocast trains model1
-    and resnet18 x1.8-2.2 faster than float32 (best-of-12 step times). Weights stay float32."""
+    and resnet18 x1.8-2.2 faster than float32 (best-of-12 step times). Weights stay float32.
+    LABKIT_FP32=1 forces float32 (see ``fp32_forced``)."""
+    if fp32_forced():
+        return False
     return device.type == "cuda" or (device.type == "cpu" and _cpu_has_bf16())
 
 
 def default_channels_last(device: torch.device) -> bool:
     """channels_last (NHWC) where it helps: on CUDA, and on CPU, where oneDNN's convolutions want it:
-    x1.2-1.6 alone and x1.9-2.7 with bfloat16 on the 2-core CPU (bench/train.py)."""
+    x1.2-1.6 alone and x1.9-2.7 with bfloat16 on the 2-core CPU (bench/train.py). LABKIT_FP32 leaves
+    it alone: a CPU without bfloat16 uses channels_last too, so the stand-in keeps it."""
     return device.type in ("cuda", "cpu")
 
 
@@ -284,18 +296,23 @@ def _dihedral_views(x: torch.Tensor):
             yield torch.rot90(flipped, k, dims=(-2, -1))
 
 
-def evaluate(model: nn.Module, loader, device="cpu", tta: bool = False) -> Predictions:
+def evaluate(model: nn.Module, loader, device="cpu", tta: bool = False,
+             channels_last: bool | None = None) -> Predictions:
     """Labels, predicted classes and softmax probabilities for every item the loader yields, in order.
 
     With ``tta`` the probabilities are the mean over the eight flips/rotations of each patch.
+    ``channels_last``: None = where it helps, as in ``fit`` (bench/evaluate.py measures it).
     """
     device = pick_device(device)
-    model.to(device).eval()
+    channels_last = default_channels_last(device) if channels_last is None else channels_last
+    model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).eval()
     labels, probs = [], []
     with torch.inference_mode():
         for x, y in loader:
             x = x.to(device)
             views = list(_dihedral_views(x)) if tta else [x]
+            if channels_last:
+                views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             p = torch.stack([model(v).float().softmax(1) for v in views]).mean(0)
             probs.append(p.cpu())
             labels.append(torch.as_tensor(y).cpu())

@@ -139,3 +139,23 @@ def test_fit_runs_with_mixed_precision_and_channels_last_on_cpu():
     result = fit(small_model1(), *loaders(32, 16), epochs=1, amp=True, channels_last=True, log=None)
     assert np.isfinite(result.best_val_loss)
     assert all(v.dtype != torch.bfloat16 for v in result.best_state.values())  # weights stay float32
+
+
+@pytest.mark.parametrize("value, forced", [("1", True), ("yes", True), ("0", False), ("", False)])
+def test_labkit_fp32_turns_mixed_precision_off(monkeypatch, value, forced):
+    import labkit.train as train_module
+
+    monkeypatch.setattr(train_module, "_cpu_has_bf16", lambda: True)  # as on a CPU with avx512_bf16
+    monkeypatch.setenv("LABKIT_FP32", value)
+    assert train_module.default_amp(torch.device("cpu")) is (not forced)
+    assert train_module.default_amp(torch.device("cuda")) is (not forced)
+    assert train_module.default_channels_last(torch.device("cpu"))  # unchanged: not a precision setting
+
+
+def test_evaluate_gives_the_same_predictions_in_either_memory_format():
+    _, val = loaders(n_val=16)
+    model = small_model1().eval()
+    nchw = evaluate(model, val, tta=True, channels_last=False)
+    nhwc = evaluate(model, val, tta=True, channels_last=True)
+    assert np.array_equal(nchw.labels, nhwc.labels)
+    assert np.allclose(nchw.probs, nhwc.probs, atol=1e-5)

@@ -1,0 +1,317 @@
+"""Compute the frozen part of model2 once: cached prefix features for fine-tuning, tuning and TTA.
+
+While a prefix of model2's stages is frozen and in eval mode (BatchNorm uses its stored statistics), its
+output for a given input never changes. So instead of running the whole resnet every step, we
+
+1. split model2 (a torchvision ResNet after ``replace_head``) into a frozen ``prefix`` and a trainable
+   ``suffix`` for a number of unfrozen stages (:func:`split_model2`; 0 = head only, the prefix then ends
+   with the global average pool and the cache holds one pooled vector per view);
+2. run the prefix at most once per image and per each of the 8 dihedral views (the flips/90-degree
+   rotations that ``NucleiDataset`` samples for augmentation and ``train.evaluate`` averages for TTA), in
+   batches, under ``torch.no_grad`` (:func:`build_cache`, :class:`FeatureCache`). By default a view is
+   computed the first time a loader draws it: the first epoch costs about what a frozen forward costs
+   anyway, and every later draw of that view is free;
+3. train the suffix on the cached tensors with ``train.fit`` unchanged (:func:`fit_on_features`). The
+   suffix holds the model's own modules, so the trained weights are in ``model`` afterwards and
+   checkpoints, ``train.evaluate`` and Captum see one ordinary resnet.
+
+Exactness: with fp32 storage, logits and gradients equal those of the full model with the same frozen
+prefix in eval mode (tests/test_features.py). Note the one difference from running the whole model in
+``fit``: ``model.train()`` there puts the frozen prefix's BatchNorm layers in training mode too (batch
+statistics, running averages drift), here they keep ImageNet's statistics, the usual meaning of "frozen".
+
+Storage: resnet18 at 100x100 after layer3 is 256x7x7 per view; 3,000 images x 8 views is 1.2 GB in
+float32, 0.6 GB in float16. The default storage is float16 (features are post-ReLU activations of
+moderate size, where float16 keeps ~3 significant digits; fp32 is used for training arithmetic), and
+float32 is available for exactness. The cache is saved in the run folder under ``features/`` with a key
+of everything it depends on (images, normalisation, prefix weights, depth, dtype), so chapter 03's
+baseline, chapter 04's trials and final run, and chapter 05's fix can share one cache: the ImageNet
+prefix never changes between them (``save_cache`` at the end of a chapter, ``build_cache`` in the next).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from labkit.models import backbone_stages
+
+N_VIEWS = 8
+CACHE_VERSION = 1  # bump when what a cache holds, or how it is computed, changes
+
+
+def dihedral_view(x: torch.Tensor, view: int) -> torch.Tensor:
+    """One of the 8 flips/90-degree rotations of an image or batch (..., H, W); view 0 is the identity.
+
+    view = 4 * flip + k: rotate by k quarter turns, then mirror left-right if flip. These are exactly the
+    augmentations ``NucleiDataset`` samples (rot90 by k, then flip of the width axis with p=0.5), so a
+    uniformly random view has the same distribution as the image pipeline's augmentation.
+    """
+    x = torch.rot90(x, view % 4, dims=(-2, -1))
+    return x.flip(-1) if view >= 4 else x
+
+
+# ---------------------------------------------------------------------------------------------------
+# Splitting model2
+# ---------------------------------------------------------------------------------------------------
+def split_model2(model: nn.Module, unfrozen_stages: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """(prefix, suffix) of a torchvision ResNet with ``suffix(prefix(x)) == model(x)``.
+
+    The suffix holds the last ``unfrozen_stages`` backbone stages (as ``models.backbone_stages`` counts
+    them: conv1, bn1, layer1..layer4) and the head; 0 = the head only (the prefix then ends with the
+    average pool and the flatten). Both are Sequentials of the model's own modules, not copies: training
+    the suffix trains ``model``. The prefix is put in eval mode.
+    """
+    if type(model).__name__ != "ResNet":
+        raise ValueError(f"split_model2 handles torchvision ResNets (their forward is their children in "
+                         f"order), not {type(model).__name__}; train it with train.fit on images instead")
+    children = list(model.named_children())  # conv1 bn1 relu maxpool layer1..layer4 avgpool fc
+    names = [name for name, _ in children]
+    if names[-2:] != ["avgpool", "fc"]:
+        raise ValueError(f"unexpected ResNet layout {names}: expected it to end with avgpool, fc")
+    stages = backbone_stages(model)
+    n = len(stages) if unfrozen_stages < 0 else min(unfrozen_stages, len(stages))
+    modules = [module for _, module in children[:-1]] + [nn.Flatten(1), model.fc]
+    if n == 0:
+        cut = len(modules) - 1  # everything up to and including the flatten is frozen
+    else:
+        first_trainable = stages[len(stages) - n]
+        cut = next(i for i, m in enumerate(modules) if m is first_trainable)
+    prefix, suffix = nn.Sequential(*modules[:cut]), nn.Sequential(*modules[cut:])
+    prefix.eval()
+    return prefix, suffix
+
+
+# ---------------------------------------------------------------------------------------------------
+# Building the cache
+# ---------------------------------------------------------------------------------------------------
+@dataclass
+class FeatureCache:
+    """Prefix features of every image of train.csv in its 8 views, computed when first needed.
+
+    ``features[i, v]`` is ``prefix(dihedral_view(image i, v))``; ``filled[i, v]`` says whether it has been
+    computed. ``fill(rows, views)`` computes the missing ones in one batch. Filling lazily costs at most
+    what filling all 8 views up front costs, and less when fewer epochs are trained than that takes to
+    draw every view (a 3-epoch run draws about 2.6 of the 8 views per image).
+    """
+    features: torch.Tensor   # [N, 8, *feature shape] in the storage dtype
+    filled: torch.Tensor     # bool [N, 8]
+    labels: torch.Tensor     # int64 [N]
+    unfrozen_stages: int
+    key: str                 # hash of everything the features depend on
+    prefix: nn.Module | None = None   # to compute missing views; None for a complete cache
+    images: torch.Tensor | None = None  # uint8 [N, 3, H, W]
+    mean: list | None = None
+    std: list | None = None
+    seconds: float = 0.0     # time spent computing features (loading a saved cache costs none)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the filled features take (the allocation's untouched pages cost nothing on Linux)."""
+        return int(self.filled.sum()) * self.features[0, 0].numel() * self.features.element_size()
+
+    def fill(self, rows: torch.Tensor, views: torch.Tensor, batch_size: int = 256) -> None:
+        """Compute the features of (rows[j], views[j]) that are missing, in batches."""
+        missing = ~self.filled[rows, views]
+        if not missing.any():
+            return
+        if self.prefix is None:
+            raise RuntimeError("this feature cache is incomplete and has no prefix to compute the rest")
+        rows, views = rows[missing], views[missing]
+        started = time.perf_counter()
+        with torch.no_grad():  # not inference_mode: its tensors could not be used in training later
+            for start in range(0, len(rows), batch_size):
+                r, v = rows[start:start + batch_size], views[start:start + batch_size]
+                x = _normalise(self.images[r], self.mean, self.std)
+                x = torch.stack([dihedral_view(image, int(view)) for image, view in zip(x, v)])
+                device = next(self.prefix.parameters(), torch.empty(0)).device
+                self.features[r, v] = self.prefix(x.to(device)).to("cpu", self.features.dtype)
+                self.filled[r, v] = True
+        self.seconds += time.perf_counter() - started
+
+    def fill_all(self, rows=None, batch_size: int = 256) -> None:
+        rows = torch.arange(len(self)) if rows is None else torch.as_tensor(rows, dtype=torch.int64)
+        self.fill(rows.repeat_interleave(N_VIEWS), torch.arange(N_VIEWS).repeat(len(rows)), batch_size)
+
+
+def _normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 -> float32 exactly as NucleiDataset does it: x * scale + shift."""
+    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return images.float() * (1 / (255 * std_t)) + (-mean_t / std_t)
+
+
+def _prefix_key(prefix: nn.Module, images: torch.Tensor, mean, std, unfrozen_stages: int, dtype,
+                data_key: str = "") -> str:
+    digest = hashlib.sha256(f"labkit-features-v{CACHE_VERSION}:{unfrozen_stages}:{dtype}:{mean}:{std}:"
+                            f"{tuple(images.shape)}:{data_key}\n".encode())
+    if not data_key:  # no decode-cache key to stand for the images: hash their bytes
+        digest.update(images.numpy().tobytes())
+    for name, value in prefix.state_dict().items():  # weights and BatchNorm statistics
+        digest.update(name.encode())
+        digest.update(value.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, dtype=torch.float16,
+                lazy: bool = True, device="cpu", log=print) -> FeatureCache:
+    """The prefix-feature cache of every image in train.csv (training and validation split), 8 views each.
+
+    ``data`` is a ``labkit.data.NucleiData``. ``lazy``: views are computed when a loader first needs them
+    (see FeatureCache), else all at once here. With ``run_dir`` (a path or RunDir), what a previous chapter
+    computed is read from ``features/model2-u<unfrozen>-<key>.pt`` when it was made for the same images,
+    normalisation, prefix weights and dtype; ``save_cache`` writes it back for the next chapter.
+    """
+    from labkit.artifacts import RunDir
+
+    prefix, _ = split_model2(model, unfrozen_stages)
+    key = _prefix_key(prefix, data.train_images, data.mean, data.std, unfrozen_stages, dtype,
+                      getattr(data, "cache_key", ""))
+    with torch.no_grad():
+        shape = prefix(torch.zeros(1, *data.train_images.shape[1:])).shape[1:]
+    n = len(data.train_images)
+    # the same weights, but a copy: the cache must not change when the model is trained later
+    cache = FeatureCache(torch.empty((n, N_VIEWS, *shape), dtype=dtype), torch.zeros((n, N_VIEWS), dtype=torch.bool),
+                         data.train_labels, unfrozen_stages, key, copy.deepcopy(prefix).to(device).eval(),
+                         data.train_images, list(data.mean), list(data.std))
+    if run_dir is not None and not isinstance(run_dir, RunDir):
+        run_dir = RunDir(run_dir)
+    name = _cache_name(unfrozen_stages, key)
+    if run_dir is not None and run_dir.exists(name):
+        saved = run_dir.load_torch(name)
+        if saved.get("key") == key:
+            cache.features, cache.filled = saved["features"], saved["filled"]
+    if not lazy:
+        cache.fill_all()
+    if log is not None:
+        log(f"model2 prefix features (unfrozen stages {unfrozen_stages}): {n} images x {N_VIEWS} views of "
+            f"{tuple(shape)} {dtype}, {int(cache.filled.sum())} of {cache.filled.numel()} computed "
+            f"({cache.nbytes / 2**20:.0f} MiB), {cache.seconds:.1f} s")
+    return cache
+
+
+def _cache_name(unfrozen_stages: int, key: str) -> str:
+    return f"features/model2-u{unfrozen_stages}-{key[:16]}.pt"
+
+
+def save_cache(cache: FeatureCache, run_dir) -> None:
+    """Save what has been computed so far, for the next chapter (same run folder)."""
+    from labkit.artifacts import RunDir
+
+    run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    run_dir.save_torch(_cache_name(cache.unfrozen_stages, cache.key),
+                       {"key": cache.key, "features": cache.features, "filled": cache.filled})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training and evaluating on the cache
+# ---------------------------------------------------------------------------------------------------
+class FeatureLoader:
+    """Batches ``(features, labels)`` of the images ``idx`` of a cache, like a DataLoader over images.
+
+    ``augment``: a uniformly random view per sample and epoch (the image pipeline's augmentation);
+    otherwise the identity view. ``all_views``: all 8 views [B, 8, ...] per sample (for TTA).
+    ``shuffle`` reshuffles every epoch; training loaders (shuffle) drop the last incomplete batch, as
+    ``data.make_loader`` does. Views not computed yet are computed here, one prefix batch per batch.
+    """
+
+    def __init__(self, cache: FeatureCache, idx, batch_size: int, *, shuffle: bool = False,
+                 augment: bool = False, all_views: bool = False):
+        self.cache, self.batch_size = cache, int(batch_size)
+        self.idx = torch.as_tensor(idx, dtype=torch.int64)
+        self.shuffle, self.augment, self.all_views = shuffle, augment, all_views
+        self.drop_last = shuffle and len(self.idx) > self.batch_size
+
+    def __len__(self) -> int:
+        n, b = len(self.idx), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self):
+        order = self.idx[torch.randperm(len(self.idx))] if self.shuffle else self.idx
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            rows = order[start:start + self.batch_size]
+            if self.all_views:
+                self.cache.fill(rows.repeat_interleave(N_VIEWS), torch.arange(N_VIEWS).repeat(len(rows)))
+                x = self.cache.features[rows]
+            else:
+                views = (torch.randint(0, N_VIEWS, (len(rows),)) if self.augment
+                         else torch.zeros(len(rows), dtype=torch.int64))
+                self.cache.fill(rows, views)
+                x = self.cache.features[rows, views]
+            yield x.float(), self.cache.labels[rows]
+
+
+def _check_prefix_frozen(prefix: nn.Module) -> None:
+    trainable = [name for name, p in prefix.named_parameters() if p.requires_grad]
+    if trainable:
+        raise ValueError(f"{len(trainable)} parameters of the cached prefix require gradients (e.g. "
+                         f"{trainable[0]}): the cache would silently freeze them. Cache fewer stages, or call "
+                         "models.set_unfrozen_stages(model, n) with n <= the cache's unfrozen_stages")
+
+
+def _check_same_prefix(prefix: nn.Module, cached: nn.Module) -> None:
+    ours, theirs = prefix.state_dict(), cached.state_dict()
+    if any(not torch.equal(ours[k], theirs[k].to(ours[k].device)) for k in ours):
+        raise ValueError("the model's frozen prefix differs from the one this feature cache was made with: "
+                         "build the cache from this model (features.build_cache)")
+
+
+def fit_on_features(model: nn.Module, cache: FeatureCache, train_idx, val_idx, *, batch_size: int,
+                    device="cpu", **fit_kwargs):
+    """``train.fit`` of model2's trainable suffix on cached features; returns fit's FitResult.
+
+    ``model`` must have at most ``cache.unfrozen_stages`` stages unfrozen (``set_unfrozen_stages``;
+    fewer is fine, e.g. the head-only first epoch of ``unfreeze_schedule``: a frozen stage in the suffix
+    is run but not trained). Other keyword arguments go to ``fit`` as they are (epochs, param_groups,
+    lr, on_epoch_start, report, seed, name, ...); ``param_groups`` may list the whole model's
+    parameters, the frozen ones get no gradient and are skipped. The best weights end up in ``model``.
+    ``FitResult.best_state`` holds the suffix's state_dict (use ``model.state_dict()`` for the model's).
+    """
+    from labkit.train import fit
+
+    prefix, suffix = split_model2(model, cache.unfrozen_stages)
+    _check_prefix_frozen(prefix)
+    if cache.prefix is not None:  # the cache computes views with its own copy of the prefix: check they agree
+        _check_same_prefix(prefix, cache.prefix)
+    train_loader = FeatureLoader(cache, train_idx, batch_size, shuffle=True, augment=True)
+    val_loader = FeatureLoader(cache, val_idx, batch_size)
+    if cache.features.dim() < 5:  # pooled vectors [N, 8, C]: channels_last needs 4-d tensors
+        fit_kwargs["channels_last"] = False
+    result = fit(suffix, train_loader, val_loader, device=device, **fit_kwargs)
+    model.to(device)  # fit moved only the suffix; keep the model in one piece for the callers
+    return result
+
+
+def evaluate_on_features(model: nn.Module, cache: FeatureCache, idx, *, tta: bool = False,
+                         batch_size: int = 256, device="cpu"):
+    """``train.evaluate`` for the images ``idx`` of the cache: same Predictions, without the prefix's cost.
+
+    With ``tta`` the probabilities are the mean softmax over the 8 cached views.
+    """
+    import numpy as np
+
+    from labkit.train import Predictions, pick_device
+
+    device = pick_device(device)
+    _, suffix = split_model2(model, cache.unfrozen_stages)
+    suffix.to(device).eval()
+    loader = FeatureLoader(cache, idx, batch_size, all_views=tta)
+    labels, probs = [], []
+    with torch.inference_mode():
+        for x, y in loader:
+            x = x.to(device)
+            if tta:  # [B, 8, ...] -> one batch of B*8, then the mean over each image's views
+                p = suffix(x.flatten(0, 1)).float().softmax(1).view(len(x), N_VIEWS, -1).mean(1)
+            else:
+                p = suffix(x).float().softmax(1)
+            probs.append(p.cpu())
+            labels.append(y)
+    probs = torch.cat(probs).numpy().astype(np.float32)
+    return Predictions(labels=torch.cat(labels).numpy().astype(np.int64), preds=probs.argmax(1), probs=probs)

@@ -1,0 +1,212 @@
+"""labkit.features: cached prefix features give the same logits, gradients and predictions as the full model."""
+import copy
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+from labkit import N_CLASSES
+from labkit.data import NucleiDataset, make_loader
+from labkit.features import (N_VIEWS, FeatureLoader, build_cache, dihedral_view, evaluate_on_features,
+                             fit_on_features, save_cache, split_model2)
+from labkit.models import set_unfrozen_stages
+from labkit.train import evaluate
+
+torch.set_num_threads(2)
+MEAN, STD = [0.6, 0.4, 0.7], [0.2, 0.25, 0.15]
+
+
+def resnet(seed=0):
+    """A resnet18 with a 4-class head and BatchNorm statistics that are not the identity, so that using
+    batch instead of stored statistics in the prefix would show."""
+    torch.manual_seed(seed)
+    model = torchvision.models.resnet18(weights=None, num_classes=N_CLASSES)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    return model
+
+
+def fake_data(n=12, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, 3, 100, 100), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n) % N_CLASSES
+    return SimpleNamespace(train_images=images, train_labels=labels, mean=MEAN, std=STD, cache_key="")
+
+
+def test_random_views_are_the_image_pipelines_augmentations():
+    images = torch.randint(0, 256, (1, 3, 100, 100), dtype=torch.uint8)
+    plain = NucleiDataset(images, mean=MEAN, std=STD)[0][0]
+    augmented = NucleiDataset(images, mean=MEAN, std=STD, augment=True)
+    views = [dihedral_view(plain, v) for v in range(N_VIEWS)]
+    assert len({tuple(v.flatten()[:50].tolist()) for v in views}) == N_VIEWS  # 8 different views
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(200):
+        x = augmented[0][0]
+        matches = [v for v in range(N_VIEWS) if torch.equal(x, views[v])]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert seen == set(range(N_VIEWS))
+
+
+@pytest.mark.parametrize("unfrozen", [0, 1, 2])
+def test_prefix_then_suffix_is_the_model(unfrozen):
+    model = resnet().eval()
+    prefix, suffix = split_model2(model, unfrozen)
+    x = torch.randn(3, 3, 100, 100)
+    with torch.no_grad():
+        assert torch.allclose(suffix(prefix(x)), model(x), atol=1e-5)
+    # the suffix holds the model's own head, not a copy
+    assert any(p is model.fc.weight for p in suffix.parameters())
+    assert not any(p is model.fc.weight for p in prefix.parameters())
+
+
+def test_split_refuses_other_architectures():
+    with pytest.raises(ValueError, match="ResNet"):
+        split_model2(torchvision.models.mobilenet_v3_small(weights=None), 1)
+
+
+@pytest.mark.parametrize("unfrozen", [0, 1])
+def test_training_on_cached_features_gives_the_same_logits_and_gradients(unfrozen):
+    data = fake_data(8)
+    full = resnet()
+    cached = copy.deepcopy(full)
+    cache = build_cache(cached, data, unfrozen, dtype=torch.float32, lazy=False, log=None)
+    assert cache.features.shape[:2] == (8, N_VIEWS)
+
+    # the full model as fit runs it, except that the frozen prefix keeps BatchNorm in eval mode
+    set_unfrozen_stages(full, unfrozen)
+    full.train()
+    split_model2(full, unfrozen)[0].eval()
+    set_unfrozen_stages(cached, unfrozen)
+    _, suffix = split_model2(cached, unfrozen)
+    suffix.train()
+
+    dataset = NucleiDataset(data.train_images, data.train_labels, mean=MEAN, std=STD)
+    x = torch.stack([dataset[i][0] for i in range(8)])
+    y = data.train_labels
+    for view in (0, 5):
+        full.zero_grad()
+        suffix.zero_grad()
+        full_logits = full(dihedral_view(x, view))
+        cached_logits = suffix(cache.features[:, view])
+        assert torch.allclose(full_logits, cached_logits, rtol=1e-4, atol=1e-5)
+        nn.functional.cross_entropy(full_logits, y).backward()
+        nn.functional.cross_entropy(cached_logits, y).backward()
+        trainable = [(n, p) for n, p in full.named_parameters() if p.requires_grad]
+        assert trainable and len(trainable) == sum(p.requires_grad for p in cached.parameters())
+        cached_params = dict(cached.named_parameters())
+        for name, p in trainable:
+            assert torch.allclose(p.grad, cached_params[name].grad, rtol=1e-3, atol=1e-6), name
+        # the frozen part has no gradient in either
+        assert all(p.grad is None for p in full.parameters() if not p.requires_grad)
+
+
+def test_float16_storage_stays_close_to_float32():
+    data = fake_data(4)
+    model = resnet()
+    exact = build_cache(model, data, 1, dtype=torch.float32, lazy=False, log=None)
+    half = build_cache(model, data, 1, lazy=False, log=None)
+    assert half.features.dtype == torch.float16 and half.nbytes * 2 == exact.nbytes
+    _, suffix = split_model2(model.eval(), 1)
+    with torch.no_grad():
+        a, b = suffix(exact.features[:, 0]), suffix(half.features[:, 0].float())
+    assert torch.allclose(a, b, rtol=1e-2, atol=1e-2)
+    assert not torch.equal(exact.features, half.features.float())  # it is rounded, not exact
+
+
+def test_cache_is_saved_to_the_run_folder_and_reused(tmp_path):
+    data = fake_data(4)
+    model = resnet()
+    first = build_cache(model, data, 0, run_dir=tmp_path, log=None)
+    first.fill(torch.tensor([0, 1]), torch.tensor([3, 0]))
+    assert first.seconds > 0 and int(first.filled.sum()) == 2
+    save_cache(first, tmp_path)
+    assert list((tmp_path / "features").glob("model2-u0-*.pt"))
+    again = build_cache(model, data, 0, run_dir=tmp_path, log=None)
+    assert again.seconds == 0 and again.key == first.key and torch.equal(again.filled, first.filled)
+    assert torch.equal(again.features[again.filled], first.features[first.filled])
+    # other normalisation or other prefix weights: another key, nothing computed yet
+    other = build_cache(model, SimpleNamespace(**{**vars(data), "mean": [0.5, 0.5, 0.5]}), 0,
+                        run_dir=tmp_path, log=None)
+    assert other.key != first.key and not other.filled.any()
+    weight = model.layer1[0].conv1.weight
+    original = weight.detach().clone()
+    with torch.no_grad():
+        weight.mul_(1.01)
+    assert not build_cache(model, data, 0, run_dir=tmp_path, log=None).filled.any()
+    with torch.no_grad():
+        weight.copy_(original)
+        model.fc.weight.mul_(2)  # a change after the prefix (the head) keeps the cache
+    assert int(build_cache(model, data, 0, run_dir=tmp_path, log=None).filled.sum()) == 2
+
+
+def test_lazy_filling_computes_only_the_drawn_views_and_the_same_values():
+    data = fake_data(6)
+    model = resnet()
+    eager = build_cache(model, data, 1, dtype=torch.float32, lazy=False, log=None)
+    lazy = build_cache(model, data, 1, dtype=torch.float32, log=None)
+    assert not lazy.filled.any() and lazy.nbytes == 0
+    torch.manual_seed(0)
+    batches = list(FeatureLoader(lazy, torch.arange(6), 2, shuffle=True, augment=True))
+    assert len(batches) == 3 and int(lazy.filled.sum()) == 6  # one view per image drawn in one epoch
+    assert torch.allclose(lazy.features[lazy.filled], eager.features[lazy.filled], atol=1e-5)
+    for x, y in batches:
+        assert x.shape == (2, 256, 7, 7) and x.dtype == torch.float32 and y.dtype == torch.int64
+
+
+def test_fit_on_features_trains_the_model_in_place_and_evaluates_like_the_full_model():
+    data = fake_data(16)
+    model = resnet()
+    set_unfrozen_stages(model, 1)
+    cache = build_cache(model, data, 1, dtype=torch.float32, log=None)
+    frozen_before = {k: v.clone() for k, v in model.state_dict().items() if not k.startswith(("layer4", "fc"))}
+    head_before = model.fc.weight.clone()
+    train_idx, val_idx = torch.arange(12), torch.arange(12, 16)
+    result = fit_on_features(model, cache, train_idx, val_idx, batch_size=4, epochs=1, lr=1e-3, log=None)
+    assert len(result.history) == 1 and np.isfinite(result.best_val_loss)
+    assert not torch.equal(model.fc.weight, head_before)
+    after = model.state_dict()
+    for key, value in frozen_before.items():  # weights and BatchNorm statistics of the prefix
+        assert torch.equal(after[key], value), key
+
+    # the trained model, whole, predicts what the cached path predicts, with and without TTA
+    dataset = NucleiDataset(data.train_images[val_idx], data.train_labels[val_idx], mean=MEAN, std=STD)
+    loader = make_loader(dataset, 4, shuffle=False)
+    for tta in (False, True):
+        full = evaluate(model, loader, tta=tta)
+        fast = evaluate_on_features(model, cache, val_idx, tta=tta)
+        assert np.array_equal(full.labels, fast.labels)
+        assert np.allclose(full.probs, fast.probs, atol=1e-4)
+
+
+def test_a_cache_that_would_freeze_trainable_stages_is_refused():
+    data = fake_data(4)
+    model = resnet()
+    cache = build_cache(model, data, 0, log=None)
+    set_unfrozen_stages(model, 1)  # layer4 trainable, but the cache has run it already
+    with pytest.raises(ValueError, match="require gradients"):
+        fit_on_features(model, cache, torch.arange(2), torch.arange(2, 4), batch_size=2, epochs=1, log=None)
+
+
+def test_feature_loader_views():
+    data = fake_data(5)
+    cache = build_cache(resnet(), data, 0, dtype=torch.float32, lazy=False, log=None)
+    (x, y), = list(FeatureLoader(cache, [2, 4], 8))
+    assert torch.equal(x, cache.features[[2, 4], 0]) and y.tolist() == [2, 0]
+    (x, _), = list(FeatureLoader(cache, [2], 8, all_views=True))
+    assert x.shape == (1, N_VIEWS, 512)
+    assert len(FeatureLoader(cache, range(5), 2, shuffle=True)) == 2  # training drops the incomplete batch
+    assert len(FeatureLoader(cache, range(5), 2)) == 3
+    torch.manual_seed(0)
+    augmented = FeatureLoader(cache, [1], 1, augment=True)
+    seen = set()
+    for _ in range(100):
+        (x, _), = list(augmented)
+        seen.add(next(v for v in range(N_VIEWS) if torch.equal(x[0], cache.features[1, v])))
+    assert seen == set(range(N_VIEWS))
