@@ -62,14 +62,13 @@ def pixel_logistic_regression(data, test_labels) -> tuple[float, float, float]:
 
 def train_project_model(kind: str, data, profile, seed: int, weights_file=None):
     """(FitResult, test accuracy, seconds) of ``kind`` with the chapters' baseline settings and budget."""
-    from labkit import models, train, tune
+    from labkit import recipes, train
     from labkit.data import make_loader
 
-    config = tune.baseline_config(kind, profile)
-    base_model2 = None
-    if kind == "model2":
-        base_model2, _ = models.build_model2("resnet18", weights_file=weights_file, allow_random=False)
-    model, settings = tune.model_and_settings(kind, config, base_model2)
+    recipe = recipes.recipe(kind)
+    config = recipes.baseline_config(kind, profile)
+    model = recipe.make_model(config, recipe.load_base(weights_file, allow_random=False))
+    settings = recipe.fit_settings(model, config)
     batch = int(config["batch_size"])
     train_loader = make_loader(data.train_dataset(augment=True, seed=seed), batch, shuffle=True)
     val_loader = make_loader(data.val_dataset(), batch, shuffle=False)

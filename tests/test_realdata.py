@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from labkit import data as labdata
+from labkit import tuning_report
 from labkit.profiles import PROFILES, budget_epochs, get_profile
 from labkit.train import History, describe_stop, fit, kept_index, kept_val_acc
 
@@ -133,12 +134,11 @@ def _search_result(best_trial, statuses, scores):
 
 
 def test_search_result_says_when_the_baseline_wins_and_shows_the_spread():
-    tune = pytest.importorskip("labkit.tune")
     result = _search_result(0, ["completed", "completed", "stopped early", "completed"], [0.9, 0.7, 0.95, 0.8])
     assert result.winner_is_baseline
     assert result.spread == {"completed": 3, "ran": 4, "best": 0.9, "median": 0.8, "worst": 0.7,
                              "worst_of_all": 0.7}
-    text = tune.describe_result(result)
+    text = tuning_report.describe_result(result)
     assert "baseline's own settings" in text and "median 80.0%" in text
     assert not _search_result(3, ["completed"] * 4, [0.9, 0.7, 0.8, 0.95]).winner_is_baseline
 
@@ -185,7 +185,7 @@ def test_proxy_colour_does_not_give_the_class_away(tmp_path):
 def test_model1_learns_the_real_image_proxy_beyond_the_majority_class(tmp_path):
     from labkit.data import make_loader
     from labkit.models import build_model1
-    from labkit.tune import baseline_config
+    from labkit.recipes import baseline_config
 
     out = proxy_data.make_proxy(tmp_path / "proxy", n_train=240, n_test=4, seed=0)
     data = labdata.prepare(out, tmp_path / "cache", val_fraction=0.25, seed=0)  # the path a real build takes
