@@ -54,6 +54,8 @@ _TYPES = {"str": str, "bool": bool, "int": int}
 
 def _literal(value) -> str:
     return json.dumps(value) if isinstance(value, str) else repr(value)  # "double quotes", as chapters write
+
+
 PARAMETER_NAMES = tuple(f.name for f in fields(ChapterParameters))
 
 
