@@ -124,7 +124,7 @@ def test_every_option_reaches_the_chapters(quick_build):
     assert f"Ray cluster at {b.address}: 1 CPUs" in b.result.stdout  # the preflight joined it
     text = notebook_text(nbformat.read(b.out / f"{TEAM}.ipynb", as_version=4))
     # --ray-address and --profile: chapter 04 says where its trials ran
-    assert f"trials run on the Ray cluster at `{b.address}` (1 CPUs" in text and "Profile **quick**" in text
+    assert f"run on the Ray cluster at `{b.address}` (1 CPUs" in text and "Profile **quick**" in text
     # --weights: named, NOT verified, loaded (no random initialisation)
     assert str(b.weights) in text and "RANDOMLY INITIALISED" not in text
     assert "verified=False" in text and "does **not** match the published hash" in text
