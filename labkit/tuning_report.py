@@ -3,7 +3,10 @@ and its outcome in a few generated sentences (chapter 4). ``labkit.tune`` runs t
 import this module, so Ray's workers never pay for importing matplotlib.
 
     describe_space(space)     one row per hyperparameter: distribution and range or choices
-    describe_result(result)   a few sentences quoting the search's numbers
+    trials_table(result)      the trials as the notebook shows them: rounded, percentages, narrow columns
+    describe_result(result, majority_rate=..., n_val=...)
+                              a few sentences quoting the search's numbers, measured against always
+                              predicting the largest class and against the noise of the validation split
     trials_figure(result)     validation accuracy of each trial over epochs, ASHA's stops marked
     score_figure(result)      best accuracy of each trial against each hyperparameter
 """
@@ -45,8 +48,30 @@ def describe_space(space: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def describe_result(result, kind: str | None = None) -> str:
-    """A few sentences (markdown) about this search, quoting its numbers."""
+def trials_table(result) -> pd.DataFrame:
+    """One row per trial, best first: its settings (3 significant digits), best validation accuracy and loss,
+    epochs run (ASHA's stops show as fewer epochs) and seconds, rounded so that the table fits a page."""
+    t = result.table
+    rows = []
+    for _, row in t.iterrows():
+        failed = row["status"] == "failed"
+        shown = {"trial": int(row["trial"])}
+        shown.update({name: format_value(row[name]) for name in result.params if name in t.columns})
+        shown["val. acc."] = "failed" if failed else f"{100 * row['best_val_acc']:.1f}%"
+        shown["val. loss"] = "" if failed else f"{row['best_val_loss']:.3f}"
+        shown["epochs"] = f"{int(row['epochs_run'])} of {result.max_epochs}"
+        shown["seconds"] = "" if pd.isna(row["seconds"]) else f"{row['seconds']:.0f}"
+        rows.append(shown)
+    return pd.DataFrame(rows).set_index("trial")
+
+
+def describe_result(result, kind: str | None = None, *, majority_rate: float | None = None,
+                    majority_class: str = "the largest class", n_val: int | None = None) -> str:
+    """A few sentences (markdown) about this search, quoting its numbers.
+
+    ``majority_rate``: validation accuracy of always predicting ``majority_class``; a trial below it learned
+    nothing useful. ``n_val``: validation patches; a spread of trials within two patches is noise.
+    """
     kind = kind or result.kind
     t = result.table
     stopped = int((t["stopped_early"] == "yes").sum())
@@ -54,9 +79,28 @@ def describe_result(result, kind: str | None = None) -> str:
     text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; ASHA stopped {stopped} of them "
             f"before {result.max_epochs} epochs. The best, trial {result.best_trial}, reached "
             f"**{100 * result.best_score:.1f}% validation accuracy** with {settings}.")
-    if len(t) > 1 and t["best_val_acc"].notna().sum() > 1:
-        worst = t["best_val_acc"].min()
-        text += f" The weakest trial reached {100 * worst:.1f}%: the settings matter."
+    scores = t["best_val_acc"].dropna()
+    if majority_rate is not None and result.best_score <= majority_rate:
+        text += (f" That is no better than always predicting '{majority_class}' ({100 * majority_rate:.1f}% of "
+                 "the validation patches): within this budget no trial learned to tell the classes apart, so "
+                 "the search ranks nothing.")
+    elif len(scores) > 1:
+        worst, best = float(scores.min()), float(scores.max())
+        noise = 2 / n_val if n_val else 0.0   # two validation patches
+        below = int((scores <= majority_rate).sum()) if majority_rate is not None else 0
+        if below:
+            text += (f" {below} of the {len(scores)} trials scored no better than always predicting "
+                     f"'{majority_class}' ({100 * majority_rate:.1f}%; the weakest {100 * worst:.1f}%): those "
+                     "settings did not learn in this budget, so the choice of settings decides whether the "
+                     "model learns at all.")
+        elif best - worst <= noise:
+            text += (f" All trials scored between {100 * worst:.1f}% and {100 * best:.1f}%, within two validation "
+                     "patches of each other: over this range the settings make no measurable difference.")
+        else:
+            text += (f" The trials range from {100 * worst:.1f}% to {100 * best:.1f}%"
+                     + (f" (always predicting '{majority_class}' gives {100 * majority_rate:.1f}%)"
+                        if majority_rate is not None else "")
+                     + f": {100 * (best - worst):.1f} points between the weakest and the best settings.")
     if result.failed:
         text += (f" {len(result.failed)} trial(s) failed (first: {result.failed[0]['error']}); "
                  "the others were not affected.")
