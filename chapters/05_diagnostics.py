@@ -76,14 +76,16 @@ predictions = {name: train.evaluate(model, val_loader, device=ctx.device) for na
 for name, pred in predictions.items():
     show_figure(diagnostics.confusion_figure(pred.labels, pred.preds, f"{name}: validation confusion matrix"),
                 ctx.run, f"{name}_confusion")
-    display(diagnostics.per_class_display(diagnostics.per_class_table(pred.labels, pred.preds)))
+    display(diagnostics.per_class_display(diagnostics.per_class_table(pred.labels, pred.preds), pred.preds))
     pair = diagnostics.most_confused_pair(pred.labels, pred.preds)  # None: nothing was misclassified
     worst = f"'{pair.true_name}' taken for '{pair.predicted_name}'" if pair else "none"
     evidence.record(f"confusion_{name}", f"confusion matrix on {len(pred.labels)} validation patches; "
                     f"worst confusion: {worst}", model=name, accuracy=float((pred.labels == pred.preds).mean()),
                     worst_pair=[pair.true_class, pair.predicted_class] if pair else None)
     say(f"**{name}** classifies {pct((pred.labels == pred.preds).mean())} of the validation patches correctly. "
-        + diagnostics.describe_pair(pair))
+        + diagnostics.describe_pair(pair) + " "
+        + narrative.describe_predicted_mix(pred.preds, pred.labels, name, where="validation patches",
+                                           reference="actual"))
     ctx.run.save_json(f"diagnostics/{name}_val_predictions.json",
                       {"labels": pred.labels, "preds": pred.preds, "probs": pred.probs})
 

@@ -226,10 +226,12 @@ def _percent(value) -> str:
     return "—" if pd.isna(value) else f"{100 * float(value):.3g}%"
 
 
-def per_class_display(table: pd.DataFrame) -> pd.DataFrame:
+def per_class_display(table: pd.DataFrame, y_pred=None) -> pd.DataFrame:
     """``per_class_table`` for reading: precision, recall and F1 as percentages (3 significant digits),
     support as an integer, and "—" for the cells sklearn leaves empty (the accuracy row's precision and
-    recall) instead of NaN. A class without validation patches says so instead of showing 0%."""
+    recall) instead of NaN. A class without validation patches says so instead of showing 0%, and with
+    ``y_pred`` a class the model never predicts has "never predicted" as its precision (sklearn's 0 there
+    means "undefined", not "always wrong")."""
     shown = pd.DataFrame(index=table.index)
     for column in ("precision", "recall", "f1-score"):
         shown[column] = table[column].map(_percent)
@@ -237,6 +239,11 @@ def per_class_display(table: pd.DataFrame) -> pd.DataFrame:
     empty = [name for name in CLASS_NAMES if name in table.index and int(table.loc[name, "support"]) == 0]
     for name in empty:
         shown.loc[name, ["precision", "recall", "f1-score"]] = "no patches"
+    if y_pred is not None:
+        predicted = np.bincount(_as_labels(y_pred), minlength=N_CLASSES)
+        for cls, name in enumerate(CLASS_NAMES):
+            if predicted[cls] == 0 and name in shown.index:
+                shown.loc[name, "precision"] = "never predicted"
     return shown.rename(columns={"f1-score": "F1", "support": "patches"})
 
 

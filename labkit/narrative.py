@@ -15,7 +15,7 @@ underfitting vs converged, random vs verified vs unverified weights) and check t
     weights_limitation(weights)                a limitation to list in chapter 7, or None
     training_verdict(history, kept_epoch)      overfitting / underfitting / converged, with the numbers
     describe_training(history, name, kept_epoch)  the verdict as a sentence
-    describe_predicted_mix(pred, train, name)  classes a model predicts far less (or more) than their share
+    describe_predicted_mix(pred, reference, name)  classes a model predicts far less (or more) than their share
     describe_gallery(labels, preds, probs, shown)  the mistakes the misclassified gallery shows
 """
 from __future__ import annotations
@@ -227,8 +227,8 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
     kept = (f"the weights kept are those of epoch {v.kept_epoch} (validation loss {v.kept_val_loss:.3f}, "
             f"accuracy {_pct(v.kept_val_acc)})")
     if v.kind == "too short":
-        return (f"**{name}** trained for a single epoch ({accs}): one point shows no trend, so these curves "
-                "cannot tell overfitting from underfitting.")
+        return (f"**{name}** trained for a single epoch, with {accs}. One point shows no trend, so these "
+                "curves cannot tell overfitting from underfitting.")
     if v.kind == "overfitting":
         rise = (f" Validation loss rose from {v.kept_val_loss:.3f} at epoch {v.kept_epoch} to "
                 f"{v.last_val_loss:.3f} at epoch {v.epochs}." if v.last_val_loss > v.kept_val_loss else "")
@@ -251,30 +251,38 @@ UNDER_PREDICTED = 0.5     # a class predicted at less than half its training sha
 OVER_PREDICTED = 1.5      # ... or at more than one and a half times it
 
 
-def describe_predicted_mix(pred_labels, train_labels, name: str) -> str:
-    """Which classes ``name`` predicts far less (or more) often than their share of the training labels."""
+def describe_predicted_mix(pred_labels, reference_labels, name: str, *, where: str = "test patches",
+                           reference: str = "training") -> str:
+    """Which classes ``name`` predicts far less (or more) often than their share of ``reference_labels``.
+
+    For the test set the reference is the training labels (the test labels are unknown, so a difference may
+    also be the test set's own mix); for the validation split pass its true labels with
+    ``where="validation patches", reference="actual"``, and a difference is the model's alone.
+    """
     pred = np.bincount(np.asarray(pred_labels, dtype=np.int64).ravel(), minlength=N_CLASSES)[:N_CLASSES]
-    train = np.bincount(np.asarray(train_labels, dtype=np.int64).ravel(), minlength=N_CLASSES)[:N_CLASSES]
-    pred_share, train_share = pred / max(pred.sum(), 1), train / max(train.sum(), 1)
+    ref = np.bincount(np.asarray(reference_labels, dtype=np.int64).ravel(), minlength=N_CLASSES)[:N_CLASSES]
+    pred_share, ref_share = pred / max(pred.sum(), 1), ref / max(ref.sum(), 1)
+    known_truth = reference != "training"
     under, over = [], []
     for c in range(N_CLASSES):
-        if train_share[c] == 0:
+        if ref_share[c] == 0:
             continue
-        words = f"'{CLASS_NAMES[c]}' for {_pct(pred_share[c])} of the test patches (training: {_pct(train_share[c])})"
-        if pred_share[c] < UNDER_PREDICTED * train_share[c]:
+        amount = "none" if pred[c] == 0 else _pct(pred_share[c])
+        words = f"'{CLASS_NAMES[c]}' for {amount} of the {where} ({reference}: {_pct(ref_share[c])})"
+        if pred_share[c] < UNDER_PREDICTED * ref_share[c]:
             under.append(words)
-        elif pred_share[c] > OVER_PREDICTED * train_share[c]:
+        elif pred_share[c] > OVER_PREDICTED * ref_share[c]:
             over.append(words)
     if not under and not over:
-        biggest = int(np.argmax(np.abs(pred_share - train_share)))
-        return (f"**{name}** predicts every class within a factor of 1.5 of its training share; the largest "
+        biggest = int(np.argmax(np.abs(pred_share - ref_share)))
+        return (f"**{name}** predicts every class within a factor of 1.5 of its {reference} share; the largest "
                 f"difference is '{CLASS_NAMES[biggest]}' ({_pct(pred_share[biggest])} predicted, "
-                f"{_pct(train_share[biggest])} in training).")
+                f"{_pct(ref_share[biggest])} {reference}).")
     parts = []
     if under:
-        parts.append(f"**{name}** predicts {_joined(under)}: less than half its share, so it rarely recognises "
-                     + ("that class" if len(under) == 1 else "those classes")
-                     + " (unless the test set holds far fewer of them)")
+        those = "that class" if len(under) == 1 else "those classes"
+        parts.append(f"**{name}** predicts {_joined(under)}: less than half the share, so it misses most of "
+                     + those + ("" if known_truth else " (unless the test set holds far fewer of them)"))
     if over:
         parts.append(("it" if under else f"**{name}**") + f" over-predicts {_joined(over)}")
     return "; ".join(parts) + "."

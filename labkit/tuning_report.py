@@ -76,8 +76,10 @@ def describe_result(result, kind: str | None = None, *, majority_rate: float | N
     t = result.table
     stopped = int((t["stopped_early"] == "yes").sum())
     settings = ", ".join(f"{k} = {format_value(v)}" for k, v in result.best_config.items())
-    text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; ASHA stopped {stopped} of them "
-            f"before {result.max_epochs} epochs. The best, trial {result.best_trial}, reached "
+    asha = (f"ASHA stopped {stopped} of them before {result.max_epochs} epochs" if result.max_epochs > 1 else
+            "each trial ran a single epoch, so ASHA had no earlier point at which to stop one")
+    text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; {asha}. "
+            f"The best, trial {result.best_trial}, reached "
             f"**{100 * result.best_score:.1f}% validation accuracy** with {settings}.")
     scores = t["best_val_acc"].dropna()
     if majority_rate is not None and result.best_score <= majority_rate:
