@@ -25,7 +25,7 @@
 # Two models are compared: **model1**, a small ConvNet of our own trained from scratch, and **model2**, a
 # torchvision network meant to start from ImageNet weights, with a new classifier (chapter 3 says whether
 # this build could load and verify those weights). Both are tuned with
-# Ray Tune, diagnosed with confusion matrices, interpreted with Captum, and used to predict the Kaggle test
+# Ray Tune, diagnosed with confusion matrices, interpreted with Captum, and used to predict the test
 # set. This chapter loads the data, looks at it, and builds the data loader and the validation split.
 
 # %% tags=["parameters"]

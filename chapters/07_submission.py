@@ -12,7 +12,7 @@
 # # 7. Predictions, comparison of the two models, and conclusions
 #
 # Both tuned models predict the test set, averaging each patch's prediction over its eight flips and
-# rotations (test-time augmentation) except in the quick profile. Each prediction file is checked against the competition's
+# rotations (test-time augmentation) except in the quick profile. Each prediction file is checked against the data's
 # `example.csv` (same header, same files in the same order, integer labels 0 to 3) before it is written, and
 # the model with the higher validation accuracy provides `submission.csv`.
 
@@ -36,7 +36,7 @@ from pathlib import Path
 
 from IPython.display import display
 
-from labkit import data, evidence, narrative, results, submission
+from labkit import CLASS_NAMES, data, evidence, narrative, results, submission
 from labkit.artifacts import atomic_write_bytes
 from labkit.notebook import chapter_parameters, pct, say, show_source, start_chapter
 
@@ -102,7 +102,9 @@ if ctx.is_stub:
                   "the real results.")
 if narrative.weights_limitation(weights):  # random or unverified weights: nothing shows transfer learning
     limits.append(narrative.weights_limitation(weights))
-limits.append(f"The attempt to fix the worst confusion ({fix['pair_text']}) moved validation accuracy from "
+aimed_at = (f"'{CLASS_NAMES[fix['pair'][0]]}' taken for '{CLASS_NAMES[fix['pair'][1]]}'" if fix["pair"]
+            else "none: nothing was misclassified")
+limits.append(f"The attempt to fix model1's worst confusion ({aimed_at}) moved validation accuracy from "
               f"{pct(fix['accuracy_before'])} to {pct(fix['accuracy_after'])}; chapter 5 shows whether the "
               "targeted pair itself improved.")
 limits += [

@@ -149,5 +149,6 @@ def describe_comparison(table: pd.DataFrame, is_stub: bool) -> str:
         text.append("A gap this small is within the noise of one validation split; with the cost in mind, the "
                     "small model is the better engineering choice here.")
     if is_stub:
-        text.append("These figures come from the synthetic stub, which is easier and cleaner than real slides.")
+        text.append("These figures come from the synthetic stub, not from real slides: they show that the "
+                    "pipeline works, not how the models would compare on real nuclei.")
     return " ".join(text)
