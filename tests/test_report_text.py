@@ -24,9 +24,10 @@ def _search(scores, seconds=(43.620908, 12.5, 30.0)):
                      "epochs_run": 0 if failed else 2, "stopped_early": "no",
                      "status": "failed" if failed else "completed", "seconds": secs})
     best = max((r for r in rows if r["status"] != "failed"), key=lambda r: r["best_val_acc"])
-    return SearchResult(kind="model1", table=pd.DataFrame(rows), best_config={"lr": 0.00123456, "channels": "16-32-64"},
-                        curves=pd.DataFrame(columns=["trial", "epoch", "val_acc", "val_loss"]), best_trial=best["trial"],
-                        best_score=best["best_val_acc"], max_epochs=4, seconds=90.0)
+    return SearchResult(kind="model1", table=pd.DataFrame(rows),
+                        best_config={"lr": 0.00123456, "channels": "16-32-64"},
+                        curves=pd.DataFrame(columns=["trial", "epoch", "val_acc", "val_loss"]),
+                        best_trial=best["trial"], best_score=best["best_val_acc"], max_epochs=4, seconds=90.0)
 
 
 def test_trials_table_is_rounded_and_narrow():
