@@ -172,7 +172,7 @@ STILL_FALLING = 0.03      # training loss that fell this much (relative) in the 
 
 @dataclass(frozen=True)
 class TrainingVerdict:
-    kind: str             # "overfitting", "underfitting", "converged" or "too short"
+    kind: str             # "overfitting", "gap while improving", "underfitting", "converged" or "too short"
     epochs: int
     kept_epoch: int       # the epoch whose weights were kept (lowest validation loss)
     train_acc: float      # at the last epoch
@@ -191,8 +191,10 @@ def _series(history, key: str) -> list[float]:
 def training_verdict(history, kept_epoch: int | None = None) -> TrainingVerdict:
     """Read a History (or its to_dict form): is the model overfitting, underfitting or converged?
 
-    overfitting   training accuracy at least OVERFIT_GAP above validation at the end, or GAP_WITH_RISING_LOSS
-                  above it while validation loss has risen LOSS_RISE past its minimum;
+    overfitting   training accuracy at least OVERFIT_GAP above validation at the end with the best validation
+                  loss behind, or GAP_WITH_RISING_LOSS above it while validation loss has risen LOSS_RISE past
+                  its minimum;
+    gap while improving  OVERFIT_GAP or more, but validation loss still lowest at the last epoch;
     underfitting  not overfitting, validation loss lowest at the last epoch and training loss still falling
                   (by STILL_FALLING in the last epoch): training stopped while the model was still learning;
     converged     neither: training loss has levelled off and validation is close to training.
@@ -209,8 +211,10 @@ def training_verdict(history, kept_epoch: int | None = None) -> TrainingVerdict:
     rising = val_loss[-1] > val_loss[kept] * (1 + LOSS_RISE)
     if len(epochs) == 1:
         kind = "too short"
-    elif gap >= OVERFIT_GAP or (gap >= GAP_WITH_RISING_LOSS and rising):
+    elif (gap >= OVERFIT_GAP and kept < len(epochs) - 1) or (gap >= GAP_WITH_RISING_LOSS and rising):
         kind = "overfitting"
+    elif gap >= OVERFIT_GAP:  # a wide gap, but validation loss was still at its lowest at the end
+        kind = "gap while improving"
     elif kept == len(epochs) - 1 and drop >= STILL_FALLING:
         kind = "underfitting"
     else:
@@ -235,6 +239,11 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
         return (f"**{name}** overfits: {accs}.{rise} It fits the training patches more closely than it "
                 f"generalises; {kept}, which limits the damage. More epochs would not help; more data, "
                 "stronger regularisation (dropout, weight decay) or more augmentation would.")
+    if v.kind == "gap while improving":
+        return (f"**{name}** fits the training patches far more closely than new ones ({accs}), but its "
+                f"validation loss was still at its lowest at the last epoch ({v.kept_val_loss:.3f}): it has not "
+                "started to get worse on validation, so more epochs may still help a little, while the gap shows "
+                "how much it relies on memorising the training patches.")
     if v.kind == "underfitting":
         return (f"**{name}** was still learning when training stopped: validation loss was lowest at the last "
                 f"epoch ({v.kept_val_loss:.3f}) and training loss fell by {_pct(v.train_loss_drop)} in that "

@@ -116,6 +116,14 @@ def test_overfitting_is_named_with_its_gap_and_not_told_to_train_longer():
     assert "More epochs would not help" in text and "could help" not in text and "still learning" not in text
 
 
+def test_a_wide_gap_with_validation_still_improving_is_not_called_overfitting():
+    wide = _history([0.6, 0.8, 0.95], [0.5, 0.6, 0.7], [1.0, 0.5, 0.2], [1.2, 1.0, 0.9])
+    assert narrative.training_verdict(wide).kind == "gap while improving"
+    text = narrative.describe_training(wide, "model1")
+    assert "far more closely than new ones" in text and "+25.0 points" in text and "still at its lowest" in text
+    assert "overfits" not in text and "More epochs would not help" not in text
+
+
 def test_underfitting_says_it_was_still_learning():
     assert narrative.training_verdict(UNDERFITTING).kind == "underfitting"
     text = narrative.describe_training(UNDERFITTING, "model1")
