@@ -277,7 +277,7 @@ def describe_predicted_mix(pred_labels, reference_labels, name: str, *, where: s
         if ref_share[c] == 0:
             continue
         amount = "none" if pred[c] == 0 else _pct(pred_share[c])
-        words = f"'{CLASS_NAMES[c]}' for {amount} of the {where} ({reference}: {_pct(ref_share[c])})"
+        words = f"'{CLASS_NAMES[c]}' for {amount} ({reference}: {_pct(ref_share[c])})"
         if pred_share[c] < UNDER_PREDICTED * ref_share[c]:
             under.append(words)
         elif pred_share[c] > OVER_PREDICTED * ref_share[c]:
@@ -290,10 +290,12 @@ def describe_predicted_mix(pred_labels, reference_labels, name: str, *, where: s
     parts = []
     if under:
         those = "that class" if len(under) == 1 else "those classes"
-        parts.append(f"**{name}** predicts {_joined(under)}: less than half the share, so it misses most of "
+        parts.append(f"**{name}** predicts {_joined(under)} of the {where}: less than half the share, so it "
+                     "misses most of "
                      + those + ("" if known_truth else " (unless the test set holds far fewer of them)"))
     if over:
-        parts.append(("it" if under else f"**{name}**") + f" over-predicts {_joined(over)}")
+        parts.append(("it" if under else f"**{name}**") + f" over-predicts {_joined(over)}"
+                     + ("" if under else f" of the {where}"))
     return "; ".join(parts) + "."
 
 
