@@ -151,6 +151,8 @@ def score_figure(result):
                 ax.xaxis.set_major_locator(plt.LogLocator(base=10, subs=(1.0, 3.0)))
                 ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
                 ax.xaxis.set_minor_formatter(plt.NullFormatter())
+                # over less than a decade matplotlib falls back to linear ticks, which collide unrotated
+                ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         else:  # categories (optimizer, channels, batch size): one column each
             categories = sorted(x.unique(), key=lambda v: (isinstance(v, str), v))
             positions = x.map({c: i for i, c in enumerate(categories)})
