@@ -84,17 +84,17 @@ def describe_result(result, kind: str | None = None, *, majority_rate: float | N
     scores = t["best_val_acc"].dropna()
     if majority_rate is not None and result.best_score <= majority_rate:
         text += (f" That is no better than always predicting '{majority_class}' ({100 * majority_rate:.1f}% of "
-                 "the validation patches): within this budget no trial learned to tell the classes apart, so "
-                 "the search ranks nothing.")
+                 "the validation patches): within this budget no trial beat that trivial answer, so the ranking "
+                 "of the settings says little.")
     elif len(scores) > 1:
         worst, best = float(scores.min()), float(scores.max())
         noise = 2 / n_val if n_val else 0.0   # two validation patches
         below = int((scores <= majority_rate).sum()) if majority_rate is not None else 0
         if below:
             text += (f" {below} of the {len(scores)} trials scored no better than always predicting "
-                     f"'{majority_class}' ({100 * majority_rate:.1f}%; the weakest {100 * worst:.1f}%): those "
-                     "settings did not learn in this budget, so the choice of settings decides whether the "
-                     "model learns at all.")
+                     f"'{majority_class}' ({100 * majority_rate:.1f}%; the weakest {100 * worst:.1f}%), while the "
+                     f"best beat it by {100 * (best - majority_rate):.1f} points: within this budget the settings "
+                     "decide whether a model gets past the trivial answer at all.")
         elif best - worst <= noise:
             text += (f" All trials scored between {100 * worst:.1f}% and {100 * best:.1f}%, within two validation "
                      "patches of each other: over this range the settings make no measurable difference.")
