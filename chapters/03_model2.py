@@ -54,9 +54,6 @@ nuclei = ctx.data
 # initialisation and says so.
 
 # %%
-show_source(models.build_model2)
-
-# %%
 with warnings.catch_warnings():  # the warning is shown once, as the note below
     warnings.simplefilter("ignore")
     model2, weights = models.build_model2(weights_file=ctx.weights_file or None, allow_random=ctx.is_stub)

@@ -132,7 +132,7 @@ def describe_weights(weights: Mapping) -> str:
                 "are the published ImageNet weights and everything below is transfer learning.")
     if kind == "unverified":
         return (f"> **Caution:** {arch} starts from the file `{weights.get('path')}`, whose SHA-256 "
-                f"`{str(weights.get('sha256'))[:16]}...` does **not** match the hash torchvision publishes for "
+                f"`{str(weights.get('sha256'))[:16]}...` does **not** match the published hash of torchvision's "
                 f"{weights.get('weights')}. It fits the architecture, but nothing shows that it holds ImageNet "
                 "weights: read the results below as those of a network started from an unknown state.")
     return (f"> **Warning: model2 is NOT pretrained in this build.** {weights.get('message', '')} It starts from "
