@@ -103,7 +103,7 @@ def prepare_data(args, profile) -> tuple[Path, str]:
     """The data folder to use and a one-line description of it (the preflight checks what is in it)."""
     if args.data:
         data = Path(args.data).expanduser().resolve()
-        return data, f"real Kaggle data from {data}"
+        return data, f"the data in {data}"  # the build cannot tell whether it is the competition's
     import data_stub
 
     stub = args.cache / "stub" / f"{profile.name}-seed{args.seed}"

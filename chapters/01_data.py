@@ -22,9 +22,10 @@
 # | 2 | muscle | long thin "cigar" nuclei in pink fibrous tissue |
 # | 3 | immune | small, round, very dark nuclei, often in clusters |
 #
-# Two models are compared: **model1**, a small ConvNet of our own trained from scratch, and **model2**, an
-# ImageNet-pretrained torchvision network whose classifier is replaced and fine-tuned. Both are tuned with
-# Ray Tune, diagnosed with confusion matrices, interpreted with Captum, and used to predict the Kaggle test
+# Two models are compared: **model1**, a small ConvNet of our own trained from scratch, and **model2**, a
+# torchvision network meant to start from ImageNet weights, with a new classifier (chapter 3 says whether
+# this build could load and verify those weights). Both are tuned with
+# Ray Tune, diagnosed with confusion matrices, interpreted with Captum, and used to predict the test
 # set. This chapter loads the data, looks at it, and builds the data loader and the validation split.
 
 # %% tags=["parameters"]
@@ -45,12 +46,12 @@ seed = 0
 # %%
 from IPython.display import display
 
-from labkit import data, evidence, exploration
+from labkit import data, evidence, exploration, narrative
 from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("01_data", **chapter_parameters(globals()))
 nuclei = ctx.data
-say(f"Data folder: `{nuclei.layout.root}` ({'synthetic stub' if is_stub else 'real competition data'}). "
+say(f"This build reads {narrative.describe_data_source(nuclei.layout.root, is_stub)}: "
     f"**{len(nuclei.train_labels):,}** labelled training patches and **{len(nuclei.test_files):,}** "
     f"unlabelled test patches, each {tuple(nuclei.train_images.shape[1:])} (channels, height, width).")
 
@@ -61,26 +62,21 @@ say(f"Data folder: `{nuclei.layout.root}` ({'synthetic stub' if is_stub else 're
 # decodes per epoch, repeated in every epoch and in every Ray Tune trial. Here `labkit.data.prepare` decodes
 # each image exactly once into a uint8 tensor cache on disk, keyed by the data's content, so later chapters
 # and tuning trials load the whole set in a fraction of a second. The `Dataset` the models train on reads
-# from that tensor; this is its code:
+# from that tensor, and `make_loader` batches it; this is their code:
 
 # %%
-show_source(data.NucleiDataset)
+show_source(data.NucleiDataset, data.make_loader)
 
 # %% [markdown]
 # ## 1.2 Class mix
 #
-# The classes are far from balanced. A model that always answered "cancer" would already be right on the
-# largest share of patches, so accuracy alone flatters; we also report per-class recall and F1 later.
+# How many patches each class has decides how far accuracy alone can be trusted: where one class dominates,
+# a model that always answers that class already scores well.
 
 # %%
 counts = nuclei.class_counts()
 show_figure(exploration.class_mix_figure(nuclei.train_labels), ctx.run, "class_mix")
-largest, smallest = counts.idxmax(), counts.idxmin()
-say(f"The largest class is **{largest}** ({pct(counts.max() / counts.sum())} of the patches) and the "
-    f"smallest **{smallest}** ({pct(counts.min() / counts.sum())}), a ratio of "
-    f"{counts.max() / max(counts.min(), 1):.1f} to 1. We counter the imbalance with a stratified split (every "
-    "class keeps its share in both parts) and, in chapter 5, with a class-balanced sampler aimed at the "
-    "class a model neglects most.")
+say(narrative.describe_class_mix(counts))
 
 # %% [markdown]
 # ## 1.3 What the patches look like

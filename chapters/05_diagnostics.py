@@ -33,34 +33,31 @@ seed = 0
 # %%
 from IPython.display import display
 
-from labkit import data, diagnostics, evidence, results, train
-from labkit.notebook import chapter_parameters, pct, say, show_figure, start_chapter
+from labkit import data, diagnostics, evidence, narrative, results, train
+from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("05_diagnostics", **chapter_parameters(globals()))
 nuclei = ctx.data
 final = {name: results.load_final(ctx.run, name) for name in ("model1", "model2")}
-history = {name: train.History.from_dict(ctx.run.load_json(f"{name}/final_history.json")) for name in final}
+history = {name: results.tuned_history(ctx.run, name) for name in final}  # chapter 4's runs, not the baselines
 val_loader = data.make_loader(nuclei.val_dataset(), ctx.profile.batch_size, shuffle=False, device=ctx.device)
 
 # %% [markdown]
 # ## 5.1 Learning curves
 #
-# Training and validation loss and accuracy per epoch of the final runs. A validation loss that rises while
-# the training loss keeps falling would mean overfitting; the checkpoint kept is the epoch with the lowest
-# validation loss.
+# Training and validation loss and accuracy per epoch of the runs that chapter 4 trained with the tuned
+# settings. A validation loss that rises while the training loss keeps falling means overfitting; a training
+# loss still falling at the last epoch means the model was still learning. The checkpoint kept is the epoch
+# with the lowest validation loss.
 
 # %%
 for name in ("model1", "model2"):
     h = history[name]
-    show_figure(diagnostics.curves_figure(h, f"{name}: final run"), ctx.run, f"{name}_final_curves")
-    best = min(range(len(h.val_loss)), key=h.val_loss.__getitem__)
+    show_figure(diagnostics.curves_figure(h, f"{name}: retrained with the tuned settings (chapter 4)"), ctx.run,
+                f"{name}_final_curves")
     evidence.record(f"curves_{name}", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model=name,
-                    epochs=len(h.epoch), best_val_acc=h.val_acc[best])
-    say(f"**{name}**: validation loss is lowest at epoch {h.epoch[best]} ({h.val_loss[best]:.3f}, accuracy "
-        f"{pct(h.val_acc[best])}); training loss falls from {h.train_loss[0]:.3f} to {h.train_loss[-1]:.3f}. "
-        + ("Validation loss rises again after its minimum, a sign of overfitting that early stopping and the "
-           "best-epoch checkpoint guard against." if h.val_loss[-1] > h.val_loss[best] * 1.05 else
-           "Validation loss is still at or near its minimum at the end: more epochs could help a little."))
+                    epochs=len(h.epoch), best_val_acc=train.kept_val_acc(h))
+    say(narrative.describe_training(h, name) + " " + results.describe_final_choice(ctx.run, name))
 
 # %%
 show_figure(diagnostics.comparison_figure(history), ctx.run, "comparison_curves")
@@ -69,21 +66,26 @@ show_figure(diagnostics.comparison_figure(history), ctx.run, "comparison_curves"
 # ## 5.2 Confusion matrices
 #
 # Rows are the true classes and columns the predictions; each cell gives the count and the share of its row,
-# so the diagonal is each class's recall.
+# so the diagonal is each class's recall. The predictions come from `train.evaluate`:
+
+# %%
+show_source(train.evaluate)
 
 # %%
 predictions = {name: train.evaluate(model, val_loader, device=ctx.device) for name, model in final.items()}
 for name, pred in predictions.items():
     show_figure(diagnostics.confusion_figure(pred.labels, pred.preds, f"{name}: validation confusion matrix"),
                 ctx.run, f"{name}_confusion")
-    display(diagnostics.per_class_table(pred.labels, pred.preds))
+    display(diagnostics.per_class_display(diagnostics.per_class_table(pred.labels, pred.preds), pred.preds))
     pair = diagnostics.most_confused_pair(pred.labels, pred.preds)  # None: nothing was misclassified
     worst = f"'{pair.true_name}' taken for '{pair.predicted_name}'" if pair else "none"
     evidence.record(f"confusion_{name}", f"confusion matrix on {len(pred.labels)} validation patches; "
                     f"worst confusion: {worst}", model=name, accuracy=float((pred.labels == pred.preds).mean()),
                     worst_pair=[pair.true_class, pair.predicted_class] if pair else None)
     say(f"**{name}** classifies {pct((pred.labels == pred.preds).mean())} of the validation patches correctly. "
-        + diagnostics.describe_pair(pair))
+        + diagnostics.describe_pair(pair) + " "
+        + narrative.describe_predicted_mix(pred.preds, pred.labels, name, where="validation patches",
+                                           reference="actual"))
     ctx.run.save_json(f"diagnostics/{name}_val_predictions.json",
                       {"labels": pred.labels, "preds": pred.preds, "probs": pred.probs})
 
@@ -93,8 +95,8 @@ pred = predictions[weaker]
 val_images = nuclei.train_images[nuclei.val_idx]
 show_figure(diagnostics.misclassified_gallery(val_images, pred.labels, pred.preds, pred.probs, max_images=12),
             ctx.run, f"{weaker}_misclassified")
-say(f"Misclassified validation patches of **{weaker}**, the weaker model, with its confidence. Looking at "
-    "them tells whether the errors are understandable (ambiguous or atypical nuclei) or systematic.")
+say(f"Misclassified validation patches of {weaker}, the weaker model, most confident mistakes first. "
+    + narrative.describe_gallery(pred.labels, pred.preds, pred.probs, shown=12, name=weaker))
 
 # %% [markdown]
 # ## 5.3 An attempt to fix the worst confusion

@@ -12,7 +12,7 @@
 # # 7. Predictions, comparison of the two models, and conclusions
 #
 # Both tuned models predict the test set, averaging each patch's prediction over its eight flips and
-# rotations (test-time augmentation) except in the quick profile. Each prediction file is checked against the competition's
+# rotations (test-time augmentation) except in the quick profile. Each prediction file is checked against the data's
 # `example.csv` (same header, same files in the same order, integer labels 0 to 3) before it is written, and
 # the model with the higher validation accuracy provides `submission.csv`.
 
@@ -36,9 +36,9 @@ from pathlib import Path
 
 from IPython.display import display
 
-from labkit import data, evidence, results, submission
+from labkit import CLASS_NAMES, data, evidence, narrative, results, submission
 from labkit.artifacts import atomic_write_bytes
-from labkit.notebook import chapter_parameters, pct, say, start_chapter
+from labkit.notebook import chapter_parameters, pct, say, show_source, start_chapter
 
 ctx = start_chapter("07_submission", **chapter_parameters(globals()))
 nuclei = ctx.data
@@ -47,6 +47,12 @@ test_loader = data.make_loader(nuclei.test_dataset(), ctx.profile.batch_size, sh
 
 # %% [markdown]
 # ## 7.1 Test-set predictions
+#
+# `predict_test` runs the model over the unshuffled test loader (through `train.evaluate`, shown in chapter 5);
+# `write_submission` writes one row per row of `example.csv`, in its order, and checks the file it wrote.
+
+# %%
+show_source(submission.predict_test, submission.write_submission)
 
 # %%
 val_acc = {}
@@ -58,6 +64,7 @@ for name, model in final.items():
     val_acc[name] = results.final_val_acc(ctx.run, name)  # of the kept checkpoint, not the best epoch seen
     print(f"{path.name}: {len(preds)} rows, valid")
     display(submission.class_mix_table(preds, nuclei.train_labels.numpy()).rename_axis(name))
+    say(narrative.describe_predicted_mix(preds, nuclei.train_labels.numpy(), name))
 
 best = submission.choose_best(val_acc)
 chosen = ctx.run.path("submission/submission.csv")
@@ -69,9 +76,7 @@ if ctx.submission_file:  # where this run's hand-in copy goes (on Kaggle: the wo
 evidence.record("submission", f"submission.csv from {best} ({report.rows} rows) validated against example.csv",
                 model=best, rows=report.rows)
 say(f"`submission.csv` holds **{best}**'s predictions ({report.rows:,} rows), chosen because its validation "
-    f"accuracy ({pct(val_acc[best])}) is the higher of the two. A predicted class mix far from the training "
-    "mix would hint that the test set differs from the training set, or that the model is biased towards "
-    "some classes.")
+    f"accuracy ({pct(val_acc[best])}) is the higher of the two.")
 
 # %% [markdown]
 # ## 7.2 Comparing the two models
@@ -94,10 +99,11 @@ if ctx.is_stub:
     limits.append("All numbers in this build come from a **synthetic stub** of the data: they show that the "
                   "pipeline works, not how well the models classify real nuclei. Rebuild with `--data` to get "
                   "the real results.")
-if not weights["pretrained"]:
-    limits.append("model2 started from **random weights** because no ImageNet weights were available, so the "
-                  "comparison measures two architectures trained from scratch, not transfer learning.")
-limits.append(f"The attempt to fix the worst confusion ({fix['pair_text']}) moved validation accuracy from "
+if narrative.weights_limitation(weights):  # random or unverified weights: nothing shows transfer learning
+    limits.append(narrative.weights_limitation(weights))
+aimed_at = (f"'{CLASS_NAMES[fix['pair'][0]]}' taken for '{CLASS_NAMES[fix['pair'][1]]}'" if fix["pair"]
+            else "none: nothing was misclassified")
+limits.append(f"The attempt to fix model1's worst confusion ({aimed_at}) moved validation accuracy from "
               f"{pct(fix['accuracy_before'])} to {pct(fix['accuracy_after'])}; chapter 5 shows whether the "
               "targeted pair itself improved.")
 limits += [
@@ -105,7 +111,7 @@ limits += [
     f"{100 / len(nuclei.val_idx):.2f} percentage points: differences of a point or two are within noise.",
     f"Tuning ran {ctx.profile.tune_trials} trials per model on a subset with short runs ({ctx.profile.name} "
     "profile); a larger search on a GPU may find better settings.",
-    "The patches come from one competition's slides: stain and scanner differences between hospitals would "
+    "The patches come from one collection of slides: stain and scanner differences between hospitals would "
     "need stain normalisation or colour augmentation before such a model could be trusted elsewhere.",
 ]
 say("\n".join(f"- {line}" for line in limits))

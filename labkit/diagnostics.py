@@ -9,6 +9,8 @@ Public API (chapter 05 calls these; every figure is sized for a ~900 px notebook
   colour bars.
 - ``per_class_table(y_true, y_pred) -> DataFrame``: precision, recall, F1, support per class plus
   accuracy, macro avg and weighted avg rows (sklearn ``classification_report``).
+- ``per_class_display(table) -> DataFrame``: that table as the notebook shows it: percentages with at most
+  3 significant digits, support as counts, "—" where a number does not apply (no NaN).
 - ``most_confused_pair(y_true, y_pred) -> ConfusedPair(true_class, predicted_class, count, rate, text)``,
   or None when nothing was misclassified (``describe_pair`` words either case):
   the largest off-diagonal **row-normalised rate** (ties broken by count). Rate, not count, because
@@ -44,6 +46,7 @@ from torch.utils.data import WeightedRandomSampler
 
 from labkit import CLASS_NAMES, N_CLASSES, train
 from labkit.data import make_loader
+from labkit.narrative import misclassified_order
 
 CLASS_IDS = list(range(N_CLASSES))
 
@@ -228,6 +231,31 @@ def per_class_table(y_true, y_pred) -> pd.DataFrame:
     return table
 
 
+def _percent(value) -> str:
+    return "—" if pd.isna(value) else f"{100 * float(value):.3g}%"
+
+
+def per_class_display(table: pd.DataFrame, y_pred=None) -> pd.DataFrame:
+    """``per_class_table`` for reading: precision, recall and F1 as percentages (3 significant digits),
+    support as an integer, and "—" for the cells sklearn leaves empty (the accuracy row's precision and
+    recall) instead of NaN. A class without validation patches says so instead of showing 0%, and with
+    ``y_pred`` a class the model never predicts has "never predicted" as its precision (sklearn's 0 there
+    means "undefined", not "always wrong")."""
+    shown = pd.DataFrame(index=table.index)
+    for column in ("precision", "recall", "f1-score"):
+        shown[column] = table[column].map(_percent)
+    shown["support"] = table["support"].astype(int).astype(str)
+    empty = [name for name in CLASS_NAMES if name in table.index and int(table.loc[name, "support"]) == 0]
+    for name in empty:
+        shown.loc[name, ["precision", "recall", "f1-score"]] = "no patches"
+    if y_pred is not None:
+        predicted = np.bincount(_as_labels(y_pred), minlength=N_CLASSES)
+        for cls, name in enumerate(CLASS_NAMES):
+            if predicted[cls] == 0 and name in shown.index:
+                shown.loc[name, "precision"] = "never predicted"
+    return shown.rename(columns={"f1-score": "F1", "support": "patches"})
+
+
 @dataclass(frozen=True)
 class ConfusedPair:
     true_class: int
@@ -286,9 +314,8 @@ def misclassified_gallery(images_uint8, y_true, y_pred, probs, max_images: int =
     """The most confidently wrong patches first; each title says true class, prediction, confidence."""
     y_true, y_pred = _as_labels(y_true), _as_labels(y_pred)
     probs = np.asarray(probs.detach().cpu() if hasattr(probs, "detach") else probs, dtype=float)
-    wrong = np.flatnonzero(y_true != y_pred)
     confidence = probs[np.arange(len(y_pred)), y_pred]
-    wrong = wrong[np.argsort(-confidence[wrong], kind="stable")][:max_images]
+    wrong = misclassified_order(y_true, y_pred, probs, max_images)  # the order describe_gallery reads
     cols = 6
     rows = max(1, int(np.ceil(len(wrong) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(12, 2.45 * rows + 0.6), dpi=100, squeeze=False)
@@ -414,33 +441,47 @@ def fix_experiment(model, train_dataset, train_labels, val_loader, settings: Fix
                      after_plain if settings.tta else None)
 
 
+def _first_words(names: Sequence[str]) -> list[str]:
+    # "cancer epithelial" -> "cancer": one short word per class keeps the tick labels large in a small panel
+    return [n.split()[0] for n in names]
+
+
 def fix_figure(result: FixResult, title: str | None = None) -> Figure:
-    """Before and after confusion rates, and per-class recall before/after as grouped bars."""
+    """Before and after confusion rates side by side, per-class recall before/after below them.
+
+    Two rows rather than three panels in one: at notebook width (~900 px) each panel keeps its class
+    names at about 10 pt.
+    """
     before, after = result.before, result.after
     _, rates_before = rates_matrix(before.labels, before.preds)
     _, rates_after = rates_matrix(after.labels, after.preds)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.6), dpi=100, gridspec_kw={"width_ratios": [1, 1, 1.1]})
-    _draw_matrix(axes[0], fig, rates_before, as_rate=True, tick_size=8,
+    fig = plt.figure(figsize=(10, 8.4), dpi=100)
+    grid = fig.add_gridspec(2, 2, height_ratios=[1.25, 1])
+    matrices = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])]
+    _draw_matrix(matrices[0], fig, rates_before, as_rate=True, tick_size=10,
                  title=f"Before (acc {accuracy(before.labels, before.preds):.1%})")
-    _draw_matrix(axes[1], fig, rates_after, as_rate=True, cmap="Greens", tick_size=8,
+    _draw_matrix(matrices[1], fig, rates_after, as_rate=True, cmap="Greens", tick_size=10,
                  title=f"After (acc {accuracy(after.labels, after.preds):.1%})")
+    for ax in matrices:
+        ax.set_xticks(CLASS_IDS, _first_words(CLASS_NAMES), fontsize=10)
+        ax.set_yticks(CLASS_IDS, _first_words(CLASS_NAMES), fontsize=10)
     pair = result.pair
     if pair is not None:  # outline the cell the fix aimed at
-        for ax in axes[:2]:
+        for ax in matrices:
             ax.add_patch(plt.Rectangle((pair.predicted_class - 0.5, pair.true_class - 0.5), 1, 1,
                                        fill=False, edgecolor="red", linewidth=2.5))
-    ax = axes[2]
+    ax = fig.add_subplot(grid[1, :])
     x = np.arange(N_CLASSES)
     r_before, r_after = 100 * np.diag(rates_before), 100 * np.diag(rates_after)
     ax.bar(x - 0.2, r_before, width=0.4, label="before", color="tab:blue")
     ax.bar(x + 0.2, r_after, width=0.4, label="after", color="tab:green")
     for xi, b, a in zip(x, r_before, r_after):
-        ax.text(xi - 0.2, b + 1, f"{b:.0f}", ha="center", fontsize=8)
-        ax.text(xi + 0.2, a + 1, f"{a:.0f}", ha="center", fontsize=8)
-    ax.set_xticks(x, _short_names(CLASS_NAMES), fontsize=9)
+        ax.text(xi - 0.2, b + 1, f"{b:.0f}%", ha="center", fontsize=9)
+        ax.text(xi + 0.2, a + 1, f"{a:.0f}%", ha="center", fontsize=9)
+    ax.set_xticks(x, list(CLASS_NAMES), fontsize=10)
     ax.set_ylim(0, 125)  # headroom for the legend above the bars
     ax.set_ylabel("recall (%)")
-    ax.set_title("Per-class recall")
+    ax.set_title("Per-class recall (the diagonal of each matrix)")
     ax.legend(loc="upper center", ncol=2, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     if title is None:

@@ -357,7 +357,7 @@ def trainable_table(model: nn.Module, stages: list[int]):
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         rows.append({"unfrozen backbone stages": n, "trainable parameters": trainable,
-                     "frozen parameters": total - trainable, "trainable share": f"{trainable / total:.1%}"})
+                     "frozen parameters": total - trainable, "trainable share": f"{100 * trainable / total:.3g}%"})
     for p, flag in zip(model.parameters(), before):
         p.requires_grad_(flag)
     return pd.DataFrame(rows).set_index("unfrozen backbone stages")

@@ -52,7 +52,7 @@ def model2_search_space(profile) -> dict:
     stages = [1, 2, 3, 4] if profile.name == "full" else [0, 1, 2]
     return {
         "head_lr": tune.loguniform(1e-3, 3e-2),       # the new head learns from scratch: larger steps
-        "backbone_lr": tune.loguniform(1e-5, 1e-3),   # small steps keep what ImageNet taught
+        "backbone_lr": tune.loguniform(1e-5, 1e-3),   # small steps adjust pretrained features, not overwrite them
         "weight_decay": tune.loguniform(1e-5, 1e-2),
         "unfrozen_stages": tune.choice(stages),       # 0 = train the head only
         "batch_size": tune.choice([b // 2, b]),

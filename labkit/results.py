@@ -3,6 +3,10 @@
     load_final(run, name)             the final model1 or model2, weights restored, in eval mode
     choose_final(run, name, tuned, config, **meta)
                                       keep the tuned model, or the baseline if it is better; say which
+                                      (the tuned run's history is kept as NAME/tuned_history.json and the
+                                      choice as NAME/final_choice.json either way)
+    tuned_history(run, name)          the History of chapter 4's retraining with the tuned settings
+    describe_final_choice(run, name)  a sentence: is that retraining the final model, or the baseline?
     fix_summary(fix)                  a JSON-able summary of diagnostics.fix_experiment's result
     final_val_acc(run, name)          validation accuracy of the final model's kept checkpoint
     comparison_table(run)             one row per model: size, training cost, accuracy, macro F1
@@ -17,6 +21,7 @@ from sklearn.metrics import f1_score
 from labkit import N_CLASSES
 from labkit.diagnostics import describe_pair
 from labkit.models import count_layers
+from labkit.narrative import weights_start
 from labkit.recipes import KINDS, recipe
 from labkit.train import History, kept_index, kept_val_acc
 
@@ -39,6 +44,10 @@ def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
     baseline_acc = kept_val_acc(baseline)
     tuned_acc = tuned.fit.best_val_acc
     change = f"{100 * (tuned_acc - baseline_acc):+.1f} percentage points"
+    # the tuned run's curves are worth showing even when the baseline wins (chapter 5 shows them)
+    run.save_json(f"{name}/tuned_history.json", tuned.fit.history.to_dict())
+    run.save_json(f"{name}/final_choice.json", {"final": "tuned" if tuned_acc >= baseline_acc else "baseline",
+                                                "tuned_val_acc": tuned_acc, "baseline_val_acc": baseline_acc})
     if tuned_acc >= baseline_acc:
         run.save_checkpoint(f"{name}/final.pt", tuned.model, config=config, **meta)
         run.save_json(f"{name}/final_history.json", tuned.fit.history.to_dict())
@@ -56,6 +65,27 @@ def final_val_acc(run, name: str) -> float:
     """Validation accuracy of ``name``'s final model: its kept (lowest validation loss) epoch. The one
     accuracy that the figures, the text, the comparison and the choice of the submission model quote."""
     return kept_val_acc(run.load_json(f"{name}/final_history.json"))
+
+
+def tuned_history(run, name: str) -> History:
+    """The history of chapter 4's retraining with the tuned settings (a run folder from before
+    tuned_history.json existed gives the final model's history instead)."""
+    stored = f"{name}/tuned_history.json" if run.exists(f"{name}/tuned_history.json") else f"{name}/final_history.json"
+    return History.from_dict(run.load_json(stored))
+
+
+def describe_final_choice(run, name: str) -> str:
+    """Which run became the final ``name``: the tuned retraining (whose curves chapter 5 shows) or the
+    baseline of chapter 2 or 3 (whose curves are there). Empty when the run folder does not say."""
+    if not run.exists(f"{name}/final_choice.json"):
+        return ""
+    choice = run.load_json(f"{name}/final_choice.json")
+    baseline_section = "2.3" if name == "model1" else "3.3"
+    if choice["final"] == "tuned":
+        return (f"This run is the final {name} ({choice['tuned_val_acc']:.1%} validation accuracy against the "
+                f"baseline's {choice['baseline_val_acc']:.1%}).")
+    return (f"This run scored {choice['tuned_val_acc']:.1%}, below the baseline's {choice['baseline_val_acc']:.1%}, "
+            f"so the final {name} evaluated below is the baseline, whose curves are in section {baseline_section}.")
 
 
 def fix_summary(fix) -> dict:
@@ -84,43 +114,48 @@ def comparison_table(run) -> pd.DataFrame:
             "architecture": weights["arch"] if imagenet else "own ConvNet",
             "weight layers": count_layers(model).weight_layers,
             "parameters": sum(p.numel() for p in model.parameters()),
-            "start": "ImageNet" if imagenet and weights["pretrained"] else "random",
+            "start": weights_start(weights) if imagenet else "random",
             "epochs": len(history["epoch"]),
             "seconds per epoch": round(float(np.mean(history["seconds"])), 1),
-            "validation accuracy": round(float(history["val_acc"][best]), 4),
-            "macro F1": round(_macro_f1(run, name), 4),
+            "validation accuracy (%)": round(100 * float(history["val_acc"][best]), 1),
+            "macro F1 (%)": round(100 * _macro_f1(run, name), 1),
         }
     return pd.DataFrame(rows).T.rename_axis("model")
 
 
 def describe_comparison(table: pd.DataFrame, is_stub: bool) -> str:
     m1, m2 = table.loc["model1"], table.loc["model2"]
-    better = "model2" if m2["validation accuracy"] > m1["validation accuracy"] else "model1"
-    gap = 100 * abs(float(m2["validation accuracy"]) - float(m1["validation accuracy"]))
+    acc1, acc2 = float(m1["validation accuracy (%)"]), float(m2["validation accuracy (%)"])
+    better = "model2" if acc2 > acc1 else "model1"
+    gap = abs(acc2 - acc1)
     size = int(m2["parameters"]) / max(int(m1["parameters"]), 1)
     cost = float(m2["seconds per epoch"]) / max(float(m1["seconds per epoch"]), 1e-9)
     lead = (f"**{better}** is the more accurate model on the validation split, by {gap:.1f} percentage points"
             if gap >= 0.05 else "The two models are equally accurate on the validation split")
     text = [
         lead + " "
-        f"({float(m1['validation accuracy']):.1%} for model1 against {float(m2['validation accuracy']):.1%} "
-        f"for model2; macro F1 {float(m1['macro F1']):.3f} against {float(m2['macro F1']):.3f}, which weighs "
+        f"({acc1:.1f}% for model1 against {acc2:.1f}% "
+        f"for model2; macro F1 {float(m1['macro F1 (%)']):.1f}% against {float(m2['macro F1 (%)']):.1f}%, which weighs "
         "the rare classes as much as the common ones).",
         f"model2 has {size:.0f} times as many parameters as model1 and one of its epochs costs {cost:.1f} times "
         "as long.",
     ]
-    if m2["start"] == "ImageNet":
+    if m2["start"] == weights_start({"pretrained": True, "verified": True}):
         text.append("model2 starts from ImageNet features, so it needs fewer of our patches to learn useful "
                     "filters; model1 must learn everything from the training split alone."
                     + (" Here that advantage shows in the numbers." if better == "model2" else
                        " Here it did not pay off within this budget: more fine-tuning epochs or unfreezing more "
                        "stages may change that."))
-    else:
+    elif m2["start"] == "random":
         text.append("Both models started from random weights in this build, so this is a comparison of "
                     "architectures trained from scratch, not of transfer learning.")
+    else:
+        text.append("model2 started from a weights file that could not be verified as ImageNet's, so this "
+                    "comparison cannot be read as a test of transfer learning.")
     if gap < 1.0:
         text.append("A gap this small is within the noise of one validation split; with the cost in mind, the "
                     "small model is the better engineering choice here.")
     if is_stub:
-        text.append("These figures come from the synthetic stub, which is easier and cleaner than real slides.")
+        text.append("These figures come from the synthetic stub, not from real slides: they show that the "
+                    "pipeline works, not how the models would compare on real nuclei.")
     return " ".join(text)

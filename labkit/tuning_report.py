@@ -3,7 +3,10 @@ and its outcome in a few generated sentences (chapter 4). ``labkit.tune`` runs t
 import this module, so Ray's workers never pay for importing matplotlib.
 
     describe_space(space)     one row per hyperparameter: distribution and range or choices
-    describe_result(result)   a few sentences quoting the search's numbers
+    trials_table(result)      the trials as the notebook shows them: rounded, percentages, narrow columns
+    describe_result(result, majority_rate=..., n_val=...)
+                              a few sentences quoting the search's numbers, measured against always
+                              predicting the largest class and against the noise of the validation split
     trials_figure(result)     validation accuracy of each trial over epochs, ASHA's stops marked
     score_figure(result)      best accuracy of each trial against each hyperparameter
 """
@@ -45,15 +48,39 @@ def describe_space(space: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def describe_result(result, kind: str | None = None) -> str:
-    """A few sentences (markdown) about this search, quoting its numbers."""
+def trials_table(result) -> pd.DataFrame:
+    """One row per trial, best first: its settings (3 significant digits), best validation accuracy and loss,
+    epochs run (ASHA's stops show as fewer epochs) and seconds, rounded so that the table fits a page."""
+    t = result.table
+    rows = []
+    for _, row in t.iterrows():
+        failed = row["status"] == "failed"
+        shown = {"trial": int(row["trial"])}
+        shown.update({name: format_value(row[name]) for name in result.params if name in t.columns})
+        shown["val. acc."] = "failed" if failed else f"{100 * row['best_val_acc']:.1f}%"
+        shown["val. loss"] = "" if failed else f"{row['best_val_loss']:.3f}"
+        shown["epochs"] = f"{int(row['epochs_run'])} of {result.max_epochs}"
+        shown["seconds"] = "" if pd.isna(row["seconds"]) else f"{row['seconds']:.0f}"
+        rows.append(shown)
+    return pd.DataFrame(rows).set_index("trial")
+
+
+def describe_result(result, kind: str | None = None, *, majority_rate: float | None = None,
+                    majority_class: str = "the largest class", n_val: int | None = None) -> str:
+    """A few sentences (markdown) about this search, quoting its numbers.
+
+    ``majority_rate``: validation accuracy of always predicting ``majority_class``; a trial below it learned
+    nothing useful. ``n_val``: validation patches; a spread of trials within two patches is noise.
+    """
     kind = kind or result.kind
     t = result.table
     stopped = int((t["stopped_early"] == "yes").sum())
     settings = ", ".join(f"{k} = {format_value(v)}" for k, v in result.best_config.items())
     epochs = f"{result.max_epochs} epoch" + ("s" if result.max_epochs != 1 else "")
-    text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; ASHA stopped {stopped} of them "
-            f"before {epochs}. The best, trial {result.best_trial}, reached "
+    asha = (f"ASHA stopped {stopped} of them before {epochs}" if result.max_epochs > 1 else
+            "each trial ran a single epoch, so ASHA had no earlier point at which to stop one")
+    text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; {asha}. "
+            f"The best, trial {result.best_trial}, reached "
             f"**{100 * result.best_score:.1f}% validation accuracy** (at its lowest validation loss) with "
             f"{settings}. This is a selection on the validation split, so that score is slightly optimistic.")
     if result.winner_is_baseline:
@@ -64,13 +91,32 @@ def describe_result(result, kind: str | None = None) -> str:
         if len(base) and base.notna().all():
             text += (f" The baseline's settings (trial {result.baseline_trial}) reached "
                      f"{100 * float(base.iloc[0]):.1f}% in the same trial budget.")
+    scores = t["best_val_acc"].dropna()
+    if majority_rate is not None and result.best_score <= majority_rate:
+        text += (f" That is no better than always predicting '{majority_class}' ({100 * majority_rate:.1f}% of "
+                 "the validation patches): within this budget no trial beat that trivial answer, so the ranking "
+                 "of the settings says little.")
+    elif len(scores) > 1:
+        worst, best = float(scores.min()), float(scores.max())
+        noise = 2 / n_val if n_val else 0.0   # two validation patches
+        below = int((scores <= majority_rate).sum()) if majority_rate is not None else 0
+        if below:
+            text += (f" {below} of the {len(scores)} trials scored no better than always predicting "
+                     f"'{majority_class}' ({100 * majority_rate:.1f}%; the weakest {100 * worst:.1f}%), while the "
+                     f"best beat it by {100 * (best - majority_rate):.1f} points: within this budget the settings "
+                     "decide whether a model gets past the trivial answer at all.")
+        elif best - worst <= noise:
+            text += (f" All trials scored between {100 * worst:.1f}% and {100 * best:.1f}%, within two validation "
+                     "patches of each other: over this range the settings make no measurable difference.")
+        else:
+            text += (f" The trials range from {100 * worst:.1f}% to {100 * best:.1f}%"
+                     + (f" (always predicting '{majority_class}' gives {100 * majority_rate:.1f}%)"
+                        if majority_rate is not None else "")
+                     + f": {100 * (best - worst):.1f} points between the weakest and the best settings.")
     spread = result.spread
-    if spread["completed"] > 1:
-        text += (f" Of the {spread['completed']} trials that ran all {epochs}, the best reached "
-                 f"{100 * spread['best']:.1f}%, the median {100 * spread['median']:.1f}% and the worst "
-                 f"{100 * spread['worst']:.1f}%.")
-    elif len(t) > 1 and t["best_val_acc"].notna().sum() > 1:
-        text += f" The weakest trial reached {100 * t['best_val_acc'].min():.1f}%."
+    if spread["completed"] > 2:
+        text += (f" The median of the {spread['completed']} trials that ran all {epochs} reached "
+                 f"{100 * spread['median']:.1f}%.")
     if result.failed:
         text += (f" {len(result.failed)} trial(s) failed (first: {result.failed[0]['error']}); "
                  "the others were not affected.")
@@ -119,6 +165,8 @@ def score_figure(result):
                 ax.xaxis.set_major_locator(plt.LogLocator(base=10, subs=(1.0, 3.0)))
                 ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
                 ax.xaxis.set_minor_formatter(plt.NullFormatter())
+                # over less than a decade matplotlib falls back to linear ticks, which collide unrotated
+                ax.tick_params(axis="x", labelrotation=30, labelsize=8)
         else:  # categories (optimizer, channels, batch size): one column each
             categories = sorted(x.unique(), key=lambda v: (isinstance(v, str), v))
             positions = x.map({c: i for i, c in enumerate(categories)})

@@ -127,7 +127,7 @@ def test_every_option_reaches_the_chapters(quick_build):
     assert f"run on the Ray cluster at `{b.address}` (1 CPUs" in text and "Profile **quick**" in text
     # --weights: named, NOT verified, loaded (no random initialisation)
     assert str(b.weights) in text and "RANDOMLY INITIALISED" not in text
-    assert "verified=False" in text and "does **not** match the published hash" in text
+    assert "'verified': False" in text and "does **not** match the published hash" in text
     loaded = json.loads((b.out / "run" / "model2" / "weights.json").read_text())
     assert (loaded["source"], loaded["path"], loaded["pretrained"], loaded["verified"]) == \
         ("file", str(b.weights), True, False)

@@ -139,7 +139,7 @@ def test_search_result_says_when_the_baseline_wins_and_shows_the_spread():
     assert result.spread == {"completed": 3, "ran": 4, "best": 0.9, "median": 0.8, "worst": 0.7,
                              "worst_of_all": 0.7}
     text = tuning_report.describe_result(result)
-    assert "baseline's own settings" in text and "median 80.0%" in text
+    assert "baseline's own settings" in text and "median of the 3 trials that ran all 4 epochs reached 80.0%" in text
     assert not _search_result(3, ["completed"] * 4, [0.9, 0.7, 0.8, 0.95]).winner_is_baseline
 
 

@@ -44,3 +44,19 @@ def test_a_worse_tuned_model_leaves_the_baseline_final(run):
     assert models.count_layers(final).by_type["Conv2d"] == 2
     state, _ = run.load_checkpoint("model1/baseline.pt")
     assert all(torch.equal(final.state_dict()[k], v) for k, v in state.items())
+
+
+def test_the_tuned_run_is_kept_and_named_whichever_model_is_final(run):
+    results.choose_final(run, "model1", _tuned(0.7), {"channels": [4, 8, 16]})
+    assert results.tuned_history(run, "model1").val_acc == [0.7]          # chapter 4's run, not the baseline's
+    assert run.load_json("model1/final_history.json")["val_acc"] == [0.6, 0.8]
+    text = results.describe_final_choice(run, "model1")
+    assert "below the baseline's 80.0%" in text and "section 2.3" in text and "This run is the final" not in text
+    results.choose_final(run, "model1", _tuned(0.9), {"channels": [4, 8, 16]})
+    assert "This run is the final model1 (90.0%" in results.describe_final_choice(run, "model1")
+
+
+def test_an_older_run_folder_falls_back_to_the_final_history(run):
+    run.save_json("model1/final_history.json", _history([0.5]).to_dict())
+    assert results.tuned_history(run, "model1").val_acc == [0.5]
+    assert results.describe_final_choice(run, "model1") == ""

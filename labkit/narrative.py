@@ -1,0 +1,338 @@
+"""Sentences that depend on this run's numbers, so the report never claims what the run cannot back.
+
+Chapters call each function in one line and show the result with ``notebook.say``. Every function reads
+numbers (class counts, a History, weights.json, predictions) and picks its wording from them; the tests in
+tests/test_narrative.py run each one on runs that differ (balanced vs imbalanced classes, overfitting vs
+underfitting vs converged, random vs verified vs unverified weights) and check the wording.
+
+    describe_data_source(root, is_stub)        "the synthetic stub in ..." / "the data in ..."
+    class_balance(counts) -> ClassBalance      largest and smallest class, their ratio, a verdict
+    describe_class_mix(counts)                 the class mix and what the report does about it
+    weights_start(weights)                     the comparison table's "start" cell for model2
+    describe_weights(weights)                  section 3.1's sentence about model2's starting weights
+    model2_name(weights)                       "resnet18 fine-tuned from verified ImageNet weights" / "resnet18
+                                               trained from random weights" / ... an unverified weights file
+    weights_limitation(weights)                a limitation to list in chapter 7, or None
+    training_verdict(history, kept_epoch)      overfitting / underfitting / converged, with the numbers
+    describe_training(history, name, kept_epoch)  the verdict as a sentence
+    describe_predicted_mix(pred, reference, name)  classes a model predicts far less (or more) than their share
+    describe_gallery(labels, preds, probs, shown)  the mistakes the misclassified gallery shows
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from labkit import CLASS_NAMES, N_CLASSES
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _joined(words: Sequence[str]) -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+# ---------------------------------------------------------------------------------------------------
+# the data
+# ---------------------------------------------------------------------------------------------------
+def describe_data_source(root, is_stub: bool) -> str:
+    """Where the data comes from, as far as the build can know: a stub it made, or a folder it was given.
+    A folder in the competition's layout may still hold other images, so it is never called Kaggle's."""
+    return f"the synthetic stub in `{root}`" if is_stub else f"the data in `{root}`"
+
+
+# the largest class over the smallest: up to BALANCED the mix is treated as balanced; from IMBALANCED on
+# accuracy is dominated by the large classes and the minorities need their own numbers
+BALANCED_RATIO = 1.5
+IMBALANCED_RATIO = 3.0
+
+
+@dataclass(frozen=True)
+class ClassBalance:
+    largest: str
+    largest_share: float
+    smallest: str
+    smallest_share: float
+    ratio: float          # largest count / smallest count (inf when a class is empty)
+
+    @property
+    def verdict(self) -> str:
+        if self.ratio <= BALANCED_RATIO:
+            return "balanced"
+        return "imbalanced" if self.ratio >= IMBALANCED_RATIO else "mildly imbalanced"
+
+    @property
+    def needs_rebalancing(self) -> bool:
+        """Whether the class mix itself calls for a sampler or loss weights (not only a stratified split)."""
+        return self.verdict == "imbalanced"
+
+
+def class_balance(counts: Mapping[str, int]) -> ClassBalance:
+    """``counts``: class name -> number of patches (a pandas Series indexed by class name works)."""
+    pairs = list(counts.items())  # a dict or a pandas Series (whose iteration gives values, not names)
+    names, values = [name for name, _ in pairs], np.asarray([int(n) for _, n in pairs], dtype=float)
+    total = values.sum()
+    if total == 0:
+        raise ValueError("class_balance got no patches at all: is train.csv empty?")
+    big, small = int(values.argmax()), int(values.argmin())
+    ratio = values[big] / values[small] if values[small] > 0 else float("inf")
+    return ClassBalance(names[big], values[big] / total, names[small], values[small] / total, float(ratio))
+
+
+def describe_class_mix(counts: Mapping[str, int]) -> str:
+    """The class mix in numbers, and what follows from it for the metrics and the training."""
+    b = class_balance(counts)
+    ratio = "no patches at all" if np.isinf(b.ratio) else f"a ratio of {b.ratio:.1f} to 1"
+    text = (f"The largest class is **{b.largest}** ({_pct(b.largest_share)} of the patches) and the smallest "
+            f"**{b.smallest}** ({_pct(b.smallest_share)}), {ratio}. ")
+    always = (f"A model that always answered '{b.largest}' would be right on {_pct(b.largest_share)} of the "
+              "patches: that is the bar any accuracy below has to clear.")
+    if b.verdict == "balanced":
+        return text + ("The classes are close to balanced, so accuracy is a fair summary and the class mix "
+                       "itself needs no sampler or loss weights; the split is stratified all the same. (Chapter "
+                       "5's fix still draws the class a model confuses most more often: that aims at a "
+                       "confusion, not at the mix.) " + always)
+    if b.verdict == "mildly imbalanced":
+        return text + ("The classes are mildly imbalanced: the split is stratified (every class keeps its share "
+                       "in both parts) and chapter 5 reports recall and F1 per class beside accuracy, but the "
+                       "mix is not skewed enough to resample it for training (chapter 5's fix draws the class a "
+                       "model confuses most more often: that aims at a confusion, not at the mix). " + always)
+    return text + ("The classes are clearly imbalanced, so accuracy alone flatters the large classes. We keep "
+                   "every class's share in both parts with a stratified split, report recall and F1 per class "
+                   "in chapter 5, and there counter the imbalance with a class-balanced sampler aimed at the "
+                   "class a model neglects most. " + always)
+
+
+# ---------------------------------------------------------------------------------------------------
+# model2's starting weights (weights.json, written by chapter 3 from models.WeightsInfo)
+# ---------------------------------------------------------------------------------------------------
+def _weights_kind(weights: Mapping) -> str:
+    if not weights.get("pretrained"):
+        return "random"
+    return "verified" if weights.get("verified") else "unverified"
+
+
+def weights_start(weights: Mapping) -> str:
+    """What model2 started from, for a table cell."""
+    return {"random": "random", "verified": "ImageNet (verified)",
+            "unverified": "unverified weights file"}[_weights_kind(weights)]
+
+
+def describe_weights(weights: Mapping) -> str:
+    """The sentence of section 3.1: where model2's weights came from and whether they are ImageNet's."""
+    kind, arch = _weights_kind(weights), weights.get("arch", "model2")
+    if kind == "verified":
+        return (f"**{arch}** starts from torchvision's **{weights['weights']}** ({weights['source']}); their "
+                f"SHA-256 `{str(weights['sha256'])[:16]}...` matches the hash torchvision publishes, so these "
+                "are the published ImageNet weights and everything below is transfer learning.")
+    if kind == "unverified":
+        return (f"> **Caution:** {arch} starts from the file `{weights.get('path')}`, whose SHA-256 "
+                f"`{str(weights.get('sha256'))[:16]}...` does **not** match the published hash of torchvision's "
+                f"{weights.get('weights')}. It fits the architecture, but nothing shows that it holds ImageNet "
+                "weights: read the results below as those of a network started from an unknown state.")
+    return (f"> **Warning: model2 is NOT pretrained in this build.** {weights.get('message', '')} It starts from "
+            "random weights, so everything below measures the architecture trained from scratch, not transfer "
+            "learning. Build with the ImageNet weights (see the README) before handing this notebook in.")
+
+
+def model2_name(weights: Mapping) -> str:
+    """How the text names model2: only verified ImageNet weights make it "fine-tuned from ImageNet"."""
+    kind, arch = _weights_kind(weights), weights.get("arch", "model2")
+    return {"verified": f"{arch} fine-tuned from verified ImageNet weights",
+            "unverified": f"{arch} trained from an unverified weights file",
+            "random": f"{arch} trained from random weights"}[kind]
+
+
+def weights_limitation(weights: Mapping) -> str | None:
+    """A line for chapter 7's limitations, or None when model2 started from verified ImageNet weights."""
+    kind = _weights_kind(weights)
+    if kind == "random":
+        return ("model2 started from **random weights** because no ImageNet weights were available, so the "
+                "comparison measures two architectures trained from scratch, not transfer learning.")
+    if kind == "unverified":
+        return ("model2's weights file does **not** match the hash torchvision publishes for its ImageNet "
+                "weights, so this build cannot show that model2 was pretrained on ImageNet; rebuild with the "
+                "published file before drawing conclusions about transfer learning.")
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# learning curves
+# ---------------------------------------------------------------------------------------------------
+OVERFIT_GAP = 0.10        # training accuracy this far above validation accuracy is overfitting on its own
+GAP_WITH_RISING_LOSS = 0.03   # ... or this far, while validation loss rises after the kept epoch
+LOSS_RISE = 0.05          # validation loss this much (relative) above its minimum counts as rising
+STILL_FALLING = 0.03      # training loss that fell this much (relative) in the last epoch is still falling
+
+
+@dataclass(frozen=True)
+class TrainingVerdict:
+    kind: str             # "overfitting", "gap while improving", "underfitting", "converged" or "too short"
+    epochs: int
+    kept_epoch: int       # the epoch whose weights were kept (lowest validation loss)
+    train_acc: float      # at the last epoch
+    val_acc: float        # at the last epoch
+    kept_val_acc: float
+    kept_val_loss: float
+    last_val_loss: float
+    train_loss_drop: float  # relative fall of the training loss in the last epoch (negative: it rose)
+
+
+def _series(history, key: str) -> list[float]:
+    values = history[key] if isinstance(history, Mapping) else getattr(history, key)
+    return [float(v) for v in values]
+
+
+def training_verdict(history, kept_epoch: int | None = None) -> TrainingVerdict:
+    """Read a History (or its to_dict form): is the model overfitting, underfitting or converged?
+
+    overfitting   training accuracy at least OVERFIT_GAP above validation at the end with the best validation
+                  loss behind, or GAP_WITH_RISING_LOSS above it while validation loss has risen LOSS_RISE past
+                  its minimum;
+    gap while improving  OVERFIT_GAP or more, but validation loss still lowest at the last epoch;
+    underfitting  not overfitting, validation loss lowest at the last epoch and training loss still falling
+                  (by STILL_FALLING in the last epoch): training stopped while the model was still learning;
+    converged     neither: training loss has levelled off and validation is close to training.
+    ``kept_epoch`` defaults to the epoch with the lowest validation loss, the one fit keeps.
+    """
+    epochs = [int(e) for e in _series(history, "epoch")]
+    train_loss, train_acc = _series(history, "train_loss"), _series(history, "train_acc")
+    val_loss, val_acc = _series(history, "val_loss"), _series(history, "val_acc")
+    if not epochs:
+        raise ValueError("training_verdict got an empty history: did the fit run at least one epoch?")
+    kept = int(np.argmin(val_loss)) if kept_epoch is None else epochs.index(int(kept_epoch))
+    drop = (train_loss[-2] - train_loss[-1]) / train_loss[-2] if len(epochs) > 1 and train_loss[-2] > 0 else 0.0
+    gap = train_acc[-1] - val_acc[-1]
+    rising = val_loss[-1] > val_loss[kept] * (1 + LOSS_RISE)
+    if len(epochs) == 1:
+        kind = "too short"
+    elif (gap >= OVERFIT_GAP and kept < len(epochs) - 1) or (gap >= GAP_WITH_RISING_LOSS and rising):
+        kind = "overfitting"
+    elif gap >= OVERFIT_GAP:  # a wide gap, but validation loss was still at its lowest at the end
+        kind = "gap while improving"
+    elif kept == len(epochs) - 1 and drop >= STILL_FALLING:
+        kind = "underfitting"
+    else:
+        kind = "converged"
+    return TrainingVerdict(kind, len(epochs), epochs[kept], train_acc[-1], val_acc[-1], val_acc[kept],
+                           val_loss[kept], val_loss[-1], drop)
+
+
+def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
+    """The verdict of ``training_verdict`` as sentences quoting the curves' numbers."""
+    v = training_verdict(history, kept_epoch)
+    accs = (f"training accuracy {_pct(v.train_acc)} against validation {_pct(v.val_acc)} at the last epoch "
+            f"({100 * (v.train_acc - v.val_acc):+.1f} points)")
+    kept = (f"the weights kept are those of epoch {v.kept_epoch} (validation loss {v.kept_val_loss:.3f}, "
+            f"accuracy {_pct(v.kept_val_acc)})")
+    if v.kind == "too short":
+        return (f"**{name}** trained for a single epoch, with {accs}. One point shows no trend, so these "
+                "curves cannot tell overfitting from underfitting.")
+    if v.kind == "overfitting":
+        rise = (f" Validation loss rose from {v.kept_val_loss:.3f} at epoch {v.kept_epoch} to "
+                f"{v.last_val_loss:.3f} at epoch {v.epochs}." if v.last_val_loss > v.kept_val_loss else "")
+        return (f"**{name}** overfits: {accs}.{rise} It fits the training patches more closely than it "
+                f"generalises; {kept}, which limits the damage. More epochs would not help; more data, "
+                "stronger regularisation (dropout, weight decay) or more augmentation would.")
+    if v.kind == "gap while improving":
+        return (f"**{name}** fits the training patches far more closely than new ones ({accs}), but its "
+                f"validation loss was still at its lowest at the last epoch ({v.kept_val_loss:.3f}): it has not "
+                "started to get worse on validation, so more epochs may still help a little, while the gap shows "
+                "how much it relies on memorising the training patches.")
+    if v.kind == "underfitting":
+        return (f"**{name}** was still learning when training stopped: validation loss was lowest at the last "
+                f"epoch ({v.kept_val_loss:.3f}) and training loss fell by {_pct(v.train_loss_drop)} in that "
+                f"epoch, with {accs}. More epochs would likely raise its accuracy.")
+    return (f"**{name}** has converged within {v.epochs} epochs: training loss changed by "
+            f"{_pct(abs(v.train_loss_drop))} in the last epoch, with {accs}; {kept}. Neither more epochs nor "
+            "more regularisation is the obvious next step.")
+
+
+# ---------------------------------------------------------------------------------------------------
+# predictions
+# ---------------------------------------------------------------------------------------------------
+UNDER_PREDICTED = 0.5     # a class predicted at less than half its training share
+OVER_PREDICTED = 1.5      # ... or at more than one and a half times it
+
+
+def describe_predicted_mix(pred_labels, reference_labels, name: str, *, where: str = "test patches",
+                           reference: str = "training") -> str:
+    """Which classes ``name`` predicts far less (or more) often than their share of ``reference_labels``.
+
+    For the test set the reference is the training labels (the test labels are unknown, so a difference may
+    also be the test set's own mix); for the validation split pass its true labels with
+    ``where="validation patches", reference="actual"``, and a difference is the model's alone.
+    """
+    pred = np.bincount(np.asarray(pred_labels, dtype=np.int64).ravel(), minlength=N_CLASSES)[:N_CLASSES]
+    ref = np.bincount(np.asarray(reference_labels, dtype=np.int64).ravel(), minlength=N_CLASSES)[:N_CLASSES]
+    pred_share, ref_share = pred / max(pred.sum(), 1), ref / max(ref.sum(), 1)
+    known_truth = reference != "training"
+    under, over = [], []
+    for c in range(N_CLASSES):
+        if ref_share[c] == 0:
+            continue
+        amount = "none" if pred[c] == 0 else _pct(pred_share[c])
+        words = f"'{CLASS_NAMES[c]}' for {amount} ({reference}: {_pct(ref_share[c])})"
+        if pred_share[c] < UNDER_PREDICTED * ref_share[c]:
+            under.append(words)
+        elif pred_share[c] > OVER_PREDICTED * ref_share[c]:
+            over.append(words)
+    if not under and not over:
+        biggest = int(np.argmax(np.abs(pred_share - ref_share)))
+        return (f"**{name}** predicts every class within a factor of 1.5 of its {reference} share; the largest "
+                f"difference is '{CLASS_NAMES[biggest]}' ({_pct(pred_share[biggest])} predicted, "
+                f"{_pct(ref_share[biggest])} {reference}).")
+    parts = []
+    if under:
+        those = "that class" if len(under) == 1 else "those classes"
+        parts.append(f"**{name}** predicts {_joined(under)} of the {where}: less than half the share, so it "
+                     "misses most of "
+                     + those + ("" if known_truth else " (unless the test set holds far fewer of them)"))
+    if over:
+        parts.append(("it" if under else f"**{name}**") + f" over-predicts {_joined(over)}"
+                     + ("" if under else f" of the {where}"))
+    return "; ".join(parts) + "."
+
+
+def misclassified_order(labels, preds, probs, max_images: int | None = None) -> np.ndarray:
+    """Indices of the misclassified patches, most confident mistake first (the gallery's order)."""
+    labels, preds = np.asarray(labels).ravel(), np.asarray(preds).ravel()
+    probs = np.asarray(probs, dtype=float)
+    wrong = np.flatnonzero(labels != preds)
+    confidence = probs[np.arange(len(preds)), preds]
+    order = wrong[np.argsort(-confidence[wrong], kind="stable")]
+    return order if max_images is None else order[:max_images]
+
+
+def describe_gallery(labels, preds, probs, shown: int, name: str) -> str:
+    """What the gallery of ``shown`` most confident mistakes holds: the commonest true -> predicted pairs
+    among all mistakes, and how sure the model was of the shown ones."""
+    labels, preds = np.asarray(labels).ravel(), np.asarray(preds).ravel()
+    probs = np.asarray(probs, dtype=float)
+    order = misclassified_order(labels, preds, probs)
+    if len(order) == 0:
+        return f"**{name}** misclassified no validation patch, so there is no gallery to read."
+    pairs: dict[tuple[int, int], int] = {}
+    for i in order:
+        pairs[(int(labels[i]), int(preds[i]))] = pairs.get((int(labels[i]), int(preds[i])), 0) + 1
+    ranked = sorted(pairs.items(), key=lambda kv: -kv[1])
+    top = [f"'{CLASS_NAMES[t]}' taken for '{CLASS_NAMES[p]}' ({n})" for (t, p), n in ranked[:2]]
+    share_top = sum(n for _, n in ranked[:2]) / len(order)
+    picked = order[:shown]
+    confidence = probs[picked, preds[picked]]
+    sure = int((confidence >= 0.9).sum())
+    text = (f"**{name}** got {len(order)} validation patches wrong; the commonest mistakes are {_joined(top)}, "
+            f"{_pct(share_top)} of all its errors. The {len(picked)} shown were predicted with "
+            f"{_pct(confidence.min())} to {_pct(confidence.max())} confidence (median {_pct(np.median(confidence))}")
+    if sure:
+        text += f"); {sure} of them at 90% or more: the model was sure of these and wrong, not undecided."
+    elif confidence.max() < 0.6:
+        text += "): below 60% each, so the model was undecided on all of them rather than sure and wrong."
+    else:
+        text += ")."
+    return text

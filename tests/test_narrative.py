@@ -1,0 +1,206 @@
+"""labkit.narrative: generated text picks its wording from the run's numbers, on runs that differ."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from labkit import CLASS_NAMES, narrative
+from labkit.train import History
+
+
+# ---------------------------------------------------------------------------------------------------
+# the data
+# ---------------------------------------------------------------------------------------------------
+def test_a_real_folder_is_not_called_kaggle_data():
+    assert narrative.describe_data_source("/data/nuclei", is_stub=False) == "the data in `/data/nuclei`"
+    assert "synthetic stub" in narrative.describe_data_source("/tmp/stub", is_stub=True)
+    for is_stub in (True, False):
+        text = narrative.describe_data_source("/x", is_stub)
+        assert "Kaggle" not in text and "competition" not in text and "real" not in text
+
+
+def _counts(*values):
+    return pd.Series(values, index=list(CLASS_NAMES))
+
+
+def test_balanced_classes_are_not_called_imbalanced():
+    counts = _counts(100, 100, 100, 100)
+    text = narrative.describe_class_mix(counts)
+    assert "ratio of 1.0 to 1" in text and "close to balanced" in text
+    assert "imbalance" not in text and "far from balanced" not in text and "counter" not in text
+    assert not narrative.class_balance(counts).needs_rebalancing
+
+
+def test_imbalanced_classes_say_so_and_are_countered():
+    counts = _counts(98, 458, 88, 356)   # the competition's mix (DATA_FACTS.md)
+    balance = narrative.class_balance(counts)
+    assert balance.largest == "cancer epithelial" and balance.smallest == "muscle"
+    assert balance.ratio == pytest.approx(458 / 88) and balance.needs_rebalancing
+    text = narrative.describe_class_mix(counts)
+    assert "clearly imbalanced" in text and "counter the imbalance" in text and "ratio of 5.2 to 1" in text
+    assert "45.8%" in text and "close to balanced" not in text
+
+
+def test_a_mildly_imbalanced_mix_is_neither_balanced_nor_resampled():
+    counts = _counts(100, 200, 120, 150)
+    text = narrative.describe_class_mix(counts)
+    assert "mildly imbalanced" in text and "not skewed enough to resample" in text
+    assert "counter the imbalance" not in text and not narrative.class_balance(counts).needs_rebalancing
+
+
+def test_an_empty_class_is_named_without_a_ratio():
+    text = narrative.describe_class_mix(_counts(0, 10, 10, 10))
+    assert "no patches at all" in text and "inf" not in text
+
+
+# ---------------------------------------------------------------------------------------------------
+# model2's weights
+# ---------------------------------------------------------------------------------------------------
+VERIFIED = {"arch": "resnet18", "weights": "ResNet18_Weights.IMAGENET1K_V1", "source": "cache",
+            "sha256": "f37072fd" + "0" * 56, "verified": True, "pretrained": True, "message": "ok",
+            "path": "/cache/resnet18-f37072fd.pth"}
+UNVERIFIED = {**VERIFIED, "source": "file", "sha256": "deadbeef" + "0" * 56, "verified": False,
+              "path": "/tmp/my_weights.pth"}
+RANDOM = {"arch": "resnet18", "weights": None, "source": "random", "sha256": None, "verified": False,
+          "pretrained": False, "message": "No ImageNet weights for resnet18.", "path": None}
+
+
+def test_verified_weights_are_called_imagenet_and_fine_tuned():
+    assert narrative.weights_start(VERIFIED) == "ImageNet (verified)"
+    text = narrative.describe_weights(VERIFIED)
+    assert "matches the hash" in text and "transfer learning" in text and "not" not in text.lower().split()
+    assert "fine-tuned from verified ImageNet" in narrative.model2_name(VERIFIED)
+    assert narrative.weights_limitation(VERIFIED) is None
+
+
+def test_unverified_weights_are_never_called_imagenet():
+    assert "ImageNet" not in narrative.weights_start(UNVERIFIED)
+    text = narrative.describe_weights(UNVERIFIED)
+    assert "does **not** match the published hash" in text and "/tmp/my_weights.pth" in text
+    assert "transfer learning" not in text
+    name = narrative.model2_name(UNVERIFIED)
+    assert "unverified" in name and "fine-tuned" not in name and "ImageNet" not in name
+    assert "does **not** match" in narrative.weights_limitation(UNVERIFIED)
+
+
+def test_random_weights_are_called_random_everywhere():
+    assert narrative.weights_start(RANDOM) == "random"
+    text = narrative.describe_weights(RANDOM)
+    assert "NOT pretrained" in text and "No ImageNet weights for resnet18." in text
+    name = narrative.model2_name(RANDOM)
+    assert "random weights" in name and "fine-tuned" not in name and "ImageNet" not in name
+    assert "random weights" in narrative.weights_limitation(RANDOM)
+
+
+# ---------------------------------------------------------------------------------------------------
+# learning curves
+# ---------------------------------------------------------------------------------------------------
+def _history(train_acc, val_acc, train_loss, val_loss):
+    n = len(train_acc)
+    return History(epoch=list(range(1, n + 1)), train_loss=list(train_loss), train_acc=list(train_acc),
+                   val_loss=list(val_loss), val_acc=list(val_acc), lr=[1e-3] * n, seconds=[1.0] * n)
+
+
+# the issue's model2 on a real set: 90.9% training against 51.9% validation, validation loss rising
+OVERFITTING = _history([0.6, 0.8, 0.909], [0.55, 0.56, 0.519], [1.0, 0.5, 0.25], [1.1, 1.0, 1.3])
+# still learning: both losses falling at the end, validation loss lowest at the last epoch
+UNDERFITTING = _history([0.40, 0.50, 0.58], [0.42, 0.52, 0.60], [1.3, 1.1, 0.95], [1.25, 1.05, 0.9])
+# levelled off: training loss flat, accuracies close, validation loss flat after its minimum
+CONVERGED = _history([0.80, 0.90, 0.91], [0.85, 0.89, 0.895], [0.6, 0.35, 0.345], [0.45, 0.33, 0.335])
+
+
+def test_overfitting_is_named_with_its_gap_and_not_told_to_train_longer():
+    verdict = narrative.training_verdict(OVERFITTING)
+    assert verdict.kind == "overfitting" and verdict.kept_epoch == 2
+    text = narrative.describe_training(OVERFITTING, "model2")
+    assert "overfits" in text and "90.9%" in text and "51.9%" in text and "+39.0 points" in text
+    assert "rose from 1.000 at epoch 2 to 1.300 at epoch 3" in text
+    assert "More epochs would not help" in text and "could help" not in text and "still learning" not in text
+
+
+def test_a_wide_gap_with_validation_still_improving_is_not_called_overfitting():
+    wide = _history([0.6, 0.8, 0.95], [0.5, 0.6, 0.7], [1.0, 0.5, 0.2], [1.2, 1.0, 0.9])
+    assert narrative.training_verdict(wide).kind == "gap while improving"
+    text = narrative.describe_training(wide, "model1")
+    assert "far more closely than new ones" in text and "+25.0 points" in text and "still at its lowest" in text
+    assert "overfits" not in text and "More epochs would not help" not in text
+
+
+def test_underfitting_says_it_was_still_learning():
+    assert narrative.training_verdict(UNDERFITTING).kind == "underfitting"
+    text = narrative.describe_training(UNDERFITTING, "model1")
+    assert "still learning" in text and "More epochs would likely" in text and "13.6%" in text
+    assert "overfits" not in text and "converged" not in text
+
+
+def test_converged_says_neither():
+    assert narrative.training_verdict(CONVERGED).kind == "converged"
+    text = narrative.describe_training(CONVERGED, "model1")
+    assert "converged within 3 epochs" in text and "epoch 2" in text
+    assert "overfits" not in text and "still learning" not in text and "More epochs would" not in text
+
+
+def test_one_epoch_has_no_trend_to_read():
+    one = _history([0.5], [0.45], [1.0], [1.1])
+    assert narrative.training_verdict(one).kind == "too short"
+    text = narrative.describe_training(one.to_dict(), "model2")  # the to_dict form works too
+    assert "single epoch" in text and "overfits" not in text and "still learning" not in text
+
+
+def test_the_kept_epoch_given_by_the_fit_wins():
+    verdict = narrative.training_verdict(CONVERGED, kept_epoch=3)
+    assert verdict.kept_epoch == 3 and verdict.kept_val_acc == pytest.approx(0.895)
+
+
+# ---------------------------------------------------------------------------------------------------
+# predictions
+# ---------------------------------------------------------------------------------------------------
+def test_a_class_the_model_hardly_predicts_is_named():
+    train = np.repeat([0, 1, 2, 3], [98, 458, 88, 356])
+    # the issue's model2: 0.6% normal, 1.4% muscle
+    pred = np.repeat([0, 1, 2, 3], [3, 300, 7, 190])
+    text = narrative.describe_predicted_mix(pred, train, "model2")
+    assert "'normal epithelial' for 0.6% (training: 9.8%)" in text and "of the test patches" in text
+    assert "'muscle' for 1.4%" in text and "less than half the share" in text
+
+
+def test_on_the_validation_split_a_missed_class_is_the_model_s_alone():
+    labels = np.repeat([0, 1, 2, 3], [7, 36, 6, 31])
+    preds = np.repeat([1, 1, 1, 3], [7, 36, 6, 31])      # never predicts normal or muscle
+    text = narrative.describe_predicted_mix(preds, labels, "model1", where="validation patches",
+                                            reference="actual")
+    assert "'normal epithelial' for none (actual: 8.8%)" in text and "of the validation patches" in text
+    assert "'muscle' for none" in text and "misses most of those classes" in text
+    assert "unless the test set" not in text and "over-predicts" not in text  # 61% vs 45%: under 1.5x
+
+
+def test_a_mix_close_to_training_says_so():
+    train = np.repeat([0, 1, 2, 3], [100, 100, 100, 100])
+    pred = np.repeat([0, 1, 2, 3], [90, 110, 100, 100])
+    text = narrative.describe_predicted_mix(pred, train, "model1")
+    assert "within a factor of 1.5" in text and "less than half" not in text and "over-predicts" not in text
+
+
+def test_the_gallery_sentence_names_the_commonest_mistakes_and_their_confidence():
+    labels = np.array([0, 0, 0, 2, 1, 1, 3])
+    preds = np.array([1, 1, 1, 1, 1, 1, 3])
+    probs = np.full((7, 4), 0.02)
+    probs[np.arange(7), preds] = [0.95, 0.92, 0.55, 0.5, 0.9, 0.9, 0.9]
+    text = narrative.describe_gallery(labels, preds, probs, shown=12, name="model1")
+    assert "got 4 validation patches wrong" in text
+    assert "'normal epithelial' taken for 'cancer epithelial' (3)" in text
+    assert "50.0% to 95.0%" in text and "2 of them at 90% or more" in text
+    assert "Looking at them" not in text
+    assert narrative.misclassified_order(labels, preds, probs).tolist() == [0, 1, 2, 3]
+
+
+def test_a_gallery_of_hesitant_mistakes_says_undecided():
+    labels, preds = np.array([0, 1]), np.array([1, 0])
+    probs = np.array([[0.45, 0.55, 0, 0], [0.52, 0.48, 0, 0]])
+    text = narrative.describe_gallery(labels, preds, probs, shown=12, name="model2")
+    assert "undecided" in text and "90% or more" not in text
+
+
+def test_no_mistakes_no_gallery_text():
+    labels = np.array([0, 1])
+    probs = np.eye(4)[labels]
+    assert "no validation patch" in narrative.describe_gallery(labels, labels, probs, shown=12, name="m")
