@@ -33,7 +33,7 @@ submission_file = ""
 seed = 0
 
 # %%
-from labkit import data, diagnostics, evidence, models, recipes, train
+from labkit import data, diagnostics, evidence, models, narrative, recipes, train
 from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("02_model1", **chapter_parameters(globals()))
@@ -95,12 +95,8 @@ ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
 # %%
 show_figure(diagnostics.curves_figure(baseline.history, "model1 baseline"), ctx.run, "model1_baseline_curves")
 h = baseline.history
-gap = h.train_acc[-1] - h.val_acc[-1]
 say(f"The baseline reaches **{pct(baseline.best_val_acc)} validation accuracy** with the weights it keeps, those "
     f"of epoch {baseline.best_epoch} (the lowest validation loss, {baseline.best_val_loss:.3f}); "
-    f"{train.describe_stop(baseline, ctx.profile.model1_steps)}. The last epoch's "
-    f"training accuracy is {pct(h.train_acc[-1])}, "
-    + (f"{pct(gap)} above validation: the model starts to fit the training set more closely than it "
-       "generalises." if gap > 0.03 else
-       "close to validation: no sign of overfitting yet, so more epochs or a wider model may still help.")
+    f"{train.describe_stop(baseline, ctx.profile.model1_steps)}. "
+    + narrative.describe_training(h, "model1 baseline", baseline.best_epoch)
     + f" One epoch took {sum(h.seconds) / len(h.seconds):.1f} s on {ctx.device}.")

@@ -106,7 +106,9 @@ show_figure(diagnostics.curves_figure(baseline.history, f"model2 ({weights.arch}
 h = baseline.history
 say(f"model2 ({narrative.model2_name(weights.as_dict())}) reaches **{pct(baseline.best_val_acc)} validation "
     f"accuracy** with the weights it keeps, those of epoch {baseline.best_epoch} (the lowest validation loss); "
-    f"{train.describe_stop(baseline, ctx.profile.model2_steps)}. One epoch took "
+    f"{train.describe_stop(baseline, ctx.profile.model2_steps)}. "
+    + narrative.describe_training(h, "model2 baseline", baseline.best_epoch)
+    + f" One epoch took "
     f"{sum(h.seconds) / len(h.seconds):.1f} s on {ctx.device}. Its budget is {ctx.profile.model2_steps} optimizer "
     f"steps against model1's {ctx.profile.model1_steps}, because each of its steps costs several of model1's; "
     "chapter 7 compares the two models' size and cost.")
