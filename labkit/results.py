@@ -5,6 +5,10 @@
                                       keep the tuned model, or the baseline if it is better; say which
     fix_summary(fix)                  a JSON-able summary of diagnostics.fix_experiment's result
     final_val_acc(run, name)          validation accuracy of the final model's kept checkpoint
+    save_fix(run, name, model, verdict)
+                                      the fixed weights and chapter 5's verdict on them
+    submission_model(run, name), submission_val_acc(run, name)
+                                      what chapter 7 submits: the fixed model where its fix was adopted
     comparison_table(run)             one row per model: size, training cost, accuracy, macro F1
     describe_comparison(table, ...)   generated text comparing the two models with this run's numbers
 """
@@ -56,6 +60,33 @@ def final_val_acc(run, name: str) -> float:
     """Validation accuracy of ``name``'s final model: its kept (lowest validation loss) epoch. The one
     accuracy that the figures, the text, the comparison and the choice of the submission model quote."""
     return kept_val_acc(run.load_json(f"{name}/final_history.json"))
+
+
+def save_fix(run, name: str, model, verdict) -> None:
+    """``name``/fixed.pt (the weights after the fix, with the final checkpoint's metadata) and
+    diagnostics/fix_<name>.json (``diagnostics.judge_fix``'s verdict: adopted or not, and why)."""
+    _, meta = run.load_checkpoint(f"{name}/final.pt")
+    run.save_checkpoint(f"{name}/fixed.pt", model, **meta)
+    run.save_json(f"diagnostics/fix_{name}.json", verdict.as_dict())
+
+
+def _adopted_fix(run, name: str) -> dict | None:
+    path = f"diagnostics/fix_{name}.json"
+    if not run.exists(path):
+        return None
+    verdict = run.load_json(path)
+    return verdict if verdict.get("adopted") else None
+
+
+def submission_model(run, name: str):
+    """The model chapter 7 submits for ``name``: the fixed one where chapter 5 adopted its fix, else the final."""
+    return load_final(run, name, "fixed" if _adopted_fix(run, name) else "final")
+
+
+def submission_val_acc(run, name: str) -> float:
+    """Validation accuracy (no TTA) of ``submission_model``: the kept checkpoint's, or the fixed weights'."""
+    fix = _adopted_fix(run, name)
+    return float(fix["accuracy_after"]) if fix else final_val_acc(run, name)
 
 
 def fix_summary(fix) -> dict:

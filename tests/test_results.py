@@ -44,3 +44,21 @@ def test_a_worse_tuned_model_leaves_the_baseline_final(run):
     assert models.count_layers(final).by_type["Conv2d"] == 2
     state, _ = run.load_checkpoint("model1/baseline.pt")
     assert all(torch.equal(final.state_dict()[k], v) for k, v in state.items())
+
+
+def _fixed_model1(run, adopted, accuracy_after=0.95):
+    results.choose_final(run, "model1", _tuned(0.9), {"channels": [4, 8, 16]})
+    fixed = models.build_model1({"channels": [4, 8, 16]})
+    torch.nn.init.constant_(next(fixed.parameters()), 0.5)  # weights that differ from the final model's
+    verdict = SimpleNamespace(as_dict=lambda: {"adopted": adopted, "accuracy_after": accuracy_after})
+    results.save_fix(run, "model1", fixed, verdict)
+    return fixed
+
+
+@pytest.mark.parametrize("adopted", [True, False])
+def test_the_submission_uses_the_fixed_model_only_when_its_fix_was_adopted(run, adopted):
+    fixed = _fixed_model1(run, adopted)
+    chosen = results.submission_model(run, "model1")
+    same = all(torch.equal(chosen.state_dict()[k], v) for k, v in fixed.state_dict().items())
+    assert same == adopted
+    assert results.submission_val_acc(run, "model1") == (0.95 if adopted else 0.9)
