@@ -123,17 +123,18 @@ say(tuning_report.describe_result(result2, "model2") + " " + tuning_report.descr
 # confusion matrices and predictions the following chapters show.
 
 # %%
-with ctx.timer.phase("training"):
-    final1 = tune.train_final("model1", result1.best_config, nuclei, p, device=ctx.device, seed=seed)
-verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config, best_epoch=final1.fit.best_epoch)
+with ctx.timer.phase("training"):  # a search won by the baseline's settings needs no second run of them
+    final1 = None if result1.winner_is_baseline else tune.train_final("model1", result1.best_config, nuclei, p,
+                                                                       device=ctx.device, seed=seed)
+verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config)
 
 # %%
 weights = ctx.run.load_json("model2/weights.json")
 with ctx.timer.phase("training"):
-    final2 = tune.train_final("model2", result2.best_config, nuclei, p, device=ctx.device, seed=seed,
-                              weights_file=ctx.weights_file or None, allow_random=ctx.is_stub, run_dir=ctx.run)
-verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config, arch=weights["arch"],
-                                best_epoch=final2.fit.best_epoch)
+    final2 = None if result2.winner_is_baseline else tune.train_final(
+        "model2", result2.best_config, nuclei, p, device=ctx.device, seed=seed, weights_file=ctx.weights_file or None,
+        allow_random=ctx.is_stub, run_dir=ctx.run)
+verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config, arch=weights["arch"])
 
 # %%
 say("Tuned against the hand-picked baselines of chapters 2 and 3:\n\n- " + verdict1 + "\n- " + verdict2)

@@ -52,7 +52,8 @@ val_loader = data.make_loader(nuclei.val_dataset(), ctx.profile.batch_size, shuf
 # %%
 for name in ("model1", "model2"):
     h = history[name]
-    show_figure(diagnostics.curves_figure(h, f"{name}: final run"), ctx.run, f"{name}_final_curves")
+    with ctx.timer.phase("figures"):
+        show_figure(diagnostics.curves_figure(h, f"{name}: final run"), ctx.run, f"{name}_final_curves")
     best = min(range(len(h.val_loss)), key=h.val_loss.__getitem__)
     evidence.record(f"curves_{name}", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model=name,
                     epochs=len(h.epoch), best_val_acc=h.val_acc[best])
@@ -75,8 +76,9 @@ show_figure(diagnostics.comparison_figure(history), ctx.run, "comparison_curves"
 with ctx.timer.phase("evaluation"):
     predictions = {name: train.evaluate(model, val_loader, device=ctx.device) for name, model in final.items()}
 for name, pred in predictions.items():
-    show_figure(diagnostics.confusion_figure(pred.labels, pred.preds, f"{name}: validation confusion matrix"),
-                ctx.run, f"{name}_confusion")
+    with ctx.timer.phase("figures"):
+        show_figure(diagnostics.confusion_figure(pred.labels, pred.preds, f"{name}: validation confusion matrix"),
+                    ctx.run, f"{name}_confusion")
     display(diagnostics.per_class_table(pred.labels, pred.preds))
     pair = diagnostics.most_confused_pair(pred.labels, pred.preds)  # None: nothing was misclassified
     worst = f"'{pair.true_name}' taken for '{pair.predicted_name}'" if pair else "none"

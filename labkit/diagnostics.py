@@ -39,7 +39,6 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
-from sklearn.metrics import classification_report, confusion_matrix
 from torch.utils.data import WeightedRandomSampler
 
 from labkit import CLASS_NAMES, N_CLASSES, train
@@ -95,7 +94,8 @@ def _finish_curves(fig: Figure, axes, epochs: Sequence[int], title: str) -> Figu
 
 def rates_matrix(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     """(counts, row-normalised rates) over all four classes; a class with no examples gets a zero row."""
-    counts = confusion_matrix(_as_labels(y_true), _as_labels(y_pred), labels=CLASS_IDS)
+    true, pred = _as_labels(y_true), _as_labels(y_pred)  # a bincount, not sklearn: its import costs seconds
+    counts = np.bincount(true * N_CLASSES + pred, minlength=N_CLASSES ** 2).reshape(N_CLASSES, N_CLASSES)
     support = counts.sum(axis=1, keepdims=True)
     rates = np.divide(counts, support, out=np.zeros(counts.shape, dtype=float), where=support > 0)
     return counts, rates
@@ -208,6 +208,8 @@ def confusion_figure(y_true, y_pred, title: str = "Confusion matrix") -> Figure:
 
 def per_class_table(y_true, y_pred) -> pd.DataFrame:
     """Precision, recall, F1 and support per class, then accuracy / macro avg / weighted avg rows."""
+    from sklearn.metrics import classification_report  # here: importing sklearn costs seconds
+
     report = classification_report(
         _as_labels(y_true), _as_labels(y_pred), labels=CLASS_IDS, target_names=list(CLASS_NAMES),
         output_dict=True, zero_division=0,
@@ -610,7 +612,8 @@ def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) 
     for c in range(N_CLASSES):
         if counts[c] == 0:
             continue
-        se = np.sqrt(max(recall_b[c] * (1 - recall_b[c]), 1e-12) / counts[c])
+        smoothed = (recall_b[c] * counts[c] + 1) / (counts[c] + 2)  # a recall of 100% still has noise
+        se = np.sqrt(smoothed * (1 - smoothed) / counts[c])
         drop = recall_b[c] - recall_a[c]
         if 100 * drop >= COLLAPSE_PP and drop > COLLAPSE_SE * se:
             collapsed.append(CLASS_NAMES[c])
@@ -619,7 +622,8 @@ def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) 
         i, j = pair.true_class, pair.predicted_class
         n_i = max(int(counts[i]), 1)
         rate_b, rate_a = float(((y == i) & (pb == j)).sum() / n_i), float(((y == i) & (pa == j)).sum() / n_i)
-        se_pair = float(np.sqrt(max(rate_b * (1 - rate_b), 1e-12) / n_i))
+        smoothed = (rate_b * n_i + 1) / (n_i + 2)  # so that a rate of 0% or 100% does not claim zero noise
+        se_pair = float(np.sqrt(smoothed * (1 - smoothed) / n_i))
     else:
         rate_b = rate_a = se_pair = 0.0
     low, high = bootstrap_difference(y, pb, pa, n_boot=n_boot, seed=seed)

@@ -22,8 +22,6 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from ray import tune
-from ray.tune.search.sample import Float, Integer
 from torch import nn
 
 from labkit import features, models
@@ -34,6 +32,7 @@ from labkit import features, models
 # ---------------------------------------------------------------------------------------------------
 def model1_search_space(profile) -> dict:
     """What Ray Tune varies for model1, our small ConvNet. Keys are build_model1's and fit's arguments."""
+    from ray import tune  # here: importing Ray costs seconds in every chapter that only trains or reads results
     b = profile.batch_size
     return {
         "lr": tune.loguniform(3e-4, 3e-2),            # log scale: rates matter by ratio, not difference
@@ -49,6 +48,7 @@ def model1_search_space(profile) -> dict:
 
 def model2_search_space(profile) -> dict:
     """What Ray Tune varies for model2, the fine-tuned torchvision network."""
+    from ray import tune
     b = profile.batch_size
     # on a CPU: the head alone or with the last stage, whose trials share cached features (labkit.features);
     # unfreezing earlier, higher-resolution stages costs a full forward and backward pass per step
@@ -64,6 +64,7 @@ def model2_search_space(profile) -> dict:
 
 def is_log_scale(domain) -> bool:
     """Whether a search-space entry is sampled on a log scale (``tune.loguniform`` and the like)."""
+    from ray.tune.search.sample import Float, Integer
     return isinstance(domain, (Float, Integer)) and "LogUniform" in type(domain.get_sampler()).__name__
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
 
 from labkit import N_CLASSES
 from labkit.diagnostics import describe_pair
@@ -37,13 +36,21 @@ def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
     """Save ``name``'s final model: the tuned one (a tune.FinalRun), unless the baseline of chapter 2 or 3,
     trained for as long, scores higher on validation. Short trials on a subset can rank settings that learn
     fast above settings that end up better, so the comparison after full training decides.
-    Returns a sentence for the notebook.
+    Returns a sentence for the notebook. ``tuned`` None: the search's winner was the baseline's own settings,
+    which chapter 2 or 3 already trained with the full budget, so the baseline is final without retraining.
     """
     baseline = History.from_dict(run.load_json(f"{name}/baseline_history.json"))
     baseline_acc = kept_val_acc(baseline)
+    if tuned is None:
+        for suffix in (".pt", "_history.json"):
+            run.save_bytes(f"{name}/final{suffix}", run.path(f"{name}/baseline{suffix}").read_bytes())
+        return (f"**{name}**: the search's best settings are the baseline's own, which were already trained on the "
+                f"whole training split with the full budget ({baseline_acc:.1%} validation accuracy): the baseline "
+                f"is the final {name}, without a second, identical run.")
     tuned_acc = tuned.fit.best_val_acc
     change = f"{100 * (tuned_acc - baseline_acc):+.1f} percentage points"
     if tuned_acc >= baseline_acc:
+        meta.setdefault("best_epoch", tuned.fit.best_epoch)
         run.save_checkpoint(f"{name}/final.pt", tuned.model, config=config, **meta)
         run.save_json(f"{name}/final_history.json", tuned.fit.history.to_dict())
         return (f"**{name}**: the tuned settings reach {tuned_acc:.1%} validation accuracy against the "
@@ -99,6 +106,8 @@ def fix_summary(fix) -> dict:
 
 def _macro_f1(run, name: str) -> float:
     pred = run.load_json(f"diagnostics/{name}_val_predictions.json")
+    from sklearn.metrics import f1_score  # here: importing sklearn costs seconds
+
     return float(f1_score(pred["labels"], pred["preds"], average="macro", labels=list(range(N_CLASSES)),
                           zero_division=0))
 

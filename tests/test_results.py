@@ -62,3 +62,10 @@ def test_the_submission_uses_the_fixed_model_only_when_its_fix_was_adopted(run, 
     same = all(torch.equal(chosen.state_dict()[k], v) for k, v in fixed.state_dict().items())
     assert same == adopted
     assert results.submission_val_acc(run, "model1") == (0.95 if adopted else 0.9)
+
+
+def test_a_search_won_by_the_baseline_keeps_it_without_retraining(run):
+    text = results.choose_final(run, "model1", None, {"channels": "8-16"})
+    assert "without a second, identical run" in text and "80.0%" in text
+    assert run.load_json("model1/final_history.json")["val_acc"] == [0.6, 0.8]
+    assert models.count_layers(results.load_final(run, "model1")).by_type["Conv2d"] == 2
