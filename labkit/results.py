@@ -50,7 +50,8 @@ def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
     tuned_acc = tuned.fit.best_val_acc
     change = f"{100 * (tuned_acc - baseline_acc):+.1f} percentage points"
     if tuned_acc >= baseline_acc:
-        meta.setdefault("best_epoch", tuned.fit.best_epoch)
+        if getattr(tuned.fit, "best_epoch", None) is not None:
+            meta.setdefault("best_epoch", tuned.fit.best_epoch)
         run.save_checkpoint(f"{name}/final.pt", tuned.model, config=config, **meta)
         run.save_json(f"{name}/final_history.json", tuned.fit.history.to_dict())
         return (f"**{name}**: the tuned settings reach {tuned_acc:.1%} validation accuracy against the "
