@@ -208,7 +208,8 @@ def confusion_figure(y_true, y_pred, title: str = "Confusion matrix") -> Figure:
 
 def per_class_table(y_true, y_pred) -> pd.DataFrame:
     """Precision, recall, F1 and support per class, then accuracy / macro avg / weighted avg rows."""
-    from sklearn.metrics import classification_report  # here: importing sklearn costs seconds
+    # imported here: importing sklearn costs seconds in chapters that never call this
+    from sklearn.metrics import classification_report
 
     report = classification_report(
         _as_labels(y_true), _as_labels(y_pred), labels=CLASS_IDS, target_names=list(CLASS_NAMES),
@@ -605,7 +606,7 @@ def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) 
     before = result.before
     after = result.after_without_tta if result.after_without_tta is not None else result.after
     y, pb, pa = _as_labels(before.labels), _as_labels(before.preds), _as_labels(after.preds)
-    f1 = lambda p: float(f1_score(y, p, average="macro", labels=list(range(N_CLASSES)), zero_division=0))  # noqa: E731
+    f1 = lambda p: float(f1_score(y, p, average="macro", labels=list(range(N_CLASSES)), zero_division=0))
     counts = np.bincount(y, minlength=N_CLASSES)
     recall_b, recall_a = recall_per_class(y, pb), recall_per_class(y, pa)
     collapsed = []
@@ -637,7 +638,7 @@ def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) 
 
 def describe_verdict(v: FixVerdict, pair: ConfusedPair | None, n_val: int, had_tta: bool) -> str:
     """The verdict in words; every number is this run's."""
-    pp = lambda x: f"{100 * x:+.1f} pp"  # noqa: E731
+    pp = lambda x: f"{100 * x:+.1f} pp"
     weights = "The fixed weights (without TTA)" if had_tta else "The fixed model"
     lines = []
     if pair is not None:

@@ -32,7 +32,9 @@ from labkit import features, models
 # ---------------------------------------------------------------------------------------------------
 def model1_search_space(profile) -> dict:
     """What Ray Tune varies for model1, our small ConvNet. Keys are build_model1's and fit's arguments."""
-    from ray import tune  # here: importing Ray costs seconds in every chapter that only trains or reads results
+    # imported here: importing Ray costs seconds in every chapter that only trains or reads results
+    from ray import tune
+
     b = profile.batch_size
     return {
         "lr": tune.loguniform(3e-4, 3e-2),            # log scale: rates matter by ratio, not difference
@@ -179,7 +181,8 @@ def train_model(kind: str, model: nn.Module, config: dict, data, *, epochs: int,
     features (``labkit.features``): the frozen stages run once per image and view, not once per epoch. The
     cache is read from and written back to ``run_dir`` (the run folder), so later chapters reuse it.
     """
-    from labkit import data as data_module, train
+    from labkit import data as data_module
+    from labkit import train
 
     settings = recipe(kind).fit_settings(model, config)
     batch = int(config.get("batch_size", 64))

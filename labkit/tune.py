@@ -28,10 +28,11 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
+from labkit import features
+
 # Starting, joining (with Ray's token authentication) and checking a cluster live in labkit.cluster;
 # chapters call them as tune.init_ray / tune.shutdown_ray.
 from labkit.cluster import init_ray, shutdown_ray  # noqa: F401
-from labkit import features
 from labkit.data import NucleiDataset, make_loader
 from labkit.recipes import baseline_config, is_log_scale, recipe, train_model
 from labkit.train import fit
