@@ -157,21 +157,13 @@ class FeatureCache:
         rows = torch.arange(len(self)) if rows is None else torch.as_tensor(rows, dtype=torch.int64)
         self.fill(rows.repeat_interleave(N_VIEWS), torch.arange(N_VIEWS).repeat(len(rows)), batch_size)
 
-    def fill_random_views(self, rows, n_views: int, seed: int = 0, batch_size: int = 256) -> None:
-        """Compute ``n_views`` different, uniformly drawn views of each of ``rows`` (all 8 if n_views >= 8).
-
-        For a cache that is handed on without its prefix (``subset``): a loader then draws each sample's view
-        among the ones computed, so each epoch's view is still uniform over the 8, and a run of up to
-        ``n_views`` epochs sees about as many different views per image as it would have drawn itself."""
-        rows = torch.as_tensor(rows, dtype=torch.int64)
-        n = min(int(n_views), N_VIEWS)
-        g = torch.Generator().manual_seed(seed)
-        views = torch.rand(len(rows), N_VIEWS, generator=g).argsort(1)[:, :n]  # n distinct views per row
-        self.fill(rows.repeat_interleave(n), views.reshape(-1), batch_size)
-
     def fill_at_least(self, rows, n_views: int, seed: int = 0, batch_size: int = 256) -> None:
         """Make sure each of ``rows`` has at least ``n_views`` computed views, adding uniformly drawn ones
-        where it has fewer: the views earlier runs computed are used first, so this is free after them."""
+        where it has fewer: the views earlier runs computed are used first, so this is free after them.
+
+        For runs that draw among the computed views (``FeatureLoader(only_computed=True)``, or a ``subset``
+        handed on without its prefix): each epoch's view is still uniform over the 8, and a run of up to
+        ``n_views`` epochs sees about as many different views per image as it would have drawn itself."""
         rows = torch.as_tensor(rows, dtype=torch.int64)
         n = min(int(n_views), N_VIEWS)
         g = torch.Generator().manual_seed(seed)
@@ -290,16 +282,16 @@ def save_cache(cache: FeatureCache, run_dir) -> None:
 class FeatureLoader:
     """Batches ``(features, labels)`` of the images ``idx`` of a cache, like a DataLoader over images.
 
-    ``augment``: a uniformly random view per sample and epoch (the image pipeline's augmentation), or, for a
-    cache without a prefix (``FeatureCache.subset``), a uniformly random one of the views it holds;
-    otherwise the identity view. ``all_views``: all 8 views [B, 8, ...] per sample (for TTA).
+    ``augment``: a uniformly random view per sample and epoch (the image pipeline's augmentation), or, with
+    ``only_computed`` or for a cache without a prefix (``FeatureCache.subset``), a uniformly random one of
+    the views computed for that image; otherwise the identity view. ``all_views``: all 8 views [B, 8, ...] per sample (for TTA).
     ``shuffle`` reshuffles every epoch; training loaders (shuffle) drop the last incomplete batch, as
     ``data.make_loader`` does. Views not computed yet are computed here, one prefix batch per batch.
     """
 
     def __init__(self, cache: FeatureCache, idx, batch_size: int, *, shuffle: bool = False,
-                 augment: bool = False, all_views: bool = False):
-        self.cache, self.batch_size = cache, int(batch_size)
+                 augment: bool = False, all_views: bool = False, only_computed: bool = False):
+        self.cache, self.batch_size, self.only_computed = cache, int(batch_size), only_computed
         self.idx = torch.as_tensor(idx, dtype=torch.int64)
         self.shuffle, self.augment, self.all_views = shuffle, augment, all_views
         self.drop_last = shuffle and len(self.idx) > self.batch_size
@@ -323,7 +315,7 @@ class FeatureLoader:
             yield x.float(), self.cache.labels[rows]
 
     def _random_views(self, rows: torch.Tensor) -> torch.Tensor:
-        if self.cache.prefix is not None:
+        if self.cache.prefix is not None and not self.only_computed:
             return torch.randint(0, N_VIEWS, (len(rows),))
         return torch.multinomial(self.cache.filled[rows].float(), 1).squeeze(1)  # among the computed ones
 
@@ -365,7 +357,7 @@ def _check_same_prefix(prefix: nn.Module, cached: nn.Module) -> None:
 
 
 def fit_on_features(model: nn.Module, cache: FeatureCache, train_idx, val_idx, *, batch_size: int,
-                    device="cpu", **fit_kwargs):
+                    device="cpu", reuse_views: int = 0, **fit_kwargs):
     """``train.fit`` of model2's trainable suffix on cached features; returns fit's FitResult.
 
     ``model`` must have at most ``cache.unfrozen_stages`` stages unfrozen (``set_unfrozen_stages``;
@@ -374,6 +366,11 @@ def fit_on_features(model: nn.Module, cache: FeatureCache, train_idx, val_idx, *
     lr, on_epoch_start, report, seed, name, ...); ``param_groups`` may list the whole model's
     parameters, the frozen ones get no gradient and are skipped. The best weights end up in ``model``.
     ``FitResult.best_state`` holds the suffix's state_dict (use ``model.state_dict()`` for the model's).
+
+    ``reuse_views`` = k > 0: augment by drawing among the views already computed for each image (earlier
+    runs' on the same cache), computing more only where an image has fewer than k (``fill_at_least``).
+    Each epoch's view is still uniform over the 8; a run just revisits an image's few computed views
+    instead of computing new ones. 0: a fresh uniform draw per sample and epoch, computed when first drawn.
     """
     from labkit.train import fit
 
@@ -381,7 +378,10 @@ def fit_on_features(model: nn.Module, cache: FeatureCache, train_idx, val_idx, *
     _check_prefix_frozen(prefix)
     if cache.prefix is not None:  # the cache computes views with its own copy of the prefix: check they agree
         _check_same_prefix(prefix, cache.prefix)
-    train_loader = FeatureLoader(cache, train_idx, batch_size, shuffle=True, augment=True)
+    if reuse_views:
+        cache.fill_at_least(train_idx, reuse_views, seed=fit_kwargs.get("seed", 0))
+    train_loader = FeatureLoader(cache, train_idx, batch_size, shuffle=True, augment=True,
+                                 only_computed=bool(reuse_views))
     val_loader = FeatureLoader(cache, val_idx, batch_size)
     if cache.features.dim() < 5:  # pooled vectors [N, 8, C]: channels_last needs 4-d tensors
         fit_kwargs["channels_last"] = False

@@ -130,15 +130,16 @@ def _trial_arrays(data, subset: float, seed: int) -> dict:
 
 
 def _trial_features(data, base, subset: float, seed: int, epochs: int, run_dir, device, log) -> dict:
-    """model2's trials share the frozen prefix's features instead of the images: the driver computes
-    ``epochs`` different random views of each subset image (a trial of that many epochs draws among them,
-    each epoch's view still uniform over the 8) and the identity view of each validation image, once, and
+    """model2's trials share the frozen prefix's features instead of the images: the driver makes sure each
+    subset image has ``epochs`` computed views (chapter 3's baseline computed most of them already; a trial
+    draws among them, each epoch's view still uniform over the 8) and each validation image its identity
+    view, and
     Ray's object store carries only those rows. A worker cannot add views (it would compute them in its own
     copy), so the driver fills everything a trial may draw. The cache is read from and saved to the run folder."""
     cache = features.build_cache(base, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
     train_rows = data.train_subset_idx(subset, seed)
     val_rows = torch.as_tensor(data.val_idx, dtype=torch.int64)
-    cache.fill_random_views(train_rows, epochs, seed=seed)
+    cache.fill_at_least(train_rows, epochs, seed=seed)
     cache.fill(val_rows, torch.zeros(len(val_rows), dtype=torch.int64))
     if run_dir is not None:
         features.save_cache(cache, run_dir)
@@ -421,7 +422,8 @@ def train_final(kind: str, config: dict, data, profile, *, device="cpu", seed: i
     base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
     config = {"batch_size": profile.batch_size, **config}
     model = kind_recipe.make_model(config, base)
+    # model2 revisits the views the baseline and the trials computed (2 or more per image) instead of new ones
     result = train_model(kind, model, config, data, epochs=profile.epochs_for(kind, len(data.train_idx)),
                          patience=profile.patience, device=device, seed=seed, run_dir=run_dir, log=log,
-                         name=f"{kind} (tuned)")
+                         name=f"{kind} (tuned)", reuse_views=2)
     return FinalRun(model=model, fit=result, config=config)

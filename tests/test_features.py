@@ -216,7 +216,7 @@ def test_feature_loader_views():
 def test_a_subset_for_the_trials_holds_only_its_rows_and_draws_among_its_computed_views():
     data = fake_data(6)
     cache = build_cache(resnet(), data, 0, dtype=torch.float32, log=None)
-    cache.fill_random_views([1, 3], 2, seed=0)
+    cache.fill_at_least([1, 3], 2, seed=0)
     assert cache.filled[[1, 3]].sum(1).tolist() == [2, 2] and int(cache.filled.sum()) == 4
     cache.fill(torch.tensor([5]), torch.tensor([3]))
     shared = cache.subset([1, 3, 5])  # what the object store carries: 3 rows, no prefix, no images
@@ -254,3 +254,16 @@ def test_head_inputs_give_the_models_predictions():
     through_layer4 = evaluate_on_features(model, cache, torch.arange(6))
     from_heads = evaluate_on_features(model, heads, torch.arange(6))
     assert np.allclose(through_layer4.probs, from_heads.probs, atol=1e-5)
+
+
+def test_reusing_views_trains_on_the_computed_ones_and_computes_only_what_is_missing():
+    data = fake_data(8)
+    model = resnet()
+    set_unfrozen_stages(model, 0)
+    cache = build_cache(model, data, 0, dtype=torch.float32, log=None)
+    cache.fill(torch.arange(6).repeat_interleave(2), torch.tensor([1, 6] * 6))  # images 0-5: views 1 and 6
+    fit_on_features(model, cache, torch.arange(6), torch.arange(6, 8), batch_size=2, epochs=3, lr=1e-3,
+                    reuse_views=2, log=None)
+    # three epochs drew among the two computed views: the only new ones are the validation images' identity views
+    assert cache.filled[:6].sum(1).tolist() == [2] * 6 and cache.filled[6:, 0].all()
+    assert int(cache.filled.sum()) == 14
