@@ -323,7 +323,7 @@ class FeatureLoader:
 class FeatureDataset(torch.utils.data.Dataset):
     """Item i = (features of image ``idx[i]`` in a random computed view, or the identity view, label), for
     code that wants a Dataset (e.g. a WeightedRandomSampler in diagnostics.fix_experiment). Every view it
-    may draw must be computed beforehand (``fill_random_views``, ``fill``): an item never runs the prefix."""
+    may draw must be computed beforehand (``fill_at_least``, ``fill``): an item never runs the prefix."""
 
     def __init__(self, cache: FeatureCache, idx, augment: bool = False):
         self.cache, self.augment = cache, augment
