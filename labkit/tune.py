@@ -422,8 +422,10 @@ def train_final(kind: str, config: dict, data, profile, *, device="cpu", seed: i
     base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
     config = {"batch_size": profile.batch_size, **config}
     model = kind_recipe.make_model(config, base)
-    # model2 revisits the views the baseline and the trials computed (2 or more per image) instead of new ones
-    result = train_model(kind, model, config, data, epochs=profile.epochs_for(kind, len(data.train_idx)),
-                         patience=profile.patience, device=device, seed=seed, run_dir=run_dir, log=log,
-                         name=f"{kind} (tuned)", reuse_views=2)
+    epochs = profile.epochs_for(kind, len(data.train_idx))
+    # On a CPU model2 revisits the views the baseline and the trials computed (2 or more per image) instead of
+    # computing new ones; a GPU affords a fresh view per epoch, which matters over the full profile's many epochs
+    reuse_views = 2 if torch.device(device).type == "cpu" else 0
+    result = train_model(kind, model, config, data, epochs=epochs, patience=profile.patience, device=device,
+                         seed=seed, run_dir=run_dir, log=log, name=f"{kind} (tuned)", reuse_views=reuse_views)
     return FinalRun(model=model, fit=result, config=config)
