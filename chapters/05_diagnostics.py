@@ -107,8 +107,8 @@ say(f"Misclassified validation patches of **{weaker}**, the weaker model, with i
 # often and the class it gives away twice as often again, so that a mistake on that class is no longer cheap to
 # make, and is then evaluated with **test-time augmentation** (averaging the predictions over the eight flips
 # and 90-degree rotations of each patch). model2 gets the same sampler, but only its **head** is retrained, on
-# its backbone's output computed once per patch and view (mostly by chapters 3 and 4 already): the backbone
-# stays as fine-tuned, and no image passes through it again during the fix.
+# its backbone's output for each patch, most of which chapters 3 and 4 computed already; the backbone stays as
+# fine-tuned.
 #
 # A fix is judged by the targeted pair's error rate and by balanced accuracy (the mean recall over the four
 # classes), with the noise band a validation split of this size allows (a paired bootstrap of its patches).
