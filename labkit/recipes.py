@@ -51,6 +51,7 @@ def model1_search_space(profile) -> dict:
 def model2_search_space(profile) -> dict:
     """What Ray Tune varies for model2, the fine-tuned torchvision network."""
     from ray import tune
+
     b = profile.batch_size
     # on a CPU: the head alone or with the last stage, whose trials share cached features (labkit.features);
     # unfreezing earlier, higher-resolution stages costs a full forward and backward pass per step
