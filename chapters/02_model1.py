@@ -85,10 +85,11 @@ say(f"The baseline's settings (`labkit.recipes`): {recipes.describe_settings(con
 train_loader = data.make_loader(nuclei.train_dataset(augment=True, seed=seed), config["batch_size"],
                                 shuffle=True, device=ctx.device)
 val_loader = data.make_loader(nuclei.val_dataset(), config["batch_size"], shuffle=False, device=ctx.device)
-baseline = train.fit(model1, train_loader, val_loader,
-                     epochs=ctx.profile.epochs_for("model1", len(nuclei.train_idx)), patience=ctx.profile.patience,
-                     lr=config["lr"], weight_decay=config["weight_decay"], optimizer=config["optimizer"],
-                     device=ctx.device, seed=seed, name="model1")
+with ctx.timer.phase("training"):
+    baseline = train.fit(model1, train_loader, val_loader,
+                         epochs=ctx.profile.epochs_for("model1", len(nuclei.train_idx)), patience=ctx.profile.patience,
+                         lr=config["lr"], weight_decay=config["weight_decay"], optimizer=config["optimizer"],
+                         device=ctx.device, seed=seed, name="model1")
 ctx.run.save_checkpoint("model1/baseline.pt", model1, config=config, best_epoch=baseline.best_epoch)
 ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
 

@@ -38,7 +38,7 @@ import warnings
 
 from IPython.display import display
 
-from labkit import data, diagnostics, evidence, models, narrative, recipes, train
+from labkit import diagnostics, evidence, models, narrative, recipes, train
 from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
 
 ctx = start_chapter("03_model2", **chapter_parameters(globals()))
@@ -88,14 +88,11 @@ display(trainable)
 config = recipes.baseline_config("model2", ctx.profile)  # hand-picked; chapter 4 searches around it
 say(f"The baseline's settings (`labkit.recipes`): {recipes.describe_settings(config)}.")
 models.set_unfrozen_stages(model2, config["unfrozen_stages"])
-groups = models.model2_param_groups(model2, head_lr=config["head_lr"], backbone_lr=config["backbone_lr"],
-                                    weight_decay=config["weight_decay"])
-train_loader = data.make_loader(nuclei.train_dataset(augment=True, seed=seed), config["batch_size"],
-                                shuffle=True, device=ctx.device)
-val_loader = data.make_loader(nuclei.val_dataset(), config["batch_size"], shuffle=False, device=ctx.device)
-baseline = train.fit(model2, train_loader, val_loader,
-                     epochs=ctx.profile.epochs_for("model2", len(nuclei.train_idx)), patience=ctx.profile.patience,
-                     param_groups=groups, device=ctx.device, seed=seed, name="model2")
+# the frozen stages run once per patch and view, not every epoch: labkit.features caches their output
+with ctx.timer.phase("training"):
+    baseline = recipes.train_model("model2", model2, config, nuclei, device=ctx.device, seed=seed, run_dir=ctx.run,
+                                   epochs=ctx.profile.epochs_for("model2", len(nuclei.train_idx)),
+                                   patience=ctx.profile.patience, name="model2")
 ctx.run.save_checkpoint("model2/baseline.pt", model2, arch=weights.arch, config=config,
                         best_epoch=baseline.best_epoch)
 ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())

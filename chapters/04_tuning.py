@@ -45,7 +45,8 @@ from labkit.notebook import chapter_parameters, pct, say, show_figure, show_sour
 
 ctx = start_chapter("04_tuning", **chapter_parameters(globals()))
 nuclei = ctx.data
-cluster = tune.init_ray(ctx.ray_address or None)
+with ctx.timer.phase("ray start"):
+    cluster = tune.init_ray(ctx.ray_address or None)
 p = ctx.profile
 where = f"the Ray cluster at `{ctx.ray_address}`" if ctx.ray_address else "Ray started on this machine"
 n_subset = round(p.tune_subset * len(nuclei.train_idx))
@@ -95,34 +96,38 @@ show_source(tune.run_search, tune._run_trial, tune.asha_scheduler)
 # ## 4.3 Searching model1
 
 # %%
-result1 = tune.run_search("model1", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
-                          storage_dir=ctx.run.path("tuning/ray"))
+with ctx.timer.phase("tuning"):
+    result1 = tune.run_search("model1", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
+                              storage_dir=ctx.run.path("tuning/ray"))
 result1.save(ctx.run, "model1")
 display(tuning_report.trials_table(result1))
-show_figure(tuning_report.trials_figure(result1), ctx.run, "tuning_model1_trials")
-show_figure(tuning_report.score_figure(result1), ctx.run, "tuning_model1_scores")
+with ctx.timer.phase("figures"):
+    show_figure(tuning_report.trials_figure(result1), ctx.run, "tuning_model1_trials")
+    show_figure(tuning_report.score_figure(result1), ctx.run, "tuning_model1_scores")
 evidence.record("tuning_model1",
                 f"Ray Tune with ASHA: {len(result1.table)} trials, best validation accuracy "
                 f"{pct(result1.best_score)}", model="model1", trials=len(result1.table),
                 failed=len(result1.failed), best_config=result1.best_config)
-say(tuning_report.describe_result(result1, "model1", **always_largest))
+say(tuning_report.describe_result(result1, "model1", **always_largest) + " " + tuning_report.describe_cost(result1))
 
 # %% [markdown]
 # ## 4.4 Searching model2
 
 # %%
-result2 = tune.run_search("model2", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
-                          storage_dir=ctx.run.path("tuning/ray"), weights_file=ctx.weights_file or None,
-                          allow_random=ctx.is_stub)
+with ctx.timer.phase("tuning"):  # model2's trials share cached prefix features (labkit.features)
+    result2 = tune.run_search("model2", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
+                              storage_dir=ctx.run.path("tuning/ray"), weights_file=ctx.weights_file or None,
+                              allow_random=ctx.is_stub, run_dir=ctx.run)
 result2.save(ctx.run, "model2")
 display(tuning_report.trials_table(result2))
-show_figure(tuning_report.trials_figure(result2), ctx.run, "tuning_model2_trials")
-show_figure(tuning_report.score_figure(result2), ctx.run, "tuning_model2_scores")
+with ctx.timer.phase("figures"):
+    show_figure(tuning_report.trials_figure(result2), ctx.run, "tuning_model2_trials")
+    show_figure(tuning_report.score_figure(result2), ctx.run, "tuning_model2_scores")
 evidence.record("tuning_model2",
                 f"Ray Tune with ASHA: {len(result2.table)} trials, best validation accuracy "
                 f"{pct(result2.best_score)}", model="model2", trials=len(result2.table),
                 failed=len(result2.failed), best_config=result2.best_config)
-say(tuning_report.describe_result(result2, "model2", **always_largest))
+say(tuning_report.describe_result(result2, "model2", **always_largest) + " " + tuning_report.describe_cost(result2))
 
 # %% [markdown]
 # ## 4.5 Retraining both models with their best configurations
@@ -133,15 +138,18 @@ say(tuning_report.describe_result(result2, "model2", **always_largest))
 # confusion matrices and predictions the following chapters show.
 
 # %%
-final1 = tune.train_final("model1", result1.best_config, nuclei, p, device=ctx.device, seed=seed)
-verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config, best_epoch=final1.fit.best_epoch)
+with ctx.timer.phase("training"):  # a search won by the baseline's settings needs no second run of them
+    final1 = None if result1.winner_is_baseline else tune.train_final("model1", result1.best_config, nuclei, p,
+                                                                       device=ctx.device, seed=seed)
+verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config)
 
 # %%
 weights = ctx.run.load_json("model2/weights.json")
-final2 = tune.train_final("model2", result2.best_config, nuclei, p, device=ctx.device, seed=seed,
-                          weights_file=ctx.weights_file or None, allow_random=ctx.is_stub)
-verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config, arch=weights["arch"],
-                                best_epoch=final2.fit.best_epoch)
+with ctx.timer.phase("training"):
+    final2 = None if result2.winner_is_baseline else tune.train_final(
+        "model2", result2.best_config, nuclei, p, device=ctx.device, seed=seed, weights_file=ctx.weights_file or None,
+        allow_random=ctx.is_stub, run_dir=ctx.run)
+verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config, arch=weights["arch"])
 
 # %%
 say("Tuned against the hand-picked baselines of chapters 2 and 3:\n\n- " + verdict1 + "\n- " + verdict2)

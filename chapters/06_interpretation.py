@@ -67,12 +67,14 @@ for name, model in final.items():
     labels, preds = np.asarray(pred["labels"]), np.asarray(pred["preds"])
     picks = interpret.pick_examples(labels, preds, per_class=ctx.profile.interpret_per_class)
     inputs = torch.stack([val_dataset[i][0] for i in picks])
-    attributions[name] = interpret.explain(model, inputs, preds[picks])
+    with ctx.timer.phase("captum"):
+        attributions[name] = interpret.explain(model, inputs, preds[picks])
     checked_inputs[name] = (inputs, preds[picks])
-    fig = interpret.attribution_figure(model, inputs, val_images[picks], labels[picks], preds[picks],
-                                       title=f"{name}: Captum attributions", attributions=attributions[name],
-                                       probs=np.asarray(pred["probs"])[picks])
-    show_figure(fig, ctx.run, f"{name}_captum")
+    with ctx.timer.phase("figures"):
+        fig = interpret.attribution_figure(model, inputs, val_images[picks], labels[picks], preds[picks],
+                                           title=f"{name}: Captum attributions", attributions=attributions[name],
+                                           probs=np.asarray(pred["probs"])[picks])
+        show_figure(fig, ctx.run, f"{name}_captum")
     evidence.record(f"captum_{name}", f"Saliency, Integrated Gradients + NoiseTunnel and Occlusion on "
                     f"{len(picks)} validation patches", model=name, patches=len(picks))
 
@@ -93,7 +95,8 @@ show_source(interpret.randomisation_check)
 randomisation = {}
 for name, model in final.items():
     picks_inputs, picks_targets = checked_inputs[name]
-    randomisation[name] = interpret.randomisation_check(model, picks_inputs, picks_targets, attributions[name],
+    with ctx.timer.phase("captum"):
+        randomisation[name] = interpret.randomisation_check(model, picks_inputs, picks_targets, attributions[name],
                                                         seed=seed)
 table = interpret.central_share_table(attributions, randomisation=randomisation)
 ctx.run.save_frame("diagnostics/central_share.csv", table)

@@ -41,7 +41,6 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
-from sklearn.metrics import classification_report, confusion_matrix
 from torch.utils.data import WeightedRandomSampler
 
 from labkit import CLASS_NAMES, N_CLASSES, train
@@ -98,7 +97,8 @@ def _finish_curves(fig: Figure, axes, epochs: Sequence[int], title: str) -> Figu
 
 def rates_matrix(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     """(counts, row-normalised rates) over all four classes; a class with no examples gets a zero row."""
-    counts = confusion_matrix(_as_labels(y_true), _as_labels(y_pred), labels=CLASS_IDS)
+    true, pred = _as_labels(y_true), _as_labels(y_pred)  # a bincount, not sklearn: its import costs seconds
+    counts = np.bincount(true * N_CLASSES + pred, minlength=N_CLASSES ** 2).reshape(N_CLASSES, N_CLASSES)
     support = counts.sum(axis=1, keepdims=True)
     rates = np.divide(counts, support, out=np.zeros(counts.shape, dtype=float), where=support > 0)
     return counts, rates
@@ -211,6 +211,9 @@ def confusion_figure(y_true, y_pred, title: str = "Confusion matrix") -> Figure:
 
 def per_class_table(y_true, y_pred) -> pd.DataFrame:
     """Precision, recall, F1 and support per class, then accuracy / macro avg / weighted avg rows."""
+    # imported here: importing sklearn costs seconds in chapters that never call this
+    from sklearn.metrics import classification_report
+
     report = classification_report(
         _as_labels(y_true), _as_labels(y_pred), labels=CLASS_IDS, target_names=list(CLASS_NAMES),
         output_dict=True, zero_division=0,
@@ -368,6 +371,7 @@ class FixResult:
     description: str            # what was done, in words
     settings: dict = field(default_factory=dict)  # the FixSettings, as a dict for the run folder
     after_without_tta: Any = None  # the fine-tuned model without TTA: tells the two parts apart
+    model: Any = None           # the fixed model (trained in place)
 
 
 def pair_sample_weights(train_labels, true_class: int | None, boost: float = 2.0) -> np.ndarray:
@@ -438,7 +442,7 @@ def fix_experiment(model, train_dataset, train_labels, val_loader, settings: Fix
     after_plain = evaluate(model, val_loader, device=device, tta=False)
     after = evaluate(model, val_loader, device=device, tta=True) if settings.tta else after_plain
     return FixResult(before, after, pair, _describe_method(pair, settings), asdict(settings),
-                     after_plain if settings.tta else None)
+                     after_plain if settings.tta else None, model)
 
 
 def _first_words(names: Sequence[str]) -> list[str]:
@@ -535,4 +539,169 @@ def describe_fix(result: FixResult) -> str:
     if n_true < 30:
         lines.append(f"Caution: only {n_true} validation patches are '{pair.true_name}', so one patch moves "
                      f"its rates by {100 / max(n_true, 1):.1f} pp.")
+    return " ".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# the fix of model2: the head only, on cached features
+# ----------------------------------------------------------------------------------------------
+def head_fix_experiment(model, data, settings: FixSettings, *, run_dir=None, device="cpu",
+                        fit_kwargs: Mapping[str, Any] | None = None) -> FixResult:
+    """``fix_experiment`` for model2 that retrains only its head, on cached features: cheap on a CPU.
+
+    The backbone's output is computed once per image and view (``features.head_inputs`` on the cache that
+    chapters 3 and 4 left in ``run_dir``; views they computed cost nothing) and the head is fine-tuned with
+    the same rebalancing as model1's fix. Before and after are both measured on the cached features of
+    the same validation split (identity view; no TTA, whose 8 views per patch would cost 8 backbone passes).
+    ``model`` is trained in place: pass a fresh copy of the final model.
+    """
+    from labkit import features, models
+
+    if settings.tta:
+        raise ValueError("head_fix_experiment measures without TTA: pass FixSettings(tta=False)")
+    models.set_unfrozen_stages(model, 0)
+    model.eval()
+    cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=None)
+    # two views per training patch, or the ones earlier chapters computed: the head's augmentation draws among them
+    cache.fill_at_least(data.train_idx, 2, seed=settings.seed)
+    cache.fill(torch.as_tensor(data.val_idx), torch.zeros(len(data.val_idx), dtype=torch.int64))
+    if run_dir is not None:
+        features.save_cache(cache, run_dir)
+    heads = features.head_inputs(model, cache)
+    _, head = features.split_model2(model, 0)
+    val_loader = make_loader(features.FeatureDataset(heads, data.val_idx), settings.batch_size, False, device)
+
+    def evaluate(_, loader, device="cpu", tta=False):  # the whole model's predictions, from the head's inputs
+        return features.evaluate_on_features(model, heads, data.val_idx, device=device)
+
+    train_set = features.FeatureDataset(heads, data.train_idx, augment=True)
+    result = fix_experiment(head, train_set, data.train_labels[data.train_idx], val_loader, settings, device=device,
+                            fit_kwargs={"channels_last": False, **dict(fit_kwargs or {})}, evaluate=evaluate)
+    result.model = model.cpu().eval()
+    result.description = result.description.replace("fine-tuned the final weights", "retrained the final head")
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# judging a fix: the targeted pair, balanced accuracy with its noise band, collapsed classes
+# ----------------------------------------------------------------------------------------------
+COLLAPSE_PP = 10.0  # a class's recall "collapses" when it falls by at least this many points ...
+COLLAPSE_SE = 2.0   # ... and by more than this many binomial standard errors of that recall
+
+
+def balanced_accuracy(y_true, y_pred) -> float:
+    """Mean recall over the classes present: every class counts the same, however rare."""
+    y_true, y_pred = _as_labels(y_true), _as_labels(y_pred)
+    present = np.unique(y_true)
+    return float(np.mean([(y_pred[y_true == c] == c).mean() for c in present]))
+
+
+def bootstrap_difference(y_true, pred_before, pred_after, metric=None, n_boot: int = 1000,
+                         seed: int = 0) -> tuple[float, float]:
+    """95% interval of metric(after) - metric(before) under a paired bootstrap of the validation patches
+    (the same resampled patches for both): the noise band that a split of this size allows."""
+    metric = metric or balanced_accuracy
+    y, b, a = _as_labels(y_true), _as_labels(pred_before), _as_labels(pred_after)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(y), len(y))
+        diffs.append(metric(y[i], a[i]) - metric(y[i], b[i]))
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return float(low), float(high)
+
+
+@dataclass
+class FixVerdict:
+    model: str
+    pair: list | None              # [true, predicted] the fix aimed at
+    pair_rate_before: float        # share of the true class predicted as the other, before / after
+    pair_rate_after: float
+    pair_se: float                 # binomial standard error of the rate before
+    balanced_before: float
+    balanced_after: float
+    balanced_low: float            # paired-bootstrap 95% interval of the change in balanced accuracy
+    balanced_high: float
+    macro_f1_before: float
+    macro_f1_after: float
+    accuracy_before: float
+    accuracy_after: float          # of the fixed weights, without TTA: the accuracy a submission would quote
+    collapsed: list                # class names whose recall collapsed
+    adopted: bool
+    text: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) -> FixVerdict:
+    """Whether the fixed weights replace the final model in the submission, from the numbers of this run.
+
+    Judged on the fixed weights without TTA (``after_without_tta`` where the fix used TTA): the weights are
+    what is adopted, and the profile applies TTA to whichever model is submitted. Adopted when the targeted
+    confusion fell, the paired-bootstrap 95% interval of the balanced-accuracy change lies above zero (a
+    gain the validation split can tell from noise), and no class's recall collapsed.
+    """
+    from sklearn.metrics import f1_score
+
+    before = result.before
+    after = result.after_without_tta if result.after_without_tta is not None else result.after
+    y, pb, pa = _as_labels(before.labels), _as_labels(before.preds), _as_labels(after.preds)
+    f1 = lambda p: float(f1_score(y, p, average="macro", labels=list(range(N_CLASSES)), zero_division=0))
+    counts = np.bincount(y, minlength=N_CLASSES)
+    recall_b, recall_a = recall_per_class(y, pb), recall_per_class(y, pa)
+    collapsed = []
+    for c in range(N_CLASSES):
+        if counts[c] == 0:
+            continue
+        smoothed = (recall_b[c] * counts[c] + 1) / (counts[c] + 2)  # a recall of 100% still has noise
+        se = np.sqrt(smoothed * (1 - smoothed) / counts[c])
+        drop = recall_b[c] - recall_a[c]
+        if 100 * drop >= COLLAPSE_PP and drop > COLLAPSE_SE * se:
+            collapsed.append(CLASS_NAMES[c])
+    pair = result.pair
+    if pair is not None:
+        i, j = pair.true_class, pair.predicted_class
+        n_i = max(int(counts[i]), 1)
+        rate_b, rate_a = float(((y == i) & (pb == j)).sum() / n_i), float(((y == i) & (pa == j)).sum() / n_i)
+        smoothed = (rate_b * n_i + 1) / (n_i + 2)  # so that a rate of 0% or 100% does not claim zero noise
+        se_pair = float(np.sqrt(smoothed * (1 - smoothed) / n_i))
+    else:
+        rate_b = rate_a = se_pair = 0.0
+    low, high = bootstrap_difference(y, pb, pa, n_boot=n_boot, seed=seed)
+    ba_b, ba_a = balanced_accuracy(y, pb), balanced_accuracy(y, pa)
+    adopted = pair is not None and rate_a < rate_b and low > 0 and not collapsed
+    verdict = FixVerdict(model, [pair.true_class, pair.predicted_class] if pair else None, rate_b, rate_a, se_pair,
+                         ba_b, ba_a, low, high, f1(pb), f1(pa), accuracy(y, pb), accuracy(y, pa), collapsed, adopted)
+    verdict.text = describe_verdict(verdict, pair, len(y), result.after_without_tta is not None)
+    return verdict
+
+
+def describe_verdict(v: FixVerdict, pair: ConfusedPair | None, n_val: int, had_tta: bool) -> str:
+    """The verdict in words; every number is this run's."""
+    pp = lambda x: f"{100 * x:+.1f} pp"
+    weights = "The fixed weights (without TTA)" if had_tta else "The fixed model"
+    lines = []
+    if pair is not None:
+        lines.append(f"{weights}: '{pair.true_name}' predicted as '{pair.predicted_name}' went from "
+                     f"{v.pair_rate_before:.1%} to {v.pair_rate_after:.1%} of the '{pair.true_name}' patches "
+                     f"(binomial standard error {v.pair_se:.1%} before)")
+    else:
+        lines.append(f"{weights}: nothing was misclassified before, so there was no pair to aim at")
+    lines[-1] += (f"; balanced accuracy from {v.balanced_before:.1%} to {v.balanced_after:.1%} "
+                  f"({pp(v.balanced_after - v.balanced_before)}, paired-bootstrap 95% interval of the change "
+                  f"{pp(v.balanced_low)} to {pp(v.balanced_high)} over the {n_val} validation patches); macro F1 "
+                  f"from {v.macro_f1_before:.3f} to {v.macro_f1_after:.3f}; accuracy from {v.accuracy_before:.1%} "
+                  f"to {v.accuracy_after:.1%}.")
+    if v.collapsed:
+        lines.append("Recall collapsed for " + ", ".join(f"'{c}'" for c in v.collapsed) + ".")
+    else:
+        lines.append(f"No class's recall fell by {COLLAPSE_PP:g} points or more beyond its noise.")
+    if v.adopted:
+        lines.append(f"**Adopted**: the fixed {v.model} replaces the final one in the submission (chapter 7).")
+    else:
+        why = ("a class's recall collapsed" if v.collapsed else
+               "the targeted confusion did not fall" if pair is None or v.pair_rate_after >= v.pair_rate_before else
+               "the gain in balanced accuracy is within the noise of this split")
+        lines.append(f"**Not adopted** ({why}): the submission keeps the final {v.model}.")
     return " ".join(lines)

@@ -39,9 +39,20 @@ import torch
 from torch import nn
 
 from labkit.models import backbone_stages
+from labkit.train import default_channels_last
 
 N_VIEWS = 8
-CACHE_VERSION = 1  # bump when what a cache holds, or how it is computed, changes
+# The depth every model2 run with at most this many unfrozen stages trains on: one cache (layer3's output for
+# resnet18, 256x7x7 per view) serves head-only runs and last-stage fine-tuning alike, so chapter 3's baseline,
+# chapter 4's trials and final run share it. Deeper caches are large (layer2's output: 1 GB for the standard
+# stub in float16) and save little, since the unfrozen stages are then most of the work.
+CACHE_STAGES = 1
+
+
+def uses_cache(model: nn.Module, unfrozen_stages: int) -> bool:
+    """Whether a model2 run with ``unfrozen_stages`` trains on cached features (``CACHE_STAGES`` deep)."""
+    return type(model).__name__ == "ResNet" and 0 <= int(unfrozen_stages) <= CACHE_STAGES
+CACHE_VERSION = 2  # bump when what a cache holds, or how it is computed, changes
 
 
 def dihedral_view(x: torch.Tensor, view: int) -> torch.Tensor:
@@ -108,6 +119,7 @@ class FeatureCache:
     mean: list | None = None
     std: list | None = None
     seconds: float = 0.0     # time spent computing features (loading a saved cache costs none)
+    channels_last: bool | None = None  # prefix memory format; None = where it helps (train.default_channels_last)
 
     def __len__(self) -> int:
         return len(self.features)
@@ -126,19 +138,46 @@ class FeatureCache:
             raise RuntimeError("this feature cache is incomplete and has no prefix to compute the rest")
         rows, views = rows[missing], views[missing]
         started = time.perf_counter()
+        device = next(self.prefix.parameters(), torch.empty(0)).device
+        # channels_last: 1.2-1.8x faster convolutions on a CPU without bf16 (bench/evaluate.py), same values
+        channels_last = default_channels_last(device) if self.channels_last is None else self.channels_last
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.prefix.to(memory_format=memory_format)
         with torch.no_grad():  # not inference_mode: its tensors could not be used in training later
             for start in range(0, len(rows), batch_size):
                 r, v = rows[start:start + batch_size], views[start:start + batch_size]
                 x = _normalise(self.images[r], self.mean, self.std)
                 x = torch.stack([dihedral_view(image, int(view)) for image, view in zip(x, v)])
-                device = next(self.prefix.parameters(), torch.empty(0)).device
-                self.features[r, v] = self.prefix(x.to(device)).to("cpu", self.features.dtype)
+                x = x.to(device).contiguous(memory_format=memory_format)
+                self.features[r, v] = self.prefix(x).to("cpu", self.features.dtype)
                 self.filled[r, v] = True
         self.seconds += time.perf_counter() - started
 
     def fill_all(self, rows=None, batch_size: int = 256) -> None:
         rows = torch.arange(len(self)) if rows is None else torch.as_tensor(rows, dtype=torch.int64)
         self.fill(rows.repeat_interleave(N_VIEWS), torch.arange(N_VIEWS).repeat(len(rows)), batch_size)
+
+    def fill_at_least(self, rows, n_views: int, seed: int = 0, batch_size: int = 256) -> None:
+        """Make sure each of ``rows`` has at least ``n_views`` computed views, adding uniformly drawn ones
+        where it has fewer: the views earlier runs computed are used first, so this is free after them.
+
+        For runs that draw among the computed views (``FeatureLoader(only_computed=True)``, or a ``subset``
+        handed on without its prefix): each epoch's view is still uniform over the 8, and a run of up to
+        ``n_views`` epochs sees about as many different views per image as it would have drawn itself."""
+        rows = torch.as_tensor(rows, dtype=torch.int64)
+        n = min(int(n_views), N_VIEWS)
+        g = torch.Generator().manual_seed(seed)
+        order = (torch.rand(len(rows), N_VIEWS, generator=g) - 2 * self.filled[rows].float()).argsort(1)
+        views = order[:, :n]  # the computed views first, then random others
+        self.fill(rows.repeat_interleave(n), views.reshape(-1), batch_size)
+
+    def subset(self, rows) -> FeatureCache:
+        """The computed features of ``rows`` (renumbered 0..len(rows)-1), without the prefix and the images:
+        what Ray's object store carries to the tuning trials. A view not computed here cannot be computed
+        there; loaders draw among the computed views (see FeatureLoader)."""
+        rows = torch.as_tensor(rows, dtype=torch.int64)
+        return FeatureCache(self.features[rows].clone(), self.filled[rows].clone(), self.labels[rows].clone(),
+                            self.unfrozen_stages, self.key)
 
 
 def _normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
@@ -161,13 +200,14 @@ def _prefix_key(prefix: nn.Module, images: torch.Tensor, mean, std, unfrozen_sta
 
 
 def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, dtype=torch.float16,
-                lazy: bool = True, device="cpu", log=print) -> FeatureCache:
+                lazy: bool = True, device="cpu", channels_last: bool | None = None, log=print) -> FeatureCache:
     """The prefix-feature cache of every image in train.csv (training and validation split), 8 views each.
 
     ``data`` is a ``labkit.data.NucleiData``. ``lazy``: views are computed when a loader first needs them
     (see FeatureCache), else all at once here. With ``run_dir`` (a path or RunDir), what a previous chapter
     computed is read from ``features/model2-u<unfrozen>-<key>.pt`` when it was made for the same images,
     normalisation, prefix weights and dtype; ``save_cache`` writes it back for the next chapter.
+    ``channels_last``: the prefix's memory format (None: where it helps); it changes only the rounding.
     """
     from labkit.artifacts import RunDir
 
@@ -180,14 +220,15 @@ def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, d
     # the same weights, but a copy: the cache must not change when the model is trained later
     cache = FeatureCache(torch.empty((n, N_VIEWS, *shape), dtype=dtype), torch.zeros((n, N_VIEWS), dtype=torch.bool),
                          data.train_labels, unfrozen_stages, key, copy.deepcopy(prefix).to(device).eval(),
-                         data.train_images, list(data.mean), list(data.std))
+                         data.train_images, list(data.mean), list(data.std), channels_last=channels_last)
     if run_dir is not None and not isinstance(run_dir, RunDir):
         run_dir = RunDir(run_dir)
     name = _cache_name(unfrozen_stages, key)
     if run_dir is not None and run_dir.exists(name):
         saved = run_dir.load_torch(name)
-        if saved.get("key") == key:
-            cache.features, cache.filled = saved["features"], saved["filled"]
+        if saved.get("key") == key and saved.get("version") == CACHE_VERSION:
+            cache.features[saved["filled"]] = saved["features"]
+            cache.filled = saved["filled"]
     if not lazy:
         cache.fill_all()
     if log is not None:
@@ -195,6 +236,29 @@ def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, d
             f"{tuple(shape)} {dtype}, {int(cache.filled.sum())} of {cache.filled.numel()} computed "
             f"({cache.nbytes / 2**20:.0f} MiB), {cache.seconds:.1f} s")
     return cache
+
+
+def head_inputs(model: nn.Module, cache: FeatureCache, batch_size: int = 256) -> FeatureCache:
+    """What ``model``'s head sees (the pooled backbone output) for every view ``cache`` holds: the cache
+    deepened to 0 unfrozen stages by running the stages in between once, in eval mode. A head-only run
+    (``fit_on_features`` with ``set_unfrozen_stages(model, 0)``) then trains on these vectors. Without a
+    prefix: loaders draw among the computed views."""
+    prefix, _ = split_model2(model, cache.unfrozen_stages)
+    if cache.prefix is not None:
+        _check_same_prefix(prefix, cache.prefix)
+    deep, _ = split_model2(model, 0)
+    middle = nn.Sequential(*list(deep.children())[len(prefix):]).eval()  # e.g. layer4, avgpool, flatten
+    device = next(middle.parameters()).device
+    rows, views = cache.filled.nonzero(as_tuple=True)
+    out = None
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            r, v = rows[start:start + batch_size], views[start:start + batch_size]
+            y = middle(cache.features[r, v].to(device, torch.float32)).cpu()
+            if out is None:
+                out = torch.zeros((len(cache), N_VIEWS, *y.shape[1:]), dtype=torch.float32)
+            out[r, v] = y
+    return FeatureCache(out, cache.filled.clone(), cache.labels, 0, f"{cache.key}:head-inputs")
 
 
 def _cache_name(unfrozen_stages: int, key: str) -> str:
@@ -206,8 +270,10 @@ def save_cache(cache: FeatureCache, run_dir) -> None:
     from labkit.artifacts import RunDir
 
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    # only the computed views: a lazy cache of the standard stub is a quarter full, the rest is untouched memory
     run_dir.save_torch(_cache_name(cache.unfrozen_stages, cache.key),
-                       {"key": cache.key, "features": cache.features, "filled": cache.filled})
+                       {"key": cache.key, "version": CACHE_VERSION, "features": cache.features[cache.filled],
+                        "filled": cache.filled})
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -216,15 +282,16 @@ def save_cache(cache: FeatureCache, run_dir) -> None:
 class FeatureLoader:
     """Batches ``(features, labels)`` of the images ``idx`` of a cache, like a DataLoader over images.
 
-    ``augment``: a uniformly random view per sample and epoch (the image pipeline's augmentation);
-    otherwise the identity view. ``all_views``: all 8 views [B, 8, ...] per sample (for TTA).
+    ``augment``: a uniformly random view per sample and epoch (the image pipeline's augmentation), or, with
+    ``only_computed`` or for a cache without a prefix (``FeatureCache.subset``), a uniformly random one of
+    the views computed for that image; otherwise the identity view. ``all_views``: all 8 views [B, 8, ...] per sample (for TTA).
     ``shuffle`` reshuffles every epoch; training loaders (shuffle) drop the last incomplete batch, as
     ``data.make_loader`` does. Views not computed yet are computed here, one prefix batch per batch.
     """
 
     def __init__(self, cache: FeatureCache, idx, batch_size: int, *, shuffle: bool = False,
-                 augment: bool = False, all_views: bool = False):
-        self.cache, self.batch_size = cache, int(batch_size)
+                 augment: bool = False, all_views: bool = False, only_computed: bool = False):
+        self.cache, self.batch_size, self.only_computed = cache, int(batch_size), only_computed
         self.idx = torch.as_tensor(idx, dtype=torch.int64)
         self.shuffle, self.augment, self.all_views = shuffle, augment, all_views
         self.drop_last = shuffle and len(self.idx) > self.batch_size
@@ -241,11 +308,37 @@ class FeatureLoader:
                 self.cache.fill(rows.repeat_interleave(N_VIEWS), torch.arange(N_VIEWS).repeat(len(rows)))
                 x = self.cache.features[rows]
             else:
-                views = (torch.randint(0, N_VIEWS, (len(rows),)) if self.augment
+                views = (self._random_views(rows) if self.augment
                          else torch.zeros(len(rows), dtype=torch.int64))
                 self.cache.fill(rows, views)
                 x = self.cache.features[rows, views]
             yield x.float(), self.cache.labels[rows]
+
+    def _random_views(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.cache.prefix is not None and not self.only_computed:
+            return torch.randint(0, N_VIEWS, (len(rows),))
+        return torch.multinomial(self.cache.filled[rows].float(), 1).squeeze(1)  # among the computed ones
+
+
+class FeatureDataset(torch.utils.data.Dataset):
+    """Item i = (features of image ``idx[i]`` in a random computed view, or the identity view, label), for
+    code that wants a Dataset (e.g. a WeightedRandomSampler in diagnostics.fix_experiment). Every view it
+    may draw must be computed beforehand (``fill_at_least``, ``fill``): an item never runs the prefix."""
+
+    def __init__(self, cache: FeatureCache, idx, augment: bool = False):
+        self.cache, self.augment = cache, augment
+        self.idx = torch.as_tensor(idx, dtype=torch.int64)
+        views = self.cache.filled[self.idx] if augment else self.cache.filled[self.idx, :1]
+        if not views.any(1).all():
+            raise ValueError("FeatureDataset: some images have no computed view; fill the cache first")
+
+    def __len__(self) -> int:
+        return len(self.idx)
+
+    def __getitem__(self, i):
+        row = self.idx[i]
+        view = int(torch.multinomial(self.cache.filled[row].float(), 1)) if self.augment else 0
+        return self.cache.features[row, view].float(), self.cache.labels[row]
 
 
 def _check_prefix_frozen(prefix: nn.Module) -> None:
@@ -264,7 +357,7 @@ def _check_same_prefix(prefix: nn.Module, cached: nn.Module) -> None:
 
 
 def fit_on_features(model: nn.Module, cache: FeatureCache, train_idx, val_idx, *, batch_size: int,
-                    device="cpu", **fit_kwargs):
+                    device="cpu", reuse_views: int = 0, **fit_kwargs):
     """``train.fit`` of model2's trainable suffix on cached features; returns fit's FitResult.
 
     ``model`` must have at most ``cache.unfrozen_stages`` stages unfrozen (``set_unfrozen_stages``;
@@ -273,6 +366,11 @@ def fit_on_features(model: nn.Module, cache: FeatureCache, train_idx, val_idx, *
     lr, on_epoch_start, report, seed, name, ...); ``param_groups`` may list the whole model's
     parameters, the frozen ones get no gradient and are skipped. The best weights end up in ``model``.
     ``FitResult.best_state`` holds the suffix's state_dict (use ``model.state_dict()`` for the model's).
+
+    ``reuse_views`` = k > 0: augment by drawing among the views already computed for each image (earlier
+    runs' on the same cache), computing more only where an image has fewer than k (``fill_at_least``).
+    Each epoch's view is still uniform over the 8; a run just revisits an image's few computed views
+    instead of computing new ones. 0: a fresh uniform draw per sample and epoch, computed when first drawn.
     """
     from labkit.train import fit
 
@@ -280,7 +378,10 @@ def fit_on_features(model: nn.Module, cache: FeatureCache, train_idx, val_idx, *
     _check_prefix_frozen(prefix)
     if cache.prefix is not None:  # the cache computes views with its own copy of the prefix: check they agree
         _check_same_prefix(prefix, cache.prefix)
-    train_loader = FeatureLoader(cache, train_idx, batch_size, shuffle=True, augment=True)
+    if reuse_views:
+        cache.fill_at_least(train_idx, reuse_views, seed=fit_kwargs.get("seed", 0))
+    train_loader = FeatureLoader(cache, train_idx, batch_size, shuffle=True, augment=True,
+                                 only_computed=bool(reuse_views))
     val_loader = FeatureLoader(cache, val_idx, batch_size)
     if cache.features.dim() < 5:  # pooled vectors [N, 8, C]: channels_last needs 4-d tensors
         fit_kwargs["channels_last"] = False

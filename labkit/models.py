@@ -241,7 +241,11 @@ def build_model2(arch: str = DEFAULT_MODEL2_ARCH, weights_file=None, allow_rando
     cache_dir = Path(cache_dir) if cache_dir else weights_cache_dir()
     import torchvision  # where needed: see default_weights
 
-    model = torchvision.models.get_model(arch, weights=None)
+    # a fixed seed: without ImageNet weights (the stub offline) every chapter gets the same random backbone, so
+    # the cached prefix features (labkit.features) carry over between chapters as they do with real weights
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = torchvision.models.get_model(arch, weights=None)
 
     if weights_file is not None:
         path, source = Path(weights_file), "file"

@@ -76,6 +76,8 @@ class ChapterContext:
     run: "object"           # labkit.artifacts.RunDir
     device: "object"        # torch.device
     data: "object"          # labkit.data.NucleiData
+    # where the chapter's time goes: `with ctx.timer.phase("training"):` (run/timing/<chapter>.json)
+    timer: "object" = None  # labkit.timing.PhaseTimer
 
     # the parameters chapters use most, by their plain names
     seed = property(lambda self: self.params.seed)
@@ -96,6 +98,7 @@ def start_chapter(chapter: str, *, load_data: bool = True, **parameters) -> Chap
 
     from labkit.artifacts import RunDir
     from labkit.profiles import get_profile
+    from labkit.timing import PhaseTimer
     from labkit.train import pick_device, seed_everything
 
     unknown = sorted(set(parameters) - set(PARAMETER_NAMES))
@@ -115,13 +118,15 @@ def start_chapter(chapter: str, *, load_data: bool = True, **parameters) -> Chap
     prof = get_profile(params.profile)
     run = RunDir(params.run_dir, chapter=chapter)
     run.save_json(f"parameters/{chapter}.json", asdict(params))
+    timer = PhaseTimer(chapter, run)  # its before_timer: kernel start and imports
     data = None
     if load_data:
         from labkit.data import prepare
 
-        data = prepare(params.data_dir, params.cache_dir, run_dir=params.run_dir,
-                       val_fraction=prof.val_fraction, seed=params.seed)
-    return ChapterContext(chapter, params, prof, run, pick_device(params.device), data)
+        with timer.phase("data"):
+            data = prepare(params.data_dir, params.cache_dir, run_dir=params.run_dir,
+                           val_fraction=prof.val_fraction, seed=params.seed)
+    return ChapterContext(chapter, params, prof, run, pick_device(params.device), data, timer)
 
 
 def say(markdown: str) -> None:

@@ -12,6 +12,8 @@ a changed baseline is written here once.
     model1_search_space(profile), model2_search_space(profile)
                                            what Ray Tune varies (shown in chapter 4: keep them short)
     is_log_scale(domain)                   whether a space's entry is sampled on a log scale
+    train_model(kind, model, config, data, ...)
+                                           a baseline or final run; model2 on cached prefix features
 """
 from __future__ import annotations
 
@@ -20,11 +22,9 @@ import warnings
 from dataclasses import dataclass
 from typing import Callable
 
-from ray import tune
-from ray.tune.search.sample import Float, Integer
 from torch import nn
 
-from labkit import models
+from labkit import features, models
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -32,6 +32,9 @@ from labkit import models
 # ---------------------------------------------------------------------------------------------------
 def model1_search_space(profile) -> dict:
     """What Ray Tune varies for model1, our small ConvNet. Keys are build_model1's and fit's arguments."""
+    # imported here: importing Ray costs seconds in every chapter that only trains or reads results
+    from ray import tune
+
     b = profile.batch_size
     return {
         "lr": tune.loguniform(3e-4, 3e-2),            # log scale: rates matter by ratio, not difference
@@ -47,9 +50,12 @@ def model1_search_space(profile) -> dict:
 
 def model2_search_space(profile) -> dict:
     """What Ray Tune varies for model2, the fine-tuned torchvision network."""
+    from ray import tune
+
     b = profile.batch_size
-    # on a CPU, unfreezing the early, high-resolution stages costs too much time per trial
-    stages = [1, 2, 3, 4] if profile.name == "full" else [0, 1, 2]
+    # on a CPU: the head alone or with the last stage, whose trials share cached features (labkit.features);
+    # unfreezing earlier, higher-resolution stages costs a full forward and backward pass per step
+    stages = [1, 2, 3, 4] if profile.name == "full" else [0, 1]
     return {
         "head_lr": tune.loguniform(1e-3, 3e-2),       # the new head learns from scratch: larger steps
         "backbone_lr": tune.loguniform(1e-5, 1e-3),   # small steps adjust pretrained features, not overwrite them
@@ -61,6 +67,7 @@ def model2_search_space(profile) -> dict:
 
 def is_log_scale(domain) -> bool:
     """Whether a search-space entry is sampled on a log scale (``tune.loguniform`` and the like)."""
+    from ray.tune.search.sample import Float, Integer
     return isinstance(domain, (Float, Integer)) and "LogUniform" in type(domain.get_sampler()).__name__
 
 
@@ -161,3 +168,35 @@ def describe_settings(config: dict) -> str:
     def value(key, v):
         return _OPTIMIZERS.get(v, v) if key == "optimizer" else f"{v:g}" if isinstance(v, float) else str(v)
     return ", ".join(f"{_WORDS.get(k, k)} {value(k, v)}" for k, v in config.items())
+
+
+# ---------------------------------------------------------------------------------------------------
+# One training run (baselines in chapters 2 and 3, final runs in chapter 4)
+# ---------------------------------------------------------------------------------------------------
+def train_model(kind: str, model: nn.Module, config: dict, data, *, epochs: int, patience=None, device="cpu",
+                seed: int = 0, run_dir=None, name: str | None = None, reuse_views: int = 0, log=print):
+    """Train ``model`` (made for ``config``) with the config's settings on ``data``'s training split, keep the
+    epoch with the lowest validation loss; returns ``train.FitResult``.
+
+    model2 with at most ``features.CACHE_STAGES`` unfrozen stages trains its suffix on cached prefix
+    features (``labkit.features``): the frozen stages run once per image and view, not once per epoch. The
+    cache is read from and written back to ``run_dir`` (the run folder), so later chapters reuse it;
+    ``reuse_views`` (model2 on the cache): see ``features.fit_on_features``.
+    """
+    from labkit import data as data_module
+    from labkit import train
+
+    settings = recipe(kind).fit_settings(model, config)
+    batch = int(config.get("batch_size", 64))
+    common = dict(epochs=epochs, patience=patience, device=device, seed=seed, name=name or kind, log=log, **settings)
+    if kind == "model2" and features.uses_cache(model, config["unfrozen_stages"]):
+        cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
+        result = features.fit_on_features(model, cache, data.train_idx, data.val_idx, batch_size=batch,
+                                          reuse_views=reuse_views, **common)
+        if run_dir is not None:
+            features.save_cache(cache, run_dir)
+        return result
+    train_loader = data_module.make_loader(data.train_dataset(augment=True, seed=seed), batch, shuffle=True,
+                                           device=device)
+    val_loader = data_module.make_loader(data.val_dataset(), batch, shuffle=False, device=device)
+    return train.fit(model, train_loader, val_loader, **common)

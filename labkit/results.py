@@ -9,6 +9,10 @@
     describe_final_choice(run, name)  a sentence: is that retraining the final model, or the baseline?
     fix_summary(fix)                  a JSON-able summary of diagnostics.fix_experiment's result
     final_val_acc(run, name)          validation accuracy of the final model's kept checkpoint
+    save_fix(run, name, model, verdict)
+                                      the fixed weights and chapter 5's verdict on them
+    submission_model(run, name), submission_val_acc(run, name)
+                                      what chapter 7 submits: the fixed model where its fix was adopted
     comparison_table(run)             one row per model: size, training cost, accuracy, macro F1
     describe_comparison(table, ...)   generated text comparing the two models with this run's numbers
 """
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
 
 from labkit import N_CLASSES
 from labkit.diagnostics import describe_pair
@@ -38,10 +41,20 @@ def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
     """Save ``name``'s final model: the tuned one (a tune.FinalRun), unless the baseline of chapter 2 or 3,
     trained for as long, scores higher on validation. Short trials on a subset can rank settings that learn
     fast above settings that end up better, so the comparison after full training decides.
-    Returns a sentence for the notebook.
+    Returns a sentence for the notebook. ``tuned`` None: the search's winner was the baseline's own settings,
+    which chapter 2 or 3 already trained with the full budget, so the baseline is final without retraining.
     """
     baseline = History.from_dict(run.load_json(f"{name}/baseline_history.json"))
     baseline_acc = kept_val_acc(baseline)
+    if tuned is None:
+        for suffix in (".pt", "_history.json"):
+            run.save_bytes(f"{name}/final{suffix}", run.path(f"{name}/baseline{suffix}").read_bytes())
+        run.path(f"{name}/tuned_history.json").unlink(missing_ok=True)  # a rerun's stale tuned run is not this one
+        run.save_json(f"{name}/final_choice.json", {"final": "baseline", "retrained": False,
+                                                    "baseline_val_acc": baseline_acc})
+        return (f"**{name}**: the search's best settings are the baseline's own, which were already trained on the "
+                f"whole training split with the full budget ({baseline_acc:.1%} validation accuracy): the baseline "
+                f"is the final {name}, without a second, identical run.")
     tuned_acc = tuned.fit.best_val_acc
     change = f"{100 * (tuned_acc - baseline_acc):+.1f} percentage points"
     # the tuned run's curves are worth showing even when the baseline wins (chapter 5 shows them)
@@ -49,6 +62,8 @@ def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
     run.save_json(f"{name}/final_choice.json", {"final": "tuned" if tuned_acc >= baseline_acc else "baseline",
                                                 "tuned_val_acc": tuned_acc, "baseline_val_acc": baseline_acc})
     if tuned_acc >= baseline_acc:
+        if getattr(tuned.fit, "best_epoch", None) is not None:
+            meta.setdefault("best_epoch", tuned.fit.best_epoch)
         run.save_checkpoint(f"{name}/final.pt", tuned.model, config=config, **meta)
         run.save_json(f"{name}/final_history.json", tuned.fit.history.to_dict())
         return (f"**{name}**: the tuned settings reach {tuned_acc:.1%} validation accuracy against the "
@@ -68,10 +83,15 @@ def final_val_acc(run, name: str) -> float:
 
 
 def tuned_history(run, name: str) -> History:
-    """The history of chapter 4's retraining with the tuned settings (a run folder from before
-    tuned_history.json existed gives the final model's history instead)."""
+    """The history of chapter 4's retraining with the tuned settings (the final model's history when there was
+    none: the search's winner was the baseline, or the run folder is older than tuned_history.json)."""
     stored = f"{name}/tuned_history.json" if run.exists(f"{name}/tuned_history.json") else f"{name}/final_history.json"
     return History.from_dict(run.load_json(stored))
+
+
+def was_retrained(run, name: str) -> bool:
+    """Whether chapter 4 retrained ``name`` with the tuned settings (not when the baseline won the search)."""
+    return run.exists(f"{name}/tuned_history.json")
 
 
 def describe_final_choice(run, name: str) -> str:
@@ -81,11 +101,41 @@ def describe_final_choice(run, name: str) -> str:
         return ""
     choice = run.load_json(f"{name}/final_choice.json")
     baseline_section = "2.3" if name == "model1" else "3.3"
+    if choice.get("retrained") is False:
+        return (f"The search's winner was the baseline's own settings, so these are the curves of the baseline "
+                f"(section {baseline_section}), the final {name}, not of a second run.")
     if choice["final"] == "tuned":
         return (f"This run is the final {name} ({choice['tuned_val_acc']:.1%} validation accuracy against the "
                 f"baseline's {choice['baseline_val_acc']:.1%}).")
     return (f"This run scored {choice['tuned_val_acc']:.1%}, below the baseline's {choice['baseline_val_acc']:.1%}, "
             f"so the final {name} evaluated below is the baseline, whose curves are in section {baseline_section}.")
+
+
+def save_fix(run, name: str, model, verdict) -> None:
+    """``name``/fixed.pt (the weights after the fix, with the final checkpoint's metadata) and
+    diagnostics/fix_<name>.json (``diagnostics.judge_fix``'s verdict: adopted or not, and why)."""
+    _, meta = run.load_checkpoint(f"{name}/final.pt")
+    run.save_checkpoint(f"{name}/fixed.pt", model, **meta)
+    run.save_json(f"diagnostics/fix_{name}.json", verdict.as_dict())
+
+
+def _adopted_fix(run, name: str) -> dict | None:
+    path = f"diagnostics/fix_{name}.json"
+    if not run.exists(path):
+        return None
+    verdict = run.load_json(path)
+    return verdict if verdict.get("adopted") else None
+
+
+def submission_model(run, name: str):
+    """The model chapter 7 submits for ``name``: the fixed one where chapter 5 adopted its fix, else the final."""
+    return load_final(run, name, "fixed" if _adopted_fix(run, name) else "final")
+
+
+def submission_val_acc(run, name: str) -> float:
+    """Validation accuracy (no TTA) of ``submission_model``: the kept checkpoint's, or the fixed weights'."""
+    fix = _adopted_fix(run, name)
+    return float(fix["accuracy_after"]) if fix else final_val_acc(run, name)
 
 
 def fix_summary(fix) -> dict:
@@ -98,6 +148,8 @@ def fix_summary(fix) -> dict:
 
 def _macro_f1(run, name: str) -> float:
     pred = run.load_json(f"diagnostics/{name}_val_predictions.json")
+    from sklearn.metrics import f1_score  # here: importing sklearn costs seconds
+
     return float(f1_score(pred["labels"], pred["preds"], average="macro", labels=list(range(N_CLASSES)),
                           zero_division=0))
 

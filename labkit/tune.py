@@ -28,11 +28,13 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
+from labkit import features
+
 # Starting, joining (with Ray's token authentication) and checking a cluster live in labkit.cluster;
 # chapters call them as tune.init_ray / tune.shutdown_ray.
 from labkit.cluster import init_ray, shutdown_ray  # noqa: F401
 from labkit.data import NucleiDataset, make_loader
-from labkit.recipes import baseline_config, is_log_scale, recipe
+from labkit.recipes import baseline_config, is_log_scale, recipe, train_model
 from labkit.train import fit
 
 METRIC_FOR_ASHA = "val_loss"   # smoother than accuracy after one epoch on a few hundred images
@@ -86,12 +88,14 @@ def _run_trial(config: dict, *, kind: str, arrays: dict, base, epochs: int, devi
     kind_recipe = recipe(kind)
     model = kind_recipe.make_model(config, base)
     settings = kind_recipe.fit_settings(model, config)
-    mean, std = arrays["mean"], arrays["std"]
-    train_set = NucleiDataset(arrays["train_images"], arrays["train_labels"], mean=mean, std=std, augment=True)
-    val_set = NucleiDataset(arrays["val_images"], arrays["val_labels"], mean=mean, std=std, augment=False)
     batch = int(config["batch_size"])
-    train_loader = make_loader(train_set, batch, shuffle=True, device=device, num_workers=0)
-    val_loader = make_loader(val_set, batch, shuffle=False, device=device, num_workers=0)
+    cached = arrays.get("features")  # model2's prefix features (features.FeatureCache), shared by all trials
+    if cached is None:
+        mean, std = arrays["mean"], arrays["std"]
+        train_set = NucleiDataset(arrays["train_images"], arrays["train_labels"], mean=mean, std=std, augment=True)
+        val_set = NucleiDataset(arrays["val_images"], arrays["val_labels"], mean=mean, std=std, augment=False)
+        train_loader = make_loader(train_set, batch, shuffle=True, device=device, num_workers=0)
+        val_loader = make_loader(val_set, batch, shuffle=False, device=device, num_workers=0)
     # wall and CPU time per epoch: on a shared machine the CPU time says what an idle one would take
     last = {"t": time.perf_counter(), "cpu": time.process_time()}
     setup_seconds = last["t"] - entered
@@ -104,8 +108,12 @@ def _run_trial(config: dict, *, kind: str, arrays: dict, base, epochs: int, devi
                      "setup_seconds": setup_seconds})
         last["t"], last["cpu"] = time.perf_counter(), time.process_time()
 
-    fit(model, train_loader, val_loader, epochs=epochs, device=device, seed=trial_seed(seed, index),
-        report=report, log=lambda *args, **kwargs: None, name=f"{kind} trial {index}", **settings)
+    common = dict(epochs=epochs, device=device, seed=trial_seed(seed, index), report=report, log=None,
+                  name=f"{kind} trial {index}", **settings)
+    if cached is None:
+        fit(model, train_loader, val_loader, **common)
+    else:
+        features.fit_on_features(model, cached, arrays["train_rows"], arrays["val_rows"], batch_size=batch, **common)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -119,6 +127,33 @@ def _trial_arrays(data, subset: float, seed: int) -> dict:
             "val_images": data.train_images[data.val_idx].clone(),
             "val_labels": data.train_labels[data.val_idx].clone(),
             "mean": data.mean, "std": data.std}
+
+
+def _trial_features(data, base, subset: float, seed: int, epochs: int, run_dir, device, log) -> dict:
+    """model2's trials share the frozen prefix's features instead of the images: the driver makes sure each
+    subset image has ``epochs`` computed views (chapter 3's baseline computed most of them already; a trial
+    draws among them, each epoch's view still uniform over the 8) and each validation image its identity
+    view, and
+    Ray's object store carries only those rows. A worker cannot add views (it would compute them in its own
+    copy), so the driver fills everything a trial may draw. The cache is read from and saved to the run folder."""
+    cache = features.build_cache(base, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
+    train_rows = data.train_subset_idx(subset, seed)
+    val_rows = torch.as_tensor(data.val_idx, dtype=torch.int64)
+    cache.fill_at_least(train_rows, epochs, seed=seed)
+    cache.fill(val_rows, torch.zeros(len(val_rows), dtype=torch.int64))
+    if run_dir is not None:
+        features.save_cache(cache, run_dir)
+    n = len(train_rows)
+    return {"features": cache.subset(torch.cat([train_rows, val_rows])), "train_rows": torch.arange(n),
+            "val_rows": torch.arange(n, n + len(val_rows)), "train_labels": data.train_labels[train_rows]}
+
+
+def _space_stages(space: dict) -> list[int]:
+    """The unfrozen_stages values a model2 search space can sample (a tune.choice or a grid_search)."""
+    domain = space.get("unfrozen_stages", 0)
+    if isinstance(domain, dict) and "grid_search" in domain:
+        return [int(v) for v in domain["grid_search"]]
+    return [int(v) for v in getattr(domain, "categories", [domain])]
 
 
 def _last_line(error) -> str:
@@ -184,7 +219,7 @@ def asha_scheduler(epochs: int) -> ASHAScheduler:
 def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_address: str | None = None,
                storage_dir=None, space: dict | None = None, trials: int | None = None,
                epochs: int | None = None, weights_file=None, allow_random: bool = True,
-               base_model2=None, log=print) -> SearchResult:
+               base_model2=None, run_dir=None, log=print) -> SearchResult:
     """Search ``kind``'s hyperparameters with Ray Tune and ASHA; returns a SearchResult.
 
     ``data`` is a NucleiData; trials train on ``profile.tune_subset`` of its training split (stratified) for
@@ -195,17 +230,23 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     multiplies the trials). model2 trials start from ``base_model2`` or, if None, from the recipe's
     ``load_base(weights_file, allow_random)``, built once here. ``storage_dir`` holds Ray's trial
     folders (on a cluster it must be storage every node can reach). Failed trials are listed in
-    ``result.failed``; if every trial fails, SearchError.
+    ``result.failed``; if every trial fails, SearchError. model2 trials whose unfrozen stages are all
+    within ``features.CACHE_STAGES`` train on cached prefix features (``_trial_features``), kept in
+    ``run_dir`` when given.
     """
     kind_recipe = recipe(kind)
     started = time.perf_counter()
     default_space = space is None
     space = space if space is not None else kind_recipe.search_space(profile)
     trials = trials or profile.tune_trials
-    arrays = _trial_arrays(data, profile.tune_subset, seed)
-    epochs = epochs or profile.trial_epochs(kind, len(arrays["train_labels"]))
+    n_subset = len(data.train_subset_idx(profile.tune_subset, seed))
+    epochs = epochs or profile.trial_epochs(kind, n_subset)
     device = str(device)
     base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
+    if base is not None and all(features.uses_cache(base, n) for n in _space_stages(space)):
+        arrays = _trial_features(data, base, profile.tune_subset, seed, epochs, run_dir, device, log)
+    else:
+        arrays = _trial_arrays(data, profile.tune_subset, seed)
 
     # the default search starts from the baseline's settings; a caller's own space is searched as given
     first_points = [baseline_config(kind, profile)] if default_space else []
@@ -374,17 +415,17 @@ class FinalRun:
 
 
 def train_final(kind: str, config: dict, data, profile, *, device="cpu", seed: int = 0, weights_file=None,
-                allow_random: bool = True, base_model2=None, log=print) -> FinalRun:
-    """Retrain ``kind`` with ``config`` on the whole training split with the profile's full budget."""
+                allow_random: bool = True, base_model2=None, run_dir=None, log=print) -> FinalRun:
+    """Retrain ``kind`` with ``config`` on the whole training split with the profile's full budget
+    (``recipes.train_model``: model2 on the cached prefix features in ``run_dir`` where it can)."""
     kind_recipe = recipe(kind)
     base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
+    config = {"batch_size": profile.batch_size, **config}
     model = kind_recipe.make_model(config, base)
-    settings = kind_recipe.fit_settings(model, config)
-    batch = int(config.get("batch_size", profile.batch_size))
-    train_loader = make_loader(data.train_dataset(augment=True, seed=seed), batch, shuffle=True, device=device)
-    val_loader = make_loader(data.val_dataset(), batch, shuffle=False, device=device)
     epochs = profile.epochs_for(kind, len(data.train_idx))
-    result = fit(model, train_loader, val_loader, epochs=epochs, patience=profile.patience, device=device,
-                 seed=seed, log=log,
-                 name=f"{kind} (tuned)", **settings)
-    return FinalRun(model=model, fit=result, config=dict(config))
+    # On a CPU model2 revisits the views the baseline and the trials computed (2 or more per image) instead of
+    # computing new ones; a GPU affords a fresh view per epoch, which matters over the full profile's many epochs
+    reuse_views = 2 if torch.device(device).type == "cpu" else 0
+    result = train_model(kind, model, config, data, epochs=epochs, patience=profile.patience, device=device,
+                         seed=seed, run_dir=run_dir, log=log, name=f"{kind} (tuned)", reuse_views=reuse_views)
+    return FinalRun(model=model, fit=result, config=config)

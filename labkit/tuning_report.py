@@ -186,3 +186,20 @@ def score_figure(result):
                  "(star = best trial, red = stopped early by ASHA, blue = ran all epochs)", fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def describe_cost(result) -> str:
+    """What the search cost on this machine, from ``SearchResult.timings``: seconds per trial and per trial epoch.
+
+    Wall seconds include waiting for the CPU that concurrent trials share; the epochs are those the
+    trials actually ran (ASHA stopped some early)."""
+    timings = result.timings
+    if timings is None or not len(timings):
+        return f"The {result.kind} search took {result.seconds:.0f} s."
+    ran = result.table[result.table["status"] != "failed"]
+    epochs = int(ran["epochs_run"].sum())
+    train = float(timings["train_seconds"].sum())
+    per_epoch = f", {train / epochs:.1f} s per trial epoch" if epochs else ""
+    return (f"The {result.kind} search took {result.seconds:.0f} s for {len(timings)} trials and {epochs} trial "
+            f"epochs: {float(timings['wall_seconds'].mean()):.1f} s per trial from start to end on average"
+            f"{per_epoch}, {float(timings['setup_seconds'].mean()):.1f} s to set a trial up.")

@@ -200,3 +200,51 @@ def test_fix_experiment_with_labkit_train_fit_and_evaluate():
     assert isinstance(result.after, train.Predictions) and len(result.after.preds) == 40
     assert result.settings["rebalance"] == "sampler" and "test-time augmentation" in result.description
     assert result.pair.true_name in dg.describe_fix(result)
+
+
+def _fix_result(labels, before, after):
+    from labkit.diagnostics import FixResult, most_confused_pair
+
+    p = lambda preds: SimpleNamespace(labels=np.asarray(labels), preds=np.asarray(preds))  # noqa: E731
+    return FixResult(p(before), p(after), most_confused_pair(labels, before), "test fix")
+
+
+def _labels_and_before(n=100):
+    """n patches per class; class 0 taken for class 1 in 40% of its patches, everything else right."""
+    labels = np.repeat(np.arange(4), n)
+    before = labels.copy()
+    before[:int(0.4 * n)] = 1
+    return labels, before
+
+
+def test_a_fix_that_clearly_removes_the_pair_is_adopted():
+    from labkit.diagnostics import judge_fix
+
+    labels, before = _labels_and_before()
+    verdict = judge_fix(_fix_result(labels, before, labels), "model1")
+    assert verdict.pair == [0, 1] and verdict.pair_rate_before == pytest.approx(0.4) and verdict.pair_rate_after == 0
+    assert verdict.balanced_low > 0 and verdict.adopted and not verdict.collapsed
+    assert "**Adopted**" in verdict.text
+
+
+def test_a_fix_within_the_noise_band_is_not_adopted():
+    from labkit.diagnostics import judge_fix
+
+    labels, before = _labels_and_before()
+    after = before.copy()
+    after[0] = 0  # one patch of the pair fixed: the change is far inside a bootstrap's band
+    verdict = judge_fix(_fix_result(labels, before, after), "model1")
+    assert verdict.pair_rate_after < verdict.pair_rate_before
+    assert verdict.balanced_low <= 0 < verdict.balanced_high and not verdict.adopted
+    assert "within the noise" in verdict.text
+
+
+def test_a_collapsed_class_is_named_and_blocks_adoption():
+    from labkit.diagnostics import judge_fix
+
+    labels, before = _labels_and_before()
+    after = labels.copy()          # the pair is gone ...
+    after[np.flatnonzero(labels == 3)[:30]] = 2  # ... but 30% of class 3 now go to class 2
+    verdict = judge_fix(_fix_result(labels, before, after), "model2")
+    assert verdict.collapsed == [CLASS_NAMES[3]] and not verdict.adopted
+    assert f"Recall collapsed for '{CLASS_NAMES[3]}'" in verdict.text

@@ -11,7 +11,7 @@ from torch import nn
 from labkit import N_CLASSES
 from labkit.data import NucleiDataset, make_loader
 from labkit.features import (N_VIEWS, FeatureLoader, build_cache, dihedral_view, evaluate_on_features,
-                             fit_on_features, save_cache, split_model2)
+                             fit_on_features, head_inputs, save_cache, split_model2)
 from labkit.models import set_unfrozen_stages
 from labkit.train import evaluate
 
@@ -76,7 +76,8 @@ def test_training_on_cached_features_gives_the_same_logits_and_gradients(unfroze
     data = fake_data(8)
     full = resnet()
     cached = copy.deepcopy(full)
-    cache = build_cache(cached, data, unfrozen, dtype=torch.float32, lazy=False, log=None)
+    # contiguous like the full model below: channels_last would change the rounding, not the arithmetic
+    cache = build_cache(cached, data, unfrozen, dtype=torch.float32, lazy=False, channels_last=False, log=None)
     assert cache.features.shape[:2] == (8, N_VIEWS)
 
     # the full model as fit runs it, except that the frozen prefix keeps BatchNorm in eval mode
@@ -210,3 +211,59 @@ def test_feature_loader_views():
         (x, _), = list(augmented)
         seen.add(next(v for v in range(N_VIEWS) if torch.equal(x[0], cache.features[1, v])))
     assert seen == set(range(N_VIEWS))
+
+
+def test_a_subset_for_the_trials_holds_only_its_rows_and_draws_among_its_computed_views():
+    data = fake_data(6)
+    cache = build_cache(resnet(), data, 0, dtype=torch.float32, log=None)
+    cache.fill_at_least([1, 3], 2, seed=0)
+    assert cache.filled[[1, 3]].sum(1).tolist() == [2, 2] and int(cache.filled.sum()) == 4
+    cache.fill(torch.tensor([5]), torch.tensor([3]))
+    shared = cache.subset([1, 3, 5])  # what the object store carries: 3 rows, no prefix, no images
+    assert shared.prefix is None and shared.images is None and len(shared) == 3
+    assert torch.equal(shared.features[0], cache.features[1]) and shared.labels.tolist() == [1, 3, 1]
+    torch.manual_seed(0)
+    drawn = set()
+    for _ in range(50):
+        for x, _ in FeatureLoader(shared, [0, 1], 2, shuffle=True, augment=True):
+            for row, features in zip((0, 1), x):  # shuffled: find which row and view each sample is
+                matches = [(r, v) for r in (0, 1) for v in range(N_VIEWS)
+                           if shared.filled[r, v] and torch.equal(features, shared.features[r, v])]
+                assert len(matches) == 1
+                drawn.add(matches[0])
+    assert drawn == {(r, v) for r in (0, 1) for v in range(N_VIEWS) if shared.filled[r, v]}  # all, and only those
+    with pytest.raises(RuntimeError, match="no prefix"):  # a view not computed cannot be computed there
+        list(FeatureLoader(shared, [2], 1))  # row 2 (image 5) has view 3 only, not the identity view
+
+
+def test_fill_at_least_uses_the_views_already_computed():
+    data = fake_data(4)
+    cache = build_cache(resnet(), data, 1, log=None)
+    cache.fill(torch.tensor([0, 0, 0, 1]), torch.tensor([2, 5, 7, 3]))
+    cache.fill_at_least([0, 1, 2], 2, seed=0)
+    assert cache.filled.sum(1).tolist() == [3, 2, 2, 0]  # row 0 already had 3: nothing new for it
+
+
+def test_head_inputs_give_the_models_predictions():
+    data = fake_data(6)
+    model = resnet().eval()
+    cache = build_cache(model, data, 1, dtype=torch.float32, channels_last=False, log=None)
+    cache.fill(torch.arange(6), torch.zeros(6, dtype=torch.int64))
+    heads = head_inputs(model, cache)
+    assert heads.unfrozen_stages == 0 and heads.features.shape == (6, N_VIEWS, 512)
+    through_layer4 = evaluate_on_features(model, cache, torch.arange(6))
+    from_heads = evaluate_on_features(model, heads, torch.arange(6))
+    assert np.allclose(through_layer4.probs, from_heads.probs, atol=1e-5)
+
+
+def test_reusing_views_trains_on_the_computed_ones_and_computes_only_what_is_missing():
+    data = fake_data(8)
+    model = resnet()
+    set_unfrozen_stages(model, 0)
+    cache = build_cache(model, data, 0, dtype=torch.float32, log=None)
+    cache.fill(torch.arange(6).repeat_interleave(2), torch.tensor([1, 6] * 6))  # images 0-5: views 1 and 6
+    fit_on_features(model, cache, torch.arange(6), torch.arange(6, 8), batch_size=2, epochs=3, lr=1e-3,
+                    reuse_views=2, log=None)
+    # three epochs drew among the two computed views: the only new ones are the validation images' identity views
+    assert cache.filled[:6].sum(1).tolist() == [2] * 6 and cache.filled[6:, 0].all()
+    assert int(cache.filled.sum()) == 14

@@ -60,3 +60,31 @@ def test_an_older_run_folder_falls_back_to_the_final_history(run):
     run.save_json("model1/final_history.json", _history([0.5]).to_dict())
     assert results.tuned_history(run, "model1").val_acc == [0.5]
     assert results.describe_final_choice(run, "model1") == ""
+
+
+def _fixed_model1(run, adopted, accuracy_after=0.95):
+    results.choose_final(run, "model1", _tuned(0.9), {"channels": [4, 8, 16]})
+    fixed = models.build_model1({"channels": [4, 8, 16]})
+    torch.nn.init.constant_(next(fixed.parameters()), 0.5)  # weights that differ from the final model's
+    verdict = SimpleNamespace(as_dict=lambda: {"adopted": adopted, "accuracy_after": accuracy_after})
+    results.save_fix(run, "model1", fixed, verdict)
+    return fixed
+
+
+@pytest.mark.parametrize("adopted", [True, False])
+def test_the_submission_uses_the_fixed_model_only_when_its_fix_was_adopted(run, adopted):
+    fixed = _fixed_model1(run, adopted)
+    chosen = results.submission_model(run, "model1")
+    same = all(torch.equal(chosen.state_dict()[k], v) for k, v in fixed.state_dict().items())
+    assert same == adopted
+    assert results.submission_val_acc(run, "model1") == (0.95 if adopted else 0.9)
+
+
+def test_a_search_won_by_the_baseline_keeps_it_without_retraining(run):
+    text = results.choose_final(run, "model1", None, {"channels": "8-16"})
+    assert "without a second, identical run" in text and "80.0%" in text
+    assert run.load_json("model1/final_history.json")["val_acc"] == [0.6, 0.8]
+    assert models.count_layers(results.load_final(run, "model1")).by_type["Conv2d"] == 2
+    assert not results.was_retrained(run, "model1")
+    assert results.tuned_history(run, "model1").val_acc == [0.6, 0.8]  # the baseline's curves, said so
+    assert "not of a second run" in results.describe_final_choice(run, "model1")

@@ -135,9 +135,12 @@ def test_model2_search_runs(ray_cluster, tiny_data, tmp_path, monkeypatch):
     with pytest.warns(UserWarning):
         base, _ = build_model2("resnet18", cache_dir=tmp_path / "no_weights", allow_random=True)
     result = tune.run_search("model2", tiny_data, TINY, device="cpu", seed=0, storage_dir=tmp_path,
-                             base_model2=base, log=lambda line: None)
+                             base_model2=base, run_dir=tmp_path / "run", log=lambda line: None)
     assert set(result.best_config) == set(recipes.model2_search_space(TINY))
-    assert len(result.table) == 2
+    assert len(result.table) == 2 and not result.failed
+    # the trials trained on prefix features computed once in the driver, kept for the next chapters
+    saved = list((tmp_path / "run" / "features").glob("model2-u1-*.pt"))
+    assert len(saved) == 1
 
 
 def test_figures_are_labelled(model1_search, tmp_path):
