@@ -515,8 +515,14 @@ def describe_fix(result: FixResult) -> str:
               f"({d_pair:+.1f} pp; {pair.count} -> {int(counts_a[i, j])} patches), recall of "
               f"'{pair.true_name}' from {rates_b[i, i]:.1%} to {rates_a[i, i]:.1%} ({d_recall:+.1f} pp), and {overall}.")
     lines.append(change)
-    if d_pair < 0 and d_recall >= 0 and d_acc >= 0:
-        verdict = "The fix worked: the targeted confusion fell without costing overall accuracy."
+    # other classes whose recall fell by COLLAPSE_PP or more: accuracy alone can hide them on imbalanced data
+    hurt = [CLASS_NAMES[k] for k in range(N_CLASSES)
+            if k != i and 100 * (rates_b[k, k] - rates_a[k, k]) >= COLLAPSE_PP]
+    if d_pair < 0 and hurt:
+        verdict = (f"The targeted confusion fell, but recall of {', '.join(repr(n) for n in hurt)} fell by "
+                   f"{COLLAPSE_PP:.0f} pp or more: the fix moved errors to other classes rather than removing them.")
+    elif d_pair < 0 and d_recall >= 0 and d_acc >= 0:
+        verdict = "The fix worked: the targeted confusion fell without costing overall accuracy or another class."
     elif d_pair < 0 and d_acc < 0:
         verdict = ("The fix reduced the targeted confusion but at a cost elsewhere: overall accuracy fell, "
                    "so the model now errs more on other classes (over-correction).")

@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from labkit import CLASS_NAMES  # noqa: E402
 from labkit import diagnostics as dg  # noqa: E402
+from labkit.train import Predictions  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -248,3 +249,14 @@ def test_a_collapsed_class_is_named_and_blocks_adoption():
     verdict = judge_fix(_fix_result(labels, before, after), "model2")
     assert verdict.collapsed == [CLASS_NAMES[3]] and not verdict.adopted
     assert f"Recall collapsed for '{CLASS_NAMES[3]}'" in verdict.text
+
+
+def test_fix_text_names_a_class_whose_recall_the_fix_took():
+    labels = np.array([1] * 6 + [3] * 4)
+    before = Predictions(labels, np.array([3] * 6 + [3] * 4), np.full((10, 4), 0.25))  # 1 taken for 3
+    after = Predictions(labels, np.array([1] * 6 + [1] * 4), np.full((10, 4), 0.25))   # now all taken for 1
+    pair = dg.most_confused_pair(before.labels, before.preds)
+    result = SimpleNamespace(before=before, after=after, pair=pair, description="Fixed.", after_without_tta=None,
+                             settings={})
+    text = dg.describe_fix(result)
+    assert "recall of 'immune' fell by 10 pp or more" in text and "The fix worked" not in text
