@@ -77,8 +77,11 @@ if ctx.submission_file:  # where this run's hand-in copy goes (on Kaggle: the wo
     print(f"submission.csv written to {Path(ctx.submission_file).resolve()}")
 evidence.record("submission", f"submission.csv from {best} ({report.rows} rows) validated against example.csv",
                 model=best, rows=report.rows)
+fixed = {name: results.submission_is_fixed(ctx.run, name) for name in final}
 say(f"`submission.csv` holds **{best}**'s predictions ({report.rows:,} rows), chosen because its validation "
-    f"accuracy ({pct(val_acc[best])}) is the higher of the two.")
+    f"accuracy ({pct(val_acc[best])}"
+    + (", that of the fixed weights chapter 5 adopted" if fixed[best] else ", that of its kept checkpoint")
+    + ") is the higher of the two.")
 
 # %% [markdown]
 # ## 7.2 Comparing the two models

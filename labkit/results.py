@@ -127,9 +127,14 @@ def _adopted_fix(run, name: str) -> dict | None:
     return verdict if verdict.get("adopted") else None
 
 
+def submission_is_fixed(run, name: str) -> bool:
+    """Whether chapter 7 submits ``name``'s fixed weights (chapter 5 adopted its fix) rather than the final ones."""
+    return _adopted_fix(run, name) is not None
+
+
 def submission_model(run, name: str):
     """The model chapter 7 submits for ``name``: the fixed one where chapter 5 adopted its fix, else the final."""
-    return load_final(run, name, "fixed" if _adopted_fix(run, name) else "final")
+    return load_final(run, name, "fixed" if submission_is_fixed(run, name) else "final")
 
 
 def submission_val_acc(run, name: str) -> float:

@@ -76,7 +76,7 @@ def test_the_submission_uses_the_fixed_model_only_when_its_fix_was_adopted(run, 
     fixed = _fixed_model1(run, adopted)
     chosen = results.submission_model(run, "model1")
     same = all(torch.equal(chosen.state_dict()[k], v) for k, v in fixed.state_dict().items())
-    assert same == adopted
+    assert same == adopted == results.submission_is_fixed(run, "model1")
     assert results.submission_val_acc(run, "model1") == (0.95 if adopted else 0.9)
 
 
