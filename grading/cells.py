@@ -93,10 +93,6 @@ class Cell:
         """The outputs a person sees, without evidence records (which only vouch for the cell)."""
         return [o for o in self.outputs if not o.evidence]
 
-    @property
-    def output_text(self) -> str:
-        return "\n".join(o.text for o in self.outputs if o.text)
-
 
 def _read_output(raw) -> Output:
     kind = raw.get("output_type", "")
