@@ -11,6 +11,7 @@ from . import sections
 from .cells import PRINTED_MATRIX, Cell
 from .codeparse import base_names
 from .flow import ARCH_CALL, MODELS, NotebookView, Site, strip_comments
+from .marker import Marker
 from .names import TEAM_NAME, suggest_team_name
 from .results import FAIL, PASS, WARN, Verdict
 
@@ -113,8 +114,9 @@ def detect_run_order(view: NotebookView) -> Verdict:
 
 # --- data -----------------------------------------------------------------------------------------
 
-_SPLIT = re.compile(r"\b(train_test_split|random_split|StratifiedShuffleSplit|StratifiedKFold|KFold|"
-                    r"ShuffleSplit|SubsetRandomSampler|stratified_split)\s*\(")
+_SPLITTERS = ("train_test_split", "random_split", "StratifiedShuffleSplit", "StratifiedKFold", "KFold",
+              "ShuffleSplit", "SubsetRandomSampler", "stratified_split")
+_SPLIT = Marker(r"\b(%s)\s*\(" % "|".join(_SPLITTERS), _SPLITTERS)
 _OTHER_DATA = re.compile(r"\b(ImageFolder|TensorDataset|DataLoader)\s*\(")
 
 
@@ -164,7 +166,8 @@ _ARCH_CALL = ARCH_CALL
 _MODEL2_HINT = re.compile(r"pretrained|weights|timm|load_state_dict|torch\.load|get_model|" + "|".join(sections.ARCH_NAMES))
 _GET_MODEL = re.compile(r"\bget_model\s*\(\s*['\"](\w+)['\"]([^()]*(?:\([^()]*\)[^()]*)*)\)")
 _IMAGENET_WEIGHTS = re.compile(r"weights\s*=\s*(?:[\w.]*IMAGENET\w*|[\w.]*DEFAULT|['\"](?:DEFAULT|IMAGENET1K_\w+)['\"])")
-_WEIGHTS_ENUM = re.compile(r"\b\w+_Weights\.(?:IMAGENET\w*|DEFAULT)\b|['\"](?:DEFAULT|IMAGENET1K_\w+)['\"]")
+_WEIGHTS_ENUM = Marker(r"\b\w+_Weights\.(?:IMAGENET\w*|DEFAULT)\b|['\"](?:DEFAULT|IMAGENET1K_\w+)['\"]",
+                       ("_Weights.", "DEFAULT", "IMAGENET1K_"))
 _WEIGHTS_VAR = re.compile(r"weights\s*=\s*(?!None\b)[A-Za-z_]\w*\s*(?:[,)]|$)")
 _RANDOM = re.compile(r"pretrained\s*=\s*False|weights\s*=\s*None")
 _TIMM = re.compile(r"timm\.create_model\s*\([^)]*pretrained\s*=\s*True")
@@ -244,20 +247,24 @@ def detect_model2(view: NotebookView) -> Verdict:
 
 # --- per-model steps: tuning, curves, confusion matrices, Captum ---------------------------------
 
-_TUNE = re.compile(r"\btune\.run\s*\(|\bTuner\s*\(|\btune\.run_experiments\s*\(")
-_CURVE_PLOT = re.compile(r"\bplt\.plot\s*\(|\.plot\s*\(|\blineplot\s*\(|\bax\w*\.plot\s*\(")
+_TUNE = Marker(r"\btune\.run\s*\(|\bTuner\s*\(|\btune\.run_experiments\s*\(", ("tune.run", "Tuner"))
+_TUNER_VARIABLE = Marker(r"(\w+)\s*=\s*(?:tune\.)?Tuner\s*\(", ("Tuner",))
+_CURVE_PLOT = Marker(r"\bplt\.plot\s*\(|\.plot\s*\(|\blineplot\s*\(|\bax\w*\.plot\s*\(", ("plot",))
 _CURVE_WHAT = re.compile(r"loss|acc", re.I)
-_CONFUSION = re.compile(r"\bconfusion_matrix\s*\(|\bConfusionMatrixDisplay\b|\bplot_confusion\w*\s*\(|"
-                        r"\bheatmap\s*\(|\bcrosstab\s*\(|\bMulticlassConfusionMatrix\s*\(")
+_CONFUSION = Marker(r"\bconfusion_matrix\s*\(|\bConfusionMatrixDisplay\b|\bplot_confusion\w*\s*\(|"
+                    r"\bheatmap\s*\(|\bcrosstab\s*\(|\bMulticlassConfusionMatrix\s*\(",
+                    ("confusion", "ConfusionMatrix", "heatmap", "crosstab"))
 _CONFUSION_WHAT = re.compile(r"confus|\bcm\w*\b|crosstab", re.I)
 # What draws a matrix as a picture; an image from a cell without one of these is some other figure.
 _MATRIX_PLOT = re.compile(r"\bheatmap\s*\(|\bConfusionMatrixDisplay\b|\b(?:imshow|matshow)\s*\(|"
                           r"\bplot_confusion\w*\s*\(")
 _MATRIX_TEXT = PRINTED_MATRIX
-_CAPTUM = re.compile(r"\b(?:Occlusion|Saliency|IntegratedGradients|NoiseTunnel|GuidedGradCam|LayerGradCam|"
-                     r"GuidedBackprop|Deconvolution|DeepLift\w*|GradientShap|InputXGradient|FeatureAblation|"
-                     r"ShapleyValueSampling|Lime|KernelShap|LayerConductance|LayerIntegratedGradients)\s*\(|"
-                     r"\bvisualize_image_attr\w*\s*\(")
+_CAPTUM_CLASSES = ("Occlusion", "Saliency", "IntegratedGradients", "NoiseTunnel", "GuidedGradCam", "LayerGradCam",
+                   "GuidedBackprop", "Deconvolution", "DeepLift", "DeepLiftShap", "GradientShap", "InputXGradient",
+                   "FeatureAblation", "ShapleyValueSampling", "Lime", "KernelShap", "LayerConductance",
+                   "LayerIntegratedGradients")
+_CAPTUM = Marker(r"\b(?:%s)\s*\(|\bvisualize_image_attr\w*\s*\(" % "|".join(_CAPTUM_CLASSES),
+                 _CAPTUM_CLASSES + ("visualize_image_attr",))
 _DRAWS = re.compile(r"\bvisualize_image_attr\w*\s*\(|\bplt\.|\bimshow\s*\(|\.show\s*\(|\bsubplots?\s*\(")
 
 
@@ -310,9 +317,9 @@ def _why_not(cell: Cell, needs: str) -> str:
 
 def detect_tuning(view: NotebookView) -> dict[str, Verdict]:
     # tuner = tune.Tuner(...) in one cell, tuner.fit() (which prints the results) in another
-    tuners = set(re.findall(r"(\w+)\s*=\s*(?:tune\.)?Tuner\s*\(", "\n".join(c.source for c in view.code)))
-    marker = _TUNE if not tuners else re.compile(
-        _TUNE.pattern + r"|\b(?:%s)\.fit\s*\(" % "|".join(map(re.escape, sorted(tuners))))
+    tuners = sorted(set(_TUNER_VARIABLE.findall("\n".join(c.source for c in view.code))))
+    marker = _TUNE if not tuners else _TUNE.or_(r"\b(?:%s)\.fit\s*\(" % "|".join(map(re.escape, tuners)),
+                                                tuple(f"{name}.fit" for name in tuners))
     sites = view.sites(marker)
     return _per_model(view, "tuning", sites, lambda s: _ok(s.cell) and bool(s.cell.outputs),
                       "a Ray Tune run with results", lambda s: _why_not(s.cell, "output"))

@@ -15,10 +15,11 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from . import sections
 from .cells import Cell
+from .marker import Marker
 from .codeparse import (
     Definition,
     LayerCount,
@@ -37,11 +38,12 @@ TORCHVISION_ARCH = r"(?:%s)\w*" % "|".join(a for a in sections.ARCH_NAMES if a n
     + r"|vit_\w+|swin_\w+"
 # torchvision's builders are lower case (resnet50, efficientnet_b0); a student's class ResNet50() is not one.
 # (Case-sensitive also keeps it fast: an IGNORECASE alternation cannot skip ahead to a literal.)
-ARCH_CALL = re.compile(r"\b(%s)\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)" % TORCHVISION_ARCH)
+ARCH_CALL = Marker(r"\b(%s)\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)" % TORCHVISION_ARCH, sections.ARCH_NAMES)
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 _COMMENT = re.compile(r"(?m)^\s*#.*$|[ \t]+#(?![^'\"\n]*['\"]\s*[,)\]]).*$")
 
 
+@lru_cache(maxsize=8192)   # every detector asks for the same cells and statements
 def strip_comments(code: str) -> str:
     """Code without its comments: a commented-out line (``# visualize_image_attr(...)``) did not run."""
     return _COMMENT.sub("", code) if "#" in code else code
@@ -177,7 +179,8 @@ class NotebookView:
         for cell, d in sorted(self.definitions, key=lambda item: order.get(item[0].number, -1)):
             if d.kind == "def":
                 found[d.name] = FunctionFacts(d, cell)
-        builds = [("model1", re.compile(self._builder_call(self.model1_builders))) if self.model1_builders else None,
+        builders = tuple(sorted(self.model1_builders))
+        builds = [("model1", Marker(self._builder_call(self.model1_builders), builders)) if builders else None,
                   ("model2", ARCH_CALL)]
         for facts in found.values():
             facts.called = {n for n in _IDENTIFIER.findall(facts.body) if n in found and n != facts.definition.name}
@@ -487,8 +490,9 @@ def _helper_counts(view: NotebookView) -> dict[str, LayerCount]:
     counts: dict[str, LayerCount] = {}
     for _ in range(2):   # blocks built from blocks
         # only definitions that name a weight layer or a block already counted can build one
-        builds = re.compile(r"\b(?:Conv2d|Linear|LazyConv2d|LazyLinear%s)\b"
-                            % "".join("|" + re.escape(k) for k, v in counts.items() if v.total))
+        blocks = tuple(k for k, v in counts.items() if v.total)
+        builds = Marker(r"\b(?:Conv2d|Linear|LazyConv2d|LazyLinear%s)\b" % "".join("|" + re.escape(k) for k in blocks),
+                        ("Conv2d", "Linear") + blocks)
         for _, d in view.definitions:
             if d.node is not None and builds.search(d.text):
                 counts[d.name] = count_weight_layers(d.node, {k: v for k, v in counts.items() if k != d.name})
