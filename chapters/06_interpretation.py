@@ -61,6 +61,11 @@ val_dataset = nuclei.val_dataset()
 show_source(interpret.attribute)
 
 # %%
+captum_settings = ctx.profile.captum_settings()
+say(f"This build's settings ({ctx.profile.name} profile): IG + SmoothGrad averages "
+    f"{captum_settings['n_samples']} noisy copies x {captum_settings['n_steps']} integration steps per patch; "
+    f"Occlusion covers a {captum_settings['window']}-pixel square every {captum_settings['stride']} pixels "
+    f"({interpret.occlusion_positions(val_images.shape[-1], captum_settings['window'], captum_settings['stride']) ** 2} positions per patch).")
 attributions, checked_inputs = {}, {}
 for name, model in final.items():
     pred = ctx.run.load_json(f"diagnostics/{name}_val_predictions.json")
@@ -68,7 +73,7 @@ for name, model in final.items():
     picks = interpret.pick_examples(labels, preds, per_class=ctx.profile.interpret_per_class)
     inputs = torch.stack([val_dataset[i][0] for i in picks])
     with ctx.timer.phase("captum"):
-        attributions[name] = interpret.explain(model, inputs, preds[picks])
+        attributions[name] = interpret.explain(model, inputs, preds[picks], **captum_settings)
     checked_inputs[name] = (inputs, preds[picks])
     with ctx.timer.phase("figures"):
         fig = interpret.attribution_figure(model, inputs, val_images[picks], labels[picks], preds[picks],
@@ -97,7 +102,7 @@ for name, model in final.items():
     picks_inputs, picks_targets = checked_inputs[name]
     with ctx.timer.phase("captum"):
         randomisation[name] = interpret.randomisation_check(model, picks_inputs, picks_targets, attributions[name],
-                                                        seed=seed)
+                                                            seed=seed, **captum_settings)
 table = interpret.central_share_table(attributions, randomisation=randomisation)
 ctx.run.save_frame("diagnostics/central_share.csv", table)
 display(table.style.format({"central_share": "{:.1%}", "area_share": "{:.1%}", "times_chance": "{:.2f}x",

@@ -11,10 +11,10 @@
 # %% [markdown]
 # # 7. Predictions, comparison of the two models, and conclusions
 #
-# Both tuned models predict the test set, averaging each patch's prediction over its eight flips and
-# rotations (test-time augmentation) except in the quick profile. Each prediction file is checked against the data's
-# `example.csv` (same header, same files in the same order, integer labels 0 to 3) before it is written, and
-# the model with the higher validation accuracy provides `submission.csv`.
+# Both tuned models predict the test set, and the one with the higher validation accuracy provides
+# `submission.csv`; its predictions average each patch over its eight flips and rotations (test-time
+# augmentation) except in the quick profile. Each prediction file is checked against the data's `example.csv`
+# (same header, same files in the same order, integer labels 0 to 3) before it is written.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -56,19 +56,26 @@ test_loader = data.make_loader(nuclei.test_dataset(), ctx.profile.batch_size, sh
 show_source(submission.predict_test, submission.write_submission)
 
 # %%
-val_acc = {}
+val_acc = {name: results.submission_val_acc(ctx.run, name) for name in final}  # kept checkpoint or fixed weights
+best = submission.choose_best(val_acc)
+other = next(name for name in final if name != best)
+why_best = ("the higher validation accuracy" if val_acc[best] > val_acc[other]
+            else f"the same validation accuracy as {other}, and a tie goes to {best}")
+if ctx.profile.test_time_augmentation:
+    say(f"**{best}** has {why_best}, so its predictions are the ones submitted: they average the eight flips "
+        "and 90-degree rotations of each test patch (test-time augmentation, 8 passes a patch). "
+        f"{other}'s predictions take one pass a patch: they are here to compare the class mix.")
 for name, model in final.items():
-    with ctx.timer.phase("evaluation"):  # with TTA, 8 passes per test patch
-        preds = submission.predict_test(model, test_loader, device=ctx.device, tta=ctx.profile.test_time_augmentation)
+    with ctx.timer.phase("evaluation"):
+        preds = submission.predict_test(model, test_loader, device=ctx.device,
+                                        tta=ctx.profile.test_time_augmentation and name == best)
     path = submission.write_submission(ctx.run.path(f"submission/submission_{name}.csv"), nuclei.test_files,
                                        preds, nuclei.layout.example_csv)
     submission.validate_submission(path, nuclei.layout.example_csv)
-    val_acc[name] = results.submission_val_acc(ctx.run, name)  # kept checkpoint (or fixed weights), no TTA
     print(f"{path.name}: {len(preds)} rows, valid")
     display(submission.class_mix_table(preds, nuclei.train_labels.numpy()).rename_axis(name))
     say(narrative.describe_predicted_mix(preds, nuclei.train_labels.numpy(), name))
 
-best = submission.choose_best(val_acc)
 chosen = ctx.run.path("submission/submission.csv")
 chosen.write_bytes(ctx.run.path(f"submission/submission_{best}.csv").read_bytes())
 report = submission.validate_submission(chosen, nuclei.layout.example_csv)
@@ -78,10 +85,9 @@ if ctx.submission_file:  # where this run's hand-in copy goes (on Kaggle: the wo
 evidence.record("submission", f"submission.csv from {best} ({report.rows} rows) validated against example.csv",
                 model=best, rows=report.rows)
 fixed = {name: results.submission_is_fixed(ctx.run, name) for name in final}
-say(f"`submission.csv` holds **{best}**'s predictions ({report.rows:,} rows), chosen because its validation "
-    f"accuracy ({pct(val_acc[best])}"
-    + (", that of the fixed weights chapter 5 adopted" if fixed[best] else ", that of its kept checkpoint")
-    + ") is the higher of the two.")
+say(f"`submission.csv` holds **{best}**'s predictions ({report.rows:,} rows), chosen because it has {why_best}: "
+    f"{pct(val_acc[best])}"
+    + (", that of the fixed weights chapter 5 adopted." if fixed[best] else ", that of its kept checkpoint."))
 
 # %% [markdown]
 # ## 7.2 Comparing the two models

@@ -10,6 +10,7 @@ Public API (chapter 06 calls these):
   baseline with ``stride``. The baseline of IG and Occlusion is 0 in normalised units, i.e. the mean
   colour of the training images. Targets are usually the predicted classes (what made the model say so).
 - ``explain(model, inputs, targets, methods=METHODS, **settings) -> dict[method, numpy [N, H, W]]``.
+- ``occlusion_positions(size, window=16, stride=12) -> int``: occlusion positions along one side.
 - ``pick_examples(labels, preds, per_class=1, seed=0) -> list[int]``: for each class, ``per_class``
   correctly and ``per_class`` wrongly classified indices (when there are any), class by class.
 - ``attribution_figure(model, images_norm, images_uint8, labels, preds, title, *, attributions=None,
@@ -112,6 +113,11 @@ def attribute(model: torch.nn.Module, inputs, targets, method: str, *, n_samples
     finally:
         model.train(was_training)
     return np.concatenate(maps) if maps else np.zeros((0,) + tuple(inputs.shape[2:]))
+
+
+def occlusion_positions(size: int, window: int = 16, stride: int = 12) -> int:
+    """Positions of the occlusion window along one side of a ``size``-pixel patch (Captum's count)."""
+    return (size - window) // stride + 1
 
 
 def explain(model, inputs, targets, methods: Sequence[str] = METHODS, **settings) -> dict[str, np.ndarray]:
