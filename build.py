@@ -18,7 +18,9 @@ import os
 import platform
 import re
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -74,6 +76,10 @@ def find_chapters(directory: Path | None = None) -> list[Chapter]:
 
 
 # -- kernel ----------------------------------------------------------------------------------------
+def kernels_dir(out: Path) -> Path:
+    return out / ".jupyter" / "kernels"
+
+
 def ensure_kernel(out: Path) -> dict:
     """A kernelspec for *this* interpreter, in a private folder, so papermill never picks a stranger.
 
@@ -81,7 +87,7 @@ def ensure_kernel(out: Path) -> dict:
     chapters import labkit even when it is not installed).
     """
     share = out / ".jupyter"
-    spec_dir = share / "kernels" / KERNEL_NAME
+    spec_dir = kernels_dir(out) / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     spec = {
         # log level CRITICAL: keeps the kernel's start-up chatter out of the build's progress lines
@@ -188,19 +194,91 @@ def preflight(args, data_dir: Path) -> None:
 
 
 # -- running one chapter ---------------------------------------------------------------------------
-def run_chapter(chapter: Chapter, params: dict, work: Path, env: dict) -> Path:
-    """Execute one chapter with papermill; return the executed notebook's path in work/."""
+class WarmKernel:
+    """A chapter's kernel, started before the chapter's turn, with the chapter's imports already loaded.
+
+    Starting a kernel and importing torch, torchvision, pandas and matplotlib costs 5-8 s of one core in every
+    chapter (``bench/build.py --breakdown``: start+imports). Started while the previous step still runs, that
+    time overlaps the previous chapters' work instead of adding to the build. The imports run silently (no
+    execution count, no output), so the executed chapter is what a fresh kernel gives: its own import cell
+    finds the modules loaded, and the notebook still shows every import it needs.
+    """
+
+    def __init__(self, chapter: Chapter, env: dict, kernels_dir: Path):
+        from jupyter_client.kernelspec import KernelSpecManager
+        from jupyter_client.manager import KernelManager
+
+        self.km = KernelManager(kernel_name=KERNEL_NAME,
+                                kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]))
+        self.km.start_kernel(env={**os.environ, **env}, cwd=str(REPO))
+        self._preload = threading.Thread(target=self._import, args=(chapter_imports(chapter),), daemon=True)
+        self._preload.start()
+
+    def _import(self, code: str) -> None:
+        client = self.km.blocking_client()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=120)
+            client.execute_interactive(code, silent=True, store_history=False, timeout=600,
+                                       output_hook=lambda message: None)
+        except Exception:  # noqa: BLE001 - the chapter's own import cell runs the same code and reports it
+            pass
+        finally:
+            client.stop_channels()
+
+    def shutdown(self) -> None:
+        if self.km.has_kernel:
+            self.km.shutdown_kernel(now=True)
+        self._preload.join(timeout=10)
+
+
+# Imported inside labkit functions that most chapters call (building model2, computing F1): worth loading early.
+PRELOADED_LIBRARIES = ("torchvision", "sklearn.metrics")
+
+
+def chapter_imports(chapter: Chapter) -> str:
+    """Code that imports the modules a chapter's code cells import (parameters cell excluded), and the
+    PRELOADED_LIBRARIES, binding no name in the kernel: the chapter's namespace stays as a fresh one."""
+    import ast
+
+    modules = []
+    for cell in jupytext.read(chapter.path).cells:
+        if cell.cell_type != "code" or "parameters" in cell.metadata.get("tags", []):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Import):
+                modules += [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                # "from labkit import data": labkit.data may be a module or a name; try both
+                modules += [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
+    modules = list(dict.fromkeys(modules + list(PRELOADED_LIBRARIES)))
+    return ("def _preload(names):\n"
+            "    import importlib\n"
+            "    for name in names:\n"
+            "        try:\n"
+            "            importlib.import_module(name)\n"
+            "        except ImportError:\n"
+            "            pass\n"
+            f"_preload({modules!r})\n"
+            "del _preload\n")
+
+
+def run_chapter(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) -> Path:
+    """Execute one chapter with papermill in its (already started) kernel; return the executed notebook's
+    path in work/."""
     import papermill as pm
 
     source = jupytext.read(chapter.path)
     source.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
     executed = work / f"{chapter.id}.ipynb"
     partial = work / f"{chapter.id}.partial.ipynb"
-    old_env = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     try:
-        pm.execute_notebook(source, str(partial), parameters=params, kernel_name=KERNEL_NAME,
-                            progress_bar=False, log_output=False, cwd=str(REPO))
+        pm.execute_notebook(source, str(partial), parameters=params, kernel_name=KERNEL_NAME, km=kernel.km,
+                            progress_bar=False, log_output=False)
     except pm.PapermillExecutionError as exc:
         failed = work / f"{chapter.id}.failed.ipynb"
         os.replace(partial, failed)
@@ -217,12 +295,6 @@ def run_chapter(chapter: Chapter, params: dict, work: Path, env: dict) -> Path:
             f"The partly executed chapter is kept for inspection: {failed}\n"
             f"Fix chapters/{chapter.path.name}, then re-run (or: --only {chapter.number})."
         ) from None
-    finally:
-        for key, value in old_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     os.replace(partial, executed)
     return executed
 
@@ -274,42 +346,52 @@ def _steps(chapters: list[Chapter]) -> list[list[Chapter]]:
     return steps
 
 
-def run_chapters(chapters: list[Chapter], params: dict, work: Path, env: dict):
+def run_chapters(chapters: list[Chapter], params: dict, work: Path, env: dict, kernels_dir: Path):
     """Run the chapters (some side by side) with a progress line each; yield (chapter, seconds).
 
-    On a failure, the chapters already started finish, then the first failure is raised.
+    Each step's kernels are started (imports loaded) while the step before it runs. On a failure, the
+    chapters already started finish, every kernel is shut down, then the first failure is raised.
     """
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    steps = _steps(chapters)
+    kernels: dict[str, WarmKernel] = {}
+
+    def start_kernels(step: list[Chapter]) -> None:
+        # split the cores between side-by-side chapters: oversubscribed torch threads spin and slow both down
+        threads = str(max(1, (os.cpu_count() or 1) // len(step)))
+        step_env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} if len(step) > 1 else env
+        for chapter in step:
+            kernels[chapter.id] = WarmKernel(chapter, step_env, kernels_dir)
 
     done = 0
-    for step in _steps(chapters):
-        if len(step) == 1:
-            outcomes = [_timed_run(step[0], params, work, env)]
-        else:  # spawn, not fork: this process has imported torch
-            # split the cores between the chapters: oversubscribed torch threads spin and slow both down
-            threads = str(max(1, (os.cpu_count() or 1) // len(step)))
-            step_env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-            with ProcessPoolExecutor(len(step), mp_context=multiprocessing.get_context("spawn")) as pool:
-                futures = [pool.submit(_timed_run, c, params, work, step_env) for c in step]
-                outcomes = [f.result() for f in futures]
-        for chapter, (seconds, error) in zip(step, outcomes):
-            done += 1
-            together = " (side by side with " + ", ".join(c.id for c in step if c is not chapter) + ")" \
-                if len(step) > 1 else ""
-            status = f"FAILED after {seconds:.0f} s" if error else f"{seconds:6.1f} s"
-            print(f"  [{done}/{len(chapters)}] {chapter.id:<18} {status}{together}", flush=True)
-        errors = [error for _, error in outcomes if error]
-        if errors:
-            raise BuildError(errors[0])
-        for chapter, (seconds, _) in zip(step, outcomes):
-            yield chapter, seconds
+    try:
+        start_kernels(steps[0])
+        for index, step in enumerate(steps):
+            if index + 1 < len(steps):
+                start_kernels(steps[index + 1])
+            with ThreadPoolExecutor(len(step)) as pool:
+                outcomes = list(pool.map(lambda c: _timed_run(c, params, work, kernels[c.id]), step))
+            for chapter in step:
+                kernels.pop(chapter.id).shutdown()
+            for chapter, (seconds, error) in zip(step, outcomes):
+                done += 1
+                together = " (side by side with " + ", ".join(c.id for c in step if c is not chapter) + ")" \
+                    if len(step) > 1 else ""
+                status = f"FAILED after {seconds:.0f} s" if error else f"{seconds:6.1f} s"
+                print(f"  [{done}/{len(chapters)}] {chapter.id:<18} {status}{together}", flush=True)
+            errors = [error for _, error in outcomes if error]
+            if errors:
+                raise BuildError(errors[0])
+            for chapter, (seconds, _) in zip(step, outcomes):
+                yield chapter, seconds
+    finally:
+        for kernel in kernels.values():
+            kernel.shutdown()
 
 
-def _timed_run(chapter: Chapter, params: dict, work: Path, env: dict) -> tuple[float, str | None]:
+def _timed_run(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) -> tuple[float, str | None]:
     t0 = time.perf_counter()
     try:
-        run_chapter(chapter, params, work, env)
+        run_chapter(chapter, params, work, kernel)
         error = None
     except BuildError as exc:
         error = str(exc)
@@ -516,7 +598,7 @@ def build(args) -> int:
     print(f"Building {args.team}.ipynb: profile {profile.name}, {data_desc}, device {device}")
     timings_path = work / "timings.json"
     chapter_seconds = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    for chapter, seconds in run_chapters(selected, params, work, env):
+    for chapter, seconds in run_chapters(selected, params, work, env, kernels_dir(out)):
         chapter_seconds[chapter.id] = seconds
         timings_path.write_text(json.dumps(chapter_seconds))
 

@@ -49,6 +49,16 @@ N_VIEWS = 8
 CACHE_STAGES = 1
 
 
+def views_to_reuse(device) -> int:
+    """How many dihedral views per image model2's runs draw from (``fit_on_features``'s ``reuse_views``).
+
+    On a CPU, 2: computed once in large batches, then revisited by the baseline, every tuning trial and the
+    final run, instead of a fresh view per sample and epoch (the standard build's baseline spent most of
+    its 3 epochs computing new views). A GPU affords a fresh view per epoch (0), which matters over the
+    full profile's many epochs."""
+    return 2 if torch.device(device).type == "cpu" else 0
+
+
 def uses_cache(model: nn.Module, unfrozen_stages: int) -> bool:
     """Whether a model2 run with ``unfrozen_stages`` trains on cached features (``CACHE_STAGES`` deep)."""
     return type(model).__name__ == "ResNet" and 0 <= int(unfrozen_stages) <= CACHE_STAGES

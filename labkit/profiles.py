@@ -86,7 +86,9 @@ PROFILES = {
     "standard": Profile("standard", stub_train=3000, stub_test=800, val_fraction=0.2,
                         model1_steps=300, model2_steps=114, max_epochs=40, min_epochs=2, patience=6,
                         tune_trials=6, tune_budget_share=0.25, tune_subset=0.5, interpret_per_class=1,
-                        batch_size=64),
+                        batch_size=64,
+                        # 16 IG passes and 6 x 6 occlusions per patch: 60% of the full profile's Captum cost
+                        ig_noisy_copies=2, ig_steps=8, occlusion_window=20, occlusion_stride=16),
     "full": Profile("full", stub_train=10000, stub_test=5041, val_fraction=0.15,
                     model1_steps=2000, model2_steps=800, max_epochs=60, min_epochs=3, patience=8,
                     tune_trials=16, tune_budget_share=0.4, tune_subset=1.0, interpret_per_class=1,

@@ -174,14 +174,15 @@ def describe_settings(config: dict) -> str:
 # One training run (baselines in chapters 2 and 3, final runs in chapter 4)
 # ---------------------------------------------------------------------------------------------------
 def train_model(kind: str, model: nn.Module, config: dict, data, *, epochs: int, patience=None, device="cpu",
-                seed: int = 0, run_dir=None, name: str | None = None, reuse_views: int = 0, log=print):
+                seed: int = 0, run_dir=None, name: str | None = None, reuse_views: int | None = None, log=print):
     """Train ``model`` (made for ``config``) with the config's settings on ``data``'s training split, keep the
     epoch with the lowest validation loss; returns ``train.FitResult``.
 
     model2 with at most ``features.CACHE_STAGES`` unfrozen stages trains its suffix on cached prefix
     features (``labkit.features``): the frozen stages run once per image and view, not once per epoch. The
     cache is read from and written back to ``run_dir`` (the run folder), so later chapters reuse it;
-    ``reuse_views`` (model2 on the cache): see ``features.fit_on_features``.
+    ``reuse_views`` (model2 on the cache): see ``features.fit_on_features``; None: ``features.views_to_reuse``
+    for the device.
     """
     from labkit import data as data_module
     from labkit import train
@@ -191,6 +192,8 @@ def train_model(kind: str, model: nn.Module, config: dict, data, *, epochs: int,
     common = dict(epochs=epochs, patience=patience, device=device, seed=seed, name=name or kind, log=log, **settings)
     if kind == "model2" and features.uses_cache(model, config["unfrozen_stages"]):
         cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
+        if reuse_views is None:
+            reuse_views = features.views_to_reuse(device)
         result = features.fit_on_features(model, cache, data.train_idx, data.val_idx, batch_size=batch,
                                           reuse_views=reuse_views, **common)
         if run_dir is not None:

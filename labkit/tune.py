@@ -423,9 +423,7 @@ def train_final(kind: str, config: dict, data, profile, *, device="cpu", seed: i
     config = {"batch_size": profile.batch_size, **config}
     model = kind_recipe.make_model(config, base)
     epochs = profile.epochs_for(kind, len(data.train_idx))
-    # On a CPU model2 revisits the views the baseline and the trials computed (2 or more per image) instead of
-    # computing new ones; a GPU affords a fresh view per epoch, which matters over the full profile's many epochs
-    reuse_views = 2 if torch.device(device).type == "cpu" else 0
+    # model2 on a CPU revisits the views the baseline and the trials computed (features.views_to_reuse)
     result = train_model(kind, model, config, data, epochs=epochs, patience=profile.patience, device=device,
-                         seed=seed, run_dir=run_dir, log=log, name=f"{kind} (tuned)", reuse_views=reuse_views)
+                         seed=seed, run_dir=run_dir, log=log, name=f"{kind} (tuned)")
     return FinalRun(model=model, fit=result, config=config)

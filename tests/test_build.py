@@ -324,3 +324,16 @@ def test_contents_and_rubric_map_links_work_in_the_html(quick_build):
     assert nb.cells[-1].source.startswith("# Appendix: the environment")
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1, "one parameters cell, in the first chapter"
+
+
+def test_a_warm_kernel_preloads_a_chapters_imports_without_binding_names(tmp_path):
+    chapter_file = tmp_path / "09_extra.py"
+    chapter_file.write_text('# %% tags=["parameters"]\nimport colorsys\n\n# %%\nimport json\n'
+                            "from email import utils\nfrom labkit.notebook import say\nx = 1\n")
+    code = build.chapter_imports(build.find_chapters(tmp_path)[0])
+    namespace: dict = {}
+    exec(code, namespace)
+    assert set(namespace) == {"__builtins__"}, "the preload must leave the chapter's namespace empty"
+    for module in ("json", "email.utils", "labkit.notebook", *build.PRELOADED_LIBRARIES):
+        assert repr(module) in code
+    assert "colorsys" not in code, "the parameters cell is papermill's, not an import to preload"
