@@ -346,46 +346,63 @@ def _steps(chapters: list[Chapter]) -> list[list[Chapter]]:
     return steps
 
 
-def run_chapters(chapters: list[Chapter], params: dict, work: Path, env: dict, kernels_dir: Path):
-    """Run the chapters (some side by side) with a progress line each; yield (chapter, seconds).
+class KernelPool:
+    """The chapters' warm kernels by chapter id. Used as a context manager: whatever is left, after a
+    failure or an interrupt, is shut down on the way out."""
 
-    Each step's kernels are started (imports loaded) while the step before it runs. On a failure, the
-    chapters already started finish, every kernel is shut down, then the first failure is raised.
-    """
-    steps = _steps(chapters)
-    kernels: dict[str, WarmKernel] = {}
+    def __init__(self, env: dict, kernels_dir: Path):
+        self.env, self.kernels_dir = env, kernels_dir
+        self.kernels: dict[str, WarmKernel] = {}
 
-    def start_kernels(step: list[Chapter]) -> None:
+    def start(self, step: list[Chapter]) -> None:
         # split the cores between side-by-side chapters: oversubscribed torch threads spin and slow both down
         threads = str(max(1, (os.cpu_count() or 1) // len(step)))
-        step_env = {**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} if len(step) > 1 else env
+        env = {**self.env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} if len(step) > 1 else self.env
         for chapter in step:
-            kernels[chapter.id] = WarmKernel(chapter, step_env, kernels_dir)
+            if chapter.id not in self.kernels:
+                self.kernels[chapter.id] = WarmKernel(chapter, env, self.kernels_dir)
 
-    done = 0
-    try:
-        start_kernels(steps[0])
-        for index, step in enumerate(steps):
-            if index + 1 < len(steps):
-                start_kernels(steps[index + 1])
-            with ThreadPoolExecutor(len(step)) as pool:
-                outcomes = list(pool.map(lambda c: _timed_run(c, params, work, kernels[c.id]), step))
-            for chapter in step:
-                kernels.pop(chapter.id).shutdown()
-            for chapter, (seconds, error) in zip(step, outcomes):
-                done += 1
-                together = " (side by side with " + ", ".join(c.id for c in step if c is not chapter) + ")" \
-                    if len(step) > 1 else ""
-                status = f"FAILED after {seconds:.0f} s" if error else f"{seconds:6.1f} s"
-                print(f"  [{done}/{len(chapters)}] {chapter.id:<18} {status}{together}", flush=True)
-            errors = [error for _, error in outcomes if error]
-            if errors:
-                raise BuildError(errors[0])
-            for chapter, (seconds, _) in zip(step, outcomes):
-                yield chapter, seconds
-    finally:
-        for kernel in kernels.values():
+    def take(self, chapter: Chapter) -> WarmKernel:
+        return self.kernels.pop(chapter.id)
+
+    def __enter__(self) -> KernelPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for kernel in self.kernels.values():
             kernel.shutdown()
+        self.kernels.clear()
+
+
+def run_chapters(steps: list[list[Chapter]], params: dict, work: Path, kernels: KernelPool):
+    """Run the steps' chapters (side by side within a step) with a progress line each; yield (chapter, seconds).
+
+    Each step's kernels are started (imports loaded) while the step before it runs. On a failure, the
+    chapters already started finish, then the first failure is raised.
+    """
+    total, done = sum(len(step) for step in steps), 0
+    for index, step in enumerate(steps):
+        kernels.start(step)   # (started earlier, unless this is the first step)
+        if index + 1 < len(steps):
+            kernels.start(steps[index + 1])
+        step_kernels = {chapter.id: kernels.take(chapter) for chapter in step}
+        try:
+            with ThreadPoolExecutor(len(step)) as pool:
+                outcomes = list(pool.map(lambda c: _timed_run(c, params, work, step_kernels[c.id]), step))
+        finally:
+            for kernel in step_kernels.values():
+                kernel.shutdown()
+        for chapter, (seconds, error) in zip(step, outcomes):
+            done += 1
+            together = " (side by side with " + ", ".join(c.id for c in step if c is not chapter) + ")" \
+                if len(step) > 1 else ""
+            status = f"FAILED after {seconds:.0f} s" if error else f"{seconds:6.1f} s"
+            print(f"  [{done}/{total}] {chapter.id:<18} {status}{together}", flush=True)
+        errors = [error for _, error in outcomes if error]
+        if errors:
+            raise BuildError(errors[0])
+        for chapter, (seconds, _) in zip(step, outcomes):
+            yield chapter, seconds
 
 
 def _timed_run(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) -> tuple[float, str | None]:
@@ -583,24 +600,13 @@ def build(args) -> int:
                              f"{', '.join(missing)} never ran here: run the whole build first.")
 
     data_dir, data_desc = prepare_data(args, profile)
-    print(f"Checking the data{', the weights' if args.weights or args.data else ''}"
-          f"{' and the Ray cluster' if args.ray_address else ''} ...", flush=True)
-    preflight(args, data_dir)
-    env = ensure_kernel(out)
-    from labkit.train import pick_device
-
-    device = str(pick_device(args.device))
-    params = asdict(ChapterParameters(
-        team=args.team, data_dir=str(data_dir), is_stub=not args.data, profile=profile.name,
-        run_dir=str(run_dir), cache_dir=str(args.cache.resolve()), device=device,
-        ray_address=args.ray_address or "", weights_file=str(args.weights.resolve()) if args.weights else "",
-        submission_file=str(out / "submission.csv"), seed=args.seed))
-    print(f"Building {args.team}.ipynb: profile {profile.name}, {data_desc}, device {device}")
-    timings_path = work / "timings.json"
-    chapter_seconds = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    for chapter, seconds in run_chapters(selected, params, work, env, kernels_dir(out)):
-        chapter_seconds[chapter.id] = seconds
-        timings_path.write_text(json.dumps(chapter_seconds))
+    steps = _steps(selected)
+    with KernelPool(ensure_kernel(out), kernels_dir(out)) as kernels:
+        kernels.start(steps[0])   # the first chapters' kernels start while the preflight runs
+        print(f"Checking the data{', the weights' if args.weights or args.data else ''}"
+              f"{' and the Ray cluster' if args.ray_address else ''} ...", flush=True)
+        preflight(args, data_dir)
+        chapter_seconds, device = _build_chapters(args, steps, profile, data_dir, data_desc, out, kernels)
 
     total = time.perf_counter() - started
     env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds)
@@ -615,6 +621,27 @@ def build(args) -> int:
     print(f"Wrote {notebook_path} ({total:.0f} s), {args.team}.html and submission.csv in {out}")
     self_check(notebook_path, args.team, out)
     return 0
+
+
+def _build_chapters(args, steps, profile, data_dir: Path, data_desc: str, out: Path,
+                    kernels: KernelPool) -> tuple[dict, str]:
+    """Run the chapters with the build's parameters; returns ({chapter id: seconds}, device)."""
+    from labkit.train import pick_device
+
+    run_dir, work = out / "run", out / "chapters"
+    device = str(pick_device(args.device))
+    params = asdict(ChapterParameters(
+        team=args.team, data_dir=str(data_dir), is_stub=not args.data, profile=profile.name,
+        run_dir=str(run_dir), cache_dir=str(args.cache.resolve()), device=device,
+        ray_address=args.ray_address or "", weights_file=str(args.weights.resolve()) if args.weights else "",
+        submission_file=str(out / "submission.csv"), seed=args.seed))
+    print(f"Building {args.team}.ipynb: profile {profile.name}, {data_desc}, device {device}")
+    timings_path = work / "timings.json"
+    chapter_seconds = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    for chapter, seconds in run_chapters(steps, params, work, kernels):
+        chapter_seconds[chapter.id] = seconds
+        timings_path.write_text(json.dumps(chapter_seconds))
+    return chapter_seconds, device
 
 
 def self_check(notebook_path: Path, team: str, out: Path) -> None:

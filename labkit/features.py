@@ -388,8 +388,9 @@ def fit_on_features(model: nn.Module, cache: FeatureCache, train_idx, val_idx, *
     _check_prefix_frozen(prefix)
     if cache.prefix is not None:  # the cache computes views with its own copy of the prefix: check they agree
         _check_same_prefix(prefix, cache.prefix)
-    if reuse_views:
-        cache.fill_at_least(train_idx, reuse_views, seed=fit_kwargs.get("seed", 0))
+    if reuse_views:  # (no more views than the run has epochs to draw them in)
+        cache.fill_at_least(train_idx, min(reuse_views, fit_kwargs.get("epochs") or reuse_views),
+                            seed=fit_kwargs.get("seed", 0))
     train_loader = FeatureLoader(cache, train_idx, batch_size, shuffle=True, augment=True,
                                  only_computed=bool(reuse_views))
     val_loader = FeatureLoader(cache, val_idx, batch_size)
