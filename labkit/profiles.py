@@ -1,7 +1,8 @@
 """Build profiles: how much data, what training budget and how many trials each kind of build spends.
 
-quick    tests, CI, a first look: whole build under 2 minutes on a 2-core CPU.
-standard the default: a stub of a few thousand images, whole build under 10 minutes on a 2-core CPU.
+quick    tests, CI, a first look: whole build from a fresh clone (stub included) in 90 s on a 2-core CPU.
+standard the default: a stub of a few thousand images, whole build under 8 minutes on a 2-core CPU
+         without bf16 (DESIGN.md's 10 minutes, tightened by issue 15).
 full     the real data on a GPU (Kaggle): the budgets and trials of a real study.
 
 A profile sets a training *budget*, not a number of epochs: optimizer steps at the profile's batch size,

@@ -9,7 +9,9 @@
 Phases with the same name add up (e.g. "evaluation" around several calls). The file is rewritten after
 every phase, so a chapter that fails still leaves what it measured. Besides the phases it holds
 ``before_timer``, the seconds from the process start to the timer (kernel start and imports, when the
-timer is made in the cell after the imports), and ``unaccounted``, the time since the timer that no
+timer is made in the cell after the imports; build.py starts a kernel while the step before runs, so this
+includes waiting for the chapter's turn), ``before_timer_cpu``, the CPU seconds the kernel spent until then
+(what starting and importing cost), and ``unaccounted``, the time since the timer that no
 phase covers. ``bench/build.py --breakdown RUN_DIR`` prints a table of all chapters' files.
 Wall and CPU seconds are both kept: on a shared machine the CPU time says what an idle one would take.
 """
@@ -46,6 +48,7 @@ class PhaseTimer:
         root = run_dir.root if isinstance(run_dir, RunDir) else run_dir  # a RunDir or a path
         self.path = Path(root) / "timing" / f"{chapter}.json" if root else None
         self.before_timer = process_age_seconds()
+        self.before_timer_cpu = time.process_time()
         self.started = time.perf_counter()
         self.phases: dict[str, dict] = {}
 
@@ -64,7 +67,8 @@ class PhaseTimer:
     def as_dict(self) -> dict:
         since = time.perf_counter() - self.started
         covered = sum(p["seconds"] for p in self.phases.values())
-        return {"chapter": self.chapter, "before_timer": self.before_timer, "since_timer": since,
+        return {"chapter": self.chapter, "before_timer": self.before_timer,
+                "before_timer_cpu": self.before_timer_cpu, "since_timer": since,
                 "unaccounted": max(0.0, since - covered), "phases": self.phases}
 
     def save(self) -> None:

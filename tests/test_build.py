@@ -337,3 +337,10 @@ def test_a_warm_kernel_preloads_a_chapters_imports_without_binding_names(tmp_pat
     for module in ("json", "email.utils", "labkit.notebook", *build.PRELOADED_LIBRARIES):
         assert repr(module) in code
     assert "colorsys" not in code, "the parameters cell is papermill's, not an import to preload"
+
+
+def test_chapters_run_in_four_steps_side_by_side_where_nothing_is_shared():
+    steps = [[c.number for c in step] for step in build._steps(build.find_chapters())]
+    assert steps == [["01", "02", "03"], ["04"], ["05"], ["06", "07"]]
+    only = [[c.number for c in step] for step in build._steps([build.find_chapters()[4]])]
+    assert only == [["05"]]

@@ -267,3 +267,10 @@ def test_reusing_views_trains_on_the_computed_ones_and_computes_only_what_is_mis
     # three epochs drew among the two computed views: the only new ones are the validation images' identity views
     assert cache.filled[:6].sum(1).tolist() == [2] * 6 and cache.filled[6:, 0].all()
     assert int(cache.filled.sum()) == 14
+
+
+def test_model2_runs_share_two_views_per_image_on_a_cpu_and_draw_fresh_ones_on_a_gpu():
+    from labkit.features import views_to_reuse
+
+    assert views_to_reuse("cpu") == 2
+    assert views_to_reuse(torch.device("cuda", 0)) == 0   # no GPU needed to name one

@@ -195,3 +195,14 @@ def test_text_discounts_a_method_that_fails_the_randomisation_check():
     # model1's centred Saliency maps fail the check, so model1's trusted share is its border-bound Occlusion
     assert "model2 puts more of its attribution on the central nucleus than model1" in text
     assert "(2 for model1 and 2 for model2)" in text
+
+
+def test_captum_costs_less_in_cheaper_profiles():
+    from labkit.profiles import get_profile
+
+    def passes(profile):  # forward-pass equivalents per patch: IG's are forward and backward
+        s = get_profile(profile).captum_settings()
+        return 3 * s["n_samples"] * s["n_steps"] + it.occlusion_positions(100, s["window"], s["stride"]) ** 2
+
+    assert passes("quick") < passes("standard") < passes("full")
+    assert it.occlusion_positions(100, 16, 12) == 8 and it.occlusion_positions(100, 25, 25) == 4
