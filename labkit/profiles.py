@@ -27,6 +27,12 @@ def budget_epochs(steps: int, steps_per_epoch: int, max_epochs: int, min_epochs:
     return max(1, min(max_epochs, max(min_epochs, math.ceil(steps / steps_per_epoch))))
 
 
+def asha_grace_period(epochs: int) -> int:
+    """Epochs every tuning trial runs before ASHA may stop it: at least 2 (one epoch of a one-cycle schedule
+    is mostly warm-up and says little about a setting), a third of the trial's epochs on longer trials."""
+    return min(max(1, epochs), max(2, epochs // 3))
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str

@@ -34,6 +34,7 @@ from labkit import features
 # chapters call them as tune.init_ray / tune.shutdown_ray.
 from labkit.cluster import init_ray, shutdown_ray  # noqa: F401
 from labkit.data import NucleiDataset, make_loader
+from labkit.profiles import asha_grace_period  # noqa: F401 (chapter 4 states it as tune.asha_grace_period)
 from labkit.recipes import baseline_config, is_log_scale, recipe, train_model
 from labkit.train import fit
 
@@ -202,12 +203,6 @@ def _quiet_ray():
             os.environ.pop("RAY_AIR_NEW_OUTPUT", None)
         else:
             os.environ["RAY_AIR_NEW_OUTPUT"] = old_env
-
-
-def asha_grace_period(epochs: int) -> int:
-    """Epochs every trial runs before ASHA may stop it: at least 2 (one epoch of a one-cycle schedule is
-    mostly warm-up and says little about a setting), a third of the trial's epochs on longer trials."""
-    return min(max(1, epochs), max(2, epochs // 3))
 
 
 def asha_scheduler(epochs: int) -> ASHAScheduler:

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from ray.tune.search.sample import Categorical, Float, Integer
 
+from labkit.profiles import asha_grace_period
 from labkit.recipes import is_log_scale
 
 
@@ -77,8 +78,14 @@ def describe_result(result, kind: str | None = None, *, majority_rate: float | N
     stopped = int((t["stopped_early"] == "yes").sum())
     settings = ", ".join(f"{k} = {format_value(v)}" for k, v in result.best_config.items())
     epochs = f"{result.max_epochs} epoch" + ("s" if result.max_epochs != 1 else "")
-    asha = (f"ASHA stopped {stopped} of them before {epochs}" if result.max_epochs > 1 else
-            "each trial ran a single epoch, so ASHA had no earlier point at which to stop one")
+    grace = asha_grace_period(result.max_epochs)
+    if result.max_epochs <= 1:
+        asha = "each trial ran a single epoch, so ASHA had no earlier point at which to stop one"
+    elif grace >= result.max_epochs:
+        asha = (f"ASHA judges a trial only after {grace} epochs, the trials' whole length, so it stopped none "
+                "and every trial ran to the end")
+    else:
+        asha = f"ASHA stopped {stopped} of them before {epochs}"
     text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; {asha}. "
             f"The best, trial {result.best_trial}, reached "
             f"**{100 * result.best_score:.1f}% validation accuracy** (at its lowest validation loss) with "

@@ -1,6 +1,7 @@
 """Budgets instead of epochs, one accuracy everywhere, and the real-data path on the real-image proxy."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -141,6 +142,14 @@ def test_search_result_says_when_the_baseline_wins_and_shows_the_spread():
     text = tuning_report.describe_result(result)
     assert "baseline's own settings" in text and "median of the 3 trials that ran all 4 epochs reached 80.0%" in text
     assert not _search_result(3, ["completed"] * 4, [0.9, 0.7, 0.8, 0.95]).winner_is_baseline
+
+
+def test_a_search_whose_trials_end_at_the_grace_period_does_not_claim_asha_judged_them():
+    result = _search_result(0, ["completed"] * 4, [0.9, 0.7, 0.8, 0.85])
+    assert "ASHA stopped 0 of them before 4 epochs" in tuning_report.describe_result(result)
+    short = dataclasses.replace(result, max_epochs=2)   # grace period 2: no rung before the end
+    text = tuning_report.describe_result(short)
+    assert "ASHA judges a trial only after 2 epochs, the trials' whole length" in text and "stopped 0" not in text
 
 
 @pytest.mark.parametrize("epochs, grace", [(1, 1), (2, 2), (4, 2), (8, 2), (19, 6)])
