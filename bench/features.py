@@ -14,10 +14,11 @@ Per number of unfrozen stages, one training step (loader fetch, forward, loss, b
 the project's batch size and CPU settings) is timed for both variants, interleaved in every round so a
 busy shared CPU slows both alike; the figure is the fastest step over all rounds (others sharing the CPU
 only add time), with the median beside it. An epoch is that step times the standard profile's steps per
-epoch. The one-off cost of filling the cache up front (8 views of every image through the frozen prefix; by
-default it is filled lazily, a view when first drawn) is measured on
-``--cache-images`` images and scaled to the standard stub's train.csv (training and validation split), and the break-even number of
-epochs is that cost over the time an epoch saves.
+epoch. The one-off cost of filling the cache (every view of every image through the frozen prefix) is
+measured on ``--cache-images`` images and scaled to the standard stub's train.csv (training and validation
+split), for all 8 views and for the views a build computes on a CPU (``features.views_to_reuse``: every
+model2 run draws among them); the break-even number of epochs is that cost over the time an epoch saves
+against rerunning the frozen prefix.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labkit.data import NucleiDataset, make_loader  # noqa: E402
-from labkit.features import FeatureLoader, build_cache, split_model2  # noqa: E402
+from labkit.features import FeatureLoader, build_cache, split_model2, views_to_reuse  # noqa: E402
 from labkit.models import build_model2, model2_param_groups, set_unfrozen_stages  # noqa: E402
 from labkit.profiles import get_profile  # noqa: E402
 from labkit.train import default_amp, default_channels_last  # noqa: E402
@@ -132,10 +133,11 @@ def main(argv=None):
         saved = (best["frozen prefix, rerun"] - best["cached prefix"]) * steps_per_epoch
         print(f"  whole network / cached prefix: {best['whole network'] / best['cached prefix']:.1f}x per training "
               f"epoch; frozen prefix rerun / cached prefix: {best['frozen prefix, rerun'] / best['cached prefix']:.1f}x")
+        views = views_to_reuse("cpu")
         print(f"  cache build: {cache.seconds:.1f} s for {n} images x 8 views -> {cache_seconds:.0f} s for "
-              f"{profile.stub_train}; filled up front it breaks even after {cache_seconds / saved:.1f} epochs (each saves "
-              f"{saved:.0f} s); filled lazily (the default) the first epoch costs about a full one and every "
-              f"later one saves")
+              f"{profile.stub_train}, breaking even after {cache_seconds / saved:.1f} epochs (each saves {saved:.0f} s); "
+              f"the {views} views a CPU build computes: {cache_seconds * views / 8:.0f} s, even after "
+              f"{cache_seconds * views / 8 / saved:.1f} epochs")
 
 
 if __name__ == "__main__":
