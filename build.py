@@ -204,14 +204,15 @@ class WarmKernel:
     finds the modules loaded, and the notebook still shows every import it needs.
     """
 
-    def __init__(self, chapter: Chapter, env: dict, kernels_dir: Path):
+    def __init__(self, chapter: Chapter, env: dict, kernels_dir: Path, libraries: tuple[str, ...] = ()):
         from jupyter_client.kernelspec import KernelSpecManager
         from jupyter_client.manager import KernelManager
 
         self.km = KernelManager(kernel_name=KERNEL_NAME,
                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]))
         self.km.start_kernel(env={**os.environ, **env}, cwd=str(REPO))
-        self._preload = threading.Thread(target=self._import, args=(chapter_imports(chapter),), daemon=True)
+        self._preload = threading.Thread(target=self._import, args=(chapter_imports(chapter, libraries),),
+                                         daemon=True)
         self._preload.start()
 
     def _import(self, code: str) -> None:
@@ -232,13 +233,15 @@ class WarmKernel:
         self._preload.join(timeout=10)
 
 
-# Imported inside labkit functions that most chapters call (building model2, computing F1): worth loading early.
+# Imported inside labkit functions that chapters 4 to 7 call (building model2, computing F1): worth loading
+# while the step before runs. The first step's kernels load only their chapters' own imports: nothing runs
+# before them to hide the cost, and chapter 1 needs neither library.
 PRELOADED_LIBRARIES = ("torchvision", "sklearn.metrics")
 
 
-def chapter_imports(chapter: Chapter) -> str:
-    """Code that imports the modules a chapter's code cells import (parameters cell excluded), and the
-    PRELOADED_LIBRARIES, binding no name in the kernel: the chapter's namespace stays as a fresh one."""
+def chapter_imports(chapter: Chapter, libraries: tuple[str, ...] = ()) -> str:
+    """Code that imports the modules a chapter's code cells import (parameters cell excluded), and
+    ``libraries``, binding no name in the kernel: the chapter's namespace stays as a fresh one."""
     import ast
 
     modules = []
@@ -255,7 +258,7 @@ def chapter_imports(chapter: Chapter) -> str:
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 # "from labkit import data": labkit.data may be a module or a name; try both
                 modules += [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
-    modules = list(dict.fromkeys(modules + list(PRELOADED_LIBRARIES)))
+    modules = list(dict.fromkeys(modules + list(libraries)))
     return ("def _preload(names):\n"
             "    import importlib\n"
             "    for name in names:\n"
@@ -354,13 +357,13 @@ class KernelPool:
         self.env, self.kernels_dir = env, kernels_dir
         self.kernels: dict[str, WarmKernel] = {}
 
-    def start(self, step: list[Chapter]) -> None:
+    def start(self, step: list[Chapter], libraries: tuple[str, ...] = PRELOADED_LIBRARIES) -> None:
         # split the cores between side-by-side chapters: oversubscribed torch threads spin and slow both down
         threads = str(max(1, (os.cpu_count() or 1) // len(step)))
         env = {**self.env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} if len(step) > 1 else self.env
         for chapter in step:
             if chapter.id not in self.kernels:
-                self.kernels[chapter.id] = WarmKernel(chapter, env, self.kernels_dir)
+                self.kernels[chapter.id] = WarmKernel(chapter, env, self.kernels_dir, libraries)
 
     def take(self, chapter: Chapter) -> WarmKernel:
         return self.kernels.pop(chapter.id)
@@ -602,7 +605,7 @@ def build(args) -> int:
     data_dir, data_desc = prepare_data(args, profile)
     steps = _steps(selected)
     with KernelPool(ensure_kernel(out), kernels_dir(out)) as kernels:
-        kernels.start(steps[0])   # the first chapters' kernels start while the preflight runs
+        kernels.start(steps[0], libraries=())   # the first chapters' kernels start while the preflight runs
         print(f"Checking the data{', the weights' if args.weights or args.data else ''}"
               f"{' and the Ray cluster' if args.ray_address else ''} ...", flush=True)
         preflight(args, data_dir)

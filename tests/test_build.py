@@ -330,7 +330,7 @@ def test_a_warm_kernel_preloads_a_chapters_imports_without_binding_names(tmp_pat
     chapter_file = tmp_path / "09_extra.py"
     chapter_file.write_text('# %% tags=["parameters"]\nimport colorsys\n\n# %%\nimport json\n'
                             "from email import utils\nfrom labkit.notebook import say\nx = 1\n")
-    code = build.chapter_imports(build.find_chapters(tmp_path)[0])
+    code = build.chapter_imports(build.find_chapters(tmp_path)[0], build.PRELOADED_LIBRARIES)
     namespace: dict = {}
     exec(code, namespace)
     assert set(namespace) == {"__builtins__"}, "the preload must leave the chapter's namespace empty"
