@@ -1,6 +1,6 @@
 """Build profiles: how much data, what training budget and how many trials each kind of build spends.
 
-quick    tests, CI, a first look: whole build from a fresh clone (stub included) in 90 s on a 2-core CPU.
+quick    tests, CI, a first look: whole build from a fresh clone (stub included) in about 90 s on a 2-core CPU.
 standard the default: a stub of a few thousand images, whole build under 8 minutes on a 2-core CPU
          without bf16 (DESIGN.md's 10 minutes, tightened by issue 15).
 full     the real data on a GPU (Kaggle): the budgets and trials of a real study.
@@ -88,7 +88,7 @@ PROFILES = {
                      model1_steps=8, model2_steps=4, max_epochs=4, min_epochs=1, patience=None,
                      tune_trials=2, tune_budget_share=0.25, tune_subset=0.5, interpret_per_class=1,
                      batch_size=64, test_time_augmentation=False,
-                     # a look at the methods, a third of the standard cost: 8 IG passes, 4 x 4 occlusions
+                     # a look at the methods, half the standard cost: 8 IG passes, 4 x 4 occlusions
                      ig_noisy_copies=2, ig_steps=4, occlusion_window=25, occlusion_stride=25),
     "standard": Profile("standard", stub_train=3000, stub_test=800, val_fraction=0.2,
                         model1_steps=300, model2_steps=114, max_epochs=40, min_epochs=2, patience=6,
