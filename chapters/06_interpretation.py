@@ -61,11 +61,12 @@ val_dataset = nuclei.val_dataset()
 show_source(interpret.attribute)
 
 # %%
-captum_settings = ctx.profile.captum_settings()
+captum_settings = ctx.profile.captum_settings()  # what the profile spends on each patch
+window, stride = captum_settings["window"], captum_settings["stride"]
+positions = interpret.occlusion_positions(val_images.shape[-1], window, stride) ** 2
 say(f"This build's settings ({ctx.profile.name} profile): IG + SmoothGrad averages "
     f"{captum_settings['n_samples']} noisy copies x {captum_settings['n_steps']} integration steps per patch; "
-    f"Occlusion covers a {captum_settings['window']}-pixel square every {captum_settings['stride']} pixels "
-    f"({interpret.occlusion_positions(val_images.shape[-1], captum_settings['window'], captum_settings['stride']) ** 2} positions per patch).")
+    f"Occlusion covers a {window}-pixel square every {stride} pixels ({positions} positions per patch).")
 attributions, checked_inputs = {}, {}
 for name, model in final.items():
     pred = ctx.run.load_json(f"diagnostics/{name}_val_predictions.json")

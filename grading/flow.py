@@ -19,7 +19,6 @@ from functools import cached_property, lru_cache
 
 from . import sections
 from .cells import Cell
-from .marker import Marker
 from .codeparse import (
     Definition,
     LayerCount,
@@ -30,6 +29,7 @@ from .codeparse import (
     parse_cell,
     regex_weight_layers,
 )
+from .marker import Marker
 
 MODELS = ("model1", "model2")
 FOLLOW_DEPTH = 2     # helpers calling helpers; deeper chains are rare in coursework and cost time
