@@ -52,9 +52,9 @@ CACHE_STAGES = 1
 def views_to_reuse(device) -> int:
     """How many dihedral views per image model2's runs draw from (``fit_on_features``'s ``reuse_views``).
 
-    On a CPU, 2: computed once in large batches, then revisited by the baseline, every tuning trial and the
-    final run, instead of a fresh view per sample and epoch (the standard build's baseline spent most of
-    its 3 epochs computing new views). A GPU affords a fresh view per epoch (0), which matters over the
+    On a CPU, 2: computed once in large batches and revisited by the baseline and the final run (tuning
+    trials draw among them too, computing more only when they run more epochs), instead of a fresh view per
+    sample and epoch (the standard build's baseline spent a third of its time computing new views). A GPU affords a fresh view per epoch (0), which matters over the
     full profile's many epochs."""
     return 2 if torch.device(device).type == "cpu" else 0
 
