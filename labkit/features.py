@@ -54,8 +54,8 @@ def views_to_reuse(device) -> int:
 
     On a CPU, 2: computed once in large batches and revisited by the baseline and the final run (tuning
     trials draw among them too, computing more only when they run more epochs), instead of a fresh view per
-    sample and epoch (the standard build's baseline spent much of its 3 epochs computing new views). A GPU affords a fresh view per epoch (0), which matters over the
-    full profile's many epochs."""
+    sample and epoch (the standard build's baseline spent much of its 3 epochs computing new views). A GPU
+    affords a fresh view per epoch (0), which matters over the full profile's many epochs."""
     return 2 if torch.device(device).type == "cpu" else 0
 
 
