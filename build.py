@@ -124,7 +124,7 @@ def check_data(data_dir: Path, cache_dir: Path, given_as: str | None) -> list[st
     each. labkit.data's own readers do it, and decoding fills the image cache chapter 01 then reads."""
     import warnings
 
-    from labkit.data import DataError, find_layout, load_images, read_labels
+    from labkit.data import DataError, DataWarning, find_layout, load_images, read_labels
 
     if not data_dir.is_dir():
         return [f"data: --data {given_as}: no such folder. Point it at the folder holding train.csv "
@@ -140,14 +140,17 @@ def check_data(data_dir: Path, cache_dir: Path, given_as: str | None) -> list[st
         if csv_path is None:
             continue
         try:
+            # only the data's own warnings: the next step's kernels start in threads meanwhile, and
+            # theirs (an unclosed event loop) are none of the user's business
             with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
+                warnings.simplefilter("always", DataWarning)
                 load_images(csv_path, folder, read_labels(csv_path).Filename.tolist(), cache_dir)
         except DataError as exc:
             problems.append(f"data: {exc}")
             continue
         for warning in caught:  # odd sizes are resized, not fatal; but the user should know now
-            print(f"  note: {warning.message}")
+            if issubclass(warning.category, DataWarning):
+                print(f"  note: {warning.message}")
     return problems
 
 

@@ -49,6 +49,11 @@ class DataError(Exception):
     """Bad or missing input data; the message names the file (and line) and says what to do."""
 
 
+class DataWarning(UserWarning):
+    """Odd but usable input data (resized images, a damaged cache, no test set): build.py's preflight
+    prints these, and only these, before any chapter runs."""
+
+
 # ---------------------------------------------------------------------------------------------------
 # Finding the files
 # ---------------------------------------------------------------------------------------------------
@@ -252,7 +257,8 @@ def _decode(folder: Path, names: list[str], csv_path: Path) -> torch.Tensor:
     if resized:
         _, name, (w, h) = min(resized)  # the first in csv order, whichever thread finished first
         warnings.warn(f"{len(resized)} image(s) in {folder} are not {IMAGE_SIZE}x{IMAGE_SIZE} "
-                      f"(e.g. {name} is {w}x{h}); resized them to {IMAGE_SIZE}x{IMAGE_SIZE}", stacklevel=3)
+                      f"(e.g. {name} is {w}x{h}); resized them to {IMAGE_SIZE}x{IMAGE_SIZE}", DataWarning,
+                      stacklevel=3)
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
 
 
@@ -267,7 +273,8 @@ def load_images(csv_path: Path, folder: Path, names: list[str], cache_dir) -> tu
             if cached["files"] == list(names):
                 return cached["images"], key
         except Exception as exc:  # a damaged cache is rebuilt, never trusted
-            warnings.warn(f"ignoring unreadable cache {cache_file} ({exc}); decoding the images again")
+            warnings.warn(f"ignoring unreadable cache {cache_file} ({exc}); decoding the images again",
+                          DataWarning)
     images = _decode(folder, names, csv_path)
     buffer = io.BytesIO()
     torch.save({"images": images, "files": list(names)}, buffer)
@@ -468,7 +475,7 @@ def prepare(data_dir, cache_dir, run_dir=None, val_fraction: float = 0.2, seed: 
         test_files = read_labels(layout.example_csv).Filename.tolist()
         test_images, _ = load_images(layout.example_csv, layout.test_dir, test_files, cache_dir)
     else:
-        warnings.warn(f"no example.csv next to {layout.train_csv}: there is no test set to predict")
+        warnings.warn(f"no example.csv next to {layout.train_csv}: there is no test set to predict", DataWarning)
         test_files, test_images = [], torch.empty((0, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=torch.uint8)
 
     if run_dir is not None and not isinstance(run_dir, RunDir):

@@ -294,6 +294,34 @@ def test_preflight_reports_every_problem_at_once_data_first(tmp_path, monkeypatc
     assert not (out / "chapters" / "01_data.ipynb").exists()
 
 
+def test_preflight_notes_the_datas_warnings_and_no_one_elses(tmp_path, monkeypatch, capsys):
+    """The next step's kernels start in threads while the preflight decodes: their warnings (an unclosed
+    event loop) must not reach the user as notes about the data; a resized image must."""
+    import threading
+    import warnings
+
+    import data_stub
+    import labkit.data
+    from PIL import Image
+
+    data = data_stub.make_stub(tmp_path / "data", n_train=24, n_test=4, seed=2)
+    Image.new("RGB", (64, 64)).save(sorted((data / "train").glob("*.png"))[0])
+    original_decode = labkit.data._decode
+
+    def decode_while_a_thread_warns(*args):
+        thread = threading.Thread(target=warnings.warn, args=("unclosed event loop", ResourceWarning))
+        thread.start()
+        thread.join()
+        return original_decode(*args)
+
+    monkeypatch.setattr(labkit.data, "_decode", decode_while_a_thread_warns)
+    problems = build.check_data(data, tmp_path / "cache", str(data))
+    out = capsys.readouterr().out
+    assert problems == []
+    assert "note: 1 image(s)" in out and "64x64" in out
+    assert "unclosed event loop" not in out
+
+
 @pytest.mark.parametrize("ename, evalue, cause", [
     ("DataError", "x.png is not a readable image", "the data in /d"),
     ("MissingWeightsError", "no weights", "model2's ImageNet weights (/w.pth)"),
