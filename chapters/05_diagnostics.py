@@ -45,16 +45,17 @@ val_loader = data.make_loader(nuclei.val_dataset(), ctx.profile.batch_size, shuf
 # %% [markdown]
 # ## 5.1 Learning curves
 #
-# Training and validation loss and accuracy per epoch of the runs that chapter 4 trained with the tuned
-# settings. A validation loss that rises while the training loss keeps falling means overfitting; a training
-# loss still falling at the last epoch means the model was still learning. The checkpoint kept is the epoch
-# with the lowest validation loss.
+# Training and validation loss and accuracy per epoch of chapter 4's runs with the tuned settings, or of the
+# baseline where chapter 4 trained no such run (the sentence under each figure says which). A validation
+# loss that rises while the training loss keeps falling means overfitting; a training loss still falling at
+# the last epoch means the model was still learning. The checkpoint kept is the epoch with the lowest
+# validation loss.
 
 # %%
 for name in ("model1", "model2"):
     h = history[name]
     title = ("retrained with the tuned settings (chapter 4)" if results.was_retrained(ctx.run, name)
-             else "the baseline, the search's winner")
+             else f"the baseline (chapter {2 if name == 'model1' else 3}), kept after the search")
     with ctx.timer.phase("figures"):
         show_figure(diagnostics.curves_figure(h, f"{name}: {title}"), ctx.run, f"{name}_final_curves")
     evidence.record(f"curves_{name}", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model=name,

@@ -1,7 +1,7 @@
 """Reading the run folder back: the final models, and the comparison of model1 with model2.
 
     load_final(run, name)             the final model1 or model2, weights restored, in eval mode
-    choose_final(run, name, tuned, config, **meta)
+    choose_final(run, name, tuned, config, kept_because=None, **meta)
                                       keep the tuned model, or the baseline if it is better; say which
                                       (the tuned run's history is kept as NAME/tuned_history.json and the
                                       choice as NAME/final_choice.json either way)
@@ -37,24 +37,26 @@ def load_final(run, name: str, stage: str = "final"):
     return model.eval()
 
 
-def choose_final(run, name: str, tuned, config: dict, **meta) -> str:
+def choose_final(run, name: str, tuned, config: dict, kept_because: str | None = None, **meta) -> str:
     """Save ``name``'s final model: the tuned one (a tune.FinalRun), unless the baseline of chapter 2 or 3,
     trained for as long, scores higher on validation. Short trials on a subset can rank settings that learn
     fast above settings that end up better, so the comparison after full training decides.
-    Returns a sentence for the notebook. ``tuned`` None: the search's winner was the baseline's own settings,
-    which chapter 2 or 3 already trained with the full budget, so the baseline is final without retraining.
+    Returns a sentence for the notebook. ``tuned`` None: the search gave no reason to retrain (its winner was
+    the baseline's own settings, or beat them by no more than the noise: ``kept_because`` says which, as
+    ``tuning_report.why_not_retrained`` words it), so the baseline, which chapter 2 or 3 already trained with
+    the full budget, is final without a second run.
     """
     baseline = History.from_dict(run.load_json(f"{name}/baseline_history.json"))
     baseline_acc = kept_val_acc(baseline)
     if tuned is None:
+        kept_because = kept_because or "the search's best settings are the baseline's own"
         for suffix in (".pt", "_history.json"):
             run.save_bytes(f"{name}/final{suffix}", run.path(f"{name}/baseline{suffix}").read_bytes())
         run.path(f"{name}/tuned_history.json").unlink(missing_ok=True)  # a rerun's stale tuned run is not this one
         run.save_json(f"{name}/final_choice.json", {"final": "baseline", "retrained": False,
-                                                    "baseline_val_acc": baseline_acc})
-        return (f"**{name}**: the search's best settings are the baseline's own, which were already trained on the "
-                f"whole training split with the full budget ({baseline_acc:.1%} validation accuracy): the baseline "
-                f"is the final {name}, without a second, identical run.")
+                                                    "baseline_val_acc": baseline_acc, "kept_because": kept_because})
+        return (f"**{name}**: {kept_because}. The baseline, already trained on the whole training split with the "
+                f"full budget ({baseline_acc:.1%} validation accuracy), is the final {name}, without a second run.")
     tuned_acc = tuned.fit.best_val_acc
     change = f"{100 * (tuned_acc - baseline_acc):+.1f} percentage points"
     # the tuned run's curves are worth showing even when the baseline wins (chapter 5 shows them)
@@ -102,8 +104,9 @@ def describe_final_choice(run, name: str) -> str:
     choice = run.load_json(f"{name}/final_choice.json")
     baseline_section = "2.3" if name == "model1" else "3.3"
     if choice.get("retrained") is False:
-        return (f"The search's winner was the baseline's own settings, so these are the curves of the baseline "
-                f"(section {baseline_section}), the final {name}, not of a second run.")
+        kept_because = choice.get("kept_because", "the search's best settings are the baseline's own")
+        return (f"No second run was trained ({kept_because}), so these are the curves of the baseline "
+                f"(section {baseline_section}), the final {name}.")
     if choice["final"] == "tuned":
         return (f"This run is the final {name} ({choice['tuned_val_acc']:.1%} validation accuracy against the "
                 f"baseline's {choice['baseline_val_acc']:.1%}).")

@@ -341,6 +341,14 @@ def _jsonable(config: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------
 # Results
 # ---------------------------------------------------------------------------------------------------
+def accuracy_noise(accuracy: float, n_val: int) -> float:
+    """The noise of an accuracy measured on ``n_val`` validation patches: one binomial standard error,
+    sqrt(p (1 - p) / n), and never less than two patches (an accuracy near 0 or 1 is not exact either)."""
+    if n_val < 1:
+        raise ValueError(f"n_val must be at least 1, not {n_val}")
+    return max(2 / n_val, math.sqrt(accuracy * (1 - accuracy) / n_val))
+
+
 @dataclass
 class SearchResult:
     kind: str
@@ -365,6 +373,25 @@ class SearchResult:
     def winner_is_baseline(self) -> bool:
         """True when no sampled setting beat the hand-picked baseline: the search found nothing better."""
         return self.baseline_trial is not None and self.best_trial == self.baseline_trial
+
+    @property
+    def baseline_score(self) -> float:
+        """The baseline trial's validation accuracy (at its lowest-loss epoch); NaN without one."""
+        if self.baseline_trial is None:
+            return math.nan
+        score = self.table.loc[self.table["trial"] == self.baseline_trial, "best_val_acc"]
+        return float(score.iloc[0]) if len(score) else math.nan
+
+    def beats_baseline(self, n_val: int) -> bool:
+        """Whether the search found settings worth a full-budget run: its best trial is not the baseline's,
+        and scored more than ``accuracy_noise`` above the baseline's trial on the ``n_val`` validation
+        patches. A smaller lead is no evidence on this split, and a full run costs as much as chapter 2's or
+        3's training. True when there is nothing to compare with (a caller's own space; a failed baseline)."""
+        if self.winner_is_baseline:
+            return False
+        if math.isnan(self.baseline_score):
+            return True
+        return self.best_score - self.baseline_score > accuracy_noise(self.baseline_score, n_val)
 
     @property
     def spread(self) -> dict:

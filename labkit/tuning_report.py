@@ -9,6 +9,8 @@ import this module, so Ray's workers never pay for importing matplotlib.
                               predicting the largest class and against the noise of the validation split
     trials_figure(result)     validation accuracy of each trial over epochs, ASHA's stops marked
     score_figure(result)      best accuracy of each trial against each hyperparameter
+    why_not_retrained(result, n_val)
+                              why chapter 4 trains no full-budget run of the search's best (None: it does)
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ray.tune.search.sample import Categorical, Float, Integer
 
 from labkit.profiles import asha_grace_period
 from labkit.recipes import is_log_scale
+from labkit.tune import accuracy_noise
 
 
 def format_value(value) -> str:
@@ -128,6 +131,20 @@ def describe_result(result, kind: str | None = None, *, majority_rate: float | N
         text += (f" {len(result.failed)} trial(s) failed (first: {result.failed[0]['error']}); "
                  "the others were not affected.")
     return text
+
+
+def why_not_retrained(result, n_val: int) -> str | None:
+    """Why chapter 4 trains no second, full-budget run after this search (a clause for
+    ``results.choose_final``), or None when it does: ``SearchResult.beats_baseline`` decides."""
+    if result.beats_baseline(n_val):
+        return None
+    if result.winner_is_baseline:
+        return "the search's best settings are the baseline's own"
+    lead, noise = result.best_score - result.baseline_score, accuracy_noise(result.baseline_score, n_val)
+    return (f"the search's best, trial {result.best_trial} ({100 * result.best_score:.1f}%), led the baseline's "
+            f"settings (trial {result.baseline_trial}, {100 * result.baseline_score:.1f}%) by only "
+            f"{100 * lead:.1f} points, within the noise of {n_val} validation patches (one standard error, "
+            f"{100 * noise:.1f} points): no evidence that its settings are better")
 
 
 def trials_figure(result):

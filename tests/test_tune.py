@@ -153,3 +153,40 @@ def test_figures_are_labelled(model1_search, tmp_path):
     fig = tuning_report.score_figure(result)
     assert fig.axes[0].get_xscale() == "log"  # learning rate first, on a log axis
     fig.savefig(tmp_path / "scores.png")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Whether a search earns a full-budget run (no Ray needed)
+# ---------------------------------------------------------------------------------------------------
+def _scored_search(scores, best_trial, baseline_trial=0):
+    import pandas as pd
+    table = pd.DataFrame({"trial": range(len(scores)), "best_val_acc": scores,
+                          "status": ["completed"] * len(scores), "stopped_early": ["no"] * len(scores)})
+    return tune.SearchResult(kind="model1", table=table, best_config={"lr": 1e-3}, curves=pd.DataFrame(),
+                             best_trial=best_trial, best_score=scores[best_trial], max_epochs=4,
+                             baseline_trial=baseline_trial, seconds=1.0)
+
+
+def test_accuracy_noise_is_a_binomial_standard_error_of_at_least_two_patches():
+    assert tune.accuracy_noise(0.9, 100) == pytest.approx(0.03)
+    assert tune.accuracy_noise(1.0, 600) == pytest.approx(2 / 600)   # a perfect score is not exact either
+    with pytest.raises(ValueError, match="n_val"):
+        tune.accuracy_noise(0.9, 0)
+
+
+def test_only_a_lead_beyond_the_noise_earns_a_full_run():
+    # baseline 90% on 600 patches: one standard error is 1.2 points
+    assert not _scored_search([0.90, 0.91, 0.80], best_trial=1).beats_baseline(600)
+    assert _scored_search([0.90, 0.93, 0.80], best_trial=1).beats_baseline(600)
+    assert not _scored_search([0.90, 0.85], best_trial=0).beats_baseline(600)           # the baseline won
+    assert _scored_search([float("nan"), 0.85], best_trial=1).beats_baseline(600)       # the baseline failed
+    assert _scored_search([0.90, 0.91], best_trial=1, baseline_trial=None).beats_baseline(600)  # own space
+
+
+def test_the_reason_for_no_full_run_quotes_this_search():
+    close = tuning_report.why_not_retrained(_scored_search([0.90, 0.91, 0.80], best_trial=1), 600)
+    assert "trial 1 (91.0%)" in close and "trial 0, 90.0%" in close and "1.0 points" in close
+    assert "600 validation patches" in close and "1.2 points" in close
+    assert tuning_report.why_not_retrained(_scored_search([0.90, 0.85], best_trial=0), 600) == (
+        "the search's best settings are the baseline's own")
+    assert tuning_report.why_not_retrained(_scored_search([0.90, 0.93], best_trial=1), 600) is None
