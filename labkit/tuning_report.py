@@ -226,4 +226,4 @@ def describe_cost(result) -> str:
     per_epoch = f", {train / epochs:.1f} s per trial epoch" if epochs else ""
     return (f"The {result.kind} search took {result.seconds:.0f} s for {len(timings)} trials and {epochs} trial "
             f"epochs: {float(timings['wall_seconds'].mean()):.1f} s per trial from start to end on average"
-            f"{per_epoch}, {float(timings['setup_seconds'].mean()):.1f} s to set a trial up.")
+            f"{per_epoch}, {float(timings['setup_seconds'].mean()):.1f} s to build a trial's model and data loaders.")
