@@ -4,6 +4,7 @@ them alike), and what one epoch of each build profile costs.
 
     python bench/train.py                       # model1 + model2 (resnet18), 3 rounds
     python bench/train.py --arch resnet18 mobilenet_v3_large --rounds 5 --stages 0 2
+    python bench/train.py --channels 16-32-64 16-32-64-128 24-48-96 32-64-128 --arch   # model1's widths
 
 A variant's figure is images/second of training steps (forward, loss, backward, AdamW step) at batch 64
 on 100x100 random patches, from the fastest step over all rounds (others sharing the CPU only add
@@ -78,7 +79,9 @@ def describe(runs, batch):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", nargs="+", default=["resnet18"], help="model2 architectures")
+    parser.add_argument("--channels", nargs="+", default=["16-32-64-128"],
+                        help="model1 widths, as in its search space (the first is the one the ratios compare with)")
+    parser.add_argument("--arch", nargs="*", default=["resnet18"], help="model2 architectures (none: model1 only)")
     parser.add_argument("--stages", nargs="+", type=int, default=[0, 1, 2],
                         help="model2 unfrozen stages to compare (0 = head only)")
     parser.add_argument("--batch", type=int, default=64)
@@ -94,7 +97,7 @@ def main(argv=None):
           f"project settings on CPU: channels_last={project_cl}, amp={project_amp}")
 
     # model name -> factory; the model is built once and reused by all variants
-    models = {f"model1 {Model1().channels}": lambda: Model1()}
+    models = {f"model1 {c}": (lambda c=c: Model1(channels=[int(n) for n in c.split("-")])) for c in args.channels}
     for arch in args.arch:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # offline: random init is fine for timing
@@ -125,6 +128,12 @@ def main(argv=None):
             mark = "  <- project setting on CPU" if v == project else ""
             print(f"  {v:20s} {describe(results[m, v], args.batch)}  x{ratio:4.2f}{mark}")
         print(f"  {'eval (inference)':20s} {describe(evals[m], args.batch)}")
+
+    # model1's widths: what a final run of each costs against the first (the baseline's), same rounds
+    first = [t for w, _ in results[f"model1 {args.channels[0]}", project] for t in w]
+    for c in args.channels[1:]:
+        other = [t for w, _ in results[f"model1 {c}", project] for t in w]
+        print(f"model1 {c}: a training step takes x{rate(first, 1) / rate(other, 1):4.2f} the time of {args.channels[0]}'s")
 
     # the other project setting that matters on a CPU: model2 trains its head and last stages, not all
     for arch in args.arch:

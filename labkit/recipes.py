@@ -36,9 +36,10 @@ def model1_search_space(profile) -> dict:
     from ray import tune
 
     b = profile.batch_size
-    # on a CPU, no width whose final run would cost several times the baseline's (32-64-128-256: about 4x the
-    # multiply-adds per image) and so could not fit the build's budget if it won the search
-    channels = ["16-32-64", "16-32-64-128", "32-64-128"] + (["32-64-128-256"] if profile.name == "full" else [])
+    # smaller, the baseline's, deeper; the wider ones only in the full profile: a training step of 32-64-128
+    # costs 2.6-3.2x the baseline's (bench/train.py), so a final run of it could not fit a CPU build's budget
+    channels = ["16-32-64", "16-32-64-128", "16-32-64-128-256"] + (["32-64-128", "32-64-128-256"]
+                                                                  if profile.name == "full" else [])
     return {
         "lr": tune.loguniform(3e-4, 3e-2),            # log scale: rates matter by ratio, not difference
         "weight_decay": tune.loguniform(1e-5, 1e-2),  # L2 penalty, also log scale
