@@ -64,9 +64,9 @@ always_largest = {"majority_rate": val_counts.max() / val_counts.sum(), "majorit
 # %% [markdown]
 # ## 4.1 Search spaces
 #
-# model1's space covers the optimiser and its learning rate, weight decay, the network's size (its channels
-# per block: fewer blocks, more blocks, or wider ones), dropout and the batch size. Learning rates and weight
-# decay are sampled on a log scale, because their effect is about ratios, not differences.
+# model1's space covers the optimiser and its learning rate, weight decay, the network's size (how many
+# blocks, with how many channels each), dropout and the batch size. Learning rates and weight decay are
+# sampled on a log scale, because their effect is about ratios, not differences.
 
 # %%
 show_source(recipes.model1_search_space)
