@@ -105,8 +105,8 @@ def describe_final_choice(run, name: str) -> str:
     baseline_section = "2.3" if name == "model1" else "3.3"
     if choice.get("retrained") is False:
         kept_because = choice.get("kept_because", "the search's best settings are the baseline's own")
-        return (f"No second run was trained ({kept_because}), so these are the curves of the baseline "
-                f"(section {baseline_section}), the final {name}.")
+        return (f"These are the curves of the baseline (section {baseline_section}), the final {name}: chapter 4 "
+                f"trained no second run, because {kept_because}.")
     if choice["final"] == "tuned":
         return (f"This run is the final {name} ({choice['tuned_val_acc']:.1%} validation accuracy against the "
                 f"baseline's {choice['baseline_val_acc']:.1%}).")

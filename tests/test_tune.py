@@ -186,7 +186,7 @@ def test_only_a_lead_beyond_the_noise_earns_a_full_run():
 def test_the_reason_for_no_full_run_quotes_this_search():
     close = tuning_report.why_not_retrained(_scored_search([0.90, 0.91, 0.80], best_trial=1), 600)
     assert "trial 1 (91.0%)" in close and "trial 0, 90.0%" in close and "1.0 points" in close
-    assert "600 validation patches" in close and "1.2 points" in close
+    assert "one standard error of an accuracy on 600 validation patches (1.2 points)" in close
     assert tuning_report.why_not_retrained(_scored_search([0.90, 0.85], best_trial=0), 600) == (
         "the search's best settings are the baseline's own")
     assert tuning_report.why_not_retrained(_scored_search([0.90, 0.93], best_trial=1), 600) is None
