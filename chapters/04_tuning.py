@@ -130,7 +130,7 @@ evidence.record("tuning_model2",
 say(tuning_report.describe_result(result2, "model2", **always_largest) + " " + tuning_report.describe_cost(result2))
 
 # %% [markdown]
-# ## 4.5 Retraining both models with their best configurations
+# ## 4.5 Retraining with the best configurations, where a search earned it
 #
 # The searches ranked settings on short runs over a subset. Where a search's best settings beat the baseline's
 # trial by more than the noise of the validation split (one standard error of its accuracy), that model is

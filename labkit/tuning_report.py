@@ -143,7 +143,7 @@ def why_not_retrained(result, n_val: int) -> str | None:
     lead, noise = result.best_score - result.baseline_score, accuracy_noise(result.baseline_score, n_val)
     return (f"the search's best, trial {result.best_trial} ({100 * result.best_score:.1f}%), led the baseline's "
             f"settings (trial {result.baseline_trial}, {100 * result.baseline_score:.1f}%) by only "
-            f"{100 * lead:.1f} points, less than one standard error of an accuracy on {n_val} validation patches "
+            f"{100 * lead:.1f} points, no more than one standard error of an accuracy on {n_val} validation patches "
             f"({100 * noise:.1f} points), which is no evidence that its settings are better")
 
 
