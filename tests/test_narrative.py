@@ -139,6 +139,15 @@ def test_converged_says_neither():
     assert "overfits" not in text and "still learning" not in text and "More epochs would" not in text
 
 
+def test_a_training_loss_still_moving_is_not_called_converged():
+    # validation loss lowest before the last epoch, but the (small) training loss fell 15% in it
+    moving = _history([0.90, 0.97, 0.985], [0.95, 0.99, 0.99], [0.3, 0.10, 0.085], [0.2, 0.05, 0.052])
+    assert narrative.training_verdict(moving).kind == "converged"
+    text = narrative.describe_training(moving, "model1")
+    assert "levelled off on validation" in text and "lowest at epoch 2, not at the last" in text
+    assert "still changed by 15.0%" in text and "has converged" not in text
+
+
 def test_one_epoch_has_no_trend_to_read():
     one = _history([0.5], [0.45], [1.0], [1.1])
     assert narrative.training_verdict(one).kind == "too short"
