@@ -39,8 +39,8 @@ def test_settings_are_described_in_words_and_unknown_kinds_refused():
 
 
 @pytest.mark.parametrize("profile", ["quick", "standard"])
-def test_a_cpu_profile_searches_no_width_whose_final_run_would_break_its_budget(profile):
-    # a width that wins is retrained with the full budget: on a CPU it must cost about what the baseline does
+def test_a_cpu_profile_searches_no_model1_size_whose_final_run_would_break_its_budget(profile):
+    # a size that wins is retrained with the full budget: on a CPU it must cost about what the baseline does
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -52,8 +52,8 @@ def test_a_cpu_profile_searches_no_width_whose_final_run_would_break_its_budget(
             model(torch.zeros(1, 3, 100, 100))
         return counter.get_total_flops()
 
-    widths = recipes.model1_search_space(PROFILES[profile])["channels"].categories
-    assert len(widths) >= 3   # still a search over size: smaller, the baseline's, larger
-    assert all(flops(c) <= 1.5 * flops(baseline["channels"]) for c in widths), widths
+    sizes = recipes.model1_search_space(PROFILES[profile])["channels"].categories
+    assert len(sizes) >= 3   # still a search over size: smaller, the baseline's, larger
+    assert all(flops(c) <= 1.5 * flops(baseline["channels"]) for c in sizes), sizes
     assert any(flops(c) > 2 * flops(baseline["channels"])
                for c in recipes.model1_search_space(PROFILES["full"])["channels"].categories)

@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import matplotlib
+import pandas as pd
 import pytest
 import ray
 from ray import tune as ray_tune
@@ -159,7 +160,6 @@ def test_figures_are_labelled(model1_search, tmp_path):
 # Whether a search earns a full-budget run (no Ray needed)
 # ---------------------------------------------------------------------------------------------------
 def _scored_search(scores, best_trial, baseline_trial=0):
-    import pandas as pd
     table = pd.DataFrame({"trial": range(len(scores)), "best_val_acc": scores,
                           "status": ["completed"] * len(scores), "stopped_early": ["no"] * len(scores)})
     return tune.SearchResult(kind="model1", table=table, best_config={"lr": 1e-3}, curves=pd.DataFrame(),
