@@ -11,7 +11,7 @@ and the compile time: the first compiled step, less one eager step.
 
 It prints the ratio eager step / compiled step (above 1: compiled is faster) and, where compiled is faster,
 the break-even number of steps: compile time over the time a step saves. A standard build's runs are 300
-(model1) and 114 (model2) steps, a tuning trial a quarter of that, and every Ray trial compiles again.
+(model1) and 114 (model2) steps, a tuning trial a fifth of that, and every Ray trial compiles again.
 """
 from __future__ import annotations
 

@@ -93,8 +93,10 @@ PROFILES = {
     "standard": Profile("standard", stub_train=3000, stub_test=800, val_fraction=0.2,
                         model1_steps=300, model2_steps=114, max_epochs=40, min_epochs=2, patience=6,
                         # 4 trials a model: two rounds of two concurrent trials on 2 cores (a third round
-                        # cost 60-100 s of an 8-minute build on a CPU without bf16)
-                        tune_trials=4, tune_budget_share=0.25, tune_subset=0.5, interpret_per_class=1,
+                        # cost 60-100 s of an 8-minute build on a CPU without bf16). A fifth of the budget on
+                        # 40% of the split: 60 steps a model1 trial (4 epochs of 15), where a quarter on half
+                        # rounded up to 76 (4 of 19), so a search leaves room for a final run of its winner
+                        tune_trials=4, tune_budget_share=0.2, tune_subset=0.4, interpret_per_class=1,
                         batch_size=64,
                         # 16 IG passes and 6 x 6 occlusions per patch: 60% of the full profile's Captum cost
                         ig_noisy_copies=2, ig_steps=8, occlusion_window=20, occlusion_stride=16),
