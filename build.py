@@ -612,7 +612,8 @@ def build(args) -> int:
         print(f"Checking the data{', the weights' if args.weights or args.data else ''}"
               f"{' and the Ray cluster' if args.ray_address else ''} ...", flush=True)
         preflight(args, data_dir)
-        chapter_seconds, device = _build_chapters(args, steps, profile, data_dir, data_desc, out, kernels)
+        chapter_seconds, device = _build_chapters(args, steps, profile, data_dir, data_desc, out, run_dir, work,
+                                                  kernels)
 
     total = time.perf_counter() - started
     env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds)
@@ -629,12 +630,11 @@ def build(args) -> int:
     return 0
 
 
-def _build_chapters(args, steps, profile, data_dir: Path, data_desc: str, out: Path,
+def _build_chapters(args, steps, profile, data_dir: Path, data_desc: str, out: Path, run_dir: Path, work: Path,
                     kernels: KernelPool) -> tuple[dict, str]:
     """Run the chapters with the build's parameters; returns ({chapter id: seconds}, device)."""
     from labkit.train import pick_device
 
-    run_dir, work = out / "run", out / "chapters"
     device = str(pick_device(args.device))
     params = asdict(ChapterParameters(
         team=args.team, data_dir=str(data_dir), is_stub=not args.data, profile=profile.name,

@@ -37,6 +37,10 @@ def load_final(run, name: str, stage: str = "final"):
     return model.eval()
 
 
+# why chapter 4 trains no second run when the search's winner is the baseline's own settings
+BASELINE_CONFIRMED = "the search's best settings are the baseline's own"
+
+
 def choose_final(run, name: str, tuned, config: dict, kept_because: str | None = None, **meta) -> str:
     """Save ``name``'s final model: the tuned one (a tune.FinalRun), unless the baseline of chapter 2 or 3,
     trained for as long, scores higher on validation. Short trials on a subset can rank settings that learn
@@ -49,7 +53,7 @@ def choose_final(run, name: str, tuned, config: dict, kept_because: str | None =
     baseline = History.from_dict(run.load_json(f"{name}/baseline_history.json"))
     baseline_acc = kept_val_acc(baseline)
     if tuned is None:
-        kept_because = kept_because or "the search's best settings are the baseline's own"
+        kept_because = kept_because or BASELINE_CONFIRMED
         for suffix in (".pt", "_history.json"):
             run.save_bytes(f"{name}/final{suffix}", run.path(f"{name}/baseline{suffix}").read_bytes())
         run.path(f"{name}/tuned_history.json").unlink(missing_ok=True)  # a rerun's stale tuned run is not this one
@@ -104,7 +108,7 @@ def describe_final_choice(run, name: str) -> str:
     choice = run.load_json(f"{name}/final_choice.json")
     baseline_section = "2.3" if name == "model1" else "3.3"
     if choice.get("retrained") is False:
-        kept_because = choice.get("kept_because", "the search's best settings are the baseline's own")
+        kept_because = choice.get("kept_because", BASELINE_CONFIRMED)
         return (f"These are the curves of the baseline (section {baseline_section}), the final {name}: chapter 4 "
                 f"trained no second run, because {kept_because}.")
     if choice["final"] == "tuned":

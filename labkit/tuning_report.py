@@ -22,6 +22,7 @@ from ray.tune.search.sample import Categorical, Float, Integer
 
 from labkit.profiles import asha_grace_period
 from labkit.recipes import is_log_scale
+from labkit.results import BASELINE_CONFIRMED
 from labkit.tune import accuracy_noise
 
 
@@ -139,7 +140,7 @@ def why_not_retrained(result, n_val: int) -> str | None:
     if result.beats_baseline(n_val):
         return None
     if result.winner_is_baseline:
-        return "the search's best settings are the baseline's own"
+        return BASELINE_CONFIRMED
     lead, noise = result.best_score - result.baseline_score, accuracy_noise(result.baseline_score, n_val)
     return (f"the search's best, trial {result.best_trial} ({100 * result.best_score:.1f}%), led the baseline's "
             f"settings (trial {result.baseline_trial}, {100 * result.baseline_score:.1f}%) by only "
