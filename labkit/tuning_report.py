@@ -142,10 +142,13 @@ def why_not_retrained(result, n_val: int) -> str | None:
     if result.winner_is_baseline:
         return BASELINE_CONFIRMED
     lead, noise = result.best_score - result.baseline_score, accuracy_noise(result.baseline_score, n_val)
-    return (f"the search's best, trial {result.best_trial} ({100 * result.best_score:.1f}%), led the baseline's "
-            f"settings (trial {result.baseline_trial}, {100 * result.baseline_score:.1f}%) by only "
-            f"{100 * lead:.1f} points, no more than one standard error of an accuracy on {n_val} validation patches "
-            f"({100 * noise:.1f} points), which is no evidence that its settings are better")
+    best = f"the search's best, trial {result.best_trial} ({100 * result.best_score:.1f}%),"
+    baseline = f"the baseline's settings (trial {result.baseline_trial}, {100 * result.baseline_score:.1f}%)"
+    if round(100 * lead, 1) <= 0:  # a tie broken by validation loss, or a baseline trial ASHA stopped early
+        return f"{best} scored no higher than {baseline}, which is no evidence that its settings are better"
+    return (f"{best} led {baseline} by only {100 * lead:.1f} points, no more than one standard error of an "
+            f"accuracy on {n_val} validation patches ({100 * noise:.1f} points), which is no evidence that its "
+            "settings are better")
 
 
 def trials_figure(result):

@@ -190,3 +190,10 @@ def test_the_reason_for_no_full_run_quotes_this_search():
     assert tuning_report.why_not_retrained(_scored_search([0.90, 0.85], best_trial=0), 600) == (
         "the search's best settings are the baseline's own")
     assert tuning_report.why_not_retrained(_scored_search([0.90, 0.93], best_trial=1), 600) is None
+
+
+def test_a_tie_or_a_better_stopped_baseline_is_not_called_a_lead():
+    # the best trial won the tie on validation loss; or ASHA stopped a baseline trial that scored higher
+    for scores in ([0.356, 0.356], [0.75, 0.70]):
+        reason = tuning_report.why_not_retrained(_scored_search(scores, best_trial=1), 135)
+        assert "scored no higher than the baseline's settings (trial 0" in reason and "led" not in reason
