@@ -28,6 +28,7 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+import forked_kernels
 from grading.names import TEAM_NAME, suggest_team_name
 from labkit import navigation
 from labkit.notebook import ChapterParameters
@@ -200,26 +201,41 @@ def preflight(args, data_dir: Path) -> None:
 class WarmKernel:
     """A chapter's kernel, started before the chapter's turn, with the chapter's imports already loaded.
 
-    Starting a kernel and importing torch, torchvision, pandas and matplotlib costs 5-8 s of one core in every
-    chapter (``bench/build.py --breakdown``: start+imports). Started while the previous step still runs, that
-    time overlaps the previous chapters' work instead of adding to the build. The imports run silently (no
-    execution count, no output), so the executed chapter is what a fresh kernel gives: its own import cell
-    finds the modules loaded, and the notebook still shows every import it needs.
+    A new kernel that imports torch, torchvision, pandas and matplotlib costs 5-8 s of one core
+    (``bench/build.py --breakdown``: start+imports). On Linux every kernel is a fork of one process that
+    has imported them already (``forked_kernels``), which takes well under a second. Elsewhere each kernel
+    imports them itself, while the previous step still runs, so that time overlaps the previous chapters'
+    work instead of adding to the build. The imports run silently (no execution count, no output), so the
+    executed chapter is what a fresh kernel gives: its own import cell finds the modules loaded, and the
+    notebook still shows every import it needs.
+
+    The kernel starts in a thread: a fork waits until the fork server has finished its imports, and the
+    caller goes on meanwhile (the build checks the data).
     """
 
     def __init__(self, chapter: Chapter, env: dict, kernels_dir: Path, libraries: tuple[str, ...] = ()):
         from jupyter_client.kernelspec import KernelSpecManager
         from jupyter_client.manager import KernelManager
 
-        self.km = KernelManager(kernel_name=KERNEL_NAME,
-                                kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]))
-        self.km.start_kernel(env={**os.environ, **env}, cwd=str(REPO))
-        self._preload = threading.Thread(target=self._import, args=(chapter_imports(chapter, libraries),),
-                                         daemon=True)
-        self._preload.start()
+        self._km = KernelManager(kernel_name=KERNEL_NAME,
+                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]))
+        if forked_kernels.available():
+            forked_kernels.use_fork(self._km)
+        self._started = threading.Event()
+        self._start_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, daemon=True,
+                                        args=({**os.environ, **env}, chapter_imports(chapter, libraries)))
+        self._thread.start()
 
-    def _import(self, code: str) -> None:
-        client = self.km.blocking_client()
+    def _start(self, env: dict, code: str) -> None:
+        try:
+            self._km.start_kernel(env=env, cwd=str(REPO))
+        except BaseException as exc:  # noqa: BLE001 - raised where the kernel is wanted (``km``)
+            self._start_error = exc
+            return
+        finally:
+            self._started.set()
+        client = self._km.blocking_client()
         client.start_channels()
         try:
             client.wait_for_ready(timeout=120)
@@ -230,10 +246,19 @@ class WarmKernel:
         finally:
             client.stop_channels()
 
+    @property
+    def km(self):
+        """The started kernel's manager (waits for the start; raises what stopped it)."""
+        self._started.wait()
+        if self._start_error is not None:
+            raise BuildError(f"the kernel did not start: {self._start_error}") from self._start_error
+        return self._km
+
     def shutdown(self) -> None:
-        if self.km.has_kernel:
-            self.km.shutdown_kernel(now=True)
-        self._preload.join(timeout=10)
+        self._started.wait(timeout=120)
+        if self._km.has_kernel:
+            self._km.shutdown_kernel(now=True)
+        self._thread.join(timeout=10)
 
 
 # Imported inside labkit functions that chapters 4 to 7 call (building model2, computing F1): worth loading
@@ -242,9 +267,8 @@ class WarmKernel:
 PRELOADED_LIBRARIES = ("torchvision", "sklearn.metrics")
 
 
-def chapter_imports(chapter: Chapter, libraries: tuple[str, ...] = ()) -> str:
-    """Code that imports the modules a chapter's code cells import (parameters cell excluded), and
-    ``libraries``, binding no name in the kernel: the chapter's namespace stays as a fresh one."""
+def chapter_modules(chapter: Chapter, libraries: tuple[str, ...] = ()) -> list[str]:
+    """The modules a chapter's code cells import (parameters cell excluded), then ``libraries``."""
     import ast
 
     modules = []
@@ -261,7 +285,12 @@ def chapter_imports(chapter: Chapter, libraries: tuple[str, ...] = ()) -> str:
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 # "from labkit import data": labkit.data may be a module or a name; try both
                 modules += [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
-    modules = list(dict.fromkeys(modules + list(libraries)))
+    return list(dict.fromkeys(modules + list(libraries)))
+
+
+def chapter_imports(chapter: Chapter, libraries: tuple[str, ...] = ()) -> str:
+    """Code that imports ``chapter_modules``, binding no name in the kernel: the chapter's namespace
+    stays as a fresh one."""
     return ("def _preload(names):\n"
             "    import importlib\n"
             "    for name in names:\n"
@@ -269,7 +298,7 @@ def chapter_imports(chapter: Chapter, libraries: tuple[str, ...] = ()) -> str:
             "            importlib.import_module(name)\n"
             "        except ImportError:\n"
             "            pass\n"
-            f"_preload({modules!r})\n"
+            f"_preload({chapter_modules(chapter, libraries)!r})\n"
             "del _preload\n")
 
 
@@ -605,6 +634,9 @@ def build(args) -> int:
             raise BuildError(f"--only {args.only} needs the other chapters' saved results, but "
                              f"{', '.join(missing)} never ran here: run the whole build first.")
 
+    if forked_kernels.available():  # it imports the chapters' libraries while the stub is made and checked
+        forked_kernels.start_server(list(dict.fromkeys(
+            module for chapter in selected for module in chapter_modules(chapter, PRELOADED_LIBRARIES))))
     data_dir, data_desc = prepare_data(args, profile)
     steps = _steps(selected)
     with KernelPool(ensure_kernel(out), kernels_dir(out)) as kernels:

@@ -1,0 +1,100 @@
+"""Kernels forked from the build's fork server behave as kernels jupyter_client starts itself."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+import forked_kernels
+
+pytestmark = pytest.mark.skipif(not forked_kernels.available(), reason="kernels are forked only on Linux")
+
+PROBE = """
+import json, os, sys
+print(json.dumps({"pid": os.getpid(), "group": os.getpgid(0), "cwd": os.getcwd(),
+                  "marker": os.environ.get("FORK_TEST_MARKER"),
+                  "forked": "forked_kernels" in sys.modules, "threads": __import__("torch").get_num_threads(),
+                  "mpl": os.environ.get("MPLBACKEND"), "main": __name__}))
+"""
+
+
+def _run(client, code: str, timeout: float = 60) -> tuple[str, dict]:
+    """Execute ``code``; return (its printed output, the execute reply's content)."""
+    out: list[str] = []
+    reply = client.execute_interactive(code, timeout=timeout,
+                                       output_hook=lambda m: out.append(m["content"].get("text", "")))
+    return "".join(out), reply["content"]
+
+
+@pytest.fixture()
+def forked_kernel(tmp_path):
+    from jupyter_client.manager import KernelManager
+
+    forked_kernels.start_server(["torch", "colorsys"])  # colorsys: a module nothing else here imports
+    km = KernelManager(kernel_name="python3")
+    forked_kernels.use_fork(km)
+    km.start_kernel(env={**os.environ, "FORK_TEST_MARKER": "given", "OMP_NUM_THREADS": "1"}, cwd=str(tmp_path))
+    client = km.blocking_client()
+    client.start_channels()
+    client.wait_for_ready(timeout=120)
+    yield km, client
+    client.stop_channels()
+    if km.has_kernel:
+        km.shutdown_kernel(now=True)
+
+
+def test_a_forked_kernel_has_the_servers_imports_and_its_own_process_environment_and_folder(forked_kernel, tmp_path):
+    import json
+
+    km, client = forked_kernel
+    out, reply = _run(client, PROBE)
+    assert reply["status"] == "ok", reply
+    seen = json.loads(out)
+    assert seen["forked"], "a kernel started the usual way would not have imported forked_kernels"
+    assert seen["pid"] == km.provisioner.pid and seen["pid"] != os.getpid()
+    assert seen["group"] == seen["pid"], "the kernel leads its own process group, as with start_new_session"
+    assert seen["cwd"] == str(tmp_path) and seen["marker"] == "given"
+    assert seen["threads"] == 1, "OMP_NUM_THREADS of the kernel's environment, not the server's"
+    assert seen["mpl"] == "module://matplotlib_inline.backend_inline"
+    assert seen["main"] == "__main__"
+    # a fresh namespace: nothing of the server's is bound in it
+    out, reply = _run(client, "print(sorted(k for k in globals() if not k.startswith('_')))")
+    assert "colorsys" not in out and "forked_kernels" not in out
+
+
+def test_a_forked_kernel_can_be_interrupted_and_killed(forked_kernel):
+    km, client = forked_kernel
+    client.execute("import time; time.sleep(60)")
+    time.sleep(1.0)
+    km.interrupt_kernel()
+    reply = client.get_shell_msg(timeout=20)
+    assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
+    out, reply = _run(client, "print(6 * 7)")
+    assert out.strip() == "42", "the kernel goes on after an interrupt"
+
+    pid = km.provisioner.pid
+    km.shutdown_kernel(now=True)
+    assert not km.is_alive()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_the_build_forks_its_kernels_where_it_can(monkeypatch, tmp_path):
+    import build
+    from jupyter_client.provisioning import LocalProvisioner
+
+    chapter = build.find_chapters()[0]
+    kernels = build.kernels_dir(tmp_path)
+    env = build.ensure_kernel(tmp_path)
+    kernel = build.WarmKernel(chapter, env, kernels)
+    try:
+        assert isinstance(kernel.km.provisioner, forked_kernels.ForkProvisioner)
+    finally:
+        kernel.shutdown()
+    monkeypatch.setenv("LABKIT_FORK_KERNELS", "0")
+    kernel = build.WarmKernel(chapter, env, kernels)
+    try:
+        assert type(kernel.km.provisioner) is LocalProvisioner
+    finally:
+        kernel.shutdown()
