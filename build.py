@@ -217,8 +217,9 @@ class WarmKernel:
         from jupyter_client.kernelspec import KernelSpecManager
         from jupyter_client.manager import KernelManager
 
-        self._km = KernelManager(kernel_name=KERNEL_NAME,
-                                 kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]))
+        self._new_manager = lambda: KernelManager(
+            kernel_name=KERNEL_NAME, kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels_dir)]))
+        self._km = self._new_manager()
         if forked_kernels.available():
             forked_kernels.use_fork(self._km)
         self._started = threading.Event()
@@ -229,7 +230,17 @@ class WarmKernel:
 
     def _start(self, env: dict, code: str) -> None:
         try:
-            self._km.start_kernel(env=env, cwd=str(REPO))
+            try:
+                self._km.start_kernel(env=env, cwd=str(REPO))
+            except Exception as exc:
+                if not isinstance(self._km.provisioner, forked_kernels.ForkProvisioner):
+                    raise
+                # the fork server failed (it could not start, or died): a kernel that imports for itself
+                # is slower to start, and just as good
+                print(f"  note: could not fork a kernel ({type(exc).__name__}: {exc}); starting one the usual way",
+                      flush=True)
+                self._km = self._new_manager()
+                self._km.start_kernel(env=env, cwd=str(REPO))
         except BaseException as exc:  # noqa: BLE001 - raised where the kernel is wanted (``km``)
             self._start_error = exc
             return

@@ -16,6 +16,7 @@ fork. Elsewhere ``available()`` is False and the build starts kernels the usual 
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -55,6 +56,9 @@ def _run_kernel(argv: list[str], env: dict, cwd: str) -> None:
     """The forked process: become what ``Popen(argv, env=env, cwd=cwd, start_new_session=True)`` would
     have started, then run the kernel until it is shut down."""
     os.setsid()  # a process group of its own, as jupyter_client gives a kernel: signals reach its children
+    # what was inherited is the imported modules, alive for good: the kernel's garbage collector need not
+    # scan them again and again (and scanning would copy the pages the fork shares)
+    gc.freeze()
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)

@@ -3,6 +3,7 @@
     python bench/build.py                        # quick and standard, fresh output folders
     python bench/build.py --profiles quick
     python bench/build.py --breakdown build/run     # only print the phases of an existing build
+    python bench/build.py --profiles quick --compare-kernels --rounds 3
 
 Each build runs as a student runs it (python build.py --team Bench_Team --profile P) into a temporary
 output folder, with the stub cache of this repo (made once per profile and reused, as for a student's
@@ -11,6 +12,10 @@ the ratio to the profile's target: quick 90 s, standard 480 s on a 2-core CPU wi
 phases with labkit.timing.PhaseTimer (run/timing/<chapter>.json) get a per-phase breakdown: kernel start
 and imports, data, features, training, tuning, evaluation/TTA, Captum, figures, and what no phase covers.
 LABKIT_FP32=1 in the environment makes a machine with bfloat16 build as one without would.
+
+--compare-kernels builds each profile alternately with forked kernels (build.py's default on Linux) and with
+kernels that each import their libraries (LABKIT_FORK_KERNELS=0), --rounds times, and prints the ratio of
+the medians.
 """
 from __future__ import annotations
 
@@ -51,12 +56,13 @@ def print_breakdown(run_dir) -> None:
               + "".join(f"{c:>16}" for c in cells) + f"{saved['unaccounted']:13.1f}")
 
 
-def time_build(profile: str) -> tuple[float, dict]:
+def time_build(profile: str, env: dict | None = None) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         started = time.perf_counter()
         result = subprocess.run([sys.executable, str(REPO / "build.py"), "--team", "Bench_Team",
-                                 "--profile", profile, "--out", str(out)], capture_output=True, text=True)
+                                 "--profile", profile, "--out", str(out)], capture_output=True, text=True,
+                                env={**os.environ, **(env or {})})
         seconds = time.perf_counter() - started
         if result.returncode != 0:
             sys.exit(f"{profile} build failed:\n{result.stderr[-2000:]}")
@@ -64,9 +70,35 @@ def time_build(profile: str) -> tuple[float, dict]:
         return seconds, json.loads((out / "chapters" / "timings.json").read_text())
 
 
+KERNEL_VARIANTS = {"forked kernels": {"LABKIT_FORK_KERNELS": "1"},
+                   "each kernel imports": {"LABKIT_FORK_KERNELS": "0"}}
+
+
+def compare_kernels(profile: str, rounds: int) -> None:
+    """Both kernel variants, alternately (so a machine that slows down slows both), then the medians' ratio."""
+    import statistics
+
+    seconds: dict[str, list[float]] = {name: [] for name in KERNEL_VARIANTS}
+    for round_ in range(rounds):
+        for name, env in KERNEL_VARIANTS.items():
+            print(f"\n{profile}, {name}, round {round_ + 1}/{rounds}:")
+            total, _ = time_build(profile, env)
+            seconds[name].append(total)
+            print(f"  {total:.0f} s")
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    print(f"\n{profile} build, median of {rounds} (target {TARGET_SECONDS[profile]} s):")
+    for name, values in seconds.items():
+        print(f"  {name:<22} {medians[name]:6.0f} s   ({', '.join(f'{v:.0f}' for v in values)})")
+    forked, plain = medians["forked kernels"], medians["each kernel imports"]
+    print(f"  forked kernels take x{forked / plain:.2f} the time")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", nargs="+", default=["quick", "standard"], choices=list(TARGET_SECONDS))
+    parser.add_argument("--compare-kernels", action="store_true",
+                        help="build with forked kernels and without, alternately, and print the ratio")
+    parser.add_argument("--rounds", type=int, default=1, help="builds per variant with --compare-kernels")
     parser.add_argument("--breakdown", metavar="RUN_DIR", help="print the phase timings of a finished build's "
                         "run folder and exit")
     args = parser.parse_args()
@@ -74,6 +106,10 @@ def main() -> None:
         print_breakdown(args.breakdown)
         return
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    if args.compare_kernels:
+        for profile in args.profiles:
+            compare_kernels(profile, args.rounds)
+        return
     for profile in args.profiles:
         total, chapters = time_build(profile)
         print(f"\n{profile}: {total:.0f} s in all, target {TARGET_SECONDS[profile]} s "

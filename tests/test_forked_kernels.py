@@ -98,3 +98,20 @@ def test_the_build_forks_its_kernels_where_it_can(monkeypatch, tmp_path):
         assert type(kernel.km.provisioner) is LocalProvisioner
     finally:
         kernel.shutdown()
+
+
+def test_a_kernel_that_cannot_be_forked_is_started_the_usual_way(monkeypatch, tmp_path, capsys):
+    import build
+    from jupyter_client.provisioning import LocalProvisioner
+
+    async def broken_server(self, cmd, **kwargs):
+        raise ConnectionRefusedError("the fork server is gone")
+
+    monkeypatch.setattr(forked_kernels.ForkProvisioner, "launch_kernel", broken_server)
+    kernel = build.WarmKernel(build.find_chapters()[0], build.ensure_kernel(tmp_path), build.kernels_dir(tmp_path))
+    try:
+        km = kernel.km
+        assert type(km.provisioner) is LocalProvisioner and km.is_alive()
+    finally:
+        kernel.shutdown()
+    assert "could not fork a kernel (ConnectionRefusedError: the fork server is gone)" in capsys.readouterr().out
