@@ -23,9 +23,9 @@ import sys
 
 from jupyter_client.provisioning import LocalProvisioner
 
-# what ipykernel sets before a kernel's first import of matplotlib; the server imports matplotlib itself,
-# so it sets the same first (this module is the first one it preloads), or figures would not show inline
-os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+# what ipykernel sets before a kernel's first import of matplotlib. The server imports matplotlib itself, so
+# it starts with the same setting, or the kernels' figures would not show inline.
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
 def available() -> bool:
@@ -43,13 +43,19 @@ def start_server(modules: list[str]) -> None:
     """
     from multiprocessing import forkserver
 
-    # this module first, for MPLBACKEND. A script run as `python build.py` goes too: multiprocessing runs
-    # the main script again in every fork (as __mp_main__), which costs nothing once its imports are loaded
+    # A script run as `python build.py` is preloaded too: multiprocessing runs the main script again in every
+    # fork (as __mp_main__), which costs nothing once its imports are loaded.
     main = sys.modules["__main__"]
     script = ([os.path.splitext(os.path.basename(main.__file__))[0]]
               if getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) else [])
     forkserver.set_forkserver_preload([__name__, *script, "ipykernel.kernelapp", *modules])
-    forkserver.ensure_running()
+    backend = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = backend or INLINE_BACKEND  # the server inherits this process's environment
+    try:
+        forkserver.ensure_running()
+    finally:
+        if backend is None:
+            del os.environ["MPLBACKEND"]
 
 
 def _run_kernel(argv: list[str], env: dict, cwd: str) -> None:
@@ -114,7 +120,10 @@ class ForkProvisioner(LocalProvisioner):
 
     async def launch_kernel(self, cmd: list[str], **kwargs):
         env = dict(kwargs.get("env") or os.environ)
-        env.setdefault("JPY_PARENT_PID", str(os.getpid()))  # as jupyter_client's launcher sets it
+        # as jupyter_client's launcher sets it. The kernel's parent is the server, not this process, so
+        # ipykernel watches for being orphaned instead: it exits when the server does, and the server exits
+        # with this process
+        env["JPY_PARENT_PID"] = str(os.getpid())
         cwd = str(kwargs.get("cwd") or os.getcwd())
         process = multiprocessing.get_context("forkserver").Process(
             target=_run_kernel, args=(list(cmd), env, cwd), name="kernel")

@@ -36,7 +36,7 @@ TARGET_SECONDS = {"quick": 90, "standard": 480}
 def print_breakdown(run_dir) -> None:
     """One row per chapter with a timing file: seconds per phase (CPU seconds in brackets). A warm kernel
     (build.py starts it while the step before runs) shows its wait in start+imports' wall seconds; the CPU
-    seconds beside them are what starting and importing cost."""
+    seconds beside them are what starting and importing cost (for a forked kernel, from the fork on)."""
     from labkit.timing import PHASES, read_breakdown
 
     chapters = read_breakdown(run_dir)

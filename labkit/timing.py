@@ -11,7 +11,8 @@ every phase, so a chapter that fails still leaves what it measured. Besides the 
 ``before_timer``, the seconds from the process start to the timer (kernel start and imports, when the
 timer is made in the cell after the imports; build.py starts a kernel while the step before runs, so this
 includes waiting for the chapter's turn), ``before_timer_cpu``, the CPU seconds the kernel spent until then
-(what starting and importing cost), and ``unaccounted``, the time since the timer that no
+(what starting and importing cost; a kernel that build.py forked from its fork server counts from the
+fork, the server's imports being done once for all), and ``unaccounted``, the time since the timer that no
 phase covers. ``bench/build.py --breakdown RUN_DIR`` prints a table of all chapters' files.
 Wall and CPU seconds are both kept: on a shared machine the CPU time says what an idle one would take.
 """

@@ -8,6 +8,7 @@ import pytest
 
 import forked_kernels
 
+MPLBACKEND_GIVEN = os.environ.get("MPLBACKEND")  # the user's own, if any
 pytestmark = pytest.mark.skipif(not forked_kernels.available(), reason="kernels are forked only on Linux")
 
 PROBE = """
@@ -15,7 +16,7 @@ import json, os, sys
 print(json.dumps({"pid": os.getpid(), "group": os.getpgid(0), "cwd": os.getcwd(),
                   "marker": os.environ.get("FORK_TEST_MARKER"),
                   "forked": "forked_kernels" in sys.modules, "threads": __import__("torch").get_num_threads(),
-                  "mpl": os.environ.get("MPLBACKEND"), "main": __name__}))
+                  "mpl": __import__("matplotlib").get_backend(), "main": __name__}))
 """
 
 
@@ -31,7 +32,8 @@ def _run(client, code: str, timeout: float = 60) -> tuple[str, dict]:
 def forked_kernel(tmp_path):
     from jupyter_client.manager import KernelManager
 
-    forked_kernels.start_server(["torch", "colorsys"])  # colorsys: a module nothing else here imports
+    # matplotlib: imported in the server, it must still draw inline; colorsys: a module nothing else imports
+    forked_kernels.start_server(["torch", "matplotlib", "colorsys"])
     km = KernelManager(kernel_name="python3")
     forked_kernels.use_fork(km)
     km.start_kernel(env={**os.environ, "FORK_TEST_MARKER": "given", "OMP_NUM_THREADS": "1"}, cwd=str(tmp_path))
@@ -56,7 +58,8 @@ def test_a_forked_kernel_has_the_servers_imports_and_its_own_process_environment
     assert seen["group"] == seen["pid"], "the kernel leads its own process group, as with start_new_session"
     assert seen["cwd"] == str(tmp_path) and seen["marker"] == "given"
     assert seen["threads"] == 1, "OMP_NUM_THREADS of the kernel's environment, not the server's"
-    assert seen["mpl"] == "module://matplotlib_inline.backend_inline"
+    assert seen["mpl"] == forked_kernels.INLINE_BACKEND, "figures must show inline, as in a fresh kernel"
+    assert os.environ.get("MPLBACKEND") == MPLBACKEND_GIVEN, "only the server's environment carries the setting"
     assert seen["main"] == "__main__"
     # a fresh namespace: nothing of the server's is bound in it
     out, reply = _run(client, "print(sorted(k for k in globals() if not k.startswith('_')))")
