@@ -19,7 +19,11 @@ from __future__ import annotations
 import gc
 import multiprocessing
 import os
+import select
+import signal
 import sys
+import threading
+import time
 
 from jupyter_client.provisioning import LocalProvisioner
 
@@ -62,6 +66,7 @@ def _run_kernel(argv: list[str], env: dict, cwd: str) -> None:
     """The forked process: become what ``Popen(argv, env=env, cwd=cwd, start_new_session=True)`` would
     have started, then run the kernel until it is shut down."""
     os.setsid()  # a process group of its own, as jupyter_client gives a kernel: signals reach its children
+    _end_with(int(env["JPY_PARENT_PID"]))
     # what was inherited is the imported modules, alive for good: the kernel's garbage collector need not
     # scan them again and again (and scanning would copy the pages the fork shares)
     gc.freeze()
@@ -72,6 +77,9 @@ def _run_kernel(argv: list[str], env: dict, cwd: str) -> None:
     if threads and "torch" in sys.modules:  # torch read the variable at import, in the server
         sys.modules["torch"].set_num_threads(int(threads))
     sys.argv = ["ipykernel_launcher", *argv[3:]] if argv[1:3] == ["-m", "ipykernel_launcher"] else list(argv)
+    # ipykernel read JPY_PARENT_PID when the server imported it: say it again, as a kernel started the
+    # usual way reads it (and does not print the note for kernels without a parent)
+    sys.argv.append(f"--IPKernelApp.parent_handle={env['JPY_PARENT_PID']}")
     # sys.path as a new interpreter would have it: the PYTHONPATH given, and not the working directory
     # (ipykernel_launcher removes it; the kernel adds it back)
     for entry in reversed([e for e in env.get("PYTHONPATH", "").split(os.pathsep) if e]):
@@ -87,6 +95,39 @@ def _run_kernel(argv: list[str], env: dict, cwd: str) -> None:
         import atexit
 
         atexit._run_exitfuncs()  # a multiprocessing child ends with os._exit, which skips these
+
+
+def _end_with(pid: int) -> None:
+    """Kill this kernel's process group (the kernel and what it started, Ray included) when process ``pid``
+    ends, however it ends (a SIGKILL too).
+
+    A kernel started the usual way does this itself: ipykernel exits when its parent process does. A fork's
+    parent is the server, and the server lives as long as any process forked from it (each holds its
+    "alive" pipe), so neither would ever end after the build was killed: the kernel watches the build."""
+    try:
+        handle = os.pidfd_open(pid)  # readable once the process has ended (Linux 5.3 and later)
+    except ProcessLookupError:
+        os.killpg(0, signal.SIGKILL)
+    except (AttributeError, OSError):
+        handle = None
+
+    def watch() -> None:
+        if handle is not None:
+            select.select([handle], [], [])
+        else:  # older kernels: poll, and a zombie has ended too
+            while _running(pid):
+                time.sleep(1.0)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="end-with-build", daemon=True).start()
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
 
 
 class _ForkedProcess:

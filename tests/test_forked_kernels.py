@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import pytest
@@ -118,3 +119,54 @@ def test_a_kernel_that_cannot_be_forked_is_started_the_usual_way(monkeypatch, tm
     finally:
         kernel.shutdown()
     assert "could not fork a kernel (ConnectionRefusedError: the fork server is gone)" in capsys.readouterr().out
+
+
+BUILD_LIKE = """
+import os, subprocess, sys, time
+sys.path.insert(0, {repo!r})
+import forked_kernels
+from jupyter_client.manager import KernelManager
+
+if __name__ == "__main__":  # a fork runs the main script again (multiprocessing's rule), as build.py's guard
+    forked_kernels.start_server([])
+    km = KernelManager(kernel_name="python3")
+    forked_kernels.use_fork(km)
+    km.start_kernel(env=dict(os.environ))
+    client = km.blocking_client()
+    client.start_channels()
+    client.wait_for_ready(timeout=120)
+    # a process the kernel starts (as chapter 4 starts Ray), which must end with it
+    client.execute_interactive("import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', "
+                               "'import time; time.sleep(600)']); print(p.pid)", timeout=60,
+                               output_hook=lambda m: print(m["content"].get("text", "").strip() or "", end=""))
+    print(" PIDS", km.provisioner.pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_forked_kernel_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    """A kernel forked from the server outlives neither the build nor its SIGKILL (the server alone would
+    keep it: the kernels hold the server's alive pipe)."""
+    import subprocess
+
+    from build import REPO
+
+    script = tmp_path / "build_like.py"
+    script.write_text(BUILD_LIKE.format(repo=str(REPO)))
+    starter = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = iter(starter.stdout.readline, "")
+        grandchild_pid, _, kernel_pid = next(line for line in lines if "PIDS" in line).split()
+        grandchild_pid, kernel_pid = int(grandchild_pid), int(kernel_pid)
+        assert forked_kernels._running(kernel_pid) and forked_kernels._running(grandchild_pid)
+        starter.kill()
+        starter.wait()
+        deadline = time.monotonic() + 20
+        while (forked_kernels._running(kernel_pid) or forked_kernels._running(grandchild_pid)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not forked_kernels._running(kernel_pid), "the kernel outlived the killed build"
+        assert not forked_kernels._running(grandchild_pid), "what the kernel started outlived the killed build"
+    finally:
+        if starter.poll() is None:
+            starter.kill()
