@@ -80,13 +80,11 @@ def _run_kernel(argv: list[str], env: dict, cwd: str) -> None:
     # ipykernel read JPY_PARENT_PID when the server imported it: say it again, as a kernel started the
     # usual way reads it (and does not print the note for kernels without a parent)
     sys.argv.append(f"--IPKernelApp.parent_handle={env['JPY_PARENT_PID']}")
-    # sys.path as a new interpreter would have it: the PYTHONPATH given, and not the working directory
-    # (ipykernel_launcher removes it; the kernel adds it back)
-    for entry in reversed([e for e in env.get("PYTHONPATH", "").split(os.pathsep) if e]):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    if sys.path and (sys.path[0] == "" or os.path.abspath(sys.path[0]) == os.getcwd()):
-        del sys.path[0]
+    # sys.path as in a kernel started the usual way: the PYTHONPATH given first, and neither the working
+    # directory nor the build script's folder (ipykernel_launcher removes what `python -m` put first)
+    given = [entry for entry in env.get("PYTHONPATH", "").split(os.pathsep) if entry]
+    sys.path[:] = given + [entry for entry in sys.path
+                           if entry not in given and entry != "" and os.path.realpath(entry) != os.getcwd()]
     from ipykernel.kernelapp import IPKernelApp
 
     try:
@@ -106,8 +104,9 @@ def _end_with(pid: int) -> None:
     "alive" pipe), so neither would ever end after the build was killed: the kernel watches the build."""
     try:
         handle = os.pidfd_open(pid)  # readable once the process has ended (Linux 5.3 and later)
-    except ProcessLookupError:
+    except ProcessLookupError:  # it has ended already
         os.killpg(0, signal.SIGKILL)
+        return
     except (AttributeError, OSError):
         handle = None
 
@@ -161,9 +160,7 @@ class ForkProvisioner(LocalProvisioner):
 
     async def launch_kernel(self, cmd: list[str], **kwargs):
         env = dict(kwargs.get("env") or os.environ)
-        # as jupyter_client's launcher sets it. The kernel's parent is the server, not this process, so
-        # ipykernel watches for being orphaned instead: it exits when the server does, and the server exits
-        # with this process
+        # as jupyter_client's launcher sets it; the forked kernel ends with this process (``_end_with``)
         env["JPY_PARENT_PID"] = str(os.getpid())
         cwd = str(kwargs.get("cwd") or os.getcwd())
         process = multiprocessing.get_context("forkserver").Process(

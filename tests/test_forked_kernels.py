@@ -17,7 +17,8 @@ import json, os, sys
 print(json.dumps({"pid": os.getpid(), "group": os.getpgid(0), "cwd": os.getcwd(),
                   "marker": os.environ.get("FORK_TEST_MARKER"),
                   "forked": "forked_kernels" in sys.modules, "threads": __import__("torch").get_num_threads(),
-                  "mpl": __import__("matplotlib").get_backend(), "main": __name__}))
+                  "mpl": __import__("matplotlib").get_backend(), "main": __name__, "path": sys.path[:2],
+                  "cwd_in_path": os.getcwd() in sys.path}))
 """
 
 
@@ -37,7 +38,8 @@ def forked_kernel(tmp_path):
     forked_kernels.start_server(["torch", "matplotlib", "colorsys"])
     km = KernelManager(kernel_name="python3")
     forked_kernels.use_fork(km)
-    km.start_kernel(env={**os.environ, "FORK_TEST_MARKER": "given", "OMP_NUM_THREADS": "1"}, cwd=str(tmp_path))
+    km.start_kernel(env={**os.environ, "FORK_TEST_MARKER": "given", "OMP_NUM_THREADS": "1",
+                         "PYTHONPATH": str(tmp_path / "lib")}, cwd=str(tmp_path))
     client = km.blocking_client()
     client.start_channels()
     client.wait_for_ready(timeout=120)
@@ -62,6 +64,8 @@ def test_a_forked_kernel_has_the_servers_imports_and_its_own_process_environment
     assert seen["mpl"] == forked_kernels.INLINE_BACKEND, "figures must show inline, as in a fresh kernel"
     assert os.environ.get("MPLBACKEND") == MPLBACKEND_GIVEN, "only the server's environment carries the setting"
     assert seen["main"] == "__main__"
+    # as in a kernel started the usual way: PYTHONPATH first, and not the working directory
+    assert seen["path"][0] == str(tmp_path / "lib") and not seen["cwd_in_path"]
     # a fresh namespace: nothing of the server's is bound in it
     out, reply = _run(client, "print(sorted(k for k in globals() if not k.startswith('_')))")
     assert "colorsys" not in out and "forked_kernels" not in out
