@@ -89,8 +89,9 @@ def test_a_forked_kernel_can_be_interrupted_and_killed(forked_kernel):
 
 
 def test_the_build_forks_its_kernels_where_it_can(monkeypatch, tmp_path):
-    import build
     from jupyter_client.provisioning import LocalProvisioner
+
+    import build
 
     chapter = build.find_chapters()[0]
     kernels = build.kernels_dir(tmp_path)
@@ -109,8 +110,9 @@ def test_the_build_forks_its_kernels_where_it_can(monkeypatch, tmp_path):
 
 
 def test_a_kernel_that_cannot_be_forked_is_started_the_usual_way(monkeypatch, tmp_path, capsys):
-    import build
     from jupyter_client.provisioning import LocalProvisioner
+
+    import build
 
     async def broken_server(self, cmd, **kwargs):
         raise ConnectionRefusedError("the fork server is gone")
