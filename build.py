@@ -201,7 +201,7 @@ def preflight(args, data_dir: Path) -> None:
 class WarmKernel:
     """A chapter's kernel, started before the chapter's turn, with the chapter's imports already loaded.
 
-    A new kernel that imports torch, torchvision, pandas and matplotlib costs 5-10 s of one core
+    A new kernel that imports torch, torchvision, pandas and matplotlib costs 4-13 s of CPU
     (``bench/build.py --breakdown``: start+imports). On Linux every kernel is a fork of one process that
     has imported them already (``forked_kernels``), which takes well under a second. Elsewhere each kernel
     imports them itself, while the previous step still runs, so that time overlaps the previous chapters'

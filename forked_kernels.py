@@ -1,6 +1,6 @@
 """Jupyter kernels forked from one process that has already imported the chapters' libraries.
 
-Every chapter runs in a kernel of its own, and a new kernel spends 5-10 s of one core importing torch,
+Every chapter runs in a kernel of its own, and a new kernel spends 4-13 s of CPU importing torch,
 torchvision, scikit-learn, matplotlib and pandas before its first line runs (``bench/build.py --breakdown``:
 start+imports). Seven chapters pay that seven times: on a 2-core machine, a fifth of a quick build. Here
 the imports run once, in the fork server of the standard library's ``multiprocessing`` with those modules
