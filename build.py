@@ -13,6 +13,7 @@ build leaves the last good notebook in place), exported to OUT/TEAM.html, and ch
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -278,7 +279,8 @@ class WarmKernel:
 PRELOADED_LIBRARIES = ("torchvision", "sklearn.metrics")
 
 
-def chapter_modules(chapter: Chapter, libraries: tuple[str, ...] = ()) -> list[str]:
+@functools.lru_cache(maxsize=None)  # the fork server and each chapter's kernel ask: read each chapter once
+def chapter_modules(chapter: Chapter, libraries: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The modules a chapter's code cells import (parameters cell excluded), then ``libraries``."""
     import ast
 
@@ -296,7 +298,7 @@ def chapter_modules(chapter: Chapter, libraries: tuple[str, ...] = ()) -> list[s
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 # "from labkit import data": labkit.data may be a module or a name; try both
                 modules += [f"{node.module}.{alias.name}" for alias in node.names] + [node.module]
-    return list(dict.fromkeys(modules + list(libraries)))
+    return tuple(dict.fromkeys(modules + list(libraries)))
 
 
 def chapter_imports(chapter: Chapter, libraries: tuple[str, ...] = ()) -> str:
@@ -309,7 +311,7 @@ def chapter_imports(chapter: Chapter, libraries: tuple[str, ...] = ()) -> str:
             "            importlib.import_module(name)\n"
             "        except ImportError:\n"
             "            pass\n"
-            f"_preload({chapter_modules(chapter, libraries)!r})\n"
+            f"_preload({list(chapter_modules(chapter, libraries))!r})\n"
             "del _preload\n")
 
 

@@ -248,14 +248,12 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
         return (f"**{name}** was still learning when training stopped: validation loss was lowest at the last "
                 f"epoch ({v.kept_val_loss:.3f}) and training loss fell by {_pct(v.train_loss_drop)} in that "
                 f"epoch, with {accs}. More epochs would likely raise its accuracy.")
+    settled = (f"{_pct(abs(v.train_loss_drop))} in the last epoch, with {accs}; {kept}. Neither more epochs "
+               "nor more regularisation is the obvious next step.")
     if abs(v.train_loss_drop) >= STILL_FALLING:  # validation has levelled off, the (small) training loss not
         return (f"**{name}** levelled off on validation within {v.epochs} epochs: validation loss was lowest at "
-                f"epoch {v.kept_epoch}, not at the last, although training loss still changed by "
-                f"{_pct(abs(v.train_loss_drop))} in the last epoch, with {accs}; {kept}. Neither more epochs nor "
-                "more regularisation is the obvious next step.")
-    return (f"**{name}** has converged within {v.epochs} epochs: training loss changed by "
-            f"{_pct(abs(v.train_loss_drop))} in the last epoch, with {accs}; {kept}. Neither more epochs nor "
-            "more regularisation is the obvious next step.")
+                f"epoch {v.kept_epoch}, not at the last, although training loss still changed by {settled}")
+    return f"**{name}** has converged within {v.epochs} epochs: training loss changed by {settled}"
 
 
 # ---------------------------------------------------------------------------------------------------
