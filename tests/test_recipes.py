@@ -28,7 +28,7 @@ def test_model1_recipe_builds_a_model_and_settings_that_fit_takes():
     model = recipe.make_model(config, recipe.load_base())
     settings = recipe.fit_settings(model, config)
     assert set(settings) <= set(inspect.signature(train.fit).parameters)
-    assert len(model.features) == 4 * len(config["channels"].split("-"))  # conv, norm, relu, pool per block
+    assert len(model.features) == 4 * len(config["channels"].split("-"))  # conv, norm, pool, relu per block
 
 
 def test_settings_are_described_in_words_and_unknown_kinds_refused():
