@@ -36,7 +36,7 @@ from labkit.cluster import init_ray, shutdown_ray  # noqa: F401
 from labkit.data import NucleiDataset, make_loader
 from labkit.profiles import asha_grace_period  # noqa: F401 (chapter 4 states it as tune.asha_grace_period)
 from labkit.recipes import baseline_config, is_log_scale, recipe, train_model
-from labkit.train import fit
+from labkit.train import fit, seed_everything
 
 METRIC_FOR_ASHA = "val_loss"   # smoother than accuracy after one epoch on a few hundred images
 # A trial reuses a finished trial's worker process (torch already imported): bench/tune.py measures it.
@@ -87,6 +87,9 @@ def _run_trial(config: dict, *, kind: str, arrays: dict, base, epochs: int, devi
     torch.set_num_threads(threads)
     index = trial_index(tune.get_context().get_trial_id())
     kind_recipe = recipe(kind)
+    # seeded before the model is made: a new worker process's generator would give other initial weights
+    # in every run, and the same search would not repeat
+    seed_everything(trial_seed(seed, index))
     model = kind_recipe.make_model(config, base)
     settings = kind_recipe.fit_settings(model, config)
     batch = int(config["batch_size"])
@@ -443,6 +446,7 @@ def train_final(kind: str, config: dict, data, profile, *, device="cpu", seed: i
     kind_recipe = recipe(kind)
     base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
     config = {"batch_size": profile.batch_size, **config}
+    seed_everything(seed)  # the initial weights depend on the seed, not on what ran before in this process
     model = kind_recipe.make_model(config, base)
     epochs = profile.epochs_for(kind, len(data.train_idx))
     # model2 on a CPU revisits the views the baseline and the trials computed (features.views_to_reuse)

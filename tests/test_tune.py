@@ -103,6 +103,16 @@ def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
     assert f"{100 * result.best_score:.1f}%" in tuning_report.describe_result(loaded)
 
 
+def test_the_same_search_repeats_exactly(model1_search, tiny_data, tmp_path):
+    # same seed, same trials: sampled settings, initial weights, batches and so every reported loss
+    # (a trial made its model before seeding, so each new worker process gave other weights)
+    first, _ = model1_search
+    again = tune.run_search("model1", tiny_data, TINY, device="cpu", seed=0, storage_dir=tmp_path / "ray")
+    columns = ["trial", "lr", "batch_size", "best_val_loss", "best_val_acc", "epochs_run"]
+    assert (again.table[columns].sort_values("trial").reset_index(drop=True)
+            .equals(first.table[columns].sort_values("trial").reset_index(drop=True)))
+
+
 def _layer_limit_space(channel_grid):
     # too many conv blocks make build_model1 raise LayerLimitError: a real, deterministic trial failure
     space = recipes.model1_search_space(TINY)
