@@ -17,7 +17,8 @@
 # never changes which value is largest, so pooling first computes the same function with the ReLU on a
 # quarter of the values (a tenth less time per training step on a CPU). A global average pool then
 # summarises each feature map into one number, so the classifier needs few weights and the network tolerates
-# the nucleus not being exactly centred. Dropout before the classifier limits overfitting on a few thousand patches.
+# the nucleus not being exactly centred. Dropout before the classifier limits overfitting on a few thousand
+# patches.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);

@@ -54,9 +54,9 @@ class Model1(nn.Module):
     Each entry of ``channels`` is one block: 3x3 convolution -> batch norm -> 2x2 max pool -> ReLU, so
     every block halves the image (100 -> 50 -> 25 -> 13 -> 7 ...). Max pooling and ReLU commute (ReLU
     never changes which value is largest), so this is the textbook conv -> norm -> ReLU -> pool block with
-    the same outputs and gradients; the ReLU just runs on a quarter of the values. Then global pooling over what is left
-    (``pool="avg"`` or ``"max"``), dropout, an optional hidden linear layer, and a linear layer to the
-    4 classes.
+    the same outputs and gradients; the ReLU just runs on a quarter of the values. Then global pooling over
+    what is left (``pool="avg"`` or ``"max"``), dropout, an optional hidden linear layer, and a linear layer
+    to the 4 classes.
 
     Layer counting: a *weight layer* is a Conv2d or a Linear (the layers with learned weight matrices).
     ``len(channels)`` convolutions + (1 if ``hidden`` else 0) + 1 output layer must be at most 8;
@@ -81,7 +81,7 @@ class Model1(nn.Module):
             # batch norm has its own shift, so a conv bias before it would be redundant
             blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=not batch_norm),
                        nn.BatchNorm2d(out_ch) if batch_norm else nn.Identity(),
-                       # pool before ReLU: the same block, 10% less time per training step on a CPU
+                       # pool before ReLU: the same block, about a tenth less time per training step on a CPU
                        # (bench/train.py), most of it in the first block's ReLU backward at 100x100
                        nn.MaxPool2d(2, ceil_mode=True),
                        nn.ReLU(inplace=True)]
