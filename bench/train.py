@@ -81,8 +81,13 @@ def rate(times, batch):
     return batch / min(times)
 
 
+def wall_steps(runs) -> list[float]:
+    """Every timed step's wall seconds over all rounds of one variant (runs: [(wall times, CPU times), ...])."""
+    return [t for wall, _ in runs for t in wall]
+
+
 def describe(runs, batch):
-    steps = [t for wall, _ in runs for t in wall]
+    steps = wall_steps(runs)
     cpu = [t for _, c in runs for t in c]
     return (f"best {rate(steps, batch):6.1f} img/s, median {batch / statistics.median(steps):6.1f}, "
             f"{batch / statistics.median(cpu):6.1f} img/CPU-s")
@@ -138,32 +143,30 @@ def main(argv=None):
         base = results[m, "eager fp32"]
         print(f"{m}")
         for v in variants:
-            ratio = rate([t for w, _ in results[m, v] for t in w], 1) / rate([t for w, _ in base for t in w], 1)
+            ratio = rate(wall_steps(results[m, v]), 1) / rate(wall_steps(base), 1)
             mark = "  <- project setting on CPU" if v == project else ""
             print(f"  {v:20s} {describe(results[m, v], args.batch)}  x{ratio:4.2f}{mark}")
         print(f"  {'eval (inference)':20s} {describe(evals[m], args.batch)}")
 
     # model1's widths: what a final run of each costs against the first (the baseline's), same rounds
-    first = [t for w, _ in results[f"model1 {args.channels[0]}", project] for t in w]
-    for c in args.channels[1:]:
-        other = [t for w, _ in results[f"model1 {c}", project] for t in w]
-        print(f"model1 {c}: a training step takes x{rate(first, 1) / rate(other, 1):4.2f} the time of {args.channels[0]}'s")
-
-    def steps(key, runs=results):  # every timed step of a variant over all rounds
-        return [t for wall, _ in runs[key] for t in wall]
-
     first = f"model1 {args.channels[0]}"
-    ours, theirs = steps((first, project)), steps((textbook, project))
+    baseline_steps = wall_steps(results[first, project])
+    for c in args.channels[1:]:
+        other = wall_steps(results[f"model1 {c}", project])
+        print(f"model1 {c}: a training step takes x{rate(baseline_steps, 1) / rate(other, 1):4.2f} the time of "
+              f"{args.channels[0]}'s")
+
+    ours, theirs = baseline_steps, wall_steps(results[textbook, project])
     best_ratio, median_ratio = rate(ours, 1) / rate(theirs, 1), statistics.median(theirs) / statistics.median(ours)
-    eval_ratio = rate(steps(first, evals), 1) / rate(steps(textbook, evals), 1)
+    eval_ratio = rate(wall_steps(evals[first]), 1) / rate(wall_steps(evals[textbook]), 1)
     print(f"{first}, pool before ReLU (Model1) against ReLU before pool (textbook), the same function: training "
           f"step x{best_ratio:4.2f} as fast (best), x{median_ratio:4.2f} (median); evaluation x{eval_ratio:4.2f} (best)")
 
     # the other project setting that matters on a CPU: model2 trains its head and last stages, not all
     for arch in args.arch:
-        everything = [t for w, _ in results[f"model2 {arch} all", project] for t in w]
+        everything = wall_steps(results[f"model2 {arch} all", project])
         for n in args.stages:
-            part = [t for w, _ in results[f"model2 {arch} stages={n}", project] for t in w]
+            part = wall_steps(results[f"model2 {arch} stages={n}", project])
             ratio = rate(part, 1) / rate(everything, 1)
             print(f"model2 {arch}: head + last {n} stages trainable vs the whole network: x{ratio:4.2f}")
 
@@ -179,8 +182,8 @@ def main(argv=None):
               f"{p.trial_epochs('model1', n_subset)}/{p.trial_epochs('model2', n_subset)} epochs on "
               f"{p.tune_subset:.0%} of train")
         for m in (m for m in models if m != textbook):
-            train_rate_ = rate([t for w, _ in results[m, project] for t in w], args.batch)
-            erate = rate([t for w, _ in evals[m] for t in w], args.batch)
+            train_rate_ = rate(wall_steps(results[m, project]), args.batch)
+            erate = rate(wall_steps(evals[m]), args.batch)
             epoch = n_train / train_rate_ + n_val / erate
             kind = "model1" if m.startswith("model1") else "model2"
             epochs = p.epochs_for(kind, n_train)
