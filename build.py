@@ -126,7 +126,13 @@ def check_data(data_dir: Path, cache_dir: Path, given_as: str | None) -> list[st
     each. labkit.data's own readers do it, and decoding fills the image cache chapter 01 then reads."""
     import warnings
 
-    from labkit.data import DataError, DataWarning, find_layout, load_images, read_labels
+    from labkit.data import (
+        DataError,
+        DataWarning,
+        find_layout,
+        load_images,
+        read_labels,
+    )
 
     if not data_dir.is_dir():
         return [f"data: --data {given_as}: no such folder. Point it at the folder holding train.csv "
@@ -279,7 +285,7 @@ class WarmKernel:
 PRELOADED_LIBRARIES = ("torchvision", "sklearn.metrics")
 
 
-@functools.lru_cache(maxsize=None)  # the fork server and each chapter's kernel ask: read each chapter once
+@functools.cache  # the fork server and each chapter's kernel ask: read each chapter once
 def chapter_modules(chapter: Chapter, libraries: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The modules a chapter's code cells import (parameters cell excluded), then ``libraries``."""
     import ast
@@ -594,6 +600,7 @@ def write_notebook(nb, path: Path) -> None:
 
 def export_html(nb, path: Path) -> None:
     from nbconvert import HTMLExporter
+
     from labkit.artifacts import atomic_write_text
 
     body, _ = HTMLExporter().from_notebook_node(nb)

@@ -25,10 +25,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from labkit.features import split_model2  # noqa: E402
-from labkit.models import build_model1, build_model2, set_unfrozen_stages  # noqa: E402
-from labkit.profiles import get_profile  # noqa: E402
-from labkit.recipes import baseline_config  # noqa: E402
+from labkit.features import split_model2
+from labkit.models import build_model1, build_model2, set_unfrozen_stages
+from labkit.profiles import get_profile
+from labkit.recipes import baseline_config
 
 
 def model1_case(batch):

@@ -19,10 +19,10 @@ import torch
 import torchvision
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from labkit import N_CLASSES  # noqa: E402
-from labkit.data import NucleiDataset, make_loader  # noqa: E402
-from labkit.models import Model1  # noqa: E402
-from labkit.train import evaluate  # noqa: E402
+from labkit import N_CLASSES
+from labkit.data import NucleiDataset, make_loader
+from labkit.models import Model1
+from labkit.train import evaluate
 
 
 def main(argv=None):

@@ -35,11 +35,11 @@ from types import SimpleNamespace
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from labkit.data import NucleiDataset, make_loader  # noqa: E402
-from labkit.features import FeatureLoader, build_cache, split_model2, views_to_reuse  # noqa: E402
-from labkit.models import build_model2, model2_param_groups, set_unfrozen_stages  # noqa: E402
-from labkit.profiles import get_profile  # noqa: E402
-from labkit.train import default_amp, default_channels_last  # noqa: E402
+from labkit.data import NucleiDataset, make_loader
+from labkit.features import FeatureLoader, build_cache, split_model2, views_to_reuse
+from labkit.models import build_model2, model2_param_groups, set_unfrozen_stages
+from labkit.profiles import get_profile
+from labkit.train import default_amp, default_channels_last
 
 MEAN, STD = [0.6, 0.4, 0.7], [0.2, 0.25, 0.15]
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from labkit.models import Model1, build_model2, set_unfrozen_stages  # noqa: E402
-from labkit.profiles import get_profile  # noqa: E402
-from labkit.train import default_amp, default_channels_last  # noqa: E402
+from labkit.models import Model1, build_model2, set_unfrozen_stages
+from labkit.profiles import get_profile
+from labkit.train import default_amp, default_channels_last
 
 
 def train_rate(model, batch, steps, channels_last, bf16):

@@ -47,7 +47,14 @@ seed = 0
 from IPython.display import display
 
 from labkit import data, evidence, exploration, narrative
-from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
+from labkit.notebook import (
+    chapter_parameters,
+    pct,
+    say,
+    show_figure,
+    show_source,
+    start_chapter,
+)
 
 ctx = start_chapter("01_data", **chapter_parameters(globals()))
 nuclei = ctx.data

@@ -37,7 +37,14 @@ seed = 0
 
 # %%
 from labkit import data, diagnostics, evidence, models, narrative, recipes, train
-from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
+from labkit.notebook import (
+    chapter_parameters,
+    pct,
+    say,
+    show_figure,
+    show_source,
+    start_chapter,
+)
 
 ctx = start_chapter("02_model1", **chapter_parameters(globals()))
 nuclei = ctx.data

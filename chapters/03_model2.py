@@ -39,7 +39,14 @@ import warnings
 from IPython.display import display
 
 from labkit import diagnostics, evidence, models, narrative, recipes, train
-from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
+from labkit.notebook import (
+    chapter_parameters,
+    pct,
+    say,
+    show_figure,
+    show_source,
+    start_chapter,
+)
 
 ctx = start_chapter("03_model2", **chapter_parameters(globals()))
 nuclei = ctx.data

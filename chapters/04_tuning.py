@@ -41,7 +41,14 @@ seed = 0
 from IPython.display import display
 
 from labkit import evidence, recipes, results, tune, tuning_report
-from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
+from labkit.notebook import (
+    chapter_parameters,
+    pct,
+    say,
+    show_figure,
+    show_source,
+    start_chapter,
+)
 
 ctx = start_chapter("04_tuning", **chapter_parameters(globals()))
 nuclei = ctx.data

@@ -34,7 +34,14 @@ seed = 0
 from IPython.display import display
 
 from labkit import data, diagnostics, evidence, narrative, results, train
-from labkit.notebook import chapter_parameters, pct, say, show_figure, show_source, start_chapter
+from labkit.notebook import (
+    chapter_parameters,
+    pct,
+    say,
+    show_figure,
+    show_source,
+    start_chapter,
+)
 
 ctx = start_chapter("05_diagnostics", **chapter_parameters(globals()))
 nuclei = ctx.data

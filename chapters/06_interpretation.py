@@ -46,7 +46,13 @@ import torch
 from IPython.display import display
 
 from labkit import evidence, interpret, results
-from labkit.notebook import chapter_parameters, say, show_figure, show_source, start_chapter
+from labkit.notebook import (
+    chapter_parameters,
+    say,
+    show_figure,
+    show_source,
+    start_chapter,
+)
 
 ctx = start_chapter("06_interpretation", **chapter_parameters(globals()))
 nuclei = ctx.data

@@ -20,11 +20,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from labkit.artifacts import atomic_write_bytes  # one atomic writer for the project (stdlib only)
+from labkit.artifacts import (
+    atomic_write_bytes,  # one atomic writer for the project (stdlib only)
+)
 
 from .generator import CLASS_MIX, make_image
 
-__all__ = ["make_stub", "CLASS_MIX", "FIRST_TEST_NUMBER", "STUB_VERSION"]
+__all__ = ["CLASS_MIX", "FIRST_TEST_NUMBER", "STUB_VERSION", "make_stub"]
 
 FIRST_TEST_NUMBER = 10001  # the real test files are 10001.png .. 15041.png
 # The generator's own source is part of a cached stub's identity: any change to it rebuilds the stub,

@@ -10,5 +10,16 @@ from .reader import LoadedNotebook, load_notebooks, parse_notebook
 from .results import NotebookReport, Verdict
 from .rubric import Criterion, load_rubric
 
-__all__ = ["CRITERIA", "check_paths", "exit_code", "grade_notebook", "LoadedNotebook", "load_notebooks",
-           "parse_notebook", "NotebookReport", "Verdict", "Criterion", "load_rubric"]
+__all__ = [
+           "CRITERIA",
+           "Criterion",
+           "LoadedNotebook",
+           "NotebookReport",
+           "Verdict",
+           "check_paths",
+           "exit_code",
+           "grade_notebook",
+           "load_notebooks",
+           "load_rubric",
+           "parse_notebook",
+]

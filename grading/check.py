@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from itertools import repeat
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Iterator
 
 from . import detect
 from .cells import read_cells

@@ -9,7 +9,7 @@ import ast
 import re
 from dataclasses import dataclass, field
 
-_MAGIC_LINE = re.compile(r"^(\s*)(?:[!%]|\?\w).*$", re.M)
+_MAGIC_LINE = re.compile(r"^(\s*)(?:[!%]|\?\w).*$", re.MULTILINE)
 _DEF_LINE = re.compile(r"^(?:async\s+)?(def|class)\s+(\w+)")
 WEIGHT_LAYERS = ("Conv2d", "Linear", "LazyConv2d", "LazyLinear")
 
@@ -101,7 +101,7 @@ class LayerCount:
     def total(self) -> int:
         return sum(self.by_type.values())
 
-    def add(self, other: "LayerCount", times: int = 1) -> None:
+    def add(self, other: LayerCount, times: int = 1) -> None:
         for name, n in other.by_type.items():
             self.by_type[name] = self.by_type.get(name, 0) + n * times
         self.in_loop = self.in_loop or other.in_loop
@@ -139,5 +139,5 @@ def regex_weight_layers(text: str) -> LayerCount:
     count = LayerCount()
     for name in re.findall(r"\b(?:nn\.)?(Conv2d|Linear|LazyConv2d|LazyLinear)\s*\(", text):
         count.by_type[name] = count.by_type.get(name, 0) + 1
-    count.in_loop = bool(re.search(r"^\s*for\s|\bfor\b.+\bin\b.+\]", text, re.M))
+    count.in_loop = bool(re.search(r"^\s*for\s|\bfor\b.+\bin\b.+\]", text, re.MULTILINE))
     return count

@@ -16,7 +16,7 @@ from .names import TEAM_NAME, suggest_team_name
 from .results import FAIL, PASS, WARN, Verdict
 
 SNIPPET_CHARS = 80
-__all__ = ["NotebookView", "MODELS"]   # re-exported: check.py builds the view through this module
+__all__ = ["MODELS", "NotebookView"]   # re-exported: check.py builds the view through this module
 
 
 def snippet(text: str, pattern: re.Pattern | None = None) -> str:
@@ -82,7 +82,7 @@ def detect_no_errors(view: NotebookView) -> Verdict:
         following = view.cells[cell.number] if cell.number < len(view.cells) else None
         explained = (" (explained in the next markdown cell)" if following is not None and
                      following.cell_type == "markdown" and re.search(r"error|fail|crash|exception|bug",
-                                                                    following.source, re.I) else "")
+                                                                    following.source, re.IGNORECASE) else "")
         parts.append(f"cell {cell.number}: {snippet(error.text)}{explained}")
     more = f" and {len(errored) - 5} more cells" if len(errored) > 5 else ""
     return Verdict("no_errors", FAIL, "; ".join(parts) + more)
@@ -250,11 +250,11 @@ def detect_model2(view: NotebookView) -> Verdict:
 _TUNE = Marker(r"\btune\.run\s*\(|\bTuner\s*\(|\btune\.run_experiments\s*\(", ("tune.run", "Tuner"))
 _TUNER_VARIABLE = Marker(r"(\w+)\s*=\s*(?:tune\.)?Tuner\s*\(", ("Tuner",))
 _CURVE_PLOT = Marker(r"\bplt\.plot\s*\(|\.plot\s*\(|\blineplot\s*\(|\bax\w*\.plot\s*\(", ("plot",))
-_CURVE_WHAT = re.compile(r"loss|acc", re.I)
+_CURVE_WHAT = re.compile(r"loss|acc", re.IGNORECASE)
 _CONFUSION = Marker(r"\bconfusion_matrix\s*\(|\bConfusionMatrixDisplay\b|\bplot_confusion\w*\s*\(|"
                     r"\bheatmap\s*\(|\bcrosstab\s*\(|\bMulticlassConfusionMatrix\s*\(",
                     ("confusion", "ConfusionMatrix", "heatmap", "crosstab"))
-_CONFUSION_WHAT = re.compile(r"confus|\bcm\w*\b|crosstab", re.I)
+_CONFUSION_WHAT = re.compile(r"confus|\bcm\w*\b|crosstab", re.IGNORECASE)
 # What draws a matrix as a picture; an image from a cell without one of these is some other figure.
 _MATRIX_PLOT = re.compile(r"\bheatmap\s*\(|\bConfusionMatrixDisplay\b|\b(?:imshow|matshow)\s*\(|"
                           r"\bplot_confusion\w*\s*\(")
@@ -366,15 +366,15 @@ def detect_captum(view: NotebookView) -> dict[str, Verdict]:
 
 _FIX = re.compile(r"CrossEntropyLoss\s*\([^)]*weight\s*=|\bWeightedRandomSampler\b|\bcompute_class_weight\b|"
                   r"\bclass_weights?\b|\bpos_weight\b|\boversampl\w*|\bRandomOverSampler\b|\bSMOTE\b|"
-                  r"\bFocalLoss\b|\bfocal_loss\b|\bclass_weights\s*\(", re.I)
+                  r"\bFocalLoss\b|\bfocal_loss\b|\bclass_weights\s*\(", re.IGNORECASE)
 # Oversampling by hand: minority rows duplicated into the dataframe (concat, sample with replacement, ...).
 _DUPLICATES_ROWS = re.compile(r"\bconcat\s*\(|\.sample\s*\([^)]*replace\s*=\s*True|\bresample\s*\(|"
                               r"\.repeat\s*\(|\.append\s*\(|\]\s*\*\s*\d")
-_ABOUT_BALANCE = re.compile(r"balanc|imbalanc|oversampl|up-?sampl|minority|under-?represent|duplicat", re.I)
+_ABOUT_BALANCE = re.compile(r"balanc|imbalanc|oversampl|up-?sampl|minority|under-?represent|duplicat", re.IGNORECASE)
 _AUGMENT = re.compile(r"\b(?:RandomHorizontalFlip|RandomVerticalFlip|RandomRotation|ColorJitter|"
                       r"RandomResizedCrop|RandomAffine|RandAugment|TrivialAugmentWide|AutoAugment|"
                       r"RandomErasing|GaussianBlur)\b|albumentations")
-_ABOUT_CONFUSION = re.compile(r"confus|imbalanc|minority|under-?represented|misclassif|mix(?:es|ed)? up", re.I)
+_ABOUT_CONFUSION = re.compile(r"confus|imbalanc|minority|under-?represented|misclassif|mix(?:es|ed)? up", re.IGNORECASE)
 
 
 def _section_text(view: NotebookView, cell: Cell) -> str:
@@ -415,7 +415,7 @@ def detect_confusion_fix(view: NotebookView) -> Verdict:
 _WRITES = re.compile(r"\.to_csv\s*\(|\bopen\s*\([^)]*['\"][wa]|csv\.writer|\.savetxt\s*\(")
 _CSV_NAME = re.compile(r"""['"]([^'"\n]*?([\w.-]+\.csv))['"]""")
 # File names students give predictions; a written 'history.csv' or 'train_balanced.csv' is not one.
-_PREDICTION_FILE = re.compile(r"sub|pred|test|result|output|answer|kaggle", re.I)
+_PREDICTION_FILE = re.compile(r"sub|pred|test|result|output|answer|kaggle", re.IGNORECASE)
 _READS = re.compile(r"read_csv\s*\(|\bopen\s*\([^)]*['\"]r['\"]|\.exists\s*\(")
 
 
@@ -465,7 +465,7 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?\s*%|\b\d*\.\d+\b")
 
 def _any_word(*words: str) -> re.Pattern:
     """Any of these words (regex fragments), as whole words, ignoring case."""
-    return re.compile(r"\b(?:%s)\b" % "|".join(words), re.I)
+    return re.compile(r"\b(?:%s)\b" % "|".join(words), re.IGNORECASE)
 
 
 # Words that say what a result means (interpretation), as opposed to what the code does (description).
@@ -478,21 +478,21 @@ _COMPARES = _any_word("better", "worse", r"outperform\w*", "higher", "lower", "t
 # Something measured: a comparison of the models must be about one of these, not about the plan or the hardware.
 _MEASURED = re.compile(r"\b(?:acc\w*|loss\w*|curves?|confus\w*|f1|precision|recall|speed|faster|slower|"
                        r"training time|attributions?|saliency|parameters?|errors?|"
-                       r"misclassif\w*)\b|\d+(?:\.\d+)?\s*(?:%|min\w*\b|s\b|sec\w*|hours?\b)|\b0\.\d+\b", re.I)
-_DISCUSSION_HEADING = re.compile(r"discussion|conclusion|comparison|compar|summary|evaluation|reflection", re.I)
+                       r"misclassif\w*)\b|\d+(?:\.\d+)?\s*(?:%|min\w*\b|s\b|sec\w*|hours?\b)|\b0\.\d+\b", re.IGNORECASE)
+_DISCUSSION_HEADING = re.compile(r"discussion|conclusion|comparison|compar|summary|evaluation|reflection", re.IGNORECASE)
 _RESULT_TEXT = re.compile(r"\b(?:[Aa]cc\w*|ACC\w*|[Ll]oss|LOSS|[Ff]1\w*|[Pp]recision|[Rr]ecall|[Ss]core)\b[^\n]{0,40}?\d")
 
 
 def _prose(cell: Cell) -> str:
     """Markdown without headings, code blocks and HTML tags."""
-    text = re.sub(r"```.*?```", " ", cell.source, flags=re.S)
+    text = re.sub(r"```.*?```", " ", cell.source, flags=re.DOTALL)
     text = re.sub(r"<[^>]+>", " ", text)
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
 
 
 def _names_both_models(text: str) -> bool:
     return bool((sections._HEADING_MODEL1.search(text) and sections._HEADING_MODEL2.search(text))
-                or re.search(r"\b(?:both|two) models\b", text, re.I))
+                or re.search(r"\b(?:both|two) models\b", text, re.IGNORECASE))
 
 
 def result_cells(view: NotebookView) -> set[int]:

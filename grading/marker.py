@@ -12,7 +12,7 @@ tests/test_grading_markers.py checks, from each pattern's syntax, that every mat
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from collections.abc import Iterator
 
 
 class Marker:
@@ -45,7 +45,7 @@ class Marker:
     def findall(self, text: str) -> list:
         return self.regex.findall(text) if self.could_match(text) else []
 
-    def or_(self, pattern: str, words: tuple[str, ...]) -> "Marker":
+    def or_(self, pattern: str, words: tuple[str, ...]) -> Marker:
         """This marker or another pattern (with the words that one's matches hold)."""
         return Marker(f"{self.pattern}|{pattern}", self.words + words, self.regex.flags)
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Iterator
 
 # A coursework notebook with plots is a few MB; anything far bigger inside a zip is refused rather than
 # inflated into memory (a zip bomb or the wrong archive).
@@ -46,7 +46,7 @@ def parse_notebook(text: str | bytes, label: str) -> LoadedNotebook:
             raise ValueError("no nbformat version in it")
         major = raw["nbformat"]
         if major != 4:
-            import nbformat   # only for old notebooks: importing it costs more than grading one notebook
+            import nbformat  # only for old notebooks: importing it costs more than grading one notebook
             import nbformat.reader
 
             if major not in nbformat.versions:

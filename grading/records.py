@@ -20,7 +20,7 @@ from .cells import PRINTED_MATRIX, Cell
 from .results import FAIL, PASS, WARN, Verdict
 
 _CONV = re.compile(r"\bConv2d\b")
-_WEIGHTS = re.compile(r"weights|pretrained|resnet|efficientnet|densenet|vgg|mobilenet|convnext|arch", re.I)
+_WEIGHTS = re.compile(r"weights|pretrained|resnet|efficientnet|densenet|vgg|mobilenet|convnext|arch", re.IGNORECASE)
 _LOADER = re.compile(r"\bDataset\b|DataLoader|make_loader|\bloader\b")
 _WORDS = re.compile(r"[A-Za-z]{2,}")
 

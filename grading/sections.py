@@ -25,16 +25,16 @@ _STEMS = (r"model|net|network|cnn|clf|classifier|m|hist|history|histories|res|re
           r"confusion|log|logs|curves|losses|train_losses|val_losses|accs|train_accs|val_accs|outputs|"
           r"trained_model|model_ft|scores|metrics|tuning|search|trials|explainer|attr|attrs")
 _ARG_MODEL1 = re.compile(rf"\b(?:{_STEMS})_?1\b|\b(?:small|simple|custom|own|baseline|scratch)_?"
-                         r"(?:cnn|convnet|net|model)\w*|\bmodel_?one\b", re.I)
+                         r"(?:cnn|convnet|net|model)\w*|\bmodel_?one\b", re.IGNORECASE)
 _ARG_MODEL2 = re.compile(rf"\b(?:{_STEMS})_?2\b|\b\w*(?:{_ARCH})\w*|\bpretrained_?\w*|\btransfer\w*|"
-                         r"\bfine_?tuned?\w*|\bmodel_?two\b", re.I)
+                         r"\bfine_?tuned?\w*|\bmodel_?two\b", re.IGNORECASE)
 
 _HEADING_MODEL1 = re.compile(r"\bmodel\s*[-_#]?\s*(?:1|one)\b|\bfirst model\b|\bfrom scratch\b|"
                              r"\b(?:small|simple|custom|own|baseline)\b[\w\s-]{0,20}\b(?:cnn|convnet|"
-                             r"conv ?net|network|model)\b", re.I)
+                             r"conv ?net|network|model)\b", re.IGNORECASE)
 _HEADING_MODEL2 = re.compile(rf"\bmodel\s*[-_#]?\s*(?:2|two)\b|\bsecond model\b|\bpre-?trained\b|"
-                             rf"\btransfer learning\b|\bfine-?tun\w*|\bimagenet\b|\b(?:{_ARCH})", re.I)
-_MD_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$|<h([1-6])[^>]*>(.*?)</h\3>", re.M | re.I)
+                             rf"\btransfer learning\b|\bfine-?tun\w*|\bimagenet\b|\b(?:{_ARCH})", re.IGNORECASE)
+_MD_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$|<h([1-6])[^>]*>(.*?)</h\3>", re.MULTILINE | re.IGNORECASE)
 
 
 def models_named(text: str, model1_names=(), model2_names=()) -> set[str]:

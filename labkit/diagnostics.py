@@ -32,8 +32,9 @@ Public API (chapter 05 calls these; every figure is sized for a ~900 px notebook
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -223,7 +224,7 @@ def per_class_table(y_true, y_pred) -> pd.DataFrame:
     if accuracy_value is None:  # sklearn leaves it out when some labels are absent ("micro avg" instead)
         accuracy_value = accuracy(y_true, y_pred)
         table = table.drop(index="micro avg", errors="ignore")
-    n = int(len(_as_labels(y_true)))
+    n = len(_as_labels(y_true))
     acc_row = pd.DataFrame({"precision": [np.nan], "recall": [np.nan], "f1-score": [accuracy_value],
                             "support": [n]}, index=["accuracy"])
     classes = table.loc[list(CLASS_NAMES)]

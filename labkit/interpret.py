@@ -36,7 +36,7 @@ standard profile's 8 examples per model; ``n_samples * n_steps`` is the cost of 
 from __future__ import annotations
 
 import copy
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -20,8 +20,8 @@ underfitting vs converged, random vs verified vs unverified weights) and check t
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 

@@ -72,12 +72,12 @@ def chapter_parameters(namespace: dict) -> dict:
 class ChapterContext:
     chapter: str
     params: ChapterParameters
-    profile: "object"       # labkit.profiles.Profile
-    run: "object"           # labkit.artifacts.RunDir
-    device: "object"        # torch.device
-    data: "object"          # labkit.data.NucleiData
+    profile: object       # labkit.profiles.Profile
+    run: object           # labkit.artifacts.RunDir
+    device: object        # torch.device
+    data: object          # labkit.data.NucleiData
     # where the chapter's time goes: `with ctx.timer.phase("training"):` (run/timing/<chapter>.json)
-    timer: "object" = None  # labkit.timing.PhaseTimer
+    timer: object = None  # labkit.timing.PhaseTimer
 
     # the parameters chapters use most, by their plain names
     seed = property(lambda self: self.params.seed)

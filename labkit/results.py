@@ -151,7 +151,7 @@ def submission_val_acc(run, name: str) -> float:
 
 
 def fix_summary(fix) -> dict:
-    accuracy = lambda p: float((np.asarray(p.labels) == np.asarray(p.preds)).mean())  # noqa: E731
+    accuracy = lambda p: float((np.asarray(p.labels) == np.asarray(p.preds)).mean())
     pair = [fix.pair.true_class, fix.pair.predicted_class] if fix.pair is not None else None
     return {"pair": pair, "pair_text": describe_pair(fix.pair),
             "accuracy_before": accuracy(fix.before), "accuracy_after": accuracy(fix.after),

@@ -34,7 +34,7 @@ from labkit import features
 # chapters call them as tune.init_ray / tune.shutdown_ray.
 from labkit.cluster import init_ray, shutdown_ray  # noqa: F401
 from labkit.data import NucleiDataset, make_loader
-from labkit.profiles import asha_grace_period  # noqa: F401 (chapter 4 states it as tune.asha_grace_period)
+from labkit.profiles import asha_grace_period
 from labkit.recipes import baseline_config, is_log_scale, recipe, train_model
 from labkit.train import fit, seed_everything
 
@@ -403,7 +403,7 @@ class SearchResult:
         ran = self.table[self.table["status"] != "failed"]
         completed = ran[ran["status"] == "completed"]["best_val_acc"]
         nan = math.nan
-        return {"completed": int(len(completed)), "ran": int(len(ran)),
+        return {"completed": len(completed), "ran": len(ran),
                 "best": float(completed.max()) if len(completed) else nan,
                 "median": float(completed.median()) if len(completed) else nan,
                 "worst": float(completed.min()) if len(completed) else nan,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ray_cluster import local_ray_cluster
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
-from functools import lru_cache
+from functools import cache
 
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
@@ -32,7 +32,7 @@ COLAB_METADATA = {
 
 # --- real outputs ------------------------------------------------------------------------------------
 
-@lru_cache(maxsize=None)
+@cache
 def _png(kind: str) -> tuple[str, str]:
     """(base64 PNG, matplotlib's text/plain) of a tiny real figure."""
     import matplotlib

@@ -15,7 +15,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 TEAM = "Test_Team"
 sys.path.insert(0, str(REPO))
-import build  # noqa: E402
+import build
 
 
 def run_build(*args, timeout=600, env=None):
@@ -41,10 +41,10 @@ def quick_build(tmp_path_factory, ray_cluster):
     --weights. --ray-address is a real `ray start` cluster with token authentication, joined with nothing
     set but the token in ~/.ray/auth_token (HOME points at the cluster's home).
     """
-    import data_stub
     import torch
     import torchvision
 
+    import data_stub
     from labkit.models import default_weights, weights_file_name
 
     root = tmp_path_factory.mktemp("quick_build")
@@ -271,8 +271,9 @@ def test_real_data_build_without_weights_stops_before_any_chapter(tmp_path, monk
 
 
 def test_preflight_reports_every_problem_at_once_data_first(tmp_path, monkeypatch, capsys):
-    import data_stub
     from ray_cluster import free_port
+
+    import data_stub
 
     data = data_stub.make_stub(tmp_path / "data", n_train=40, n_test=8, seed=1)
     broken = sorted((data / "train").glob("*.png"))[3]
@@ -300,9 +301,10 @@ def test_preflight_notes_the_datas_warnings_and_no_one_elses(tmp_path, monkeypat
     import threading
     import warnings
 
+    from PIL import Image
+
     import data_stub
     import labkit.data
-    from PIL import Image
 
     data = data_stub.make_stub(tmp_path / "data", n_train=24, n_test=4, seed=2)
     Image.new("RGB", (64, 64)).save(sorted((data / "train").glob("*.png"))[0])

@@ -4,9 +4,9 @@ from __future__ import annotations
 import time
 
 import pytest
+from ray_cluster import free_port
 
 from labkit.cluster import ClusterError, check_cluster
-from ray_cluster import free_port
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,16 @@ from PIL import Image
 
 from data_stub import make_stub
 from labkit.artifacts import RunDir
-from labkit.data import (DataError, NucleiDataset, denormalise, find_layout, make_loader, prepare,
-                         read_labels, stratified_split)
+from labkit.data import (
+    DataError,
+    NucleiDataset,
+    denormalise,
+    find_layout,
+    make_loader,
+    prepare,
+    read_labels,
+    stratified_split,
+)
 
 
 @pytest.fixture(scope="module")

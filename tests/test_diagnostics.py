@@ -4,16 +4,16 @@ from types import SimpleNamespace
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
-from labkit import CLASS_NAMES  # noqa: E402
-from labkit import diagnostics as dg  # noqa: E402
-from labkit.train import Predictions  # noqa: E402
+from labkit import CLASS_NAMES
+from labkit import diagnostics as dg
+from labkit.train import Predictions
 
 torch.set_num_threads(1)
 
@@ -206,7 +206,7 @@ def test_fix_experiment_with_labkit_train_fit_and_evaluate():
 def _fix_result(labels, before, after):
     from labkit.diagnostics import FixResult, most_confused_pair
 
-    p = lambda preds: SimpleNamespace(labels=np.asarray(labels), preds=np.asarray(preds))  # noqa: E731
+    p = lambda preds: SimpleNamespace(labels=np.asarray(labels), preds=np.asarray(preds))
     return FixResult(p(before), p(after), most_confused_pair(labels, before), "test fix")
 
 

@@ -10,8 +10,17 @@ from torch import nn
 
 from labkit import N_CLASSES
 from labkit.data import NucleiDataset, make_loader
-from labkit.features import (N_VIEWS, FeatureLoader, build_cache, dihedral_view, evaluate_on_features,
-                             fit_on_features, head_inputs, save_cache, split_model2)
+from labkit.features import (
+    N_VIEWS,
+    FeatureLoader,
+    build_cache,
+    dihedral_view,
+    evaluate_on_features,
+    fit_on_features,
+    head_inputs,
+    save_cache,
+    split_model2,
+)
 from labkit.models import set_unfrozen_stages
 from labkit.train import evaluate
 

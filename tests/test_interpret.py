@@ -2,13 +2,13 @@
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from torch import nn
 
-from labkit import interpret as it  # noqa: E402
+from labkit import interpret as it
 
 torch.set_num_threads(1)
 SIZE = 100

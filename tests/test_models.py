@@ -7,11 +7,20 @@ import torch
 import torchvision
 from torch import nn
 
-from labkit import N_CLASSES
-from labkit import models
+from labkit import N_CLASSES, models
 from labkit.artifacts import sha256_file
-from labkit.models import (LayerLimitError, MissingWeightsError, Model1, WeightsError, build_model1,
-                           build_model2, count_layers, head_of, model2_param_groups, set_unfrozen_stages)
+from labkit.models import (
+    LayerLimitError,
+    MissingWeightsError,
+    Model1,
+    WeightsError,
+    build_model1,
+    build_model2,
+    count_layers,
+    head_of,
+    model2_param_groups,
+    set_unfrozen_stages,
+)
 
 
 # -- model1 -----------------------------------------------------------------------------------------

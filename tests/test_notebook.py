@@ -9,11 +9,16 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from labkit.notebook import PARAMETER_NAMES, ChapterParameters, chapter_parameters, start_chapter
+from labkit.notebook import (
+    PARAMETER_NAMES,
+    ChapterParameters,
+    chapter_parameters,
+    start_chapter,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-import build  # noqa: E402
+import build
 
 CHAPTERS = sorted((REPO / "chapters").glob("[0-9][0-9]_*.py"))
 

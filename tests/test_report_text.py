@@ -5,14 +5,14 @@ import math
 import matplotlib
 
 matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
+import numpy as np
+import pandas as pd
+import pytest
 
-from labkit import diagnostics, results, tuning_report  # noqa: E402
-from labkit.artifacts import RunDir  # noqa: E402
-from labkit.train import History  # noqa: E402
-from labkit.tune import SearchResult  # noqa: E402
+from labkit import diagnostics, results, tuning_report
+from labkit.artifacts import RunDir
+from labkit.train import History
+from labkit.tune import SearchResult
 
 
 def _search(scores, seconds=(43.620908, 12.5, 30.0)):
