@@ -89,7 +89,7 @@ def render_patch(label: int, rng: np.random.Generator, split: str) -> np.ndarray
     crop = skimage.transform.rotate(crop, rng.uniform(0, 360), order=1, mode="reflect")
     if rng.random() < 0.5:
         crop = crop[:, ::-1]
-    inner = int(round(PATCH * scale))
+    inner = round(PATCH * scale)
     start = (side - inner) // 2
     crop = skimage.transform.resize(crop[start:start + inner, start:start + inner], (PATCH, PATCH), order=1,
                                     anti_aliasing=scale > 1)

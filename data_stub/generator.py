@@ -73,29 +73,29 @@ def _blur(rgb: np.ndarray, sigma: float) -> np.ndarray:
 
 def _normal(rng):
     a = rng.uniform(11.0, 16.0)
-    return dict(a=a, b=a * rng.uniform(0.55, 0.8), dark=rng.uniform(0.5, 0.85),
-                irregular=rng.uniform(0.0, 0.08), coarse=rng.uniform(0.1, 0.45),
-                square=2.0, nucleoli=int(rng.random() < 0.25), rim=rng.uniform(0.1, 0.4))
+    return {"a": a, "b": a * rng.uniform(0.55, 0.8), "dark": rng.uniform(0.5, 0.85),
+            "irregular": rng.uniform(0.0, 0.08), "coarse": rng.uniform(0.1, 0.45),
+            "square": 2.0, "nucleoli": int(rng.random() < 0.25), "rim": rng.uniform(0.1, 0.4)}
 
 
 def _cancer(rng):
     a = rng.uniform(13.0, 20.0)
-    return dict(a=a, b=a * rng.uniform(0.6, 0.95), dark=rng.uniform(0.75, 1.2),
-                irregular=rng.uniform(0.03, 0.15), coarse=rng.uniform(0.3, 0.75),
-                square=2.0, nucleoli=int(rng.integers(0, 3)), rim=rng.uniform(0.15, 0.5))
+    return {"a": a, "b": a * rng.uniform(0.6, 0.95), "dark": rng.uniform(0.75, 1.2),
+            "irregular": rng.uniform(0.03, 0.15), "coarse": rng.uniform(0.3, 0.75),
+            "square": 2.0, "nucleoli": int(rng.integers(0, 3)), "rim": rng.uniform(0.15, 0.5)}
 
 
 def _muscle(rng):
-    return dict(a=rng.uniform(20.0, 34.0), b=rng.uniform(4.0, 6.5), dark=rng.uniform(0.55, 0.9),
-                irregular=rng.uniform(0.0, 0.04), coarse=rng.uniform(0.1, 0.3),
-                square=rng.uniform(2.6, 4.0), nucleoli=0, rim=0.0)
+    return {"a": rng.uniform(20.0, 34.0), "b": rng.uniform(4.0, 6.5), "dark": rng.uniform(0.55, 0.9),
+            "irregular": rng.uniform(0.0, 0.04), "coarse": rng.uniform(0.1, 0.3),
+            "square": rng.uniform(2.6, 4.0), "nucleoli": 0, "rim": 0.0}
 
 
 def _immune(rng):
     a = rng.uniform(6.5, 9.5)
-    return dict(a=a, b=a * rng.uniform(0.85, 1.0), dark=rng.uniform(0.85, 1.25),
-                irregular=rng.uniform(0.0, 0.05), coarse=rng.uniform(0.05, 0.25),
-                square=2.0, nucleoli=0, rim=0.0)
+    return {"a": a, "b": a * rng.uniform(0.85, 1.0), "dark": rng.uniform(0.85, 1.25),
+            "irregular": rng.uniform(0.0, 0.05), "coarse": rng.uniform(0.05, 0.25),
+            "square": 2.0, "nucleoli": 0, "rim": 0.0}
 
 
 NUCLEUS_KINDS = (_normal, _cancer, _muscle, _immune)
