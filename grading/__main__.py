@@ -133,16 +133,19 @@ def cmd_marks(args) -> int:
     if out.exists() and not out.is_dir():
         print(f"error: --out {out} is a file; marks writes a folder (report, worksheet, feedback zip)", file=sys.stderr)
         return USAGE_ERROR
-    written = [out / f"marks.{class_marks.EXTENSIONS[args.format]}"]
-    if sheet is not None:
-        target = out / f"{Path(args.worksheet).stem}_marked.csv"
-        if class_marks.same_file(target, args.worksheet):
-            print(f"error: {target} is the input worksheet; give another --out folder", file=sys.stderr)
-            return USAGE_ERROR
-        write_atomic(str(target), worksheet_text(sheet, *filled))
-        written.append(target)
-    write_atomic(str(written[0]), text)
+    report_path = out / f"marks.{class_marks.EXTENSIONS[args.format]}"
+    sheet_path = out / f"{Path(args.worksheet).stem}_marked.csv" if sheet is not None else None
     zip_path = out / "feedback.zip"
+    inputs = [args.leaderboard, args.thresholds, args.worksheet, args.notebook_marks, *args.paths]
+    for target in (report_path, sheet_path, zip_path):
+        if target is not None and any(p and class_marks.same_file(target, p) for p in inputs):
+            print(f"error: {target} is one of the inputs; give another --out folder", file=sys.stderr)
+            return USAGE_ERROR
+    write_atomic(str(report_path), text)
+    written = [report_path]
+    if sheet_path is not None:
+        write_atomic(str(sheet_path), worksheet_text(sheet, *filled))
+        written.append(sheet_path)
     write_zip_atomic(zip_path, class_marks.feedback_entries(result))
     written.append(zip_path)
     print("wrote " + ", ".join(str(p) for p in written) +

@@ -273,6 +273,8 @@ def mark_class(paths: list[str], scores: dict[str, TeamScore], thresholds: Thres
                 row.flags.append("submitted, but no notebook" + (f" ({', '.join(own_files)})" if own_files else ""))
             elif own_files:
                 row.flags.append(f"no notebook ({', '.join(own_files)})")
+            else:
+                row.flags.append("no submission")
             rows.append(row)
         rows.sort(key=lambda r: (order.get(r.participant or "", len(order)), r.notebook or ""))
     else:
