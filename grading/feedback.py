@@ -15,7 +15,8 @@ from .rubric import Criterion
 WORDS = {PASS: "found", WARN: "check", FAIL: "missing"}
 SYMBOLS = {PASS: "✓", WARN: "!", FAIL: "✗"}
 _CITED_CELL = re.compile(r"\bcells? (\d+)")
-MAX_QUOTED_LINES = 12
+MAX_QUOTED_LINES, BEFORE = 7, 2
+_QUOTE = re.compile(r'\s*"([^"]{3,})"')
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 52rem; margin: 1.5rem auto; padding: 0 1rem; color: #1f2328;
@@ -51,15 +52,23 @@ def _cell_sources(nb: dict | None) -> list[str]:
 
 
 def cited_cell(evidence: str, sources: list[str]) -> tuple[int, str] | None:
-    """The first cell the evidence cites and the start of its source, or None."""
+    """The first cell the evidence cites and the lines around what it quotes (or the cell's start), or None."""
     for found in _CITED_CELL.finditer(evidence):
         number = int(found[1])
-        if 1 <= number <= len(sources) and sources[number - 1].strip():
-            lines = sources[number - 1].strip("\n").splitlines()
-            shown = "\n".join(lines[:MAX_QUOTED_LINES])
-            if len(lines) > MAX_QUOTED_LINES:
-                shown += f"\n... ({len(lines) - MAX_QUOTED_LINES} more lines)"
-            return number, shown
+        if not (1 <= number <= len(sources) and sources[number - 1].strip()):
+            continue
+        lines = sources[number - 1].strip("\n").splitlines()
+        quoted = _QUOTE.match(evidence, found.end())
+        key = quoted[1].removesuffix("...").strip()[:40] if quoted else ""
+        at = next((i for i, line in enumerate(lines) if key and key in line.strip()), 0)
+        start = max(0, at - BEFORE)
+        shown = lines[start:start + MAX_QUOTED_LINES]
+        text = "\n".join(shown)
+        if start:
+            text = f"... ({start} lines above)\n" + text
+        if start + MAX_QUOTED_LINES < len(lines):
+            text += f"\n... ({len(lines) - start - MAX_QUOTED_LINES} more lines)"
+        return number, text
     return None
 
 

@@ -27,6 +27,7 @@ figure { margin: 0; } figcaption { color: #59636e; max-width: 40rem; margin-top:
 svg text { font-family: system-ui, sans-serif; font-size: 12px; fill: #1f2328; }
 .pending { color: #9a6700; font-weight: bold; } .complete { color: #1a7f37; } .incomplete { color: #cf222e; }
 """
+_FONT = 'font-family="system-ui, sans-serif" font-size="12"'
 COLOURS = {PASS: "#2da44e", WARN: "#d4a72c", FAIL: "#cf222e"}
 
 
@@ -41,20 +42,46 @@ def _ticks(lo: float, hi: float, count: int = 6) -> list[float]:
     return [round(first + i * step, 10) for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
+def _edges(lo: float, hi: float, thresholds: list[float], bins: int) -> list[float]:
+    """Bin edges on which every threshold falls, so that no bar straddles a threshold: a round bin
+    width that divides the thresholds when there is one (0.8, 0.85, 0.9 -> 0.025), else even bins
+    with the thresholds added as edges."""
+    span = hi - lo
+    for exponent in range(-4, 4):
+        for factor in (1, 2, 2.5, 5):
+            width = factor * 10.0 ** exponent
+            if not 12 <= span / width <= 60:
+                continue
+            if all(abs(t / width - round(t / width)) < 1e-6 for t in thresholds):
+                first = math.floor(lo / width + 1e-9)
+                return [(first + i) * width for i in range(math.ceil(hi / width - 1e-9) - first + 1)]
+    width = span / bins
+    edges = [lo + i * width for i in range(bins + 1)]
+    edges = [e for e in edges if all(abs(e - t) > width / 3 for t in thresholds)] + list(thresholds)
+    return sorted({min(max(e, lo), hi) for e in edges + [lo, hi]})
+
+
+BAND_COLOURS = ("#9ab7d9", "#6f98c9", "#4d7fbd", "#2f64a8", "#1b4a87", "#0f3566")
+
+
 def score_histogram(scores: list[float], steps: tuple[tuple[float, float], ...], width: int = 640,
-                    height: int = 260) -> str:
-    """Bars of how many teams scored in each bin, the thresholds as dashed lines labelled with their mark."""
-    left, right, top, bottom = 44, 16, 34, 40
+                    height: int = 270) -> str:
+    """Bars of how many teams scored in each bin, shaded by the mark they earn; the thresholds as dashed
+    lines labelled with their mark (bins are cut at the thresholds, so a bar never straddles one)."""
+    left, right, top, bottom = 44, 16, 46, 40
     values = list(scores) + [s for s, _ in steps]
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     if hi - lo < 1e-9:
         lo, hi = lo - 0.05, hi + 0.05
     pad = (hi - lo) * 0.04
     lo, hi = lo - pad, hi + pad
-    bins = 24
-    counts = [0] * bins
-    for s in scores:
-        counts[min(bins - 1, int((s - lo) / (hi - lo) * bins))] += 1
+    thresholds = [t for t, _ in steps]
+    edges = _edges(lo, hi, thresholds, 24)
+    lo, hi = min(lo, edges[0]), max(hi, edges[-1])
+    counts = [0] * (len(edges) - 1)
+    for value in scores:
+        at = next((i for i in range(len(edges) - 1) if value < edges[i + 1]), len(edges) - 2)
+        counts[at] += 1
     peak = max(counts + [1])
     plot_w, plot_h = width - left - right, height - top - bottom
 
@@ -65,27 +92,32 @@ def score_histogram(scores: list[float], steps: tuple[tuple[float, float], ...],
         return top + plot_h - c / peak * plot_h
 
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="Leaderboard scores with thresholds">'),
+              f'{_FONT} aria-label="Leaderboard scores with thresholds">'),
              f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="#fff" stroke="#d0d7de"/>']
     for c in _ticks(0, peak, 5):
         if c == int(c):
             parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y(c):.1f}" y2="{y(c):.1f}" stroke="#eaeef2"/>'
                          f'<text x="{left - 6}" y="{y(c) + 4:.1f}" text-anchor="end">{int(c)}</text>')
-    bar = plot_w / bins
     for i, c in enumerate(counts):
         if c:
-            parts.append(f'<rect x="{left + i * bar + 1:.1f}" y="{y(c):.1f}" width="{bar - 2:.1f}" '
-                         f'height="{top + plot_h - y(c):.1f}" fill="#4d88c9"><title>{c} teams</title></rect>')
+            band = sum(edges[i] >= t - 1e-12 for t in thresholds)
+            x0, x1 = x(edges[i]), x(edges[i + 1])
+            parts.append(f'<rect x="{x0 + 0.5:.1f}" y="{y(c):.1f}" width="{max(1.0, x1 - x0 - 1):.1f}" '
+                         f'height="{top + plot_h - y(c):.1f}" fill="{BAND_COLOURS[min(band, len(BAND_COLOURS) - 1)]}">'
+                         f"<title>{c} teams scored {edges[i]:.3g} to {edges[i + 1]:.3g}</title></rect>")
     for t in _ticks(lo, hi):
         if lo <= t <= hi:
             parts.append(f'<text x="{x(t):.1f}" y="{top + plot_h + 16}" text-anchor="middle">{t:g}</text>')
+    last_x, row = -1e9, 0
     for score, mark in steps:
-        parts.append(f'<line x1="{x(score):.1f}" x2="{x(score):.1f}" y1="{top - 4}" y2="{top + plot_h}" '
+        row = 1 - row if x(score) - last_x < 80 else 0      # labels that would collide go on two lines
+        last_x = x(score)
+        parts.append(f'<line x1="{x(score):.1f}" x2="{x(score):.1f}" y1="{top - 4 - 14 * row}" y2="{top + plot_h}" '
                      'stroke="#cf222e" stroke-width="1.5" stroke-dasharray="5 3"/>'
-                     f'<text x="{x(score):.1f}" y="{top - 8}" text-anchor="middle" fill="#cf222e">'
-                     f'&#8805;{score:g}: {fmt_number(mark)}</text>')
+                     f'<text x="{x(score):.1f}" y="{top - 8 - 14 * row}" text-anchor="middle" fill="#cf222e">'
+                     f"&#8805;{score:g}: {fmt_number(mark)}</text>")
     parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">best leaderboard '
-                 'score</text>')
+                 "score</text>")
     parts.append(f'<text x="12" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
                  f'transform="rotate(-90 12 {top + plot_h / 2:.1f})">teams</text></svg>')
     return "".join(parts)
@@ -98,7 +130,7 @@ def criteria_bars(rows: list[StudentRow], criteria: list[str], width: int = 560)
     plot_w = width - label_w - 50
     height = top + row_h * len(criteria) + 10
     parts = [(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             'aria-label="Share of the class passing each criterion">')]
+             f'{_FONT} aria-label="Share of the class passing each criterion">')]
     x = label_w
     for status, word in ((PASS, "pass"), (WARN, "warn"), (FAIL, "fail")):
         parts.append(f'<rect x="{x}" y="4" width="10" height="10" fill="{COLOURS[status]}"/>'
