@@ -224,8 +224,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the course's lab or starter notebook: its code does not count (repeatable)")
     similar.add_argument("--format", choices=("text", "json", "csv", "html"), default="text")
     similar.add_argument("--out", help="write the report to this file instead of stdout")
-    similar.add_argument("--min-share", type=float, default=0.15,
-                         help="list pairs sharing at least this share of fingerprints (default 0.15)")
+    similar.add_argument("--min-share", type=float, default=similarity.MIN_SHARE,
+                         help="list pairs sharing at least this share of fingerprints "
+                         f"(default {similarity.MIN_SHARE})")
     similar.add_argument("-k", type=int, default=similarity.K, help=f"tokens per k-gram (default {similarity.K})")
     similar.add_argument("--window", type=int, default=similarity.WINDOW,
                          help=f"winnowing window (default {similarity.WINDOW})")

@@ -35,6 +35,7 @@ from .batch import Member, list_members, load_member, run_all
 
 K, WINDOW = 12, 8
 COMMON_SHARE, COMMON_MIN = 0.10, 3
+MIN_SHARE = 0.25       # list pairs from this score up
 MIN_SHARED = 8          # fewer shared fingerprints than this is chance, whatever the share
 NOTICE = ("Shared code is a reason to look, not a finding: students may share a public source, "
           "the course's own code (pass it with --template), or work they were allowed to do together. "
@@ -224,7 +225,7 @@ class Similarity:
 
 
 def similar_notebooks(paths: list[str], templates: list[str] = (), k: int = K, window: int = WINDOW,
-                      min_share: float = 0.15, min_shared: int = MIN_SHARED, jobs: int | None = None) -> Similarity:
+                      min_share: float = MIN_SHARE, min_shared: int = MIN_SHARED, jobs: int | None = None) -> Similarity:
     """Rank the pairs of notebooks under PATHs by their share of unusual fingerprints."""
     if k < 2 or window < 1:
         raise SimilarityError("-k must be at least 2 and --window at least 1")
