@@ -73,9 +73,10 @@ class Worksheet:
         return row[index] if index < len(row) else ""
 
     def submitted(self, participant: str) -> bool:
-        """Moodle's Status says "Submitted for grading" (or "Submitted", in other versions) when there is one."""
-        return "submitted" in self.get(participant, "Status").casefold() and \
-            "no submission" not in self.get(participant, "Status").casefold()
+        """Moodle's Status says "Submitted for grading" (or "Submitted", in other versions) when there is one;
+        "No submission" and "Draft (not submitted)" are not."""
+        status = self.get(participant, "Status").casefold()
+        return "submitted" in status and "not submitted" not in status and "no submission" not in status
 
 
 def read_worksheet(path: str | Path) -> Worksheet:

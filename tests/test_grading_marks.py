@@ -22,7 +22,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from grading.__main__ import main
 from grading.leaderboard import LeaderboardFileError, read_scores, read_thresholds
-from grading.moodle import participant_of
+from grading.moodle import MoodleError, participant_of, read_worksheet
 
 HEADER = ["Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade", "Grade can be changed",
           "Last modified (submission)", "Last modified (grade)", "Feedback comments"]
@@ -97,6 +97,19 @@ def test_participant_numbers_from_moodle_names(layout):
     assert (name.participant, name.full_name, name.filename) == ("101", "Lee, Ann", "Dogs_Versus_Cats.ipynb")
     assert name.folder == "Lee, Ann_101_assignsubmission_file_"
     assert participant_of("hand-ins/Dogs_Versus_Cats.ipynb").participant is None
+
+
+def test_worksheet_status_and_identifiers(tmp_path):
+    sheet = tmp_path / "w.csv"
+    sheet.write_text(",".join(HEADER) + "\n" + "".join(
+        f"Participant {n},\"Name, {n}\",e,{status},,100,Yes,-,-,\n" for n, status in
+        ((1, "Submitted for grading - Graded"), (2, "No submission"), (3, "Draft (not submitted)"))))
+    worksheet = read_worksheet(sheet)
+    assert [worksheet.submitted(p) for p in "123"] == [True, False, False]
+    assert worksheet.get("1", "Full name") == "Name, 1"
+    sheet.write_text(",".join(HEADER) + "\nStudent 7,x,e,Submitted,,100,Yes,-,-,\n")
+    with pytest.raises(MoodleError, match=r"w.csv, row 2: Identifier 'Student 7' is not 'Participant NNN'"):
+        read_worksheet(sheet)
 
 
 @pytest.mark.parametrize("layout", ["folders", "flat"])
