@@ -1,7 +1,7 @@
 """Kaggle's leaderboard scores and the course's score thresholds, turned into leaderboard marks.
 
 The leaderboard is Kaggle's CSV export (``TeamId,TeamName,SubmissionDate,Score``; the Leaderboard tab's
-"Raw Data" download, or ``kaggle competitions leaderboard --download``). It may list a team once per
+"Raw Data" download, or ``kaggle competitions leaderboard --download``), as the CSV or the zip holding it. It may list a team once per
 improvement of its best score: rows with the same TeamId are one team, and its best score counts
 (the coursework: "the score of your best submission"). Two *different* teams under one name, or one name
 listed twice with no TeamId to tell them apart, cannot be marked and are refused.
@@ -13,7 +13,9 @@ better than particular thresholds rather than a direct conversion of the accurac
 from __future__ import annotations
 
 import csv
+import io
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,12 +35,26 @@ class TeamScore:
 
 def _rows(path: Path, what: str) -> list[list[str]]:
     try:
+        if path.suffix.lower() == ".zip":   # Kaggle's "Raw Data" download is a zip of one CSV
+            return list(csv.reader(io.StringIO(_csv_in_zip(path, what), newline="")))
         with path.open(newline="", encoding="utf-8-sig") as handle:
             return list(csv.reader(handle))
     except OSError as exc:
         raise LeaderboardFileError(f"cannot read the {what} {path}: {exc.strerror}") from exc
     except (UnicodeDecodeError, csv.Error) as exc:
         raise LeaderboardFileError(f"the {what} {path} is not a UTF-8 CSV file ({exc})") from exc
+
+
+def _csv_in_zip(path: Path, what: str) -> str:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.lower().endswith(".csv")]
+            if len(names) != 1:
+                raise LeaderboardFileError(f"the {what} {path} should hold one .csv file; it holds "
+                                           f"{len(names)}: {', '.join(names) or 'none'}")
+            return archive.read(names[0]).decode("utf-8-sig")
+    except zipfile.BadZipFile as exc:
+        raise LeaderboardFileError(f"the {what} {path} is not a valid zip ({exc}); download it again") from exc
 
 
 def _number(text: str, path: Path, row: int, column: str) -> float:

@@ -57,6 +57,7 @@ class StudentRow:
     complete: bool | None = None
     statuses: dict[str, str] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)     # settled things worth knowing (not flags)
     comment: str = ""
     feedback: str | None = None          # the HTML page
     folder: str | None = None            # where Moodle's feedback upload files it
@@ -79,7 +80,7 @@ class StudentRow:
                 "filename": self.filename, "team": self.team, "match": self.match, "suggestion": self.suggestion,
                 "score": self.score, "leaderboard_mark": self.leaderboard_mark, "proposed_mark": self.proposed_mark,
                 "mark_status": self.mark_status, "notebook_mark": self.notebook_mark, "grade": self.grade,
-                "complete": self.complete, "criteria": self.statuses, "flags": self.flags}
+                "complete": self.complete, "criteria": self.statuses, "flags": self.flags, "notes": self.notes}
 
 
 @dataclass
@@ -227,21 +228,29 @@ def mark_class(paths: list[str], scores: dict[str, TeamScore], thresholds: Thres
 
     # apply the leaderboard rule, with the instructor's confirmations
     keys_used: set[str] = set()
+    chosen: dict[str, StudentRow] = {}      # participant -> the notebook confirmed to count
     for row in rows:
         keys = [k for k in (row.participant, row.filename, PurePosixPath(row.filename or "").stem) if k]
         key = next((k for k in keys if k in confirmations), None)
+        multiple = bool(row.participant) and len(per_participant.get(row.participant, [])) > 1
         if key is not None:
+            if multiple and key == row.participant:
+                raise MarksError(f"--confirm {key}=...: participant {key} handed in "
+                                 f"{len(per_participant[key])} notebooks; confirm the one that counts by its file name")
             keys_used.add(key)
             confirmed = confirmations[key]
             if confirmed is not None and confirmed not in scores:
-                raise MarksError(f"--confirm {key}={confirmed}: {confirmed!r} is not a team on the leaderboard")
+                raise MarksError(f"--confirm {key}={confirmations[key]}: {confirmed!r} is not a team on the leaderboard")
             row.team, row.match = confirmed, CONFIRMED
+            if row.participant:
+                chosen[row.participant] = row
         row.score = scores[row.team].score if row.team else None
         row.proposed_mark = thresholds.mark(row.score)
-        multiple = row.participant and len(per_participant.get(row.participant, [])) > 1
         if row.match == CONFIRMED:
             row.mark_status = APPLIED
-            row.flags = [f for f in row.flags if not f.startswith("handed in")]
+            # the instructor has looked: only what still stops marking stays flagged
+            row.flags = [f for f in row.flags if f.startswith("unreadable")]
+            row.notes.append(f"confirmed: team {row.team!r}" if row.team else "confirmed: no leaderboard mark")
         elif row.match == EXACT and not multiple:
             row.mark_status = APPLIED
         else:
@@ -254,7 +263,11 @@ def mark_class(paths: list[str], scores: dict[str, TeamScore], thresholds: Thres
             row.flags.insert(0, f"file name {row.filename!r} matches no leaderboard team{hint}: no leaderboard "
                              "mark once confirmed")
         elif multiple and row.match != CONFIRMED:
-            row.flags.append("confirm which notebook counts")
+            row.flags.append("confirm which notebook counts (--confirm FILE.ipynb=TEAM)")
+    for row in rows:   # a student's other notebooks, once one is confirmed, do not count
+        if row.participant in chosen and chosen[row.participant] is not row:
+            row.mark_status, row.flags = NOT_MARKED, []
+            row.notes.append(f"not marked: {chosen[row.participant].filename} counts")
     unknown = set(confirmations) - keys_used
     if unknown:
         raise MarksError(f"--confirm names no hand-in: {', '.join(sorted(unknown))} (use a participant number "
@@ -323,7 +336,8 @@ def filled_worksheet(marks: ClassMarks, worksheet: Worksheet) -> tuple[dict[str,
     grades: dict[str, str] = {}
     comments: dict[str, str] = {}
     maximum_at = worksheet.header.index("Maximum Grade") if "Maximum Grade" in worksheet.header else None
-    for row in marks.rows:
+    counting_first = sorted(marks.rows, key=lambda r: r.mark_status != APPLIED)
+    for row in counting_first:
         if not row.participant or row.participant not in worksheet.by_participant:
             continue
         if row.comment and row.participant not in comments:
@@ -355,10 +369,6 @@ def feedback_entries(marks: ClassMarks) -> dict[str, str]:
     return entries
 
 
-def _flags_text(row: StudentRow) -> str:
-    return "; ".join(row.flags)
-
-
 def to_text(marks: ClassMarks) -> str:
     lines = []
     for row in marks.rows:
@@ -371,6 +381,7 @@ def to_text(marks: ClassMarks) -> str:
         lines.append(f"{'!' if row.flags else ' '} {who}  {book}  leaderboard: {lb}{status}"
                      + (f"  grade {fmt_number(row.grade)}" if row.grade is not None else ""))
         lines += [f"      ! {flag}" for flag in row.flags]
+        lines += [f"      - {note}" for note in row.notes]
     handed = [r for r in marks.rows if r.notebook]
     lines.append("")
     lines.append(f"{len(handed)} notebooks, {len(marks.flagged)} rows flagged for a look, "
@@ -390,7 +401,7 @@ def to_json(marks: ClassMarks) -> str:
 
 
 CSV_COLUMNS = ("participant", "full_name", "notebook", "filename", "team", "match", "suggestion", "score",
-               "leaderboard_mark", "proposed_mark", "mark_status", "notebook_mark", "grade", "complete", "flags")
+               "leaderboard_mark", "proposed_mark", "mark_status", "notebook_mark", "grade", "complete", "flags", "notes")
 
 
 def to_csv(marks: ClassMarks) -> str:
@@ -402,8 +413,8 @@ def to_csv(marks: ClassMarks) -> str:
         values = []
         for column in CSV_COLUMNS:
             value = data.get(column)
-            if column == "flags":
-                value = _flags_text(row)
+            if column in ("flags", "notes"):
+                value = "; ".join(getattr(row, column))
             elif column == "complete":
                 value = "" if value is None else ("yes" if value else "no")
             elif isinstance(value, float):

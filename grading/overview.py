@@ -25,7 +25,7 @@ tr.look td:first-child { border-left: 4px solid #bf8700; }
 .figures { display: flex; flex-wrap: wrap; gap: 2rem; align-items: flex-start; }
 figure { margin: 0; } figcaption { color: #59636e; max-width: 40rem; margin-top: .2rem; }
 svg text { font-family: system-ui, sans-serif; font-size: 12px; fill: #1f2328; }
-.pending { color: #9a6700; font-weight: bold; } .complete { color: #1a7f37; } .incomplete { color: #cf222e; }
+.note { color: #59636e; } .pending { color: #9a6700; font-weight: bold; } .complete { color: #1a7f37; } .incomplete { color: #cf222e; }
 """
 _FONT = 'font-family="system-ui, sans-serif" font-size="12"'
 COLOURS = {PASS: "#2da44e", WARN: "#d4a72c", FAIL: "#cf222e"}
@@ -166,7 +166,8 @@ def _row_html(row: StudentRow) -> str:
             f"<td>{esc(row.full_name or '')}</td><td>{book}</td><td>{esc(row.team or '')}</td>"
             f'<td class="num">{score}</td><td class="num">{mark}</td>'
             f'<td class="num">{fmt_number(row.grade)}</td><td>{done}{passed}</td>'
-            f'<td class="flags">{"<br>".join(esc(f) for f in row.flags)}</td></tr>')
+            f'<td class="flags">{"<br>".join(esc(f) for f in row.flags)}'
+            + "".join(f'<div class="note">{esc(n)}</div>' for n in row.notes) + "</td></tr>")
 
 
 def marks_html(marks: ClassMarks) -> str:

@@ -24,6 +24,7 @@ import io
 import json
 import keyword
 import math
+import os
 import re
 import tokenize
 import zlib
@@ -259,13 +260,25 @@ def similar_notebooks(paths: list[str], templates: list[str] = (), k: int = K, w
 
 # --- reports -----------------------------------------------------------------------------------------
 
+def _short_names(result: Similarity) -> dict[str, str]:
+    """Labels relative to the folder (or zip) all notebooks sit in, for people to read."""
+    labels = [nb.label for nb in result.notebooks]
+    try:
+        folder = os.path.commonpath([os.path.dirname(label) or "." for label in labels]) if labels else ""
+    except ValueError:
+        folder = ""
+    return {label: os.path.relpath(label, folder) if folder else label for label in labels}
+
+
 def to_text(result: Similarity) -> str:
     lines = [NOTICE, "", f"{len(result.notebooks)} notebooks; fingerprints in more than {result.common_limit} "
              "notebooks are treated as common" + (f"; templates: {', '.join(result.templates)}" if result.templates else ""),
              f"{len(result.pairs)} pairs share unusual code (score = shared / the smaller notebook's fingerprints)"]
+    short = _short_names(result)
     for pair in result.pairs:
         cells = ", ".join(f"cell {ca} ~ cell {cb}" for ca, cb, _ in pair.cell_pairs(3))
-        lines.append(f"  {pair.score:5.2f}  {pair.a.label}  <->  {pair.b.label}  ({len(pair.shared)} shared; {cells})")
+        lines.append(f"  {pair.score:5.2f}  {short[pair.a.label]}  <->  {short[pair.b.label]}  "
+                     f"({len(pair.shared)} shared; {cells})")
     lines += [f"unreadable: {nb.error}" for nb in result.unreadable]
     return "\n".join(lines) + "\n"
 
@@ -315,6 +328,7 @@ def _cell_html(pair: Pair, side: Fingerprinted, cell: int) -> str:
 
 def to_html(result: Similarity, max_pairs: int = 40) -> str:
     esc = html.escape
+    short = _short_names(result)
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; style-src \'unsafe-inline\'">',
              f"<title>Shared code</title><style>{_STYLE}</style></head><body>",
@@ -325,13 +339,14 @@ def to_html(result: Similarity, max_pairs: int = 40) -> str:
              " does not count. Highlighted lines hold shared fingerprints (variables may be renamed).</p>"]
     if result.pairs:
         parts.append('<ol class="pairs">' + "".join(
-            f'<li><a href="#pair-{i}"><span class="score">{p.score:.2f}</span></a> {esc(p.a.label)} &harr; '
-            f"{esc(p.b.label)}</li>" for i, p in enumerate(result.pairs[:max_pairs], start=1)) + "</ol>")
+            f'<li><a href="#pair-{i}"><span class="score">{p.score:.2f}</span></a> {esc(short[p.a.label])} &harr; '
+            f"{esc(short[p.b.label])}</li>" for i, p in enumerate(result.pairs[:max_pairs], start=1)) + "</ol>")
     for i, pair in enumerate(result.pairs[:max_pairs], start=1):
         parts.append(f'<h2 id="pair-{i}">{i}. <span class="score">{pair.score:.2f}</span> &mdash; '
                      f"{len(pair.shared)} shared fingerprints ({pair.share_a:.0%} of the first, "
                      f"{pair.share_b:.0%} of the second)</h2>")
-        parts.append(f'<table class="side"><tr><th>{esc(pair.a.label)}</th><th>{esc(pair.b.label)}</th></tr>')
+        parts.append(f'<table class="side"><tr><th title="{esc(pair.a.label)}">{esc(short[pair.a.label])}</th>'
+                     f'<th title="{esc(pair.b.label)}">{esc(short[pair.b.label])}</th></tr>')
         for ca, cb, n in pair.cell_pairs():
             parts.append(f"<tr><th>cell {ca} ({n} shared)</th><th>cell {cb}</th></tr>"
                          f"<tr><td>{_cell_html(pair, pair.a, ca)}</td><td>{_cell_html(pair, pair.b, cb)}</td></tr>")

@@ -257,6 +257,9 @@ def test_thresholds_and_best_scores(tmp_path):
     board = tmp_path / "lb.csv"
     board.write_text("\ufeffTeamId,TeamName,SubmissionDate,Score\n1,A,d,0.5\n1,A,d,0.7\n1,A,d,0.6\n")
     assert read_scores(board)["A"].score == 0.7
+    with zipfile.ZipFile(tmp_path / "lb.zip", "w") as archive:   # Kaggle's download is a zip of the CSV
+        archive.write(board, "deep-learning-for-msc-2022-23-publicleaderboard.csv")
+    assert read_scores(tmp_path / "lb.zip")["A"].score == 0.7
     board.write_text("TeamId,TeamName,SubmissionDate,Score\n1,Dogs Cats,d,0.5\n2,dogs_cats,d,0.7\n")
     with pytest.raises(LeaderboardFileError, match="row 3: team 'dogs_cats' and team 'Dogs Cats'"):
         read_scores(board)
@@ -299,3 +302,24 @@ def test_overview_renders_in_headless_chromium(tmp_path):
                         f"--user-data-dir={tmp}/profile", f"--screenshot={shot}", "--window-size=1280,1400",
                         (folder / "marks.html").as_uri()], check=False, capture_output=True, timeout=90)
         assert shot.exists() and shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 20_000
+
+
+def test_two_notebooks_from_one_student_wait_for_a_choice(tmp_path, capsys):
+    files = moodle_class(tmp_path)
+    with zipfile.ZipFile(files["subs"], "a") as archive:
+        archive.writestr("Lee, Ann_101_assignsubmission_file_/Dogs_Versus_Cats_old.ipynb",
+                         nbformat.writes(notebook("old")))
+    assert run_marks(files, None, "--format", "json") == 1
+    ann = [s for s in json.loads(capsys.readouterr().out)["students"] if s["participant"] == "101"]
+    assert len(ann) == 2 and all(s["mark_status"] == "pending" for s in ann)
+    assert all(any("handed in 2 notebooks" in f for f in s["flags"]) for s in ann)
+    assert run_marks(files, None, "--confirm", "101=Dogs Versus Cats") == 2
+    assert "confirm the one that counts by its file name" in capsys.readouterr().err
+    out = tmp_path / "marked"
+    run_marks(files, out, "--format", "json", "--confirm", "Dogs_Versus_Cats.ipynb=Dogs Versus Cats")
+    ann = {s["filename"]: s for s in json.loads((out / "marks.json").read_text())["students"] if s["participant"] == "101"}
+    assert ann["Dogs_Versus_Cats.ipynb"]["grade"] == 25 and ann["Dogs_Versus_Cats.ipynb"]["flags"] == []
+    assert ann["Dogs_Versus_Cats_old.ipynb"]["mark_status"] == "none"
+    assert ann["Dogs_Versus_Cats_old.ipynb"]["notes"] == ["not marked: Dogs_Versus_Cats.ipynb counts"]
+    rows = {r[0]: r for r in read_back(out / "Grades-DL-Coursework_marked.csv")[1:]}
+    assert rows["Participant 101"][4] == "25" and "Dogs_Versus_Cats.ipynb:" in rows["Participant 101"][9]
