@@ -23,7 +23,7 @@ vertical-align: top; } th { background: #f6f8fa; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; } td.flags { color: #9a6700; max-width: 40rem; }
 tr.look td:first-child { border-left: 4px solid #bf8700; }
 .figures { display: flex; flex-wrap: wrap; gap: 2rem; align-items: flex-start; }
-figure { margin: 0; } figcaption { color: #59636e; max-width: 40rem; margin-top: .2rem; }
+figure { margin: 0; } figcaption { color: #59636e; max-width: 36rem; margin-top: .2rem; }
 svg text { font-family: system-ui, sans-serif; font-size: 12px; fill: #1f2328; }
 .note { color: #59636e; } .pending { color: #9a6700; font-weight: bold; } .complete { color: #1a7f37; } .incomplete { color: #cf222e; }
 """
@@ -64,7 +64,7 @@ def _edges(lo: float, hi: float, thresholds: list[float], bins: int) -> list[flo
 BAND_COLOURS = ("#9ab7d9", "#6f98c9", "#4d7fbd", "#2f64a8", "#1b4a87", "#0f3566")
 
 
-def score_histogram(scores: list[float], steps: tuple[tuple[float, float], ...], width: int = 640,
+def score_histogram(scores: list[float], steps: tuple[tuple[float, float], ...], width: int = 600,
                     height: int = 270) -> str:
     """Bars of how many teams scored in each bin, shaded by the mark they earn; the thresholds as dashed
     lines labelled with their mark (bins are cut at the thresholds, so a bar never straddles one)."""
@@ -123,7 +123,7 @@ def score_histogram(scores: list[float], steps: tuple[tuple[float, float], ...],
     return "".join(parts)
 
 
-def criteria_bars(rows: list[StudentRow], criteria: list[str], width: int = 560) -> str:
+def criteria_bars(rows: list[StudentRow], criteria: list[str], width: int = 520) -> str:
     """One stacked bar per criterion: the share of readable notebooks that pass, warn and fail it."""
     graded = [r for r in rows if r.report is not None and not r.report.unreadable]
     label_w, row_h, top = 170, 20, 22

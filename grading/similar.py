@@ -321,7 +321,7 @@ def _cell_html(pair: Pair, side: Fingerprinted, cell: int) -> str:
     shown = []
     for number, line in enumerate(lines[:MAX_LINES], start=1):
         text = html.escape(line) or " "
-        shown.append(f"<mark>{text}</mark>" if number in covered else text)
+        shown.append(f"<mark>{text}</mark>" if number in covered and line.strip() else text)
     more = f'\n<span class="more">... {len(lines) - MAX_LINES} more lines</span>' if len(lines) > MAX_LINES else ""
     return "<pre>" + "\n".join(shown) + more + "</pre>"
 
