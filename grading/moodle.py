@@ -58,8 +58,9 @@ def feedback_folder(participant: str, full_name: str) -> str:
 @dataclass
 class Worksheet:
     path: Path
-    header: list[str]
+    header: list[str]                 # column names, stripped, for lookups
     rows: list[list[str]]
+    raw_header: list[str] = field(default_factory=list)   # the header row as read, written back as it was
     bom: bool = False
     newline: str = "\n"
     by_participant: dict[str, int] = field(default_factory=dict)   # participant -> index in rows
@@ -105,8 +106,7 @@ def read_worksheet(path: str | Path) -> Worksheet:
         raise MoodleError(f"{path}, row 1: the header lacks {', '.join(repr(c) for c in missing)} (it reads: "
                           f"{', '.join(rows[0])}); use Moodle's 'Download grading worksheet' with offline "
                           "grading worksheets turned on")
-    sheet = Worksheet(path, rows[0], rows[1:], bom=bom, newline=newline)
-    sheet.header = header
+    sheet = Worksheet(path, header, rows[1:], raw_header=rows[0], bom=bom, newline=newline)
     ident = header.index("Identifier")
     for number, row in enumerate(sheet.rows, start=2):
         if not any(cell.strip() for cell in row):
@@ -127,7 +127,7 @@ def worksheet_text(sheet: Worksheet, grades: dict[str, str], comments: dict[str,
     grade, comment = sheet.column("Grade"), sheet.column("Feedback comments")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator=sheet.newline)
-    writer.writerow(sheet.header)
+    writer.writerow(sheet.raw_header or sheet.header)
     changed = {**{p: None for p in grades}, **{p: None for p in comments}}
     rows = [list(r) for r in sheet.rows]
     for participant in changed:
