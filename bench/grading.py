@@ -1,4 +1,4 @@
-"""Benchmark: how many real-shaped notebooks per second `python -m grading check FOLDER --format csv` grades.
+"""Benchmark: a class of real-shaped notebooks through `check`, `marks` and `similar`, as an instructor runs them.
 
 Builds a class of notebooks shaped like real hand-ins (DATA_FACTS.md): ~3.7 MB each, made of lots of
 code (helpers, two models, training loops, ~100 code cells), a few large PNG figures, a Ray Tune status
@@ -6,15 +6,20 @@ table in a stream output, execution counts in the thousands. Then times, side by
   json      json.loads of every file, spread over the same cores (the floor: nothing reads faster)
   check     the CLI itself, `python -m grading check FOLDER --format csv`, as an instructor runs it
             (process start and the process pool included)
-The target (issue 12) is >= 30 notebooks/s on 2 cores. Other work on the machine lowers both wall-clock
-figures; the CPU seconds each spends do not grow with it, so the bench also prints the throughput they
-imply on idle cores.
-Run: python bench/grading.py [--notebooks 120] [--mb 3.7]
+  marks     `python -m grading marks FOLDER --leaderboard --thresholds --worksheet --format html --out DIR`:
+            the class in Moodle's download layout (Full Name_123456_assignsubmission_file_/Team.ipynb),
+            graded, the worksheet filled in, a feedback page per student zipped, the class overview
+  similar   `python -m grading similar FOLDER --format html --out FILE`: winnowed fingerprints, pairs
+The targets: check >= 30 notebooks/s on 2 cores (issue 12); a class of 150 through marks and similar
+in under 20 s on 2 cores (issue 24). Other work on the machine lowers the wall-clock figures; the CPU
+seconds each spends do not grow with it, so the bench also prints the throughput they imply on idle cores.
+Run: python bench/grading.py [--notebooks 150] [--mb 3.7]
 """
 from __future__ import annotations
 
 import argparse
 import base64
+import csv
 import json
 import random
 import resource
@@ -22,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -102,6 +108,26 @@ def _notebook(rng: random.Random, status_rows: int):
     return new_notebook(cells=cells)
 
 
+def moodle_exports(folder: Path, students: int) -> dict[str, Path]:
+    """Moodle's grading worksheet, Kaggle's leaderboard and a thresholds file for the bench's class."""
+    worksheet = folder / "worksheet.csv"
+    with worksheet.open("w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade",
+                         "Grade can be changed", "Last modified (submission)", "Last modified (grade)",
+                         "Feedback comments"])
+        for i in range(students):
+            writer.writerow([f"Participant {100000 + i}", f"Student {i:03d}", f"s{i}@example.ac.uk",
+                             "Submitted for grading", "", "100.00", "Yes", "Monday, 3 April 2023, 11:02 PM", "-", ""])
+    leaderboard = folder / "leaderboard.csv"
+    rng = random.Random(1)
+    leaderboard.write_text("TeamId,TeamName,SubmissionDate,Score\n" + "".join(
+        f"{i},Team {i:03d},2023-03-01 10:00:00,{min(0.99, rng.gauss(0.9, 0.05)):.5f}\n" for i in range(students)))
+    thresholds = folder / "thresholds.csv"
+    thresholds.write_text("score,mark\n0.80,10\n0.85,15\n0.90,20\n0.95,25\n")
+    return {"worksheet": worksheet, "leaderboard": leaderboard, "thresholds": thresholds}
+
+
 def _children_cpu() -> float:
     """User + system CPU seconds of the finished child processes (and theirs)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -114,7 +140,7 @@ def _read_json(path: Path) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--notebooks", type=int, default=120)
+    parser.add_argument("--notebooks", type=int, default=150)
     parser.add_argument("--mb", type=float, default=3.7)
     args = parser.parse_args()
     cores = available_cores()
@@ -124,9 +150,13 @@ def main() -> None:
         folder.mkdir()
         paths = []
         for i in range(args.notebooks):
-            path = folder / f"Team_{i:03d}.ipynb"
+            # Moodle's "download submissions in folders" layout
+            student = folder / f"Student {i:03d}_{100000 + i}_assignsubmission_file_"
+            student.mkdir()
+            path = student / f"Team_{i:03d}.ipynb"
             nbformat.write(big_notebook(rng, args.mb), path)
             paths.append(path)
+        moodle_files = moodle_exports(Path(tmp), args.notebooks)
         size = sum(p.stat().st_size for p in paths) / len(paths) / 1e6
         print(f"{len(paths)} notebooks of {size:.1f} MB, {cores} cores")
 
@@ -147,6 +177,26 @@ def main() -> None:
         print(f"check     {len(paths) / graded:7.1f} notebooks/s  ({graded:.2f} s, csv, {complete}/{len(rows)} complete)")
         print(f"check takes {graded / floor:.1f}x the time of json.loads alone")
         # CPU seconds do not grow when other work shares the cores: the figure for an idle machine
+        timings = {}
+        for name, argv in (("marks", ["marks", str(folder), "--leaderboard", str(moodle_files["leaderboard"]),
+                                      "--thresholds", str(moodle_files["thresholds"]), "--worksheet",
+                                      str(moodle_files["worksheet"]), "--format", "html", "--out", str(Path(tmp) / "out")]),
+                           ("similar", ["similar", str(folder), "--format", "html", "--out",
+                                        str(Path(tmp) / "similar.html")])):
+            start, cpu = time.perf_counter(), _children_cpu()
+            done = subprocess.run([sys.executable, "-m", "grading", *argv], capture_output=True, text=True,
+                                  cwd=Path(__file__).resolve().parents[1], check=False)
+            timings[name] = (time.perf_counter() - start, _children_cpu() - cpu)
+            if done.returncode not in (0, 1):
+                sys.exit(f"grading {name} failed (exit {done.returncode}): {done.stderr[-500:]}")
+        with zipfile.ZipFile(Path(tmp) / "out" / "feedback.zip") as archive:
+            pages = len(archive.namelist())
+        marks_s, similar_s = timings["marks"][0], timings["similar"][0]
+        print(f"marks     {marks_s:7.2f} s  (grade, worksheet, {pages} feedback pages zipped, class overview)")
+        print(f"similar   {similar_s:7.2f} s  (winnowed fingerprints, pairs, html)")
+        total_cpu = timings["marks"][1] + timings["similar"][1]
+        print(f"marks + similar for {len(paths)} notebooks: {marks_s + similar_s:.2f} s on {cores} cores "
+              f"(target < 20 s; {total_cpu:.1f} CPU s, so {total_cpu / cores:.1f} s on {cores} idle cores)")
         print(f"CPU per notebook: json {1000 * floor_cpu / len(paths):.0f} ms, check {1000 * graded_cpu / len(paths):.0f} ms"
               f" (process start included); on {cores} idle cores: json {cores * len(paths) / floor_cpu:.0f}, "
               f"check {cores * len(paths) / graded_cpu:.0f} notebooks/s")

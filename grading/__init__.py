@@ -4,6 +4,8 @@ criterion, pass / fail / warn with evidence. Imports neither torch nor labkit: o
     python -m grading check PATH... [--team NAME] [--format text|json|csv|html] [--out FILE]
     python -m grading match --leaderboard FILE SUBMISSIONS...
     python -m grading submission FILE --example example.csv
+    python -m grading marks PATH --leaderboard CSV --thresholds CSV [--worksheet CSV] [--out DIR]
+    python -m grading similar PATH [--template NB ...]
 """
 from .check import CRITERIA, check_paths, exit_code, grade_notebook
 from .reader import LoadedNotebook, load_notebooks, parse_notebook

@@ -1,4 +1,4 @@
-"""Command line: python -m grading {check,match,submission} ... (see grading/__init__.py)."""
+"""Command line: python -m grading {check,match,submission,marks,similar} ... (see grading/__init__.py)."""
 from __future__ import annotations
 
 import argparse
@@ -6,12 +6,17 @@ import json
 import os
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
+from . import marks as class_marks
 from . import report as report_formats
+from . import similar as similarity
 from .check import CRITERIA, check_paths, exit_code
+from .leaderboard import LeaderboardFileError, read_scores, read_thresholds
 from .match import LeaderboardError, match_teams, read_leaderboard
 from .match import to_text as match_text
+from .moodle import MoodleError, read_worksheet, worksheet_text
 from .reader import PathError, list_notebook_names
 from .rubric import RubricError, load_rubric
 from .submission import SubmissionFileError, check_submission
@@ -31,6 +36,23 @@ def write_atomic(path: str, text: str) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_zip_atomic(path: Path, entries: dict[str, str]) -> None:
+    """A zip of text files, written next to ``path`` and renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, text in entries.items():
+                archive.writestr(name, text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -85,6 +107,66 @@ def cmd_submission(args) -> int:
     return 0 if result.valid else 1
 
 
+def cmd_marks(args) -> int:
+    """Leaderboard marks, the worksheet filled in and feedback pages; exit 1 when a row needs a look."""
+    try:
+        rubric = load_rubric(args.rubric, known_ids=CRITERIA)
+        scores = read_scores(args.leaderboard)
+        thresholds = read_thresholds(args.thresholds)
+        sheet = read_worksheet(args.worksheet) if args.worksheet else None
+        notebook_marks = class_marks.read_notebook_marks(args.notebook_marks) if args.notebook_marks else None
+        confirmations = class_marks.parse_confirmations(args.confirm or [])
+        result = class_marks.mark_class(args.paths, scores, thresholds, rubric, sheet, confirmations,
+                                        notebook_marks, jobs=args.jobs)
+        filled = class_marks.filled_worksheet(result, sheet) if sheet is not None else None
+    except (PathError, RubricError, LeaderboardFileError, MoodleError, class_marks.MarksError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    if not any(row.notebook for row in result.rows):
+        print(f"error: no .ipynb notebooks found under {', '.join(args.paths)}", file=sys.stderr)
+        return USAGE_ERROR
+    text = class_marks.render(result, args.format)
+    if not args.out:
+        sys.stdout.write(text)
+        return 1 if result.flagged else 0
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(f"error: --out {out} is a file; marks writes a folder (report, worksheet, feedback zip)", file=sys.stderr)
+        return USAGE_ERROR
+    report_path = out / f"marks.{class_marks.EXTENSIONS[args.format]}"
+    sheet_path = out / f"{Path(args.worksheet).stem}_marked.csv" if sheet is not None else None
+    zip_path = out / "feedback.zip"
+    inputs = [args.leaderboard, args.thresholds, args.worksheet, args.notebook_marks, *args.paths]
+    for target in (report_path, sheet_path, zip_path):
+        if target is not None and any(p and class_marks.same_file(target, p) for p in inputs):
+            print(f"error: {target} is one of the inputs; give another --out folder", file=sys.stderr)
+            return USAGE_ERROR
+    write_atomic(str(report_path), text)
+    written = [report_path]
+    if sheet_path is not None:
+        write_atomic(str(sheet_path), worksheet_text(sheet, *filled))
+        written.append(sheet_path)
+    write_zip_atomic(zip_path, class_marks.feedback_entries(result))
+    written.append(zip_path)
+    print("wrote " + ", ".join(str(p) for p in written) +
+          f"; {len(result.flagged)} students flagged for a look")
+    return 1 if result.flagged else 0
+
+
+def cmd_similar(args) -> int:
+    try:
+        result = similarity.similar_notebooks(args.paths, templates=args.template or [], k=args.k,
+                                              window=args.window, min_share=args.min_share, jobs=args.jobs)
+    except (PathError, similarity.SimilarityError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return USAGE_ERROR
+    if len(result.notebooks) < 2:
+        print(f"error: fewer than two notebooks under {', '.join(args.paths)}", file=sys.stderr)
+        return USAGE_ERROR
+    _emit(similarity.render(result, args.format), args.out)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m grading",
                                      description="Mark coursework notebooks without running them.")
@@ -116,6 +198,40 @@ def build_parser() -> argparse.ArgumentParser:
     subm.add_argument("--format", choices=("text", "json"), default="text")
     subm.add_argument("--out")
     subm.set_defaults(run=cmd_submission)
+
+    marks = sub.add_parser("marks", help="leaderboard marks, Moodle's grading worksheet and feedback for a class",
+                           description="Exit 0: nothing to look at; 1: some students flagged for a look; 2: bad input.")
+    marks.add_argument("paths", nargs="+", metavar="PATH", help="folder of notebooks, or Moodle's submissions zip")
+    marks.add_argument("--leaderboard", required=True, help="Kaggle's leaderboard CSV (TeamId,TeamName,...,Score)")
+    marks.add_argument("--thresholds", required=True, help="CSV 'score,mark': the mark each score threshold earns")
+    marks.add_argument("--worksheet", help="Moodle's grading worksheet CSV, filled in and written to --out")
+    marks.add_argument("--notebook-marks", help="CSV 'participant,mark' (or 'notebook,mark'): the marker's "
+                       "notebook half, added to the Grade")
+    marks.add_argument("--confirm", action="append", metavar="KEY=TEAM|none",
+                       help="settle a flagged name: pair participant/notebook KEY with TEAM, or 'none' for no "
+                       "leaderboard mark (repeatable)")
+    marks.add_argument("--format", choices=class_marks.EXTENSIONS, default="text")
+    marks.add_argument("--out", metavar="DIR", help="write marks.<format>, the filled worksheet and feedback.zip here")
+    marks.add_argument("--rubric", help="a rubric JSON file to use instead of grading/rubric.json")
+    marks.add_argument("--jobs", type=int, default=None, metavar="N", help="processes (default: one per core)")
+    marks.set_defaults(run=cmd_marks)
+
+    similar = sub.add_parser("similar", help="pairs of notebooks that share unusual code (for a look)",
+                             description="Ranks pairs by their share of winnowed fingerprints of normalised "
+                             "code; it flags for a look and never decides. Exit 0, or 2 on bad input.")
+    similar.add_argument("paths", nargs="+", metavar="PATH", help="folder of notebooks, or a zip")
+    similar.add_argument("--template", action="append", metavar="NB",
+                         help="the course's lab or starter notebook: its code does not count (repeatable)")
+    similar.add_argument("--format", choices=("text", "json", "csv", "html"), default="text")
+    similar.add_argument("--out", help="write the report to this file instead of stdout")
+    similar.add_argument("--min-share", type=float, default=similarity.MIN_SHARE,
+                         help="list pairs sharing at least this share of fingerprints "
+                         f"(default {similarity.MIN_SHARE})")
+    similar.add_argument("-k", type=int, default=similarity.K, help=f"tokens per k-gram (default {similarity.K})")
+    similar.add_argument("--window", type=int, default=similarity.WINDOW,
+                         help=f"winnowing window (default {similarity.WINDOW})")
+    similar.add_argument("--jobs", type=int, default=None, metavar="N", help="processes (default: one per core)")
+    similar.set_defaults(run=cmd_similar)
     return parser
 
 
