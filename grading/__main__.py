@@ -148,8 +148,9 @@ def cmd_marks(args) -> int:
         written.append(sheet_path)
     write_zip_atomic(zip_path, class_marks.feedback_entries(result))
     written.append(zip_path)
+    flagged = len(result.flagged)
     print("wrote " + ", ".join(str(p) for p in written) +
-          f"; {len(result.flagged)} students flagged for a look")
+          f"; {flagged} student{'' if flagged == 1 else 's'} flagged for a look")
     return 1 if result.flagged else 0
 
 
