@@ -301,7 +301,7 @@ def _attributed(view: NotebookView, site: Site) -> str:
     if site.attributed_by == "variables":
         # the data flow, for an instructor to check: variable <- where it was assigned <- where it was built
         model = "model 1" if site.models == {"model1"} else "model 2" if site.models == {"model2"} else "both"
-        return f" (data flow: {site.note}: {model})"
+        return f" (by the data flow of its variables: {site.note}: {model})"
     if site.attributed_by == "only model":
         return f" (the notebook builds only this model: {site.note})"
     if site.attributed_by == "arguments":

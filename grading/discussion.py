@@ -23,7 +23,7 @@ def _any_word(*words: str) -> re.Pattern:
 
 # Words of a comparison; a comparing sentence also names a model and something _MEASURED.
 COMPARES = _any_word("better", "worse", r"outperform\w*", "higher", "lower", "than", "compared?", "comparison",
-                     "whereas", "while", r"advantage\w*", "trade-?offs?", "both models", "faster", "slower",
+                     "whereas", "while", r"advantage\w*", "trade-?offs?", "faster", "slower",
                      r"superior", r"inferior")
 # Something measured: a comparison of the models must be about one of these, not about the plan or the
 # hardware. "Outperformed" and "performance" say it of the results as a whole.

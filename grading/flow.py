@@ -205,7 +205,7 @@ def names_used(code: str) -> frozenset[str]:
 def _call_step(targets: str, value: ast.AST) -> str:
     """An assignment as evidence quotes it: ``Conv_model, ... = train_Conv_model(...)``."""
     if isinstance(value, ast.Call):
-        return f'"{targets} = {call_name(value)}(...)"'
+        return f'"{targets} = {_short(ast.unparse(value.func), 40)}(...)"'
     return f'"{_short(targets + " = " + ast.unparse(value))}"'
 
 
@@ -529,12 +529,12 @@ class NotebookView:
 
         In order: variables it uses whose model is known at that point of execution (a variable holding a
         model before one holding a result); model-like names (``history2``, ``resnet``); the model its
-        helpers build or read from globals; the section heading. A notebook that builds only one model
-        owns every step with that model.
+        helpers build or read from globals; the section heading; and last, in a notebook that builds only
+        one model, that model (a step none of the others settles cannot be about a model never built).
         """
         models, how, note = self._attribute(cell, text)
         built = self.models_built
-        if len(built) == 1 and models != set(built):
+        if not models and len(built) == 1:
             (only, where), = built.items()
             return {only}, "only model", where
         return models, how, note

@@ -535,7 +535,7 @@ MARKER = {
         "data_loader": F, "validation_split": F, "model1_small_convnet": F, "model2_pretrained": F,
         "tuning_model1": F, "tuning_model2": F, "curves_model1": F, "curves_model2": F,
         "confusion_model1": F, "confusion_model2": F,
-        "confusion_fix": W,                      # a flip augmentation, tied to nothing
+        "confusion_fix": F,                      # a flip augmentation tied to nothing: no attempt at the confusion
         "captum_model1": F, "captum_model2": F, "submission": F,
         "narrative": F,                          # no results, so nothing to interpret
         "discussion": F,                         # an introduction and an apology are not a comparison
