@@ -31,7 +31,12 @@ MEASURED = re.compile(r"\b(?:acc\w*|loss\w*|curves?|confus\w*|f1|precision|recal
                       r"training time|attributions?|saliency|parameters?|errors?|misclassif\w*|"
                       r"outperform\w*|performance|performs?|scores?)\b|"
                       r"\d+(?:\.\d+)?\s*(?:%|min\w*\b|s\b|sec\w*|hours?\b)|\b0\.\d+\b", re.IGNORECASE)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\d\"'(*])|\n\s*\n|\n\s*[-*+]\s+|\n\s*\d+\.\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\d\"'(*])|;\s+|\n\s*\n|\n\s*[-*+]\s+|\n\s*\d+\.\s+")
+# An apology or a plan talks about the machine or the run, not the results: there, only a named metric
+# makes a comparison (a learning rate or a batch size quoted beside it is not one).
+_CIRCUMSTANCES = re.compile(r"\b(?:hardware|gpus?|cpus?|memory|ram|session|sorry|could ?n[o']t|unable|"
+                            r"limitation\w*|resources?)\b", re.IGNORECASE)
+_METRIC = re.compile(r"\b(?:acc\w*|loss\w*|f1|precision|recall|confus\w*|misclassif\w*|scores?)\b", re.IGNORECASE)
 _BOTH = re.compile(r"\b(?:both|two|2) models\b", re.IGNORECASE)
 
 
@@ -63,8 +68,11 @@ def comparing_sentences(text: str) -> list[tuple[str, set[str]]]:
     found = []
     for sentence in sentences(text):
         named = models_named(sentence)
-        if named and COMPARES.search(sentence) and MEASURED.search(sentence):
-            found.append((sentence, named))
+        if not (named and COMPARES.search(sentence) and MEASURED.search(sentence)):
+            continue
+        if _CIRCUMSTANCES.search(sentence) and not _METRIC.search(sentence):
+            continue
+        found.append((sentence, named))
     return found
 
 
