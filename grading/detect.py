@@ -116,7 +116,7 @@ def detect_run_order(view: NotebookView) -> Verdict:
 
 _SPLITTERS = ("train_test_split", "random_split", "StratifiedShuffleSplit", "StratifiedKFold", "KFold",
               "ShuffleSplit", "SubsetRandomSampler", "stratified_split")
-_SPLIT = Marker(r"\b(%s)\s*\(" % "|".join(_SPLITTERS), _SPLITTERS)
+_SPLIT = Marker(r"\b(" + "|".join(_SPLITTERS) + r")\s*\(", _SPLITTERS)
 _OTHER_DATA = re.compile(r"\b(ImageFolder|TensorDataset|DataLoader)\s*\(")
 
 
@@ -263,7 +263,7 @@ _CAPTUM_CLASSES = ("Occlusion", "Saliency", "IntegratedGradients", "NoiseTunnel"
                    "GuidedBackprop", "Deconvolution", "DeepLift", "DeepLiftShap", "GradientShap", "InputXGradient",
                    "FeatureAblation", "ShapleyValueSampling", "Lime", "KernelShap", "LayerConductance",
                    "LayerIntegratedGradients")
-_CAPTUM = Marker(r"\b(?:%s)\s*\(|\bvisualize_image_attr\w*\s*\(" % "|".join(_CAPTUM_CLASSES),
+_CAPTUM = Marker(r"\b(?:" + "|".join(_CAPTUM_CLASSES) + r")\s*\(|\bvisualize_image_attr\w*\s*\(",
                  _CAPTUM_CLASSES + ("visualize_image_attr",))
 _DRAWS = re.compile(r"\bvisualize_image_attr\w*\s*\(|\bplt\.|\bimshow\s*\(|\.show\s*\(|\bsubplots?\s*\(")
 
@@ -322,7 +322,7 @@ def _why_not(cell: Cell, needs: str) -> str:
 def detect_tuning(view: NotebookView) -> dict[str, Verdict]:
     # tuner = tune.Tuner(...) in one cell, tuner.fit() (which prints the results) in another
     tuners = sorted(set(_TUNER_VARIABLE.findall("\n".join(c.source for c in view.code))))
-    marker = _TUNE if not tuners else _TUNE.or_(r"\b(?:%s)\.fit\s*\(" % "|".join(map(re.escape, tuners)),
+    marker = _TUNE if not tuners else _TUNE.or_(r"\b(?:" + "|".join(map(re.escape, tuners)) + r")\.fit\s*\(",
                                                 tuple(f"{name}.fit" for name in tuners))
     sites = view.sites(marker)
     return _per_model(view, "tuning", sites, lambda s: _ok(s.cell) and bool(s.cell.outputs),
@@ -476,10 +476,10 @@ _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+(?:\.\d+)?%?")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?\s*%|\b\d*\.\d+\b")
 
 # Words that say what a result means (interpretation), as opposed to what the code does (description).
-_INTERPRETS = re.compile(r"\b(?:%s)\b" % "|".join((   # noqa: UP031 (the fragments hold regex braces)
+_INTERPRETS = discussion.any_word(
     "shows?", "suggests?", "because", "indicates?", "we see", r"observe\w*", "better", "worse", r"improv\w*",
     r"overfit\w*", r"underfit\w*", r"converge\w*", r"confus\w*", r"misclassif\w*", "higher", "lower", "likely",
-    "reason", "means?", r"explain\w*")), re.IGNORECASE)
+    "reason", "means?", r"explain\w*")
 _DISCUSSION_HEADING = re.compile(r"discussion|conclusion|comparison|compar|summary|evaluation|reflection", re.IGNORECASE)
 
 

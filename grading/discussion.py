@@ -16,15 +16,15 @@ from . import sections
 from .cells import Cell
 
 
-def _any_word(*words: str) -> re.Pattern:
+def any_word(*words: str) -> re.Pattern:
     """Any of these words (regex fragments), as whole words, ignoring case."""
-    return re.compile(r"\b(?:%s)\b" % "|".join(words), re.IGNORECASE)   # noqa: UP031 (fragments hold braces)
+    return re.compile(r"\b(?:" + "|".join(words) + r")\b", re.IGNORECASE)
 
 
-# Words of a comparison; a comparing sentence also names a model and something _MEASURED.
-COMPARES = _any_word("better", "worse", r"outperform\w*", "higher", "lower", "than", "compared?", "comparison",
-                     "whereas", "while", r"advantage\w*", "trade-?offs?", "faster", "slower",
-                     r"superior", r"inferior")
+# Words of a comparison; a comparing sentence also names a model and something MEASURED.
+COMPARES = any_word("better", "worse", r"outperform\w*", "higher", "lower", "than", "compared?", "comparison",
+                    "whereas", "while", r"advantage\w*", "trade-?offs?", "faster", "slower",
+                    r"superior", r"inferior")
 # Something measured: a comparison of the models must be about one of these, not about the plan or the
 # hardware. "Outperformed" and "performance" say it of the results as a whole.
 MEASURED = re.compile(r"\b(?:acc\w*|loss\w*|curves?|confus\w*|f1|precision|recall|speed|faster|slower|"

@@ -54,7 +54,7 @@ def models_named(text: str, model1_names=(), model2_names=()) -> set[str]:
 def _names_pattern(names: frozenset) -> re.Pattern:
     if not names:
         return re.compile(r"(?!x)x")   # matches nothing
-    return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(names))))
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b")
 
 
 def heading_model(title: str) -> str | None:
