@@ -64,15 +64,15 @@ def models_named(text: str) -> set[str]:
 
 
 def comparing_sentences(text: str) -> list[tuple[str, set[str]]]:
-    """(sentence, models it names) for each sentence that compares a model on something measured."""
+    """(sentence, models it names) for each sentence that compares on something measured ("converges much
+    lower than", "outperformed"); what it compares is told by the models it, or its cell, names."""
     found = []
     for sentence in sentences(text):
-        named = models_named(sentence)
-        if not (named and COMPARES.search(sentence) and MEASURED.search(sentence)):
+        if not (COMPARES.search(sentence) and MEASURED.search(sentence)):
             continue
         if _CIRCUMSTANCES.search(sentence) and not _METRIC.search(sentence):
             continue
-        found.append((sentence, named))
+        found.append((sentence, models_named(sentence)))
     return found
 
 
@@ -85,7 +85,8 @@ class Comparison:
 
 
 def comparisons(cells: list[Cell]) -> list[Comparison]:
-    """Markdown cells after the first result with a comparing sentence, in order."""
+    """Markdown cells after the first result that compare the two models (``both``), or say in passing
+    how one of them compares (a comparing sentence that names it), in order."""
     found, seen_result = [], False
     for cell in cells:
         seen_result = seen_result or cell.shows_result
@@ -93,11 +94,11 @@ def comparisons(cells: list[Cell]) -> list[Comparison]:
             continue
         text = prose(cell)
         compared = comparing_sentences(text)
-        if not compared:
+        both = bool(compared) and models_named(text) == {"model1", "model2"}
+        if not (both or any(named for _, named in compared)):
             continue
-        both = models_named(text) == {"model1", "model2"}
-        # quote the sentence that names both models when there is one
-        sentence = next((s for s, named in compared if len(named) == 2), compared[0][0])
+        # quote the sentence that names most of the models
+        sentence = max(compared, key=lambda item: len(item[1]))[0]
         found.append(Comparison(cell, sentence, both))
     return found
 

@@ -213,7 +213,9 @@ def _call_step(targets: str, value: ast.AST) -> str:
 # to names (one, or a tuple). Parsing is the largest cost of grading a notebook.
 _DEFINES = re.compile(r"^(?:async\s+def|def|class|@)\s", re.MULTILINE)
 _ASSIGNS = re.compile(r"^\s*[A-Za-z_(\[][\w\s,*()\[\]]*?=[^=]", re.MULTILINE)
-_ONLY_MODEL2 = Marker(r"\bget_model\s*\(|\btimm\.create_model\s*\(", ("get_model", "create_model"))
+# Other ways to build a pretrained model than torchvision's builders (for telling whether a notebook has one).
+_OTHER_MODEL2 = Marker(r"\bget_model\s*\(|\btimm\.create_model\s*\(|\bhub\.load\s*\(|\.from_pretrained\s*\(",
+                       ("get_model", "create_model", "hub.load", "from_pretrained"))
 
 
 class _ParsedCells(dict):
@@ -294,8 +296,14 @@ class NotebookView:
         defined_in: dict[int, list[FunctionFacts]] = {}
         for facts in self.all_functions:
             defined_in.setdefault(facts.cell.number, []).append(facts)
-        # Definitions in cells that never ran are a fallback only: whatever ran replaces them.
-        scope = Scope({f.name: f for f in self.all_functions if not f.cell.ran})
+        # Before a name's first definition in execution order, the name still resolves: to the definition
+        # that ran first (a defining cell re-run by hand later shows only its last count, yet it ran before
+        # the cells that call it), else to one that never ran. A later definition replaces it from there on.
+        first_ran: dict[str, FunctionFacts] = {}
+        for cell in self.execution_order:
+            for facts in defined_in.get(cell.number, ()):
+                first_ran.setdefault(facts.name, facts)
+        scope = Scope({**{f.name: f for f in self.all_functions if not f.cell.ran}, **first_ran})
         by_cell = {}
         for cell in self.execution_order:
             mine = defined_in.get(cell.number)
@@ -337,7 +345,7 @@ class NotebookView:
             found["model1"] = f'cell {cell.number} "{_short(d.text)}"'
         for cell in self.code:
             source = strip_comments(cell.source)
-            match = ARCH_CALL.search(source) or _ONLY_MODEL2.search(source)
+            match = ARCH_CALL.search(source) or _OTHER_MODEL2.search(source)
             if match:
                 found["model2"] = f'cell {cell.number} "{_short(_line_of(source, re.escape(match.group(0))))}"'
                 break

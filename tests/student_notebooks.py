@@ -731,6 +731,20 @@ def augmented_against_overfitting():
     return new_notebook(cells=cells, metadata=KAGGLE_METADATA)
 
 
+def helper_rerun_after_its_call():
+    """No headings. The cell defining `train_and_plot` (which builds the ResNet and draws its curves) was
+    re-run by hand at the end (count 9), after the cell that called it (count 3): the call still ran a
+    definition of it, and the only one there is says which model."""
+    cells = [
+        new_code_cell(FACTORY),
+        new_code_cell("def train_and_plot(epochs):\n    net = models.resnet18(pretrained=True)\n"
+                      "    history = fit(net, epochs)\n    plt.plot(history['loss']); plt.plot(history['acc'])\n"
+                      "    plt.show()"),
+        new_code_cell("train_and_plot(3)", outputs=[figure("curves")]),
+    ]
+    _number(cells, [1, 9, 3])
+    return new_notebook(cells=cells)
+
 ALL = {
     "One_Variable_Two_Models.ipynb": one_variable_two_models,
     "Helpers_And_Partial.ipynb": helpers_and_partial,

@@ -103,6 +103,12 @@ def test_a_call_runs_the_definition_in_force_when_its_cell_ran(reports):
     assert v["tuning_model2"].status == "fail" and "cell 9" not in v["tuning_model2"].evidence
 
 
+def test_a_helper_rerun_after_its_call_still_resolves():
+    v = verdicts(grade(students.helper_rerun_after_its_call(), "Rerun.ipynb"))
+    assert v["curves_model2"].status == "pass" and v["curves_model2"].evidence.startswith('cell 3 "train_and_plot(3)"')
+    assert "train_and_plot builds it" in v["curves_model2"].evidence
+
+
 def test_a_tuple_return_hands_the_model_and_its_results_on_with_the_chain(reports):
     v = verdicts(reports["Redefined_Main_And_Tuples.ipynb"])
     curves = v["curves_model1"].evidence
