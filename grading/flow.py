@@ -45,6 +45,7 @@ TORCHVISION_ARCH = r"(?:{})\w*".format("|".join(a for a in sections.ARCH_NAMES i
 # (Case-sensitive also keeps it fast: an IGNORECASE alternation cannot skip ahead to a literal.)
 ARCH_CALL = Marker(rf"\b({TORCHVISION_ARCH})\s*\(([^()]*(?:\([^()]*\)[^()]*)*)\)", sections.ARCH_NAMES)
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+_RETURN = re.compile(r"^[ \t]*return\b([^\n]*(?:\n[^\n]*){0,8})", re.MULTILINE)
 _COMMENT = re.compile(r"(?m)^\s*#.*$|[ \t]+#(?![^'\"\n]*['\"]\s*[,)\]]).*$")
 
 
@@ -148,6 +149,21 @@ class FunctionFacts:
         return loaded - bound
 
     @cached_property
+    def returned_names(self) -> frozenset[str]:
+        """Identifiers in its ``return`` statements, read from the text (a cheap test before its tree)."""
+        names: set[str] = set()
+        for match in _RETURN.finditer(self.body):
+            text, depth = match.group(1), 0
+            for end, char in enumerate(text):   # a return statement may run over lines inside brackets
+                depth += char in "([{"
+                depth -= char in ")]}"
+                if char == "\n" and depth <= 0:
+                    text = text[:end]
+                    break
+            names.update(_IDENTIFIER.findall(text))
+        return frozenset(names)
+
+    @cached_property
     def parameters(self) -> list[str]:
         node = self.definition.node
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -163,7 +179,6 @@ class Scope:
         self.functions = functions
         self.reached: dict[str, list[FunctionFacts]] = {}
         self.reach: dict[str, str] = {}
-        self.returns: dict[tuple[int, int], Returns] = {}
 
 
 def _function_names(node: ast.AST) -> tuple[set[str], set[str]]:
@@ -370,7 +385,8 @@ class NotebookView:
         if name in ("to", "cuda", "cpu", "train", "eval") and isinstance(value.func, ast.Attribute):
             return self._value_source(value.func.value, state, scope, depth)
         facts = scope.functions.get(name)
-        if facts is not None and depth > 0 and facts.definition.node is not None:
+        if facts is not None and depth > 0 and facts.definition.node is not None \
+                and self._may_return_a_model(facts, scope, state):
             returns = self._returns(facts, scope, depth - 1)
             sources = returns.single + [Source(state[g].kind, state[g]) for g in sorted(returns.globals) if g in state]
             if len({s.kind for s in sources}) == 1:
@@ -378,21 +394,37 @@ class NotebookView:
                     Source(sources[0].kind, origin=f'cell {facts.cell.number} {name} returns it')
         return None
 
+    @staticmethod
+    def _may_return_a_model(facts: FunctionFacts, scope: Scope, state: dict[str, Binding]) -> bool:
+        """Whether a call's value can be a model at all: the function builds one, calls another notebook
+        function, or returns one of its parameters or a global that holds one. Most helpers return losses
+        and accuracies, and their trees need not be walked (a class has dozens)."""
+        return bool(facts.builds or any(n in scope.functions for n in facts.called)
+                    or facts.returned_names & (set(facts.parameters) | state.keys()))
+
     def _returns(self, facts: FunctionFacts, scope: Scope, depth: int) -> Returns:
-        """What a notebook function returns (cached per scope: the same helper is called in many cells)."""
-        key = (id(facts), depth)
-        if key not in scope.returns:
+        """What a notebook function returns. Cached by the versions of the functions it calls, not by scope:
+        most cells that define something open a new scope, yet leave this function's callees as they were."""
+        key = (id(facts), depth, tuple(id(scope.functions.get(n)) for n in sorted(facts.called)))
+        if key not in self._returns_cache:
             node = facts.definition.node
-            local: dict[str, Binding] = {}
-            for child in ast.walk(node):
+            assignments, returned = [], []
+            for child in ast.walk(node):   # one walk: a notebook has dozens of helpers, each asked once
                 if isinstance(child, ast.Assign):
+                    assignments.append(child)
+                elif isinstance(child, ast.Return) and child.value is not None:
+                    returned.append(child.value)
+            elements = [e for v in returned for e in (v.elts if isinstance(v, (ast.Tuple, ast.List)) else [v])]
+            local: dict[str, Binding] = {}
+            # Locals matter only when a variable is returned (``return net``); ``return loss / n, acc`` holds none.
+            if any(isinstance(_root(e), ast.Name) for e in elements):
+                for child in assignments:
                     source = self._value_source(child.value, local, scope, depth)
                     for target in child.targets:
                         if isinstance(target, ast.Name) and source:
                             step = f'{facts.name} builds "{_short(ast.unparse(child))}"'
                             local[target.id] = Binding(source.kind, True, facts.cell.number, step,
                                                        source.via, source.origin)
-            returned = [r.value for r in ast.walk(node) if isinstance(r, ast.Return) and r.value is not None]
             parameters = facts.parameters
             single, tuples = [], {}
             for value in returned:
@@ -408,10 +440,15 @@ class NotebookView:
                     source = self._value_source(value, local, scope, depth)
                     if source:
                         single.append(source)
-            bound, _ = _function_names(node)
-            returned_globals = {v.id for v in returned if isinstance(v, ast.Name) and v.id not in bound}
-            scope.returns[key] = Returns(single, returned_globals, tuples)
-        return scope.returns[key]
+            names = [v.id for v in returned if isinstance(v, ast.Name) and v.id not in local]
+            bound = _function_names(node)[0] if names else set()
+            returned_globals = {name for name in names if name not in bound}
+            self._returns_cache[key] = Returns(single, returned_globals, tuples)
+        return self._returns_cache[key]
+
+    @cached_property
+    def _returns_cache(self) -> dict[tuple, Returns]:
+        return {}
 
     @cached_property
     def model_state(self) -> dict[int, dict[str, Binding]]:
@@ -462,7 +499,8 @@ class NotebookView:
         elif isinstance(value, ast.Call):
             facts = scope.functions.get(call_name(value))
             if facts is not None and facts.definition.node is not None:
-                returned = self._returns(facts, scope, FOLLOW_DEPTH - 1).tuples.get(len(names))
+                may = self._may_return_a_model(facts, scope, state)
+                returned = may and self._returns(facts, scope, FOLLOW_DEPTH - 1).tuples.get(len(names))
                 if returned:
                     positions = [self._argument_source(value, p, state, scope) if isinstance(p, Parameter) else p
                                  for p in returned]
@@ -620,6 +658,17 @@ def _helpers_reached(scope: Scope, names: list[str]) -> list[FunctionFacts]:
                 next_frontier += [scope.functions[n] for n in sorted(facts.called) if n in scope.functions]
         frontier = next_frontier
     return reached
+
+
+def _root(node: ast.AST) -> ast.AST:
+    """What a chain of attributes and method calls starts from: ``net.to(device).eval()`` -> ``net``."""
+    while True:
+        if isinstance(node, ast.Attribute):
+            node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            node = node.func.value
+        else:
+            return node
 
 
 def _tuple_targets(names: list[str | None], index: int) -> str:
