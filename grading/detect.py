@@ -294,7 +294,8 @@ def _per_model(view: NotebookView, stem: str, sites: list[Site], good, what: str
 
 def _quote(site: Site) -> str:
     quote = site.quote if len(site.quote) <= SNIPPET_CHARS else site.quote[:SNIPPET_CHARS - 3] + "..."
-    return f'cell {site.cell.number} "{quote}"'
+    versions = f" [{site.versions}]" if site.versions else ""
+    return f'cell {site.cell.number} "{quote}"{versions}'
 
 
 def _attributed(view: NotebookView, site: Site) -> str:

@@ -73,6 +73,7 @@ class Site:
     models: set[str]
     attributed_by: str   # "variables", "helper", "arguments", "section", "only model" or "" (unknown)
     note: str = ""       # how it was attributed: the helper's line quoted, or the data-flow chain
+    versions: str = ""   # which definition ran, for a helper the notebook defines more than once
 
 
 QUOTE_CHARS = 60
@@ -631,8 +632,28 @@ class NotebookView:
                 if context is not None and not context.search(reach):
                     continue
                 models, how, note = self.attribute(cell, text)
-                found.append(Site(cell, text, reach, self._quote(text, marker), models, how, note))
+                found.append(Site(cell, text, reach, self._quote(text, marker), models, how, note,
+                                  self.versions_called(cell, text)))
         return found
+
+    @cached_property
+    def _definitions_of(self) -> dict[str, list[FunctionFacts]]:
+        found: dict[str, list[FunctionFacts]] = {}
+        for facts in self.all_functions:
+            found.setdefault(facts.name, []).append(facts)
+        return found
+
+    def versions_called(self, cell: Cell, text: str) -> str:
+        """For each helper a statement reaches that the notebook defines more than once: which definition
+        ran (the one in force when the cell ran), and where the others are."""
+        notes = []
+        for facts in self.helpers_reached(text, cell):
+            others = [f.cell.number for f in self._definitions_of[facts.name] if f is not facts]
+            if others:
+                where = ", ".join(str(n) for n in others)
+                notes.append(f"{facts.name} as defined in cell {facts.cell.number}, in force when cell "
+                             f"{cell.number} ran (also defined in cell {where})")
+        return "; ".join(notes)
 
     def _quote(self, text: str, marker: re.Pattern) -> str:
         """The line of a statement that does the step or calls the helper that does: never an

@@ -100,6 +100,7 @@ def test_a_call_runs_the_definition_in_force_when_its_cell_ran(reports):
     v = verdicts(reports["Redefined_Main_And_Tuples.ipynb"])
     assert v["tuning_model1"].status == "pass"
     assert v["tuning_model1"].evidence.startswith('cell 9 "main(num_samples=3')
+    assert "main as defined in cell 9, in force when cell 9 ran (also defined in cell 22)" in v["tuning_model1"].evidence
     assert v["tuning_model2"].status == "fail" and "cell 9" not in v["tuning_model2"].evidence
 
 
