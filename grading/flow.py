@@ -95,11 +95,18 @@ class Binding:
     via: Binding | None = None     # the variable it was copied or computed from
     origin: str = ""               # where the model was built, when that is not a variable
 
-    def chain(self) -> str:
-        here = f"cell {self.cell} {self.step}"
-        if self.via is not None:
-            return f"{here} ← {self.via.chain()}"
-        return f"{here} ← {self.origin}" if self.origin else here
+    def chain(self, limit: int = 4) -> str:
+        """``cell 16 "Conv_model, ... = train_Conv_model(...)" ← cell 15 train_Conv_model builds "..."``: the
+        latest steps and where it all started (``model = model.to(device)`` in every cell adds no news)."""
+        steps, binding = [], self
+        while binding is not None:
+            steps.append(f"cell {binding.cell} {binding.step}")
+            last, binding = binding, binding.via
+        if last.origin:
+            steps.append(last.origin)
+        if len(steps) > limit:
+            steps = steps[:limit - 1] + ["...", steps[-1]]
+        return " ← ".join(steps)
 
 
 @dataclass(frozen=True)
