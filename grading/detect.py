@@ -481,6 +481,8 @@ _INTERPRETS = discussion.any_word(
     "shows?", "suggests?", "because", "indicates?", "we see", r"observe\w*", "better", "worse", r"improv\w*",
     r"overfit\w*", r"underfit\w*", r"converge\w*", r"confus\w*", r"misclassif\w*", "higher", "lower", "likely",
     "reason", "means?", r"explain\w*")
+# Sections about handing in, not about the models' results: a comparison there is made in passing.
+_ASIDE_HEADING = re.compile(r"submi|kaggle|upload|\.csv", re.IGNORECASE)
 _DISCUSSION_HEADING = re.compile(r"discussion|conclusion|comparison|compar|summary|evaluation|reflection", re.IGNORECASE)
 
 
@@ -501,6 +503,13 @@ def detect_discussion(view: NotebookView, params: dict) -> Verdict:
     min_words = int(params.get("min_words", 60))
     found = _comparisons(view)
     both = [c for c in found if c.both]
+    aside = [c for c in both if _ASIDE_HEADING.search(view.section_title[c.cell.number])
+             and not _DISCUSSION_HEADING.search(view.section_title[c.cell.number])]
+    if both and len(aside) == len(both):
+        c = both[0]
+        return Verdict("discussion", WARN, f'cell {c.cell.number} "{snippet(c.sentence)}": the models are compared '
+                       f'only in passing, in the section "{snippet(view.section_title[c.cell.number])}"')
+    both = [c for c in both if c not in aside]
     if both:
         words = len(_WORD.findall("\n".join(discussion.prose(c.cell) for c in both)))
         where = f'cell {both[0].cell.number} "{snippet(both[0].sentence)}"'

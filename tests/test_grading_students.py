@@ -154,6 +154,7 @@ def test_a_comparison_compares_and_its_sentence_is_quoted(reports):
     in_passing = verdicts(reports["Augmented_Against_Overfitting.ipynb"])["discussion"]
     assert in_passing.status == "warn"
     assert 'cell 18 "The ResNet18 model outperformed the from-scratch model by a long shot."' in in_passing.evidence
+    assert "only in passing" in in_passing.evidence and "Test and Submit the Best Model" in in_passing.evidence
     remark = verdicts(reports["Redefined_Main_And_Tuples.ipynb"])["discussion"]
     assert remark.status == "warn" and 'cell 25 "The same situation is happening in the Resnet model too' in remark.evidence
     assert "hardware" not in remark.evidence and "cell 21" not in remark.evidence   # the apology
