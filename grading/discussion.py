@@ -4,8 +4,8 @@ A comparison compares: one sentence names a model, says which did better or wors
 "converges much lower than") and on something measured (accuracy, loss, curves, speed). A plan ("We are
 going with 2 models") or an apology ("Because of the hardware limitation, run for only three samples")
 names the models without measuring them. The narrative and the discussion criteria both ask which cells
-these are (the narrative leaves them to the discussion), so the rule lives here, below the detectors and
-beside nothing else; it reads cells and headings, not the data flow.
+these are (the narrative leaves them to the discussion), so the rule has its own module below the
+detectors; it reads markdown cells and whether a result came before them, not the data flow.
 """
 from __future__ import annotations
 
