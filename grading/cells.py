@@ -17,6 +17,8 @@ IMAGE_MIMES = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 # A printed matrix: numpy "[[12  3  0  1]\n [ 2 40 ...", or torch "tensor([[...": a confusion matrix shown as text.
 PRINTED_MATRIX = re.compile(r"\[\[\s*\d+\.?\d*(?:[\s,]+\d+\.?\d*)+\s*\],?\s*\n?\s*\[\s*\d")
 TEXT_CAP = 20_000
+# Printed metrics: "Accuracy: 0.91", "val_loss 0.32", "F1 = 88%".
+_RESULT_TEXT = re.compile(r"\b(?:[Aa]cc\w*|ACC\w*|[Ll]oss|LOSS|[Ff]1\w*|[Pp]recision|[Rr]ecall|[Ss]core)\b[^\n]{0,40}?\d")
 
 
 def cap_text(text: str, cap: int = TEXT_CAP) -> str:
@@ -92,6 +94,23 @@ class Cell:
     def shown_outputs(self) -> list[Output]:
         """The outputs a person sees, without evidence records (which only vouch for the cell)."""
         return [o for o in self.outputs if not o.evidence]
+
+    @property
+    def ran_cleanly(self) -> bool:
+        return self.ran and not self.has_error
+
+    @cached_property
+    def shows_result(self) -> bool:
+        """A code cell whose output is a result: a figure, a table, or printed metrics (not a pip log).
+        Markdown right after one may interpret it; a comparison of the models comes after the first."""
+        return self.is_code and self.ran_cleanly and (
+            self.has_image or any(o.table or _prints_result(o.text) for o in self.shown_outputs))
+
+
+def _prints_result(text: str) -> bool:
+    # Metrics are printed at the start or the end of an output; a Ray status table's middle holds none.
+    ends = text if len(text) <= 4000 else text[:2000] + "\n" + text[-2000:]
+    return bool(_RESULT_TEXT.search(ends) or PRINTED_MATRIX.search(ends))
 
 
 def _read_output(raw) -> Output:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from . import sections
+from . import discussion, sections
 from .cells import PRINTED_MATRIX, Cell
 from .codeparse import base_names
 from .flow import ARCH_CALL, MODELS, NotebookView, Site, strip_comments
@@ -116,7 +116,7 @@ def detect_run_order(view: NotebookView) -> Verdict:
 
 _SPLITTERS = ("train_test_split", "random_split", "StratifiedShuffleSplit", "StratifiedKFold", "KFold",
               "ShuffleSplit", "SubsetRandomSampler", "stratified_split")
-_SPLIT = Marker(r"\b(%s)\s*\(" % "|".join(_SPLITTERS), _SPLITTERS)
+_SPLIT = Marker(r"\b(" + "|".join(_SPLITTERS) + r")\s*\(", _SPLITTERS)
 _OTHER_DATA = re.compile(r"\b(ImageFolder|TensorDataset|DataLoader)\s*\(")
 
 
@@ -263,7 +263,7 @@ _CAPTUM_CLASSES = ("Occlusion", "Saliency", "IntegratedGradients", "NoiseTunnel"
                    "GuidedBackprop", "Deconvolution", "DeepLift", "DeepLiftShap", "GradientShap", "InputXGradient",
                    "FeatureAblation", "ShapleyValueSampling", "Lime", "KernelShap", "LayerConductance",
                    "LayerIntegratedGradients")
-_CAPTUM = Marker(r"\b(?:%s)\s*\(|\bvisualize_image_attr\w*\s*\(" % "|".join(_CAPTUM_CLASSES),
+_CAPTUM = Marker(r"\b(?:" + "|".join(_CAPTUM_CLASSES) + r")\s*\(|\bvisualize_image_attr\w*\s*\(",
                  _CAPTUM_CLASSES + ("visualize_image_attr",))
 _DRAWS = re.compile(r"\bvisualize_image_attr\w*\s*\(|\bplt\.|\bimshow\s*\(|\.show\s*\(|\bsubplots?\s*\(")
 
@@ -294,12 +294,17 @@ def _per_model(view: NotebookView, stem: str, sites: list[Site], good, what: str
 
 def _quote(site: Site) -> str:
     quote = site.quote if len(site.quote) <= SNIPPET_CHARS else site.quote[:SNIPPET_CHARS - 3] + "..."
-    return f'cell {site.cell.number} "{quote}"'
+    versions = f" [{site.versions}]" if site.versions else ""
+    return f'cell {site.cell.number} "{quote}"{versions}'
 
 
 def _attributed(view: NotebookView, site: Site) -> str:
     if site.attributed_by == "variables":
-        return " (by the model its variables hold at that point of execution)"
+        # the data flow, for an instructor to check: variable <- where it was assigned <- where it was built
+        model = "model 1" if site.models == {"model1"} else "model 2" if site.models == {"model2"} else "both"
+        return f" (by the data flow of its variables: {site.note}: {model})"
+    if site.attributed_by == "only model":
+        return f" (the notebook builds only this model: {site.note})"
     if site.attributed_by == "arguments":
         return " (by its arguments)"
     if site.attributed_by == "helper":
@@ -318,7 +323,7 @@ def _why_not(cell: Cell, needs: str) -> str:
 def detect_tuning(view: NotebookView) -> dict[str, Verdict]:
     # tuner = tune.Tuner(...) in one cell, tuner.fit() (which prints the results) in another
     tuners = sorted(set(_TUNER_VARIABLE.findall("\n".join(c.source for c in view.code))))
-    marker = _TUNE if not tuners else _TUNE.or_(r"\b(?:%s)\.fit\s*\(" % "|".join(map(re.escape, tuners)),
+    marker = _TUNE if not tuners else _TUNE.or_(r"\b(?:" + "|".join(map(re.escape, tuners)) + r")\.fit\s*\(",
                                                 tuple(f"{name}.fit" for name in tuners))
     sites = view.sites(marker)
     return _per_model(view, "tuning", sites, lambda s: _ok(s.cell) and bool(s.cell.outputs),
@@ -340,7 +345,7 @@ def shows_matrix(cell: Cell, code: str) -> bool:
 
 def detect_confusion(view: NotebookView) -> dict[str, Verdict]:
     sites = view.sites(_CONFUSION, _CONFUSION_WHAT)
-    return _per_model(view, "confusion", sites, lambda s: shows_matrix(s.cell, view.reach(s.cell.source)),
+    return _per_model(view, "confusion", sites, lambda s: shows_matrix(s.cell, view.reach(s.cell.source, s.cell)),
                       "a confusion matrix",
                       lambda s: _why_not(s.cell, "matrix (no heatmap image and no printed matrix)"))
 
@@ -351,11 +356,11 @@ def detect_captum(view: NotebookView) -> dict[str, Verdict]:
     def shows_attributions(site: Site) -> bool:
         if not _ok(site.cell):
             return False
-        if site.cell.has_image and _DRAWS.search(view.reach(site.cell.source)):
+        if site.cell.has_image and _DRAWS.search(view.reach(site.cell.source, site.cell)):
             return True
         following = view.next_code_cell(site.cell)   # attributions computed here, plotted in the next cell
         return (following is not None and _ok(following) and following.has_image
-                and bool(_DRAWS.search(view.reach(following.source))))
+                and bool(_DRAWS.search(view.reach(following.source, following))))
 
     return _per_model(view, "captum", sites, shows_attributions, "Captum attributions shown as images",
                       lambda s: _why_not(s.cell, "attribution image (the figure is blank or the drawing "
@@ -367,14 +372,18 @@ def detect_captum(view: NotebookView) -> dict[str, Verdict]:
 _FIX = re.compile(r"CrossEntropyLoss\s*\([^)]*weight\s*=|\bWeightedRandomSampler\b|\bcompute_class_weight\b|"
                   r"\bclass_weights?\b|\bpos_weight\b|\boversampl\w*|\bRandomOverSampler\b|\bSMOTE\b|"
                   r"\bFocalLoss\b|\bfocal_loss\b|\bclass_weights\s*\(", re.IGNORECASE)
-# Oversampling by hand: minority rows duplicated into the dataframe (concat, sample with replacement, ...).
+# Oversampling by hand: minority rows duplicated into the dataframe (concat, sample with replacement, a row
+# appended at the end with ``df.loc[len(df)] = ...``, ...).
 _DUPLICATES_ROWS = re.compile(r"\bconcat\s*\(|\.sample\s*\([^)]*replace\s*=\s*True|\bresample\s*\(|"
-                              r"\.repeat\s*\(|\.append\s*\(|\]\s*\*\s*\d")
+                              r"\.repeat\s*\(|\.append\s*\(|\]\s*\*\s*\d|\.loc\[\s*len\s*\(")
 _ABOUT_BALANCE = re.compile(r"balanc|imbalanc|oversampl|up-?sampl|minority|under-?represent|duplicat", re.IGNORECASE)
 _AUGMENT = re.compile(r"\b(?:RandomHorizontalFlip|RandomVerticalFlip|RandomRotation|ColorJitter|"
                       r"RandomResizedCrop|RandomAffine|RandAugment|TrivialAugmentWide|AutoAugment|"
                       r"RandomErasing|GaussianBlur)\b|albumentations")
 _ABOUT_CONFUSION = re.compile(r"confus|imbalanc|minority|under-?represented|misclassif|mix(?:es|ed)? up", re.IGNORECASE)
+# What generic augmentation is usually said to be for: none of it is about the worst confusion.
+_GENERIC_MOTIVE = re.compile(r"overfit\w*|generali[sz]\w*|variation|variety|divers\w*|robust\w*|invarian\w*|"
+                             r"more data|regulari[sz]\w*", re.IGNORECASE)
 
 
 def _section_text(view: NotebookView, cell: Cell) -> str:
@@ -391,6 +400,8 @@ def _might_fix(source: str) -> bool:
 
 
 def detect_confusion_fix(view: NotebookView) -> Verdict:
+    """Something aimed at the worst confusion or the imbalance behind it. Generic augmentation is no such
+    attempt: it fails, quoting what the notebook says it is for (overfitting, "more variation") if it says."""
     fixes = [c for c in view.code if _ok(c) and _might_fix(c.source) and _FIX.search(strip_comments(c.source))]
     if fixes:
         return Verdict("confusion_fix", PASS, f"{cite(fixes[0], fixes[0].source, _FIX)}: class weights or "
@@ -406,8 +417,11 @@ def detect_confusion_fix(view: NotebookView) -> Verdict:
             return Verdict("confusion_fix", PASS, f"{cite(cell, cell.source, _AUGMENT)}: augmentation in a "
                            f'section about the confusion ("{snippet(view.section_title[cell.number])}")')
     if augment:
-        return Verdict("confusion_fix", WARN, f"{cite(augment[0], augment[0].source, _AUGMENT)}: augmentation, "
-                       "but nothing ties it to the worst confusion")
+        cell = augment[0]
+        motive = next((s for s in discussion.sentences(_section_text(view, cell)) if _GENERIC_MOTIVE.search(s)), "")
+        said = f' (the notebook ties it to "{snippet(motive)}")' if motive else " (tied to nothing the notebook says)"
+        return Verdict("confusion_fix", FAIL, f"{cite(cell, cell.source, _AUGMENT)}: generic augmentation{said}, "
+                       "not an attempt to fix the worst confusion or the imbalance behind it")
     return Verdict("confusion_fix", FAIL, "no class weights, weighted sampler, oversampling or targeted "
                    "augmentation found")
 
@@ -435,10 +449,10 @@ def detect_submission(view: NotebookView) -> Verdict:
     """Statements that write a predictions CSV, directly or through a helper that receives the path."""
     writers = []
     for cell in view.code:
-        if ".csv" not in view.reach(cell.source):
+        if ".csv" not in view.reach(cell.source, cell):
             continue   # (a cheap test first: the file name is in the cell or in a helper it calls)
         for text in view.parsed[cell.number].statements:
-            reach = view.reach(text)
+            reach = view.reach(text, cell)
             if ".csv" not in reach:
                 continue
             name = _written_csv(strip_comments(text)) or _written_csv(reach)
@@ -462,102 +476,70 @@ def detect_submission(view: NotebookView) -> Verdict:
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d+(?:\.\d+)?%?")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?\s*%|\b\d*\.\d+\b")
 
-
-def _any_word(*words: str) -> re.Pattern:
-    """Any of these words (regex fragments), as whole words, ignoring case."""
-    return re.compile(r"\b(?:%s)\b" % "|".join(words), re.IGNORECASE)
-
-
 # Words that say what a result means (interpretation), as opposed to what the code does (description).
-_INTERPRETS = _any_word("shows?", "suggests?", "because", "indicates?", "we see", r"observe\w*", "better", "worse",
-                        r"improv\w*", r"overfit\w*", r"underfit\w*", r"converge\w*", r"confus\w*", r"misclassif\w*",
-                        "higher", "lower", "likely", "reason", "means?", r"explain\w*")
-# Words of a comparison; a comparison of the models also needs both names and something _MEASURED.
-_COMPARES = _any_word("better", "worse", r"outperform\w*", "higher", "lower", "than", "compared?", "comparison",
-                      "whereas", "while", r"advantage\w*", "trade-?offs?", "both models", "faster", "slower")
-# Something measured: a comparison of the models must be about one of these, not about the plan or the hardware.
-_MEASURED = re.compile(r"\b(?:acc\w*|loss\w*|curves?|confus\w*|f1|precision|recall|speed|faster|slower|"
-                       r"training time|attributions?|saliency|parameters?|errors?|"
-                       r"misclassif\w*)\b|\d+(?:\.\d+)?\s*(?:%|min\w*\b|s\b|sec\w*|hours?\b)|\b0\.\d+\b", re.IGNORECASE)
+_INTERPRETS = discussion.any_word(
+    "shows?", "suggests?", "because", "indicates?", "we see", r"observe\w*", "better", "worse", r"improv\w*",
+    r"overfit\w*", r"underfit\w*", r"converge\w*", r"confus\w*", r"misclassif\w*", "higher", "lower", "likely",
+    "reason", "means?", r"explain\w*")
+# Sections about handing in, not about the models' results: a comparison there is made in passing.
+_ASIDE_HEADING = re.compile(r"submi|kaggle|upload|\.csv", re.IGNORECASE)
 _DISCUSSION_HEADING = re.compile(r"discussion|conclusion|comparison|compar|summary|evaluation|reflection", re.IGNORECASE)
-_RESULT_TEXT = re.compile(r"\b(?:[Aa]cc\w*|ACC\w*|[Ll]oss|LOSS|[Ff]1\w*|[Pp]recision|[Rr]ecall|[Ss]core)\b[^\n]{0,40}?\d")
 
 
-def _prose(cell: Cell) -> str:
-    """Markdown without headings, code blocks and HTML tags."""
-    text = re.sub(r"```.*?```", " ", cell.source, flags=re.DOTALL)
-    text = re.sub(r"<[^>]+>", " ", text)
-    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+def _comparisons(view: NotebookView) -> list[discussion.Comparison]:
+    """Asked by the narrative and the discussion detectors: worked out once per notebook."""
+    if "comparisons" not in view.memo:
+        view.memo["comparisons"] = discussion.comparisons(view.cells)
+    return view.memo["comparisons"]
 
 
-def _names_both_models(text: str) -> bool:
-    return bool((sections._HEADING_MODEL1.search(text) and sections._HEADING_MODEL2.search(text))
-                or re.search(r"\b(?:both|two) models\b", text, re.IGNORECASE))
-
-
-def result_cells(view: NotebookView) -> set[int]:
-    """Numbers of the code cells that show a result (asked for every cell by two detectors: computed once)."""
-    if "result_cells" not in view.memo:
-        view.memo["result_cells"] = {c.number for c in view.code if _shows_result(c)}
-    return view.memo["result_cells"]
-
-
-def _shows_result(cell: Cell) -> bool:
-    """A code cell whose output is a result: a figure, a table, or printed metrics (not a pip log)."""
-    return _ok(cell) and (cell.has_image or any(o.table or _prints_result(o.text) for o in cell.shown_outputs))
-
-
-def _prints_result(text: str) -> bool:
-    # Metrics are printed at the start or the end of an output; a Ray status table's middle holds none.
-    ends = text if len(text) <= 4000 else text[:2000] + "\n" + text[-2000:]
-    return bool(_RESULT_TEXT.search(ends) or _MATRIX_TEXT.search(ends))
-
-
-def compares_models(prose: str) -> bool:
-    """Names both models and compares them on something measured ("We are going with 2 models" does not)."""
-    return _names_both_models(prose) and bool(_COMPARES.search(prose)) and bool(_MEASURED.search(prose))
-
-
-def discussion_cells(view: NotebookView) -> list[Cell]:
-    """Markdown cells after the first result that compare the two models on something measured."""
-    found, seen_results, results = [], False, result_cells(view)
-    for cell in view.cells:
-        seen_results = seen_results or cell.number in results
-        if cell.cell_type == "markdown" and seen_results and compares_models(_prose(cell)):
-            found.append(cell)
-    return found
+def _discussion_cells(view: NotebookView) -> list[Cell]:
+    return [c.cell for c in _comparisons(view) if c.both]
 
 
 def detect_discussion(view: NotebookView, params: dict) -> Verdict:
+    """The models compared on something measured, in enough words. A comparison made in passing (a
+    sentence in the submission's text, a remark that model 2 did "better" without naming model 1) warns."""
     min_words = int(params.get("min_words", 60))
-    cells = view.discussion_cells
-    if not cells:
-        headed = [c for c in view.cells if c.cell_type == "markdown" and _prose(c).strip()
-                  and _DISCUSSION_HEADING.search(view.section_title[c.number])]
-        if headed:
-            return Verdict("discussion", FAIL, f"{cite(headed[0], _prose(headed[0]))}: a discussion section, but "
-                           "no cell names both models and compares them on a result (accuracy, loss, curves, "
-                           "confusion, speed, attributions)")
-        return Verdict("discussion", FAIL, "no markdown compares model 1 and model 2 on a result")
-    text = "\n".join(_prose(c) for c in cells)
-    words = len(_WORD.findall(text))
-    where = cite(cells[0], _prose(cells[0]))
-    if words >= min_words:
-        return Verdict("discussion", PASS, f"{where}: {words} words comparing the models on results")
-    return Verdict("discussion", WARN, f"{where}: compares the models in only {words} words "
-                   f"(expected at least {min_words})")
+    found = _comparisons(view)
+    both = [c for c in found if c.both]
+    aside = [c for c in both if _ASIDE_HEADING.search(view.section_title[c.cell.number])
+             and not _DISCUSSION_HEADING.search(view.section_title[c.cell.number])]
+    if both and len(aside) == len(both):
+        c = both[0]
+        return Verdict("discussion", WARN, f'cell {c.cell.number} "{snippet(c.sentence)}": the models are compared '
+                       f'only in passing, in the section "{snippet(view.section_title[c.cell.number])}"')
+    both = [c for c in both if c not in aside]
+    if both:
+        words = len(_WORD.findall("\n".join(discussion.prose(c.cell) for c in both)))
+        where = f'cell {both[0].cell.number} "{snippet(both[0].sentence)}"'
+        if words >= min_words:
+            return Verdict("discussion", PASS, f"{where}: {words} words comparing the models on results")
+        return Verdict("discussion", WARN, f"{where}: compares the models in only {words} words "
+                       f"(expected at least {min_words})")
+    if found and len(view.models_built) == 2:
+        where = f'cell {found[0].cell.number} "{snippet(found[0].sentence)}"'
+        return Verdict("discussion", WARN, f"{where}: a comparison in passing that names only one model; no "
+                       "cell compares model 1 and model 2 on a result")
+    headed = [c for c in view.cells if c.cell_type == "markdown" and discussion.prose(c).strip()
+              and _DISCUSSION_HEADING.search(view.section_title[c.number])]
+    if headed:
+        return Verdict("discussion", FAIL, f"{cite(headed[0], discussion.prose(headed[0]))}: a discussion section, "
+                       "but no sentence compares the models on a result (accuracy, loss, curves, confusion, speed, "
+                       "attributions)")
+    return Verdict("discussion", FAIL, "no markdown compares model 1 and model 2 on a result")
 
 
 def interpreting_cells(view: NotebookView, skip: set[int]) -> list[Cell]:
     """Markdown that sits right after a result (only markdown in between) and says what it means."""
-    found, after_result, results = [], False, result_cells(view)
+    found, after_result = [], False
     for cell in view.cells:
         if cell.is_code:
-            after_result = cell.number in results
+            after_result = cell.shows_result
             continue
         if cell.cell_type != "markdown" or cell.number in skip:
             continue
-        prose = _prose(cell)
+        prose = discussion.prose(cell)
         if after_result and (_NUMBER.search(prose) or _INTERPRETS.search(prose)):
             found.append(cell)
     return found
@@ -565,12 +547,12 @@ def interpreting_cells(view: NotebookView, skip: set[int]) -> list[Cell]:
 
 def detect_narrative(view: NotebookView, params: dict) -> Verdict:
     min_words, min_cells = int(params.get("min_words", 250)), int(params.get("min_interpreting_cells", 3))
-    skip = {c.number for c in view.discussion_cells}   # the discussion is its own criterion
-    words = sum(len(_WORD.findall(_prose(c))) for c in view.cells
+    skip = {c.number for c in _discussion_cells(view)}   # the discussion is its own criterion
+    words = sum(len(_WORD.findall(discussion.prose(c))) for c in view.cells
                 if c.cell_type == "markdown" and c.number not in skip)
     interpreting = interpreting_cells(view, skip)
     summary = f"{words} words of markdown, {len(interpreting)} cells interpreting results next to them"
-    example = f" (e.g. {cite(interpreting[0], _prose(interpreting[0]))})" if interpreting else ""
+    example = f" (e.g. {cite(interpreting[0], discussion.prose(interpreting[0]))})" if interpreting else ""
     if words >= min_words and len(interpreting) >= min_cells:
         return Verdict("narrative", PASS, summary + example)
     needed = f"; expected at least {min_words} words and {min_cells} interpreting cells"

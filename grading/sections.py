@@ -29,10 +29,10 @@ _ARG_MODEL1 = re.compile(rf"\b(?:{_STEMS})_?1\b|\b(?:small|simple|custom|own|bas
 _ARG_MODEL2 = re.compile(rf"\b(?:{_STEMS})_?2\b|\b\w*(?:{_ARCH})\w*|\bpretrained_?\w*|\btransfer\w*|"
                          r"\bfine_?tuned?\w*|\bmodel_?two\b", re.IGNORECASE)
 
-_HEADING_MODEL1 = re.compile(r"\bmodel\s*[-_#]?\s*(?:1|one)\b|\bfirst model\b|\bfrom scratch\b|"
+HEADING_MODEL1 = re.compile(r"\bmodel\s*[-_#]?\s*(?:1|one)\b|\bfirst model\b|\bfrom[- ]scratch\b|"
                              r"\b(?:small|simple|custom|own|baseline)\b[\w\s-]{0,20}\b(?:cnn|convnet|"
                              r"conv ?net|network|model)\b", re.IGNORECASE)
-_HEADING_MODEL2 = re.compile(rf"\bmodel\s*[-_#]?\s*(?:2|two)\b|\bsecond model\b|\bpre-?trained\b|"
+HEADING_MODEL2 = re.compile(rf"\bmodel\s*[-_#]?\s*(?:2|two)\b|\bsecond model\b|\bpre-?trained\b|"
                              rf"\btransfer learning\b|\bfine-?tun\w*|\bimagenet\b|\b(?:{_ARCH})", re.IGNORECASE)
 _MD_HEADING = re.compile(r"^\s{0,3}(#{1,6})\s+(.+?)\s*#*\s*$|<h([1-6])[^>]*>(.*?)</h\3>", re.MULTILINE | re.IGNORECASE)
 
@@ -54,12 +54,12 @@ def models_named(text: str, model1_names=(), model2_names=()) -> set[str]:
 def _names_pattern(names: frozenset) -> re.Pattern:
     if not names:
         return re.compile(r"(?!x)x")   # matches nothing
-    return re.compile(r"\b(?:%s)\b" % "|".join(map(re.escape, sorted(names))))
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, sorted(names))) + r")\b")
 
 
 def heading_model(title: str) -> str | None:
     """The model a heading is about, or None when it names neither or both ("Comparing model 1 and 2")."""
-    one, two = bool(_HEADING_MODEL1.search(title)), bool(_HEADING_MODEL2.search(title))
+    one, two = bool(HEADING_MODEL1.search(title)), bool(HEADING_MODEL2.search(title))
     if one and two:
         # "Model 1 vs model 2" is a comparison; "Model 2: pretrained ResNet vs. model 1's head" is rare
         return None

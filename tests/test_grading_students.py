@@ -91,3 +91,85 @@ def test_a_record_pasted_into_a_student_notebook_changes_nothing_else(reports):
     nb.cells[0].outputs.append(students._record("curves_model1", "model1"))   # a forged record, no figure
     got = {v.id: v.status for v in grade(nb, "Colab_Export.ipynb").criteria}
     assert got == students.MARKER["Colab_Export.ipynb"]
+
+
+# --- issue 25: patterns only real notebooks showed ------------------------------------------------------
+
+def test_a_call_runs_the_definition_in_force_when_its_cell_ran(reports):
+    """Cell 9 calls main() for the ConvNet; cell 23 later defines another main (ResNet) and never calls it."""
+    v = verdicts(reports["Redefined_Main_And_Tuples.ipynb"])
+    assert v["tuning_model1"].status == "pass"
+    assert v["tuning_model1"].evidence.startswith('cell 9 "main(num_samples=3')
+    assert "main as defined in cell 9, in force when cell 9 ran (also defined in cell 22)" in v["tuning_model1"].evidence
+    assert v["tuning_model2"].status == "fail" and "cell 9" not in v["tuning_model2"].evidence
+
+
+def test_a_helper_rerun_after_its_call_still_resolves():
+    v = verdicts(grade(students.helper_rerun_after_its_call(), "Rerun.ipynb"))
+    assert v["curves_model2"].status == "pass" and v["curves_model2"].evidence.startswith('cell 3 "train_and_plot(3)"')
+    assert "train_and_plot builds it" in v["curves_model2"].evidence
+
+
+def test_a_tuple_return_hands_the_model_and_its_results_on_with_the_chain(reports):
+    v = verdicts(reports["Redefined_Main_And_Tuples.ipynb"])
+    curves = v["curves_model1"].evidence
+    # the data flow beats the heading "(Resnet)" above the plot, and the evidence shows the chain
+    assert curves.startswith("cell 13 ") and "(Resnet)" not in curves
+    assert 'train_loss ← cell 11 "..., train_loss, ... = train_Conv_model(...)"' in curves
+    assert 'cell 10 train_Conv_model builds "net = ConvNet(' in curves and curves.endswith("model 1)")
+    assert v["confusion_model1"].evidence.startswith('cell 15 "plot_confusion(Conv_model, validation_loader)"')
+    assert 'Conv_model ← cell 11 "Conv_model, ... = train_Conv_model(...)"' in v["confusion_model1"].evidence
+    assert v["captum_model1"].evidence.startswith('cell 18 "show_attribution(Conv_model)"')
+    assert v["curves_model2"].evidence.startswith("cell 26 ") and "train_Resnet_model" in v["curves_model2"].evidence
+    assert v["captum_model2"].evidence.startswith('cell 28 "show_attribution(Resnet_model)"')
+
+
+def test_a_returned_argument_keeps_its_model_and_a_plot_label_is_not_a_variable(reports):
+    """``losses, accs, model = train_model(model, ...)``; ``plt.plot(losses_ft['train'], label='Finetuned model')``."""
+    v = verdicts(reports["Augmented_Against_Overfitting.ipynb"])
+    assert "losses_ft['train']" in v["curves_model2"].evidence and "model 2)" in v["curves_model2"].evidence
+    assert "losses['train']" in v["curves_model1"].evidence and "model 1)" in v["curves_model1"].evidence
+    assert v["captum_model1"].evidence.startswith('cell 17 "occlusion = Occlusion(model)"')
+
+
+def test_one_model_owns_its_curves_matrix_and_attributions(reports):
+    v = verdicts(reports["One_Model_Oversampled.ipynb"])
+    for stem in ("curves", "confusion", "captum"):
+        assert v[f"{stem}_model1"].status == "pass", v[f"{stem}_model1"]
+        assert "builds only this model" in v[f"{stem}_model1"].evidence
+        assert 'class cnNetwork(nn.Module):' in v[f"{stem}_model1"].evidence
+        assert v[f"{stem}_model2"].status == "fail"
+
+
+def test_what_a_fix_is(reports):
+    oversampled = verdicts(reports["One_Model_Oversampled.ipynb"])["confusion_fix"]
+    assert oversampled.status == "pass" and "train_df.loc[len(train_df.index)]" in oversampled.evidence
+    assert "Balancing the Training data" in oversampled.evidence
+    augmented = verdicts(reports["Augmented_Against_Overfitting.ipynb"])["confusion_fix"]
+    assert augmented.status == "fail" and "RandomResizedCrop" in augmented.evidence
+    assert "overfitting" in augmented.evidence
+
+
+def test_a_comparison_compares_and_its_sentence_is_quoted(reports):
+    in_passing = verdicts(reports["Augmented_Against_Overfitting.ipynb"])["discussion"]
+    assert in_passing.status == "warn"
+    assert 'cell 18 "The ResNet18 model outperformed the from-scratch model by a long shot."' in in_passing.evidence
+    assert "only in passing" in in_passing.evidence and "Test and Submit the Best Model" in in_passing.evidence
+    remark = verdicts(reports["Redefined_Main_And_Tuples.ipynb"])["discussion"]
+    assert remark.status == "warn" and 'cell 25 "The same situation is happening in the Resnet model too' in remark.evidence
+    assert "hardware" not in remark.evidence and "cell 21" not in remark.evidence   # the apology
+
+
+def test_the_flow_model_stands_below_the_detectors():
+    """grading.flow and grading.discussion import no detector: the detectors are built on them."""
+    import ast
+    from pathlib import Path
+
+    import grading
+    root = Path(grading.__file__).parent
+    for module in ("flow", "discussion", "sections", "cells", "codeparse"):
+        tree = ast.parse((root / f"{module}.py").read_text())
+        imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                    for alias in node.names} | {node.module or "" for node in ast.walk(tree)
+                                                 if isinstance(node, ast.ImportFrom)}
+        assert "detect" not in imported, module
