@@ -53,14 +53,14 @@ def parse_notebook(text: str | bytes, label: str) -> LoadedNotebook:
                 raise ValueError(f"nbformat version {major!r} is unknown")
             raw = nbformat.convert(nbformat.reader.reads(json.dumps(raw)), 4)
         if not isinstance(raw.get("cells"), list):
-            raise ValueError("it has no list of cells")
+            raise TypeError("it has no list of cells")
         return LoadedNotebook(label, filename, nb=raw)
     except UnicodeDecodeError as exc:
         reason = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
     except json.JSONDecodeError as exc:
         reason = "the file is empty" if not exc.doc.strip() else \
             f"invalid JSON, {exc} (a truncated or corrupted file?)"
-    except Exception as exc:  # an odd notebook must never stop the batch: report it instead
+    except Exception as exc:  # noqa: BLE001  an odd notebook must never stop the batch: report it instead
         reason = f"not a Jupyter notebook ({type(exc).__name__}: {str(exc)[:120]})"
     return LoadedNotebook(label, filename, error=f"cannot read {label}: {reason}; "
                           "ask for the file to be downloaded and handed in again")

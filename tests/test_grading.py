@@ -530,7 +530,7 @@ def test_exit_codes_and_text_format(tmp_path, capsys):
     assert main(["check", str(good), str(bad)]) == 1
     text = capsys.readouterr().out
     assert "✗ discussion" in text and "INCOMPLETE: 19 pass, 1 fail" in text
-    nb, name = make_notebook("student", drop="run_order")
+    nb, _ = make_notebook("student", drop="run_order")
     assert main(["check", str(write(tmp_path / "..", nb, "Warned.ipynb"))]) == 0   # warnings are not failures
     assert "! run_order" in capsys.readouterr().out
 
