@@ -32,7 +32,7 @@ import nbformat
 import forked_kernels
 from grading.names import TEAM_NAME, suggest_team_name
 from labkit import navigation
-from labkit.notebook import ChapterParameters
+from labkit.notebook import REPORT_TAG, ChapterParameters, expand_listings
 
 REPO = Path(__file__).resolve().parent
 CHAPTERS_DIR = REPO / "chapters"
@@ -327,6 +327,7 @@ def run_chapter(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) 
     import papermill as pm
 
     source = jupytext.read(chapter.path)
+    expand_listings(source.cells)  # "%load labkit.x.Name" cells become labkit's code, and run as such
     source.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
     executed = work / f"{chapter.id}.ipynb"
     partial = work / f"{chapter.id}.partial.ipynb"
@@ -483,8 +484,10 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
         tags = [set(c.metadata.get("tags", [])) for c in executed.cells]
         cells = [c for c, t in zip(executed.cells, tags)
                  if "parameters" not in t and ("injected-parameters" not in t or not body)]
+        attach_evidence(cells)
         for i, cell in enumerate(cells):
             cell.metadata["labkit"] = {"chapter": chapter.id, "chapter_start": i == 0}
+            hide_report_input(cell)
             cell.metadata.pop("papermill", None)
             cell.metadata.pop("execution", None)
             cell.id = f"c{chapter.number}-{i}"  # unique across chapters
@@ -508,6 +511,37 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
     nb.metadata["labkit"] = {"team": team, "chapters": [c.id for c in chapters]}
     nbformat.validator.normalize(nb)
     return nb
+
+
+def attach_evidence(cells) -> None:
+    """Move the evidence records a ``report`` cell displayed onto the code cell before it, the one whose
+    outputs show what the record claims (the grader counts a record only beside its backing: a figure, a
+    table, a model). Re-running the notebook puts them back into the report cell; nothing else changes."""
+    from labkit.evidence import EVIDENCE_MIME
+
+    shown = None  # the last visible code cell
+    for cell in cells:
+        if cell.cell_type != "code":
+            continue
+        if REPORT_TAG not in cell.metadata.get("tags", []):
+            shown = cell
+            continue
+        records = [o for o in cell.outputs if EVIDENCE_MIME in o.get("data", {})]
+        if shown is not None and records:
+            cell.outputs = [o for o in cell.outputs if EVIDENCE_MIME not in o.get("data", {})]
+            shown.outputs.extend(records)
+
+
+def hide_report_input(cell) -> None:
+    """A chapter cell tagged ``report`` only shows generated prose and evidence records: its output is the
+    report, its code is bookkeeping. Jupyter shows its input folded (``source_hidden``); the HTML leaves the
+    input out (``remove-input``, see export_html); the code stays in the notebook, which still runs top to
+    bottom."""
+    tags = cell.metadata.get("tags", [])
+    if cell.cell_type == "code" and REPORT_TAG in tags:
+        cell.metadata["jupyter"] = {**cell.metadata.get("jupyter", {}), "source_hidden": True}
+        if "remove-input" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-input"]
 
 
 def rubric_criteria() -> list[dict]:
@@ -603,7 +637,15 @@ def export_html(nb, path: Path) -> None:
 
     from labkit.artifacts import atomic_write_text
 
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from traitlets.config import Config
+
+    config = Config()
+    config.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
+    config.TagRemovePreprocessor.enabled = True
+    exporter = HTMLExporter(config=config)
+    exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
+    body, _ = exporter.from_notebook_node(nb)
     atomic_write_text(path, body)
 
 

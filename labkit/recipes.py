@@ -155,21 +155,33 @@ def recipe(kind: str) -> Recipe:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}") from None
 
 
-def baseline_config(kind: str, profile) -> dict:
-    """The baseline's full config (with the profile's batch size), in the search space's keys."""
-    return {**recipe(kind).baseline, "batch_size": profile.batch_size}
+# model2 without ImageNet weights: frozen random stages would compute nothing useful, so every stage trains,
+# at the head's learning rate (there are no pretrained features to protect with a smaller one)
+RANDOM_MODEL2 = {"backbone_lr": 3e-3, "unfrozen_stages": -1}
+
+
+def baseline_config(kind: str, profile, pretrained: bool = True) -> dict:
+    """The baseline's full config (with the profile's batch size), in the search space's keys.
+    ``pretrained=False`` (model2 with random weights): all stages are trained (``RANDOM_MODEL2``)."""
+    config = {**recipe(kind).baseline, "batch_size": profile.batch_size}
+    if kind == "model2" and not pretrained:
+        config.update(RANDOM_MODEL2)
+    return config
 
 
 _WORDS = {"lr": "peak learning rate", "head_lr": "peak learning rate of the new head",
           "backbone_lr": "peak learning rate of the backbone", "weight_decay": "weight decay",
           "optimizer": "optimiser", "channels": "channels per conv block", "dropout": "dropout",
           "unfrozen_stages": "unfrozen backbone stages", "batch_size": "batch size"}
+_ALL_STAGES = {-1: "all"}
 _OPTIMIZERS = {"adamw": "AdamW", "sgd": "SGD with momentum 0.9"}
 
 
 def describe_settings(config: dict) -> str:
     """A config in words, e.g. "optimiser AdamW, peak learning rate 0.003, ...", for the notebook."""
     def value(key, v):
+        if key == "unfrozen_stages" and v in _ALL_STAGES:
+            return _ALL_STAGES[v]
         return _OPTIMIZERS.get(v, v) if key == "optimizer" else f"{v:g}" if isinstance(v, float) else str(v)
     return ", ".join(f"{_WORDS.get(k, k)} {value(k, v)}" for k, v in config.items())
 

@@ -25,6 +25,9 @@ from labkit.recipes import is_log_scale
 from labkit.results import BASELINE_CONFIRMED
 from labkit.tune import accuracy_noise
 
+# one scatter panel per hyperparameter says something only with enough points: fewer trials, no scatter
+MIN_TRIALS_FOR_SCATTER = 8
+
 
 def format_value(value) -> str:
     """A hyperparameter value as the tables write it: 3 significant digits, lists as "16-32-64"."""
