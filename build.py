@@ -513,6 +513,9 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
     return nb
 
 
+PROSE_CRITERIA = {"narrative", "discussion"}
+
+
 def attach_evidence(cells) -> None:
     """Move the evidence records a ``report`` cell displayed onto the code cell before it, the one whose
     outputs show what the record claims (the grader counts a record only beside its backing: a figure, a
@@ -526,9 +529,11 @@ def attach_evidence(cells) -> None:
         if REPORT_TAG not in cell.metadata.get("tags", []):
             shown = cell
             continue
-        records = [o for o in cell.outputs if EVIDENCE_MIME in o.get("data", {})]
+        # the narrative and the discussion are backed by the report cell's own prose: those stay
+        records = [o for o in cell.outputs if EVIDENCE_MIME in o.get("data", {})
+                   and o["data"][EVIDENCE_MIME].get("criterion") not in PROSE_CRITERIA]
         if shown is not None and records:
-            cell.outputs = [o for o in cell.outputs if EVIDENCE_MIME not in o.get("data", {})]
+            cell.outputs = [o for o in cell.outputs if not any(o is r for r in records)]
             shown.outputs.extend(records)
 
 

@@ -104,8 +104,10 @@ ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
 show_figure(curves_figure(baseline.history, "model1 baseline: loss and accuracy per epoch"), ctx.run,
             "model1_baseline_curves")
 
-# %% tags=["report"]
+# % tags=["report"]
 h = baseline.history
+evidence.record("curves_model1", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model="model1",
+                epochs=len(h.epoch), best_val_acc=baseline.best_val_acc)
 say(f"Settings: {recipes.describe_settings(config)}. "
     f"The baseline reaches **{pct(baseline.best_val_acc)} validation accuracy** with the weights it keeps, those "
     f"of epoch {baseline.best_epoch}; {describe_stop(baseline, steps_per_epoch=len(train_loader))}. "

@@ -118,8 +118,10 @@ ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
 show_figure(curves_figure(baseline.history, f"model2 ({weights.arch}) baseline: loss and accuracy per epoch"),
             ctx.run, "model2_baseline_curves")
 
-# %% tags=["report"]
+# % tags=["report"]
 h = baseline.history
+evidence.record("curves_model2", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model="model2",
+                epochs=len(h.epoch), best_val_acc=baseline.best_val_acc)
 say(f"model2 ({narrative.model2_name(weights.as_dict())}) reaches **{pct(baseline.best_val_acc)} validation "
     f"accuracy** with the weights it keeps, those of epoch {baseline.best_epoch}; "
     f"{describe_stop(baseline, steps_per_epoch=max(1, len(nuclei.train_idx) // config['batch_size']))}. "

@@ -102,10 +102,10 @@ def describe_class_mix(counts: Mapping[str, int]) -> str:
                        "in both parts) and chapter 5 reports recall and F1 per class beside accuracy, but the "
                        "mix is not skewed enough to resample it for training (chapter 5's fix draws the class a "
                        "model confuses most more often: that aims at a confusion, not at the mix). " + always)
-    return text + ("The classes are clearly imbalanced, so accuracy alone flatters the large classes. We keep "
-                   "every class's share in both parts with a stratified split, report recall and F1 per class "
-                   "in chapter 5, and there counter the imbalance with a class-balanced sampler aimed at the "
-                   "class a model neglects most. " + always)
+    return text + ("The classes are clearly imbalanced, so accuracy alone flatters the large classes. The split "
+                   "is stratified, chapter 5 reports recall and F1 per class, and its fix trains with a "
+                   "class-balanced sampler that also draws the true class of each model's most frequent "
+                   "confusion more often. " + always)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import json
 import re
 import symtable
 import textwrap
+import threading
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -296,9 +297,19 @@ def expand_listing(targets: list[str], defined: set[str] = frozenset()) -> str:
     return "\n".join(lines) + "\n\n\n" + "\n\n".join(codes).rstrip() + "\n"
 
 
+_EXPANDING = threading.Lock()
+
+
 def expand_listings(cells) -> None:
     """Replace each directive cell of a chapter (nbformat cells, in order) by its listing, in place; tag it
-    ``listing`` and record the targets in its metadata (tests compare the cell with labkit's source)."""
+    ``listing`` and record the targets in its metadata (tests compare the cell with labkit's source).
+    One chapter at a time: build.py runs chapters from threads, and Python 3.11's parser (ast, symtable) is
+    not safe to call from two threads at once."""
+    with _EXPANDING:
+        _expand_listings(cells)
+
+
+def _expand_listings(cells) -> None:
     defined: set[str] = set()
     for cell in cells:
         if cell.cell_type != "code":
