@@ -43,7 +43,7 @@ def _joined(words: Sequence[str]) -> str:
 def describe_data_source(root, is_stub: bool) -> str:
     """Where the data comes from, in the report's words: synthetic patches, or the given data. The folder
     itself (a path of this machine) belongs in the appendix, not in the report."""
-    return "synthetic patches made to the competition's layout" if is_stub else "the competition's data"
+    return "synthetic patches in the competition's file layout" if is_stub else "the provided data"
 
 
 # the largest class over the smallest: up to BALANCED the mix is treated as balanced; from IMBALANCED on

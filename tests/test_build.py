@@ -110,6 +110,52 @@ def test_grader_finds_every_criterion_and_says_the_weights_are_not_verified(quic
     assert len(status) == 19
 
 
+def _stripped_of_records(path: Path, out: Path) -> tuple[Path, nbformat.NotebookNode]:
+    from labkit.evidence import EVIDENCE_MIME
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if EVIDENCE_MIME not in o.get("data", {})]
+    nbformat.write(nb, out / path.name)
+    return out / path.name, nb
+
+
+@pytest.mark.slow
+def test_the_grader_passes_every_criterion_from_the_code_cells_alone(quick_build, tmp_path):
+    """Without a single evidence record the grader still finds every rubric item in the cells (model2's
+    ImageNet weights aside: this build has none it can verify), and never in a hidden report cell."""
+    import re
+
+    stripped, nb = _stripped_of_records(quick_build.out / f"{TEAM}.ipynb", tmp_path)
+    result = subprocess.run([sys.executable, "-m", "grading", "check", str(stripped), "--team", TEAM,
+                             "--format", "json"], capture_output=True, text=True, cwd=REPO)
+    verdicts = {c["id"]: c for c in json.loads(result.stdout)[0]["criteria"]}
+    not_passed = {cid: f"{v['status']}: {v['evidence']}" for cid, v in verdicts.items()
+                  if v["status"] != "pass" and cid != "model2_pretrained"}
+    assert not not_passed, not_passed
+    hidden = {i + 1 for i, cell in enumerate(nb.cells) if "report" in cell.metadata.get("tags", [])}
+    for cid, verdict in verdicts.items():
+        cited = {int(n) for n in re.findall(r"\bcell (\d+)", verdict["evidence"])}
+        assert not cited & hidden, f"{cid} is credited to bookkeeping: {verdict['evidence']}"
+
+
+@pytest.mark.slow
+def test_the_built_notebook_s_listings_are_labkit_s_current_code(quick_build):
+    from labkit.notebook import expand_listing
+
+    nb = nbformat.read(quick_build.out / f"{TEAM}.ipynb", as_version=4)
+    listings = [c for c in nb.cells if c.metadata.get("labkit_listing")]
+    assert len(listings) >= 15
+    defined = {}
+    for cell in listings:
+        chapter = cell.metadata["labkit"]["chapter"]
+        expected = expand_listing(cell.metadata["labkit_listing"], defined.setdefault(chapter, set()))
+        assert cell.source == expected, f"{chapter}: {cell.metadata['labkit_listing']} differs from labkit"
+        defined[chapter] |= {t.rsplit(".", 1)[-1] for t in cell.metadata["labkit_listing"]}
+        assert cell.execution_count and not any(o.get("output_type") == "error" for o in cell.outputs)
+
+
 @pytest.mark.slow
 def test_every_option_reaches_the_chapters(quick_build):
     b = quick_build
