@@ -94,8 +94,6 @@ with ctx.timer.phase("training"):
                    patience=ctx.profile.patience, lr=config["lr"],
                    weight_decay=config["weight_decay"], optimizer=config["optimizer"], device=ctx.device,
                    seed=seed, name="model1")
-ctx.run.save_checkpoint("model1/baseline.pt", model1, config=config, best_epoch=baseline.best_epoch)
-ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
 
 # %%
 # %load labkit.diagnostics.curves_figure
@@ -104,7 +102,9 @@ ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
 show_figure(curves_figure(baseline.history, "model1 baseline: loss and accuracy per epoch"), ctx.run,
             "model1_baseline_curves")
 
-# % tags=["report"]
+# %% tags=["report"]
+ctx.run.save_checkpoint("model1/baseline.pt", model1, config=config, best_epoch=baseline.best_epoch)
+ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
 h = baseline.history
 evidence.record("curves_model1", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model="model1",
                 epochs=len(h.epoch), best_val_acc=baseline.best_val_acc)

@@ -110,15 +110,15 @@ with ctx.timer.phase("training"):
     baseline = train_model("model2", model2, config, nuclei, device=ctx.device, seed=seed, run_dir=ctx.run,
                            epochs=ctx.profile.epochs_for("model2", len(nuclei.train_idx)),
                            patience=ctx.profile.patience, name="model2")
-ctx.run.save_checkpoint("model2/baseline.pt", model2, arch=weights.arch, config=config,
-                        best_epoch=baseline.best_epoch)
-ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
 
 # %%
 show_figure(curves_figure(baseline.history, f"model2 ({weights.arch}) baseline: loss and accuracy per epoch"),
             ctx.run, "model2_baseline_curves")
 
-# % tags=["report"]
+# %% tags=["report"]
+ctx.run.save_checkpoint("model2/baseline.pt", model2, arch=weights.arch, config=config,
+                        best_epoch=baseline.best_epoch)
+ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
 h = baseline.history
 evidence.record("curves_model2", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model="model2",
                 epochs=len(h.epoch), best_val_acc=baseline.best_val_acc)

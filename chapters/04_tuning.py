@@ -62,8 +62,9 @@ always_largest = {"majority_rate": val_counts.max() / val_counts.sum(), "majorit
 # %load labkit.recipes.model2_search_space
 
 # %%
+weights = ctx.run.load_json("model2/weights.json")  # chapter 3: ImageNet weights, or random ones
 display(tuning_report.describe_space(model1_search_space(p)).rename_axis("model1"))
-display(tuning_report.describe_space(model2_search_space(p)).rename_axis("model2"))
+display(tuning_report.describe_space(model2_search_space(p, pretrained=weights["pretrained"])).rename_axis("model2"))
 
 # %% [markdown]
 # ## 4.2 The Ray Tune code
@@ -131,7 +132,6 @@ say(tuning_report.describe_result(result2, "model2", **always_largest) + " " + t
 
 # %%
 why_not1 = tuning_report.why_not_retrained(result1, n_val)
-weights = ctx.run.load_json("model2/weights.json")
 why_not2 = tuning_report.why_not_retrained(result2, n_val)
 with ctx.timer.phase("training"):
     final1 = None if why_not1 else train_final("model1", result1.best_config, nuclei, p, device=ctx.device,

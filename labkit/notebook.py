@@ -211,9 +211,12 @@ def resolve(dotted: str):
     """``labkit.data.NucleiDataset`` -> the object (module part imported)."""
     parts = dotted.split(".")
     for cut in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:cut])
         try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
+            obj = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # the module exists but fails to import: say why, not "no such object"
+                raise
             continue
         for name in parts[cut:]:
             obj = getattr(obj, name)
