@@ -495,15 +495,15 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
     appendix = nbformat.v4.new_markdown_cell(environment_md)
     appendix.id = "appendix-environment"
     contents = navigation.contents_markdown(body + [appendix])
-    rubric_map = navigation.rubric_map_markdown(body, rubric_criteria(), "the whole notebook")
+    rubric_map = navigation.rubric_map_markdown(body, rubric_criteria())
 
     nb = nbformat.v4.new_notebook()
     nb.cells.append(nbformat.v4.new_markdown_cell(
         f"# Classifying cell nuclei in colon-cancer histology\n\n**Kaggle team:** {team}\n\n"
         f"## Contents\n\n{contents}"))
     nb.cells.append(nbformat.v4.new_markdown_cell(
-        "## Where each rubric item is\n\nEach link opens the section whose output shows the item.\n\n"
-        + rubric_map))
+        "## Where each rubric item is\n\nEach link opens the section that holds the item's code or shows "
+        "its result.\n\n" + rubric_map))
     nb.cells.extend(body)
     nb.cells.append(appendix)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -543,7 +543,8 @@ def hide_report_input(cell) -> None:
     input out (``remove-input``, see export_html); the code stays in the notebook, which still runs top to
     bottom."""
     tags = cell.metadata.get("tags", [])
-    if cell.cell_type == "code" and REPORT_TAG in tags:
+    # the parameters cell holds this machine's paths: the appendix says what the run was, the cell stays folded
+    if cell.cell_type == "code" and (REPORT_TAG in tags or "injected-parameters" in tags):
         cell.metadata["jupyter"] = {**cell.metadata.get("jupyter", {}), "source_hidden": True}
         if "remove-input" not in tags:
             cell.metadata["tags"] = [*tags, "remove-input"]
@@ -556,7 +557,9 @@ def rubric_criteria() -> list[dict]:
 
 
 def environment_markdown(args, profile, data_desc: str, device: str, seconds: float,
-                         chapter_seconds: dict) -> str:
+                         chapter_seconds: dict, weights: dict | None = None) -> str:
+    """The appendix: how this notebook was made (the command, profile, data, device, versions, times). The
+    one place for the tool's language: the report body speaks of the work, not of the build."""
     import importlib.metadata as md
 
     def version(pkg):
@@ -568,17 +571,31 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
     packages = ["torch", "torchvision", "ray", "captum", "scikit-learn", "pandas", "matplotlib", "papermill"]
     rows = "\n".join(f"| {p} | {version(p)} |" for p in packages)
     timings = ", ".join(f"{cid} {s:.0f} s" for cid, s in chapter_seconds.items())
+    together = [[c.id for c in step] for step in _steps([c for c in find_chapters() if c.id in chapter_seconds])
+                if len(step) > 1]
+    overlap = ""
+    if together:
+        overlap = (" Chapters " + "; ".join(", ".join(step) for step in together) + " ran side by side, so the "
+                   f"chapter times (together {sum(chapter_seconds.values()):.0f} s) add up to more than the "
+                   "wall time.")
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    weights_note = ""
+    if weights is not None and not weights.get("pretrained"):
+        weights_note = ("\n- **model2's weights:** none could be had here (offline), so model2 started from random "
+                        "weights. Put torchvision's ImageNet file in the torch.hub cache, or pass `--weights FILE` "
+                        "(README, \"ImageNet weights\"), and build again before handing the notebook in.")
     return (
         "# Appendix: the environment of this run\n\n"
         f"Built by `python build.py --team {args.team} --profile {profile.name}"
-        f"{' --data ' + str(args.data) if args.data else ''}` on {built} in {seconds:.0f} s "
-        f"({timings}).\n\n"
-        f"- **Data:** {data_desc}\n- **Profile:** {profile.name}\n- **Device:** {device}\n"
-        f"- **Seed:** {args.seed}\n- **Python:** {platform.python_version()} on {platform.platform()}\n\n"
+        f"{' --data ' + str(args.data) if args.data else ''}` on {built} in {seconds:.0f} s of wall time "
+        f"({timings}).{overlap}\n\n"
+        f"- **Data:** {data_desc}\n- **Profile:** {profile.name} (the training budget)\n- **Device:** {device}\n"
+        f"- **Seed:** {args.seed}\n- **Python:** {platform.python_version()} on {platform.platform()}"
+        f"{weights_note}\n\n"
         f"| package | version |\n|---|---|\n{rows}\n\n"
         "Each chapter ran in its own kernel, so execution counts restart at each chapter. "
-        "The notebook also runs top to bottom in one kernel."
+        "The notebook also runs top to bottom in one kernel. The folded parameters cell at the top holds this "
+        "run's options and paths; the folded cells under results hold the code that wrote their text."
     )
 
 
@@ -639,11 +656,10 @@ def write_notebook(nb, path: Path) -> None:
 
 def export_html(nb, path: Path) -> None:
     from nbconvert import HTMLExporter
-
-    from labkit.artifacts import atomic_write_text
-
     from nbconvert.preprocessors import TagRemovePreprocessor
     from traitlets.config import Config
+
+    from labkit.artifacts import atomic_write_text
 
     config = Config()
     config.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
@@ -715,7 +731,9 @@ def build(args) -> int:
                                                   kernels)
 
     total = time.perf_counter() - started
-    env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds)
+    weights_json = run_dir / "model2" / "weights.json"
+    weights = json.loads(weights_json.read_text()) if weights_json.exists() else None
+    env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds, weights)
     nb = assemble(args.team, chapters, work, env_md)
     notebook_path = out / f"{args.team}.ipynb"
     write_notebook(nb, notebook_path)

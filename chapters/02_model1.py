@@ -34,8 +34,6 @@ submission_file = ""
 seed = 0
 
 # %%
-import torch
-from torch import nn
 
 from labkit import evidence, narrative, recipes
 from labkit.data import make_loader

@@ -36,9 +36,7 @@ seed = 0
 # %%
 import warnings
 
-import torch
 from IPython.display import display
-from torch import nn
 
 from labkit import evidence, narrative, recipes
 from labkit.diagnostics import curves_figure

@@ -31,8 +31,6 @@ submission_file = ""
 seed = 0
 
 # %%
-import numpy as np
-import torch
 from IPython.display import display
 
 from labkit import evidence, narrative, results

@@ -31,7 +31,6 @@ submission_file = ""
 seed = 0
 
 # %%
-import numpy as np
 from IPython.display import display
 
 from labkit import evidence, narrative, results
@@ -130,16 +129,16 @@ if narrative.weights_limitation(weights):  # random or unverified weights: nothi
     limits.append(narrative.weights_limitation(weights))
 for name in ("model1", "model2"):
     fix = ctx.run.load_json(f"diagnostics/fix_{name}.json")
-    limits.append(f"{name}'s fix was " + ("adopted" if fix["adopted"] else "not adopted") + ", but its change in "
-                  f"balanced accuracy ({100 * (fix['balanced_after'] - fix['balanced_before']):+.1f} pp, 95% "
-                  f"interval {100 * fix['balanced_low']:+.1f} to {100 * fix['balanced_high']:+.1f} pp) rests on "
-                  "one validation split." if fix["adopted"] else
-                  f"{name}'s fix was not adopted: the submission uses its final model.")
+    if fix["adopted"]:
+        limits.append(f"{name}'s fixed weights are submitted, but their gain in balanced accuracy "
+                      f"({100 * (fix['balanced_after'] - fix['balanced_before']):+.1f} pp, 95% interval "
+                      f"{100 * fix['balanced_low']:+.1f} to {100 * fix['balanced_high']:+.1f} pp) rests on one "
+                      "validation split.")
 limits += [
-    f"The validation split holds {len(nuclei.val_idx):,} patches, so one patch moves accuracy by "
-    f"{100 / len(nuclei.val_idx):.2f} percentage points: differences of a point or two are within noise.",
-    f"Tuning ran {ctx.profile.tune_trials} trials per model on a subset of the training split with short runs; a "
-    "larger search may find better settings.",
+    (f"The validation split holds {len(nuclei.val_idx):,} patches, so one patch moves accuracy by "
+     f"{100 / len(nuclei.val_idx):.2f} percentage points: differences of a point or two are within noise."),
+    (f"Tuning ran {ctx.profile.tune_trials} trials per model on a subset of the training split with short runs; a "
+     "larger search may find better settings."),
 ]
 if not ctx.is_stub:
     limits.append("The validation patches come from the same data as the training patches: stain and scanner "

@@ -98,7 +98,9 @@ def _finish_curves(fig: Figure, axes, epochs: Sequence[int], title: str) -> Figu
 
 def rates_matrix(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     """(counts, row-normalised rates) over all four classes; a class with no examples gets a zero row."""
-    from sklearn.metrics import confusion_matrix  # here: importing sklearn costs seconds where unused
+    from sklearn.metrics import (
+        confusion_matrix,  # here: importing sklearn costs seconds where unused
+    )
 
     counts = confusion_matrix(_as_labels(y_true), _as_labels(y_pred), labels=list(CLASS_IDS))
     support = counts.sum(axis=1, keepdims=True)
@@ -532,9 +534,10 @@ def describe_fix(result: FixResult) -> str:
     d_recall = 100 * (rates_a[i, i] - rates_b[i, i])
     pair_name = f"'{pair.true_name}' predicted as '{pair.predicted_name}'"
     lines = [result.description,
-             f"For the fixed weights, the confusion rate of {pair_name} went from {rates_b[i, j]:.1%} to "
-             f"{rates_a[i, j]:.1%} ({d_pair:+.1f} pp; {pair.count} -> {int(counts_a[i, j])} patches), recall of "
-             f"'{pair.true_name}' from {rates_b[i, i]:.1%} to {rates_a[i, i]:.1%} ({d_recall:+.1f} pp), and {overall}."]
+             (f"For the fixed weights, the confusion rate of {pair_name} went from {rates_b[i, j]:.1%} to "
+              f"{rates_a[i, j]:.1%} ({d_pair:+.1f} pp; {pair.count} -> {int(counts_a[i, j])} patches), recall of "
+              f"'{pair.true_name}' from {rates_b[i, i]:.1%} to {rates_a[i, i]:.1%} ({d_recall:+.1f} pp), and "
+              f"{overall}.")]
     # every other class that lost recall, and every class whose precision fell: the fix's cost
     lost = [k for k in range(N_CLASSES) if k != i and rates_a[k, k] < rates_b[k, k]]
     if lost:
@@ -711,12 +714,12 @@ def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) 
 
 def describe_verdict(v: FixVerdict, pair: ConfusedPair | None, n_val: int, had_tta: bool) -> str:
     """The verdict in words; every number is this run's."""
-    pp = lambda x: f"{100 * x:+.1f} pp"  # noqa: E731
+    pp = lambda x: f"{100 * x:+.1f} pp"
     # the pair's rates and the accuracy are describe_fix's to say; the verdict adds what decides adoption
-    lines = [f"Balanced accuracy (mean recall over the classes) went from {v.balanced_before:.1%} to "
-             f"{v.balanced_after:.1%} ({pp(v.balanced_after - v.balanced_before)}; paired-bootstrap 95% interval "
-             f"of the change {pp(v.balanced_low)} to {pp(v.balanced_high)} over the {n_val} validation patches), "
-             f"macro F1 from {v.macro_f1_before:.3f} to {v.macro_f1_after:.3f}."]
+    lines = [(f"Balanced accuracy (mean recall over the classes) went from {v.balanced_before:.1%} to "
+              f"{v.balanced_after:.1%} ({pp(v.balanced_after - v.balanced_before)}; paired-bootstrap 95% interval "
+              f"of the change {pp(v.balanced_low)} to {pp(v.balanced_high)} over the {n_val} validation patches), "
+              f"macro F1 from {v.macro_f1_before:.3f} to {v.macro_f1_after:.3f}.")]
     if v.collapsed:
         lines.append("Recall collapsed for " + ", ".join(f"'{c}'" for c in v.collapsed) + ".")
     else:

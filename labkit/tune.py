@@ -35,7 +35,13 @@ from labkit import features
 from labkit.cluster import init_ray, shutdown_ray  # noqa: F401
 from labkit.data import NucleiDataset, make_loader
 from labkit.profiles import asha_grace_period
-from labkit.recipes import baseline_config, is_log_scale, is_pretrained, recipe, train_model
+from labkit.recipes import (
+    baseline_config,
+    is_log_scale,
+    is_pretrained,
+    recipe,
+    train_model,
+)
 from labkit.train import fit, seed_everything
 
 METRIC_FOR_ASHA = "val_loss"   # smoother than accuracy after one epoch on a few hundred images

@@ -12,7 +12,13 @@ import nbformat
 import pytest
 
 from labkit.evidence import EVIDENCE_MIME, make_record, output_bundle
-from labkit.notebook import REPORT_TAG, expand_listing, expand_listings, listing_targets, resolve
+from labkit.notebook import (
+    REPORT_TAG,
+    expand_listing,
+    expand_listings,
+    listing_targets,
+    resolve,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -67,7 +73,7 @@ def test_expanded_cells_are_labkit_s_source_and_run(path):
         for dotted in targets:
             source = textwrap.dedent(inspect.getsource(resolve(dotted)))
             assert source.rstrip() in cell.source, f"{dotted}: the cell is not labkit's current source"
-        exec(compile(cell.source, f"<{path.stem} listing>", "exec"), namespace)  # imports and definitions
+        exec(compile(cell.source, f"<{path.stem} listing>", "exec"), namespace)  # noqa: S102 - the cell, as a kernel runs it
         for dotted in targets:
             name = dotted.rsplit(".", 1)[-1]
             assert namespace[name].__module__ == "__main__", f"{name}: the cell must define it, not import it"
