@@ -557,7 +557,7 @@ def rubric_criteria() -> list[dict]:
 
 
 def environment_markdown(args, profile, data_desc: str, device: str, seconds: float,
-                         chapter_seconds: dict, weights: dict | None = None) -> str:
+                         chapter_seconds: dict, weights: dict | None = None, cluster: dict | None = None) -> str:
     """The appendix: how this notebook was made (the command, profile, data, device, versions, times). The
     one place for the tool's language: the report body speaks of the work, not of the build."""
     import importlib.metadata as md
@@ -579,7 +579,16 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
                    f"chapter times (together {sum(chapter_seconds.values()):.0f} s) add up to more than the "
                    "wall time.")
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    ray_note = ""
+    if cluster is not None:
+        where = f"the Ray cluster at `{cluster['address']}`" if cluster.get("address") else "Ray started on this machine"
+        resources = cluster.get("resources", {})
+        ray_note = (f"\n- **Ray Tune trials:** run on {where} ({resources.get('CPU', 0):.0f} CPUs, "
+                    f"{resources.get('GPU', 0):.0f} GPUs)")
     weights_note = ""
+    if weights is not None and weights.get("path"):
+        weights_note = (f"\n- **model2's weights:** {weights.get('source')} `{weights['path']}`, "
+                        + ("verified" if weights.get("verified") else "NOT verified") + " against torchvision's hash")
     if weights is not None and not weights.get("pretrained"):
         weights_note = ("\n- **model2's weights:** none could be had here (offline), so model2 started from random "
                         "weights. Put torchvision's ImageNet file in the torch.hub cache, or pass `--weights FILE` "
@@ -591,7 +600,7 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
         f"({timings}).{overlap}\n\n"
         f"- **Data:** {data_desc}\n- **Profile:** {profile.name} (the training budget)\n- **Device:** {device}\n"
         f"- **Seed:** {args.seed}\n- **Python:** {platform.python_version()} on {platform.platform()}"
-        f"{weights_note}\n\n"
+        f"{weights_note}{ray_note}\n\n"
         f"| package | version |\n|---|---|\n{rows}\n\n"
         "Each chapter ran in its own kernel, so execution counts restart at each chapter. "
         "The notebook also runs top to bottom in one kernel. The folded parameters cell at the top holds this "
@@ -733,7 +742,9 @@ def build(args) -> int:
     total = time.perf_counter() - started
     weights_json = run_dir / "model2" / "weights.json"
     weights = json.loads(weights_json.read_text()) if weights_json.exists() else None
-    env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds, weights)
+    cluster_json = run_dir / "tuning" / "cluster.json"
+    cluster = json.loads(cluster_json.read_text()) if cluster_json.exists() else None
+    env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds, weights, cluster)
     nb = assemble(args.team, chapters, work, env_md)
     notebook_path = out / f"{args.team}.ipynb"
     write_notebook(nb, notebook_path)

@@ -44,6 +44,7 @@ ctx = start_chapter("04_tuning", **chapter_parameters(globals()))
 nuclei = ctx.data
 with ctx.timer.phase("ray start"):
     cluster = init_ray(ctx.ray_address or None)
+ctx.run.save_json("tuning/cluster.json", {"address": ctx.ray_address, "resources": cluster})  # for the appendix
 p = ctx.profile
 n_val = len(nuclei.val_idx)
 val_counts = nuclei.class_counts("val")  # the bar a trial must clear: always predicting the largest class
@@ -81,6 +82,9 @@ display(tuning_report.describe_space(model2_search_space(p, pretrained=weights["
 
 # %% [markdown]
 # ## 4.3 Searching model1
+#
+# A search's best score is the highest of several on the same validation split, so it is slightly optimistic;
+# section 4.5 therefore retrains a winner before it is compared with its baseline.
 
 # %%
 with ctx.timer.phase("tuning"):

@@ -161,7 +161,7 @@ show_figure(fix_figure(fix1, model="model1"), ctx.run, "confusion_fix")
 ctx.run.save_json("diagnostics/fix.json", results.fix_summary(fix1))
 evidence.record("confusion_fix", f"{fix1.description} Before/after confusion matrices on the same validation "
                 "split.", model="model1", **results.fix_summary(fix1), adopted=verdict1.adopted)
-say(describe_fix(fix1) + "\n\n" + verdict1.text)
+say(describe_fix(fix1, "model1") + "\n\n" + verdict1.text)
 
 # %%
 fix2_settings = FixSettings(rebalance="sampler", tta=False, lr=1e-3, batch_size=ctx.profile.batch_size, seed=seed,
@@ -177,4 +177,4 @@ show_figure(fix_figure(fix2, model="model2"), ctx.run, "confusion_fix_model2")
 evidence.record("confusion_fix", f"{fix2.description} Head only, on cached backbone features; before/after "
                 "confusion matrices on the same validation split.", model="model2", **results.fix_summary(fix2),
                 adopted=verdict2.adopted)
-say(describe_fix(fix2) + "\n\n" + verdict2.text)
+say(describe_fix(fix2, "model2") + "\n\n" + verdict2.text)

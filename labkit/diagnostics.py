@@ -511,11 +511,12 @@ def _precision(counts: np.ndarray) -> np.ndarray:
     return np.divide(np.diag(counts), predicted, out=np.full(len(predicted), np.nan), where=predicted > 0)
 
 
-def describe_fix(result: FixResult) -> str:
+def describe_fix(result: FixResult, model: str | None = None) -> str:
     """Generated from the numbers of this run: what changed for the pair, for every other class (recall and
     precision), and overall. The numbers are those of the fixed *weights* (without TTA where the fix used it):
     the weights are what chapter 5 adopts or not; TTA's own effect is said separately."""
     before, pair = result.before, result.pair
+    whose = f"{model}'s" if model else "The"   # two fixes in one chapter: each sentence says whose
     after = result.after_without_tta if result.after_without_tta is not None else result.after
     acc_b, acc_a = accuracy(before.labels, before.preds), accuracy(after.labels, after.preds)
     d_acc = 100 * (acc_a - acc_b)
@@ -566,9 +567,9 @@ def describe_fix(result: FixResult) -> str:
         verdict = ("The targeted confusion fell, but recall of the true class did not rise: its patches "
                    "went to other wrong classes instead.")
     elif d_pair == 0:
-        verdict = "The fix did not change the targeted confusion."
+        verdict = f"{whose} fix did not change the targeted confusion."
     else:
-        verdict = "The fix did not work: the targeted confusion became more frequent."
+        verdict = f"{whose} fix did not work: the targeted confusion became more frequent."
     lines.append(verdict)
     n_true = int(counts_a[i].sum())
     if n_true < 30:
@@ -723,7 +724,7 @@ def describe_verdict(v: FixVerdict, pair: ConfusedPair | None, n_val: int, had_t
     if v.collapsed:
         lines.append("Recall collapsed for " + ", ".join(f"'{c}'" for c in v.collapsed) + ".")
     else:
-        lines.append(f"No class's recall fell by {COLLAPSE_PP:g} points or more beyond its noise.")
+        lines.append(f"With {v.model}'s fix no class's recall fell by {COLLAPSE_PP:g} points or more beyond its noise.")
     if v.adopted:
         lines.append(f"**Adopted**: the fixed {v.model} replaces the final one in the submission (chapter 7).")
     else:

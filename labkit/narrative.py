@@ -5,7 +5,7 @@ numbers (class counts, a History, weights.json, predictions) and picks its wordi
 tests/test_narrative.py run each one on runs that differ (balanced vs imbalanced classes, overfitting vs
 underfitting vs converged, random vs verified vs unverified weights) and check the wording.
 
-    describe_data_source(root, is_stub)        "the synthetic stub in ..." / "the data in ..."
+    describe_data_source(root, is_stub)        "synthetic patches in ..." / "the provided data"
     class_balance(counts) -> ClassBalance      largest and smallest class, their ratio, a verdict
     describe_class_mix(counts)                 the class mix and what the report does about it
     weights_start(weights)                     the comparison table's "start" cell for model2
@@ -131,7 +131,7 @@ def describe_weights(weights: Mapping) -> str:
                 f"SHA-256 `{str(weights['sha256'])[:16]}...` matches the hash torchvision publishes, so these "
                 "are the published ImageNet weights and everything below is transfer learning.")
     if kind == "unverified":
-        return (f"> **Caution:** {arch} starts from the file `{weights.get('path')}`, whose SHA-256 "
+        return (f"> **Caution:** {arch} starts from a given weights file (named in the appendix), whose SHA-256 "
                 f"`{str(weights.get('sha256'))[:16]}...` does **not** match the published hash of torchvision's "
                 f"{weights.get('weights')}. It fits the architecture, but nothing shows that it holds ImageNet "
                 "weights: read the results below as those of a network started from an unknown state.")
@@ -232,14 +232,14 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
     kept = (f"the weights kept are those of epoch {v.kept_epoch} (validation loss {v.kept_val_loss:.3f}, "
             f"accuracy {_pct(v.kept_val_acc)})")
     if v.kind == "too short":
-        return (f"**{name}** trained for a single epoch, with {accs}. One point shows no trend, so these "
+        return (f"**{name}** trained for a single epoch, with {accs}. One point shows no trend, so {name}'s "
                 "curves cannot tell overfitting from underfitting.")
     if v.kind == "overfitting":
         rise = (f" Validation loss rose from {v.kept_val_loss:.3f} at epoch {v.kept_epoch} to "
                 f"{v.last_val_loss:.3f} at epoch {v.epochs}." if v.last_val_loss > v.kept_val_loss else "")
         return (f"**{name}** overfits: {accs}.{rise} It fits the training patches more closely than it "
-                f"generalises; {kept}, which limits the damage. More epochs would not help; more data, "
-                "stronger regularisation (dropout, weight decay) or more augmentation would.")
+                f"generalises; {kept}, which limits the damage. For {name}, more epochs would not help; more "
+                "data, stronger regularisation (dropout, weight decay) or more augmentation would.")
     if v.kind == "gap while improving":
         return (f"**{name}** fits the training patches far more closely than new ones ({accs}), but its "
                 f"validation loss was still at its lowest at the last epoch ({v.kept_val_loss:.3f}): it has not "
@@ -248,7 +248,7 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
     if v.kind == "underfitting":
         return (f"**{name}** was still learning when training stopped: validation loss was lowest at the last "
                 f"epoch ({v.kept_val_loss:.3f}) and training loss fell by {_pct(v.train_loss_drop)} in that "
-                f"epoch, with {accs}. More epochs would likely raise its accuracy.")
+                f"epoch, with {accs}. A longer run would likely raise {name}'s accuracy (none was made here).")
     settled = (f"{_pct(abs(v.train_loss_drop))} in the last epoch, with {accs}; {kept}. Neither more epochs "
                "nor more regularisation is the obvious next step.")
     if abs(v.train_loss_drop) >= STILL_FALLING:  # validation has levelled off, the (small) training loss not

@@ -217,7 +217,7 @@ def describe_comparison(table: pd.DataFrame, is_stub: bool) -> str:
                        " Here it did not pay off within this budget: more fine-tuning epochs or unfreezing more "
                        "stages may change that."))
     elif m2["start"] == "random":
-        text.append("Both models started from random weights in this build, so this is a comparison of "
+        text.append("Both models started from random weights here, so this is a comparison of "
                     "architectures trained from scratch, not of transfer learning.")
     else:
         text.append("model2 started from a weights file that could not be verified as ImageNet's, so this "

@@ -93,23 +93,24 @@ def describe_result(result, kind: str | None = None, *, majority_rate: float | N
                 "and every trial ran to the end")
     else:
         asha = f"ASHA stopped {stopped} of them before {epochs}"
-    text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; {asha}. "
+    # (the run time is describe_cost's to say; that a best-of-N score is optimistic, the chapter says once)
+    text = (f"The {kind} search ran {len(t)} trials; {asha}. "
             f"The best, trial {result.best_trial}, reached "
             f"**{100 * result.best_score:.1f}% validation accuracy** (at its lowest validation loss) with "
-            f"{settings}. This is a selection on the validation split, so that score is slightly optimistic.")
+            f"{settings}.")
     if result.winner_is_baseline:
         text += (" The winner is the baseline's own settings (trial 0): no sampled setting beat them, so the "
                  "search confirms the baseline rather than improving on it.")
     elif result.baseline_trial is not None:
         base = t.loc[t["trial"] == result.baseline_trial, "best_val_acc"]
         if len(base) and base.notna().all():
-            text += (f" The baseline's settings (trial {result.baseline_trial}) reached "
+            text += (f" {kind}'s baseline settings (trial {result.baseline_trial}) reached "
                      f"{100 * float(base.iloc[0]):.1f}% in the same trial budget.")
     scores = t["best_val_acc"].dropna()
     if majority_rate is not None and result.best_score <= majority_rate:
-        text += (f" That is no better than always predicting '{majority_class}' ({100 * majority_rate:.1f}% of "
-                 "the validation patches): within this budget no trial beat that trivial answer, so the ranking "
-                 "of the settings says little.")
+        text += (f" {kind}'s best is no better than always predicting '{majority_class}' ({100 * majority_rate:.1f}% "
+                 f"of the validation patches): within this budget no {kind} trial beat that trivial answer, so the "
+                 "ranking of its settings says little.")
     elif len(scores) > 1:
         worst, best = float(scores.min()), float(scores.max())
         noise = 2 / n_val if n_val else 0.0   # two validation patches
@@ -233,4 +234,4 @@ def describe_cost(result) -> str:
     per_epoch = f", {train / epochs:.1f} s per trial epoch" if epochs else ""
     return (f"The {result.kind} search took {result.seconds:.0f} s for {len(timings)} trials and {epochs} trial "
             f"epochs: {float(timings['wall_seconds'].mean()):.1f} s per trial from start to end on average"
-            f"{per_epoch}, {float(timings['setup_seconds'].mean()):.1f} s to build a trial's model and data loaders.")
+            f"{per_epoch}, {float(timings['setup_seconds'].mean()):.1f} s to set up a trial's model and data.")

@@ -168,18 +168,19 @@ def test_every_option_reaches_the_chapters(quick_build):
     for chapter, params in received.items():  # what each chapter's start_chapter got
         assert params == expected, chapter
     assert f"Ray cluster at {b.address}: 1 CPUs" in b.result.stdout  # the preflight joined it
-    text = notebook_text(nbformat.read(b.out / f"{TEAM}.ipynb", as_version=4))
-    # --ray-address and --profile: chapter 04 says where its trials ran
-    assert f"run on the Ray cluster at `{b.address}` (1 CPUs" in text and "Profile **quick**" in text
-    # --weights: named, NOT verified, loaded (no random initialisation)
-    assert str(b.weights) in text and "RANDOMLY INITIALISED" not in text
-    assert "'verified': False" in text and "does **not** match the published hash" in text
+    nb = nbformat.read(b.out / f"{TEAM}.ipynb", as_version=4)
+    text, appendix = notebook_text(nb), nb.cells[-1].source
+    # --ray-address and --profile: the appendix says where the trials ran and with which budget
+    assert f"run on the Ray cluster at `{b.address}` (1 CPUs" in appendix and "**Profile:** quick" in appendix
+    # --weights: named (in the appendix), NOT verified, loaded (no random initialisation)
+    assert str(b.weights) in appendix and "NOT verified" in appendix and "RANDOMLY INITIALISED" not in text
+    assert "verified: False" in text and "does **not** match the published hash" in text
     loaded = json.loads((b.out / "run" / "model2" / "weights.json").read_text())
     assert (loaded["source"], loaded["path"], loaded["pretrained"], loaded["verified"]) == \
         ("file", str(b.weights), True, False)
     # --seed, --device, --data: the split was made with seed 3 from this data, on the CPU
     assert json.loads((b.out / "run" / "data" / "split.json").read_text())["seed"] == 3
-    assert "s on cpu" in text and "synthetic stub" not in text
+    assert "**Device:** cpu" in appendix and "synthetic" not in text
     # --cache: the zips were extracted and the images decoded into it (none into the repo's .cache)
     assert sorted(p.name.split("-")[0] for p in (b.cache / "extracted").iterdir()) == ["test", "train"]
     assert list(b.cache.glob("train-*.pt")) and list(b.cache.glob("example-*.pt"))
@@ -420,3 +421,51 @@ def test_chapters_run_in_four_steps_side_by_side_where_nothing_is_shared():
     assert steps == [["01", "02", "03"], ["04"], ["05"], ["06", "07"]]
     only = [[c.number for c in step] for step in build._steps([build.find_chapters()[4]])]
     assert only == [["05"]]
+
+
+def _report_prose(nb) -> list[tuple[int, str]]:
+    """(cell index, text) of what a reader reads as the report: markdown cells and generated Markdown
+    outputs, the appendix excepted."""
+    prose = []
+    for index, cell in enumerate(nb.cells):
+        if cell.get("id") == "appendix-environment":
+            continue
+        if cell.cell_type == "markdown":
+            prose.append((index, cell.source))
+        for output in cell.get("outputs", []):
+            if "text/markdown" in output.get("data", {}):
+                prose.append((index, output["data"]["text/markdown"]))
+    return prose
+
+
+@pytest.mark.slow
+def test_no_generated_sentence_appears_twice(quick_build):
+    import re
+    from collections import Counter
+
+    nb = nbformat.read(quick_build.out / f"{TEAM}.ipynb", as_version=4)
+    generated = [text for index, text in _report_prose(nb) if nb.cells[index].cell_type == "code"]
+    sentences = Counter(s.strip() for text in generated for s in re.split(r"(?<=[.:;])\s+(?=[A-Z*])", text)
+                        if len(s.strip()) > 30)
+    repeated = {s: n for s, n in sentences.items() if n > 1}
+    assert not repeated, repeated
+
+
+@pytest.mark.slow
+def test_tool_language_appears_only_in_the_appendix(quick_build):
+    """The build command and its options, profiles, "stub", the README and bench files belong to the
+    appendix; the report body speaks of the work (synthetic data is called synthetic)."""
+    import re
+
+    tool = re.compile(r"\bbuild(?:\.py)?\b|\bprofiles?\b|\bstub\b|README|\bbench/|--\w+|pin_memory|channels_last|"
+                      r"\b(?:/tmp|/home|/root|/Users)/", re.IGNORECASE)
+    nb = nbformat.read(quick_build.out / f"{TEAM}.ipynb", as_version=4)
+    found = [(index, m.group(0), text[max(0, m.start() - 40):m.end() + 40])
+             for index, text in _report_prose(nb) for m in tool.finditer(text)]
+    assert not found, found
+    appendix = nb.cells[-1].source
+    assert "python build.py" in appendix and "Profile" in appendix
+    # the run's own files and paths: no stray PosixPath(...) outputs
+    plain = [o["data"]["text/plain"] for c in nb.cells for o in c.get("outputs", [])
+             if "text/plain" in o.get("data", {}) and "PosixPath(" in o["data"]["text/plain"]]
+    assert not plain, plain
