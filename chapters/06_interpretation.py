@@ -80,6 +80,7 @@ show_figure(attribution_figure(model1, inputs1, val_images[picks1], labels1[pick
 # %% tags=["report"]
 evidence.record("captum_model1", f"Saliency, Integrated Gradients + NoiseTunnel and Occlusion on {len(picks1)} "
                 "validation patches", model="model1", patches=len(picks1))
+say(interpret.describe_rows(attributions1, labels1[picks1], preds1[picks1], "model1"))
 
 # %%
 pred2 = ctx.run.load_json("diagnostics/model2_val_predictions.json")
@@ -97,6 +98,7 @@ show_figure(attribution_figure(model2, inputs2, val_images[picks2], labels2[pick
 # %% tags=["report"]
 evidence.record("captum_model2", f"Saliency, Integrated Gradients + NoiseTunnel and Occlusion on {len(picks2)} "
                 "validation patches", model="model2", patches=len(picks2))
+say(interpret.describe_rows(attributions2, labels2[picks2], preds2[picks2], "model2"))
 
 # %% [markdown]
 # ## 6.2 A number behind the pictures, and a sanity check
@@ -108,8 +110,10 @@ evidence.record("captum_model2", f"Saliency, Integrated Gradients + NoiseTunnel 
 # A heat map can also look convincing while explaining nothing: some methods mostly redraw the patch's edges
 # and dark blobs, whatever the model learned. The sanity check of Adebayo et al. (2018) computes the same
 # maps for a copy of the model with re-initialised weights: a method whose maps barely change is not
-# explaining the model. I count a method as failing when the mean rank correlation between the two sets of
-# maps is `RANDOMISATION_SIMILAR` or more.
+# explaining the model. The opposite failure is a map that is the same picture for every patch: then it
+# shows the network, not what in a patch decided its prediction. A method fails either check when the mean
+# rank correlation (with the random model's maps, or between different patches) is `RANDOMISATION_SIMILAR`
+# or more.
 
 # %%
 # %load labkit.interpret.randomised_copy
@@ -121,10 +125,12 @@ with ctx.timer.phase("captum"):
     randomisation = {
         "model1": randomisation_check(model1, inputs1, preds1[picks1], attributions1, seed=seed, **captum_settings),
         "model2": randomisation_check(model2, inputs2, preds2[picks2], attributions2, seed=seed, **captum_settings)}
-table = interpret.central_share_table({"model1": attributions1, "model2": attributions2}, randomisation=randomisation)
+table = interpret.central_share_table({"model1": attributions1, "model2": attributions2}, randomisation=randomisation,
+                                     across_patches=True)
 ctx.run.save_frame("diagnostics/central_share.csv", table)
 display(table.style.format({"central_share": "{:.1%}", "area_share": "{:.1%}", "times_chance": "{:.2f}x",
-                            "similarity_to_random": "{:.2f}"}, na_rep="not run").hide(axis="index"))
+                            "similarity_to_random": "{:.2f}", "similarity_across_patches": "{:.2f}"},
+                           na_rep="not run").hide(axis="index"))
 
 # %% tags=["report"]
 say(interpret.describe_central_share(table))

@@ -70,7 +70,7 @@ def augmentation_preview(image, title: str = "The eight views training draws fro
     import torch
 
     image = torch.as_tensor(image)
-    fig, axes = plt.subplots(2, 4, figsize=(7.5, 4.2))
+    fig, axes = plt.subplots(2, 4, figsize=(7.5, 4.4), layout="constrained")
     for flip in range(2):
         for turn in range(4):
             view = torch.rot90(image, turn, dims=(-2, -1))
@@ -82,7 +82,6 @@ def augmentation_preview(image, title: str = "The eight views training draws fro
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
