@@ -494,7 +494,7 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
         body.extend(cells)
     appendix = nbformat.v4.new_markdown_cell(environment_md)
     appendix.id = "appendix-environment"
-    contents = navigation.contents_markdown(body + [appendix])
+    contents = navigation.contents_markdown(body + [appendix], deepest=1)  # chapters; the map lists sections
     rubric_map = navigation.rubric_map_markdown(body, rubric_criteria())
 
     nb = nbformat.v4.new_notebook()

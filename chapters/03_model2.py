@@ -11,12 +11,11 @@
 # %% [markdown]
 # # 3. Model 2: a torchvision network with a new head
 #
-# The second model is meant for transfer learning: it starts from a ResNet trained on ImageNet's 1.3 million
-# photographs, whose early layers detect edges, blobs and textures that are just as useful in histology, so
-# it needs fewer of our images to learn the task. Its 1000-class classifier is replaced with a new 4-class
-# head; the early stages stay frozen and the last stages train with a smaller learning rate than the head,
-# so that pretrained features are adjusted rather than overwritten. Section 3.1 says whether this run
-# actually started from ImageNet's weights, from the file's hash.
+# The second model is meant for transfer learning: a ResNet trained on ImageNet's photographs already detects
+# edges, blobs and textures that are useful in histology. Its 1000-class classifier is replaced by a 4-class
+# head; early stages stay frozen and the last ones train with a smaller learning rate than the head, so that
+# pretrained features are adjusted rather than overwritten. Section 3.1 says whether this run had those
+# weights.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);

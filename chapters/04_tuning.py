@@ -12,11 +12,10 @@
 # # 4. Hyperparameter search with Ray Tune
 #
 # Learning rate, weight decay, width, dropout and batch size interact, so I search them together with
-# **Ray Tune**: each trial trains a model with sampled hyperparameters and reports validation loss and
-# accuracy after every epoch; the **ASHA** scheduler stops trials that are clearly behind at early
-# checkpoints, so the budget goes to the promising ones. Trials train on a subset of the training split with
-# a share of the final runs' budget. The first trial of each search uses the hand-picked settings of the
-# chapter 2 and 3 baselines, so the search is measured against them on equal terms.
+# **Ray Tune**: each trial reports validation loss and accuracy after every epoch, and the **ASHA** scheduler
+# stops trials that are clearly behind. Trials train on a subset of the training split with a share of the
+# final budget; the first trial of each search is the baseline's hand-picked settings, so the search is
+# measured against them on equal terms.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -70,11 +69,9 @@ display(tuning_report.describe_space(model2_search_space(p, pretrained=weights["
 # %% [markdown]
 # ## 4.2 The Ray Tune code
 #
-# `run_search` builds the `Tuner`: the trainable (`_run_trial`, wrapped by `tune.with_parameters` so the image
-# tensors go into Ray's object store once), the search space, the ASHA scheduler and the resources per trial.
-# Each trial builds the model from its sampled config and trains it with the same `fit` as chapters 2 and 3,
-# whose `report` hook passes validation loss and accuracy to `tune.report` after every epoch: ASHA reads them
-# to stop a trial early.
+# `run_search` builds the `Tuner` from the trainable `_run_trial` (the image tensors go into Ray's object store
+# once, through `tune.with_parameters`), the search space and the ASHA scheduler. Each trial trains with the
+# same `fit` as chapters 2 and 3, whose `report` hook passes each epoch's metrics to `tune.report`.
 
 # %%
 # %load labkit.tune._run_trial
@@ -129,10 +126,9 @@ say(tuning_report.describe_result(result2, "model2", **always_largest) + " " + t
 # %% [markdown]
 # ## 4.5 Retraining with the best configurations, where a search earned it
 #
-# The searches ranked settings on short runs over a subset. Where a search's best settings beat the
-# baseline's trial by more than the noise of the validation split (one standard error of its accuracy),
-# that model is retrained on the whole training split with the full budget, and the better of it and its
-# baseline becomes the final model. A smaller lead is no evidence: the baseline then stays final.
+# Where a search's best settings beat the baseline's trial by more than one standard error of the validation
+# accuracy, that model is retrained on the whole training split with the full budget, and the better of it
+# and its baseline becomes the final model; otherwise the baseline stays final.
 
 # %%
 why_not1 = tuning_report.why_not_retrained(result1, n_val)

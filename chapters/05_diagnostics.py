@@ -131,14 +131,11 @@ say(f"Misclassified validation patches of {weaker}, the weaker model, most confi
 # %% [markdown]
 # ## 5.2 A fix for each model's worst confusion
 #
-# Each model is fine-tuned for a few more epochs with a **balanced sampler**: every class is drawn equally
-# often, and the true class of the model's worst confusion twice as often again, so that this mistake is no
-# longer cheap. For model2 only the **head** is retrained, on its backbone's output for each patch.
-#
-# A fix is judged on the same validation split by the targeted pair's error rate and by balanced accuracy
-# (the mean recall over the four classes), with the noise band a split of this size allows (a paired
-# bootstrap of its patches). The fixed weights replace the final model in the submission only if the
-# targeted confusion falls, balanced accuracy rises beyond that band, and no class's recall collapses.
+# Each model is fine-tuned for a few more epochs with a **balanced sampler** (`WeightedRandomSampler` weights
+# from `pair_sample_weights`): every class is drawn equally often, and the true class of the model's worst
+# confusion twice as often again. For model2 only the **head** is retrained. The fixed weights replace the
+# final model only if, on the same validation split, the targeted confusion falls, balanced accuracy (mean
+# recall) rises beyond its paired-bootstrap noise band, and no class's recall collapses.
 
 # %%
 # %load labkit.diagnostics.pair_sample_weights

@@ -11,19 +11,11 @@
 # %% [markdown]
 # # 6. What do the models look at? Interpretation with Captum
 #
-# A high accuracy does not tell whether a model looks at the nucleus in the centre of the patch or at
-# something incidental, such as the stain of the background. Attribution methods from **Captum** give each
-# input pixel a share of the responsibility for a prediction:
-#
-# - **Saliency**: the gradient of the class score with respect to the pixels; fast but noisy.
-# - **Integrated Gradients with NoiseTunnel** (SmoothGrad): gradients integrated along a path from a plain
-#   patch of the training images' mean colour (zero after normalisation) to the patch, averaged over noisy
-#   copies of it; steadier than plain gradients.
-# - **Occlusion**: covers the patch with a sliding square of the mean colour and measures how much the
-#   score drops; slow, but it needs no gradients and is easy to explain.
-#
-# For every class I show one correctly and one wrongly classified validation patch, where the model made
-# such an error.
+# Does a model look at the nucleus in the centre, or at something incidental such as the background stain?
+# Three **Captum** methods give each pixel a share of a prediction: **Saliency** (the gradient of the class
+# score; fast, noisy), **Integrated Gradients** from a mean-colour patch, averaged over noisy copies
+# (**NoiseTunnel**, SmoothGrad; steadier), and **Occlusion** (how much the score drops when a square of the
+# patch is greyed out). For every class I show one right and, where there is one, one wrong validation patch.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -103,17 +95,12 @@ say(interpret.describe_rows(attributions2, labels2[picks2], preds2[picks2], "mod
 # %% [markdown]
 # ## 6.2 A number behind the pictures, and a sanity check
 #
-# Heat maps are easy to over-read. For each method and model I measure the share of positive attribution
-# that falls in the central disc of the patch, where the nucleus to classify sits (the dashed circle): if a
-# model looked everywhere equally, that share would equal the disc's share of the area.
-#
-# A heat map can also look convincing while explaining nothing: some methods mostly redraw the patch's edges
-# and dark blobs, whatever the model learned. The sanity check of Adebayo et al. (2018) computes the same
-# maps for a copy of the model with re-initialised weights: a method whose maps barely change is not
-# explaining the model. The opposite failure is a map that is the same picture for every patch: then it
-# shows the network, not what in a patch decided its prediction. A method fails either check when the mean
-# rank correlation (with the random model's maps, or between different patches) is `RANDOMISATION_SIMILAR`
-# or more.
+# Heat maps are easy to over-read, so I measure the share of positive attribution inside the dashed central
+# disc, against the disc's share of the area. Two checks say whether a method explains the model at all: the
+# sanity check of Adebayo et al. (2018) recomputes the maps for a copy with re-initialised weights (maps that
+# barely change explain nothing the model learned), and maps of different patches should differ (the same
+# picture for every patch shows the network, not the patch). A method fails when either mean rank
+# correlation is `RANDOMISATION_SIMILAR` or more.
 
 # %%
 # %load labkit.interpret.randomised_copy

@@ -107,10 +107,8 @@ def describe_final_choice(run, name: str) -> str:
         return ""
     choice = run.load_json(f"{name}/final_choice.json")
     baseline_section = "2.3" if name == "model1" else "3.3"
-    if choice.get("retrained") is False:
-        kept_because = choice.get("kept_because", BASELINE_CONFIRMED)
-        return (f"These are the curves of the baseline (section {baseline_section}), the final {name}: chapter 4 "
-                f"trained no second run, because {kept_because}.")
+    if choice.get("retrained") is False:  # why not is chapter 4's to say (section 4.5), once
+        return f"The final {name} is its baseline, whose curves are in section {baseline_section}."
     if choice["final"] == "tuned":
         return (f"This run is the final {name} ({choice['tuned_val_acc']:.1%} validation accuracy against the "
                 f"baseline's {choice['baseline_val_acc']:.1%}).")
