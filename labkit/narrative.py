@@ -157,8 +157,8 @@ def weights_limitation(weights: Mapping) -> str | None:
                 "comparison measures two architectures trained from scratch, not transfer learning.")
     if kind == "unverified":
         return ("model2's weights file does **not** match the hash torchvision publishes for its ImageNet "
-                "weights, so this build cannot show that model2 was pretrained on ImageNet; rebuild with the "
-                "published file before drawing conclusions about transfer learning.")
+                "weights, so nothing here shows that model2 was pretrained on ImageNet, and these results say "
+                "nothing about transfer learning.")
     return None
 
 
