@@ -70,7 +70,7 @@ def attribute(model: torch.nn.Module, inputs, targets, method: str, *, n_samples
     forward/backward passes per image; a 16 px occlusion window every 12 px tiles a 100 px patch
     exactly (8 x 8 = 64 forward passes per image). ``noise_std`` is in normalised units (data std 1).
     """
-    # imported here so that show_source(attribute) in chapter 6 shows where the Captum classes come from
+    # imported here so that chapter 6's copy of this function shows where the Captum classes come from
     from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 
     if method not in METHODS:

@@ -155,16 +155,6 @@ def say(markdown: str) -> None:
     print(markdown)
 
 
-def show_source(*objects) -> None:
-    """Show the source of functions or classes from labkit as a highlighted code block."""
-    blocks = []
-    for obj in objects:
-        source = inspect.getsource(obj)
-        where = Path(inspect.getsourcefile(obj)).name
-        blocks.append(f"*`{obj.__qualname__}` from `labkit/{where}`:*\n\n```python\n{source.rstrip()}\n```")
-    say("\n\n".join(blocks))
-
-
 def show_figure(fig, run=None, name: str | None = None) -> None:
     """Display a matplotlib figure (and save the same PNG into the run folder when given).
 
