@@ -233,3 +233,24 @@ def test_the_appendix_says_which_chapters_ran_side_by_side():
                                       {"pretrained": False})
     assert "01_data, 02_model1, 03_model2 ran side by side" in text and "together 100 s" in text
     assert "README" in text   # the advice on ImageNet weights lives here, not in the report body
+
+
+def test_the_augmentation_figure_shows_the_eight_fixed_views():
+    """Random draws showed 'augmented 1' equal to the original; the eight views are fixed and named."""
+    import torch
+
+    from labkit import exploration
+
+    patch = torch.arange(3 * 10 * 10, dtype=torch.uint8).reshape(3, 10, 10)
+    fig = exploration.augmentation_preview(patch)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(titles) == 8 and titles[0] == "0 deg (original)" and "270 deg, flipped" in titles
+    images = [ax.get_images()[0].get_array() for ax in fig.axes]
+    assert len({np.asarray(im).tobytes() for im in images}) == 8, "eight different views"
+
+
+def test_per_hyperparameter_scatters_need_enough_trials():
+    text = next(p for p in CHAPTERS if p.stem.startswith("04")).read_text()
+    assert text.count("if len(result1.table) >= tuning_report.MIN_TRIALS_FOR_SCATTER") == 1
+    assert text.count("if len(result2.table) >= tuning_report.MIN_TRIALS_FOR_SCATTER") == 1
+    assert tuning_report.MIN_TRIALS_FOR_SCATTER >= 8
