@@ -266,11 +266,16 @@ def describe_spikes(history, jump: float = 0.2) -> str:
               (loss[i] > (1 + jump) * min(loss[i - 1], loss[i + 1]) and loss[i] > max(loss[i - 1], loss[i + 1]))]
     if not spikes:
         return ""
-    i = spikes[0]
-    more = f" ({len(spikes) - 1} more such epoch(s))" if len(spikes) > 1 else ""
-    return (f" At epoch {history.epoch[i]} validation loss jumped to {loss[i]:.3f} (accuracy {_pct(acc[i])}) and "
-            f"fell back to {loss[i + 1]:.3f} the epoch after{more}: one noisy epoch on the validation split, "
-            "not a trend, and not the epoch whose weights are kept.")
+    epochs = _and([str(history.epoch[i]) for i in spikes])
+    values = _and([f"{loss[i]:.3f} ({_pct(acc[i])})" for i in spikes])
+    one = len(spikes) == 1
+    return (f" At epoch{'' if one else 's'} {epochs} validation loss jumped (to {values}, accuracy in brackets) and "
+            f"fell back the epoch after: {'a noisy epoch' if one else 'noisy epochs'} on the validation split, not a "
+            f"trend, and not {'the epoch' if one else 'epochs'} whose weights are kept.")
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 # ---------------------------------------------------------------------------------------------------
