@@ -83,7 +83,8 @@ def describe_result(result, kind: str | None = None, *, majority_rate: float | N
     kind = kind or result.kind
     t = result.table
     stopped = int((t["stopped_early"] == "yes").sum())
-    settings = ", ".join(f"{k} = {format_value(v)}" for k, v in result.best_config.items())
+    settings = ", ".join(f"{k} = {'all' if k == 'unfrozen_stages' and v == -1 else format_value(v)}"
+                         for k, v in result.best_config.items())
     epochs = f"{result.max_epochs} epoch" + ("s" if result.max_epochs != 1 else "")
     grace = asha_grace_period(result.max_epochs)
     if result.max_epochs <= 1:
