@@ -35,7 +35,8 @@ seed = 0
 # %%
 from IPython.display import display
 
-from labkit import evidence, results, tuning_report
+from labkit import evidence, narrative, results, tuning_report
+from labkit.diagnostics import curves_figure
 from labkit.notebook import chapter_parameters, pct, say, show_figure, start_chapter
 from labkit.tune import init_ray, shutdown_ray, train_final
 
@@ -143,6 +144,14 @@ verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config, 
 verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config, kept_because=why_not2,
                                 arch=weights["arch"])
 shutdown_ray()
+for name, final in (("model1", final1), ("model2", final2)):  # the curves of a run made here
+    if final is not None:
+        show_figure(curves_figure(final.fit.history, f"{name}: retrained with the search's best settings"), ctx.run,
+                    f"{name}_tuned_curves")
 
 # %% tags=["report"]
 say("- " + verdict1 + "\n- " + verdict2)
+for name, final in (("model1", final1), ("model2", final2)):
+    if final is not None:
+        say(narrative.describe_training(final.fit.history, f"{name} (retrained)")
+            + narrative.describe_spikes(final.fit.history))

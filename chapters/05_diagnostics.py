@@ -37,7 +37,6 @@ from labkit import evidence, narrative, results
 from labkit.data import make_loader
 from labkit.diagnostics import (
     FixSettings,
-    curves_figure,
     describe_fix,
     describe_pair,
     fix_figure,
@@ -54,20 +53,6 @@ ctx = start_chapter("05_diagnostics", **chapter_parameters(globals()))
 nuclei = ctx.data
 model1, model2 = results.load_final(ctx.run, "model1"), results.load_final(ctx.run, "model2")
 val_loader = make_loader(nuclei.val_dataset(), ctx.profile.batch_size, shuffle=False, device=ctx.device)
-
-# %%
-# curves of a run chapter 4 retrained; a final model that is its baseline has its curves in 2.3 or 3.3
-for name in ("model1", "model2"):
-    if results.was_retrained(ctx.run, name):
-        show_figure(curves_figure(results.tuned_history(ctx.run, name), f"{name}: retrained with the tuned settings"),
-                    ctx.run, f"{name}_final_curves")
-
-# %% tags=["report"]
-for name in ("model1", "model2"):
-    if results.was_retrained(ctx.run, name):
-        say(narrative.describe_training(results.tuned_history(ctx.run, name), name)
-            + narrative.describe_spikes(results.tuned_history(ctx.run, name)))
-    say(results.describe_final_choice(ctx.run, name))
 
 # %% [markdown]
 # ## 5.1 Confusion matrices

@@ -130,7 +130,7 @@ if narrative.weights_limitation(weights):  # random or unverified weights: nothi
 for name in ("model1", "model2"):
     fix = ctx.run.load_json(f"diagnostics/fix_{name}.json")
     if fix["adopted"]:
-        limits.append(f"{name}'s fixed weights are submitted, but their gain in balanced accuracy "
+        limits.append(f"{name}'s fix was adopted, but its gain in balanced accuracy "
                       f"({100 * (fix['balanced_after'] - fix['balanced_before']):+.1f} pp, 95% interval "
                       f"{100 * fix['balanced_low']:+.1f} to {100 * fix['balanced_high']:+.1f} pp) rests on one "
                       "validation split.")
