@@ -527,16 +527,16 @@ def describe_fix(result: FixResult, model: str | None = None) -> str:
         tta = (f" With test-time augmentation (the 8 flips and rotations averaged) the fixed weights score "
                f"{acc_t:.1%}, {100 * (acc_t - acc_a):+.1f} pp against the same weights without it.")
     if pair is None:
-        return f"{result.description} Nothing was misclassified before the fix; {overall}.{tta}"
+        return f"Nothing was misclassified before the fix; {overall}.{tta}"
     i, j = pair.true_class, pair.predicted_class
     counts_b, rates_b = rates_matrix(before.labels, before.preds)
     counts_a, rates_a = rates_matrix(after.labels, after.preds)
     d_pair = 100 * (rates_a[i, j] - rates_b[i, j])   # negative = fewer confusions = better
     d_recall = 100 * (rates_a[i, i] - rates_b[i, i])
     pair_name = f"'{pair.true_name}' predicted as '{pair.predicted_name}'"
-    lines = [result.description,
-             (f"For the fixed weights, the confusion rate of {pair_name} went from {rates_b[i, j]:.1%} to "
-              f"{rates_a[i, j]:.1%} ({d_pair:+.1f} pp; {pair.count} -> {int(counts_a[i, j])} patches), recall of "
+    # what the fix did is the chapter's to say (and the evidence record's, as result.description): the numbers here
+    lines = [(f"For {whose.lower() if not model else whose} fixed weights, the confusion rate of {pair_name} went "
+              f"from {rates_b[i, j]:.1%} to {rates_a[i, j]:.1%} ({d_pair:+.1f} pp; {pair.count} -> {int(counts_a[i, j])} patches), recall of "
               f"'{pair.true_name}' from {rates_b[i, i]:.1%} to {rates_a[i, i]:.1%} ({d_recall:+.1f} pp), and "
               f"{overall}.")]
     # every other class that lost recall, and every class whose precision fell: the fix's cost
