@@ -237,8 +237,7 @@ def describe_central_share(table: pd.DataFrame, area_share: float | None = None)
         return "No attributions were computed, so there is no central share to report."
     if area_share is None:
         area_share = float(table["area_share"].iloc[0])
-    lines = [(f"The central disc covers {area_share:.1%} of each patch, so attribution spread at random would "
-              f"put {area_share:.1%} of it there (chance level).")]
+    lines = [f"Chance level is {area_share:.1%}, the central disc's share of the patch."]
     checked = table["similarity_to_random"].notna().any()
     for model_name, group in table.groupby("model", sort=False):
         by_verdict: dict[str, list[str]] = {}
