@@ -134,6 +134,7 @@ say(tuning_report.describe_result(result2, "model2", **always_largest) + " " + t
 # %%
 why_not1 = tuning_report.why_not_retrained(result1, n_val)
 why_not2 = tuning_report.why_not_retrained(result2, n_val)
+shutdown_ray()  # the searches are over: a final run should not share the cores with Ray's idle workers
 with ctx.timer.phase("training"):
     final1 = None if why_not1 else train_final("model1", result1.best_config, nuclei, p, device=ctx.device,
                                                seed=seed)
@@ -143,7 +144,6 @@ with ctx.timer.phase("training"):
 verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config, kept_because=why_not1)
 verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config, kept_because=why_not2,
                                 arch=weights["arch"])
-shutdown_ray()
 for name, final in (("model1", final1), ("model2", final2)):  # the curves of a run made here
     if final is not None:
         show_figure(curves_figure(final.fit.history, f"{name}: retrained with the search's best settings"), ctx.run,
