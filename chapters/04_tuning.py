@@ -153,5 +153,5 @@ for name, final in (("model1", final1), ("model2", final2)):  # the curves of a 
 say("- " + verdict1 + "\n- " + verdict2)
 for name, final in (("model1", final1), ("model2", final2)):
     if final is not None:
-        say(narrative.describe_training(final.fit.history, f"{name} (retrained)")
+        say(narrative.describe_training(final.fit.history, f"the retrained {name}")
             + narrative.describe_spikes(final.fit.history))
