@@ -32,7 +32,7 @@ import nbformat
 import forked_kernels
 from grading.names import TEAM_NAME, suggest_team_name
 from labkit import navigation
-from labkit.notebook import ChapterParameters
+from labkit.notebook import REPORT_TAG, ChapterParameters, expand_listings
 
 REPO = Path(__file__).resolve().parent
 CHAPTERS_DIR = REPO / "chapters"
@@ -327,6 +327,7 @@ def run_chapter(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) 
     import papermill as pm
 
     source = jupytext.read(chapter.path)
+    expand_listings(source.cells)  # "%load labkit.x.Name" cells become labkit's code, and run as such
     source.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
     executed = work / f"{chapter.id}.ipynb"
     partial = work / f"{chapter.id}.partial.ipynb"
@@ -483,24 +484,26 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
         tags = [set(c.metadata.get("tags", [])) for c in executed.cells]
         cells = [c for c, t in zip(executed.cells, tags)
                  if "parameters" not in t and ("injected-parameters" not in t or not body)]
+        attach_evidence(cells)
         for i, cell in enumerate(cells):
             cell.metadata["labkit"] = {"chapter": chapter.id, "chapter_start": i == 0}
+            hide_report_input(cell)
             cell.metadata.pop("papermill", None)
             cell.metadata.pop("execution", None)
             cell.id = f"c{chapter.number}-{i}"  # unique across chapters
         body.extend(cells)
     appendix = nbformat.v4.new_markdown_cell(environment_md)
     appendix.id = "appendix-environment"
-    contents = navigation.contents_markdown(body + [appendix])
-    rubric_map = navigation.rubric_map_markdown(body, rubric_criteria(), "the whole notebook")
+    contents = navigation.contents_markdown(body + [appendix], deepest=1)  # chapters; the map lists sections
+    rubric_map = navigation.rubric_map_markdown(body, rubric_criteria())
 
     nb = nbformat.v4.new_notebook()
     nb.cells.append(nbformat.v4.new_markdown_cell(
         f"# Classifying cell nuclei in colon-cancer histology\n\n**Kaggle team:** {team}\n\n"
         f"## Contents\n\n{contents}"))
     nb.cells.append(nbformat.v4.new_markdown_cell(
-        "## Where each rubric item is\n\nEach link opens the section whose output shows the item.\n\n"
-        + rubric_map))
+        "## Where each rubric item is\n\nEach link opens the section that holds the item's code or shows "
+        "its result.\n\n" + rubric_map))
     nb.cells.extend(body)
     nb.cells.append(appendix)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -510,6 +513,43 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
     return nb
 
 
+PROSE_CRITERIA = {"narrative", "discussion"}
+
+
+def attach_evidence(cells) -> None:
+    """Move the evidence records a ``report`` cell displayed onto the code cell before it, the one whose
+    outputs show what the record claims (the grader counts a record only beside its backing: a figure, a
+    table, a model). Re-running the notebook puts them back into the report cell; nothing else changes."""
+    from labkit.evidence import EVIDENCE_MIME
+
+    shown = None  # the last visible code cell
+    for cell in cells:
+        if cell.cell_type != "code":
+            continue
+        if REPORT_TAG not in cell.metadata.get("tags", []):
+            shown = cell
+            continue
+        # the narrative and the discussion are backed by the report cell's own prose: those stay
+        records = [o for o in cell.outputs if EVIDENCE_MIME in o.get("data", {})
+                   and o["data"][EVIDENCE_MIME].get("criterion") not in PROSE_CRITERIA]
+        if shown is not None and records:
+            cell.outputs = [o for o in cell.outputs if not any(o is r for r in records)]
+            shown.outputs.extend(records)
+
+
+def hide_report_input(cell) -> None:
+    """A chapter cell tagged ``report`` only shows generated prose and evidence records: its output is the
+    report, its code is bookkeeping. Jupyter shows its input folded (``source_hidden``); the HTML leaves the
+    input out (``remove-input``, see export_html); the code stays in the notebook, which still runs top to
+    bottom."""
+    tags = cell.metadata.get("tags", [])
+    # the parameters cell holds this machine's paths: the appendix says what the run was, the cell stays folded
+    if cell.cell_type == "code" and (REPORT_TAG in tags or "injected-parameters" in tags):
+        cell.metadata["jupyter"] = {**cell.metadata.get("jupyter", {}), "source_hidden": True}
+        if "remove-input" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-input"]
+
+
 def rubric_criteria() -> list[dict]:
     """The rubric's criteria (id, description), as the grader reads them."""
     rubric = json.loads((REPO / "grading" / "rubric.json").read_text())
@@ -517,7 +557,9 @@ def rubric_criteria() -> list[dict]:
 
 
 def environment_markdown(args, profile, data_desc: str, device: str, seconds: float,
-                         chapter_seconds: dict) -> str:
+                         chapter_seconds: dict, weights: dict | None = None, cluster: dict | None = None) -> str:
+    """The appendix: how this notebook was made (the command, profile, data, device, versions, times). The
+    one place for the tool's language: the report body speaks of the work, not of the build."""
     import importlib.metadata as md
 
     def version(pkg):
@@ -529,17 +571,40 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
     packages = ["torch", "torchvision", "ray", "captum", "scikit-learn", "pandas", "matplotlib", "papermill"]
     rows = "\n".join(f"| {p} | {version(p)} |" for p in packages)
     timings = ", ".join(f"{cid} {s:.0f} s" for cid, s in chapter_seconds.items())
+    together = [[c.id for c in step] for step in _steps([c for c in find_chapters() if c.id in chapter_seconds])
+                if len(step) > 1]
+    overlap = ""
+    if together:
+        overlap = (" Chapters " + "; ".join(", ".join(step) for step in together) + " ran side by side, so the "
+                   f"chapter times (together {sum(chapter_seconds.values()):.0f} s) add up to more than the "
+                   "wall time.")
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    ray_note = ""
+    if cluster is not None:
+        where = f"the Ray cluster at `{cluster['address']}`" if cluster.get("address") else "Ray started on this machine"
+        resources = cluster.get("resources", {})
+        ray_note = (f"\n- **Ray Tune trials:** run on {where} ({resources.get('CPU', 0):.0f} CPUs, "
+                    f"{resources.get('GPU', 0):.0f} GPUs)")
+    weights_note = ""
+    if weights is not None and weights.get("path"):
+        weights_note = (f"\n- **model2's weights:** {weights.get('source')} `{weights['path']}`, "
+                        + ("verified" if weights.get("verified") else "NOT verified") + " against torchvision's hash")
+    if weights is not None and not weights.get("pretrained"):
+        weights_note = ("\n- **model2's weights:** none could be had here (offline), so model2 started from random "
+                        "weights. Put torchvision's ImageNet file in the torch.hub cache, or pass `--weights FILE` "
+                        "(README, \"ImageNet weights\"), and build again before handing the notebook in.")
     return (
         "# Appendix: the environment of this run\n\n"
         f"Built by `python build.py --team {args.team} --profile {profile.name}"
-        f"{' --data ' + str(args.data) if args.data else ''}` on {built} in {seconds:.0f} s "
-        f"({timings}).\n\n"
-        f"- **Data:** {data_desc}\n- **Profile:** {profile.name}\n- **Device:** {device}\n"
-        f"- **Seed:** {args.seed}\n- **Python:** {platform.python_version()} on {platform.platform()}\n\n"
+        f"{' --data ' + str(args.data) if args.data else ''}` on {built} in {seconds:.0f} s of wall time "
+        f"({timings}).{overlap}\n\n"
+        f"- **Data:** {data_desc}\n- **Profile:** {profile.name} (the training budget)\n- **Device:** {device}\n"
+        f"- **Seed:** {args.seed}\n- **Python:** {platform.python_version()} on {platform.platform()}"
+        f"{weights_note}{ray_note}\n\n"
         f"| package | version |\n|---|---|\n{rows}\n\n"
         "Each chapter ran in its own kernel, so execution counts restart at each chapter. "
-        "The notebook also runs top to bottom in one kernel."
+        "The notebook also runs top to bottom in one kernel. The folded parameters cell at the top holds this "
+        "run's options and paths; the folded cells under results hold the code that wrote their text."
     )
 
 
@@ -600,10 +665,17 @@ def write_notebook(nb, path: Path) -> None:
 
 def export_html(nb, path: Path) -> None:
     from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+    from traitlets.config import Config
 
     from labkit.artifacts import atomic_write_text
 
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    config = Config()
+    config.TagRemovePreprocessor.remove_input_tags = {"remove-input"}
+    config.TagRemovePreprocessor.enabled = True
+    exporter = HTMLExporter(config=config)
+    exporter.register_preprocessor(TagRemovePreprocessor(config=config), enabled=True)
+    body, _ = exporter.from_notebook_node(nb)
     atomic_write_text(path, body)
 
 
@@ -668,7 +740,11 @@ def build(args) -> int:
                                                   kernels)
 
     total = time.perf_counter() - started
-    env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds)
+    weights_json = run_dir / "model2" / "weights.json"
+    weights = json.loads(weights_json.read_text()) if weights_json.exists() else None
+    cluster_json = run_dir / "tuning" / "cluster.json"
+    cluster = json.loads(cluster_json.read_text()) if cluster_json.exists() else None
+    env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds, weights, cluster)
     nb = assemble(args.team, chapters, work, env_md)
     notebook_path = out / f"{args.team}.ipynb"
     write_notebook(nb, notebook_path)

@@ -11,12 +11,11 @@
 # %% [markdown]
 # # 3. Model 2: a torchvision network with a new head
 #
-# The second model is meant for transfer learning: it starts from a network trained on ImageNet's 1.3
-# million photographs, whose early layers detect edges, blobs and textures that are just as useful in
-# histology, so that it needs fewer of our images to learn the task. We replace its 1000-class classifier
-# with a new 4-class head, freeze the early stages, and train the last stages of the backbone with a
-# smaller learning rate than the head, so that pretrained features are adjusted rather than overwritten.
-# Whether this build actually started from ImageNet's weights is said in 3.1, from the file's hash.
+# The second model is meant for transfer learning: a ResNet trained on ImageNet's photographs already detects
+# edges, blobs and textures that are useful in histology. Its 1000-class classifier is replaced by a 4-class
+# head; early stages stay frozen and the last ones train with a smaller learning rate than the head, so that
+# pretrained features are adjusted rather than overwritten. Section 3.1 says whether this run had those
+# weights.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -38,34 +37,35 @@ import warnings
 
 from IPython.display import display
 
-from labkit import diagnostics, evidence, models, narrative, recipes, train
-from labkit.notebook import (
-    chapter_parameters,
-    pct,
-    say,
-    show_figure,
-    show_source,
-    start_chapter,
-)
+from labkit import evidence, narrative, recipes
+from labkit.diagnostics import curves_figure
+from labkit.models import head_of, trainable_table
+from labkit.notebook import chapter_parameters, pct, say, show_figure, start_chapter
+from labkit.train import describe_stop
 
 ctx = start_chapter("03_model2", **chapter_parameters(globals()))
 nuclei = ctx.data
 
 # %% [markdown]
-# ## 3.1 The starting weights
+# ## 3.1 The torchvision model and its weights
 #
-# The weights come through torchvision's own weights API (its cache, then a download), or from a file given
-# with `--weights`. Either way the file's SHA-256 is compared with the hash that torchvision publishes in the
-# weight's file name, so the report can say whether these are really the published ImageNet weights.
-# `build_model2` loads and checks them; without any weights (an offline stub build) it falls back to random
-# initialisation and says so.
+# The ImageNet weights come through torchvision's weights API (its cache, then a download) or from a given
+# file; their SHA-256 is compared with the hash torchvision publishes in the file's name. Without any weights
+# the model is randomly initialised, and says so.
+
+# %%
+# %load labkit.models.build_model2
+# %load labkit.models.replace_head
 
 # %%
 with warnings.catch_warnings():  # the warning is shown once, as the note below
     warnings.simplefilter("ignore")
-    model2, weights = models.build_model2(weights_file=ctx.weights_file or None, allow_random=ctx.is_stub)
+    model2, weights = build_model2(weights_file=ctx.weights_file or None, allow_random=ctx.is_stub)
 ctx.run.save_json("model2/weights.json", weights.as_dict())
-display(weights.as_dict())
+print(weights.arch, "weights:", weights.weights or "none (random)", "| verified:", weights.verified)
+print("new head:", head_of(model2))
+
+# %% tags=["report"]
 evidence.record("model2_pretrained",
                 f"{weights.arch} with {weights.weights or 'no'} weights from {weights.source}; "
                 f"pretrained={weights.pretrained}, verified={weights.verified}",
@@ -73,46 +73,55 @@ evidence.record("model2_pretrained",
 say(narrative.describe_weights(weights.as_dict()))
 
 # %% [markdown]
-# ## 3.2 The new head and what is trained
+# ## 3.2 What is trained
 #
-# The original classifier is replaced by a new layer with four outputs. `set_unfrozen_stages` freezes the
-# backbone except its last stages, and `model2_param_groups` gives the head and the unfrozen stages their own
-# learning rates. The table shows which parameters are trained with 0, 1 or 2 stages unfrozen.
+# `set_unfrozen_stages` freezes the backbone except its last stages; `model2_param_groups` gives the head and
+# the backbone their own learning rates. The table counts the parameters trained with 0, 1 or 2 stages
+# unfrozen, and with all of them.
 
 # %%
-show_source(models.replace_head, models.set_unfrozen_stages, models.model2_param_groups)
-print("new head:", models.head_of(model2))
-trainable = models.trainable_table(model2, [0, 1, 2])
-display(trainable)
+# %load labkit.models.backbone_stages
+# %load labkit.models.set_unfrozen_stages
+# %load labkit.models.model2_param_groups
+
+# %%
+display(trainable_table(model2, [0, 1, 2, -1]))
 
 # %% [markdown]
 # ## 3.3 A first run with hand-picked settings
 #
-# A baseline with hand-picked settings: the head and the last stages of the backbone train, the head with a
-# larger learning rate than the backbone.
+# `train_model` trains model2 with the same `fit` as model1. With frozen early stages their output does not
+# change between epochs, so it is computed once per patch and view and cached, and only the trained stages
+# run every step (`labkit.features`).
 
 # %%
-config = recipes.baseline_config("model2", ctx.profile)  # hand-picked; chapter 4 searches around it
-say(f"The baseline's settings (`labkit.recipes`): {recipes.describe_settings(config)}.")
-models.set_unfrozen_stages(model2, config["unfrozen_stages"])
-# the frozen stages run once per patch and view, not every epoch: labkit.features caches their output
+# %load labkit.recipes.train_model
+
+# %%
+config = recipes.baseline_config("model2", ctx.profile, pretrained=weights.pretrained)
+set_unfrozen_stages(model2, config["unfrozen_stages"])
+trained = sum(p.numel() for p in model2.parameters() if p.requires_grad)
+print(f"{recipes.describe_settings(config)}: {trained:,} of {sum(p.numel() for p in model2.parameters()):,} "
+      "parameters trained")
 with ctx.timer.phase("training"):
-    baseline = recipes.train_model("model2", model2, config, nuclei, device=ctx.device, seed=seed, run_dir=ctx.run,
-                                   epochs=ctx.profile.epochs_for("model2", len(nuclei.train_idx)),
-                                   patience=ctx.profile.patience, name="model2")
+    baseline = train_model("model2", model2, config, nuclei, device=ctx.device, seed=seed, run_dir=ctx.run,
+                           epochs=ctx.profile.epochs_for("model2", len(nuclei.train_idx)),
+                           patience=ctx.profile.patience, name="model2")
+
+# %%
+show_figure(curves_figure(baseline.history, f"model2 ({weights.arch}) baseline: loss and accuracy per epoch"),
+            ctx.run, "model2_baseline_curves")
+
+# %% tags=["report"]
 ctx.run.save_checkpoint("model2/baseline.pt", model2, arch=weights.arch, config=config,
                         best_epoch=baseline.best_epoch)
 ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
-
-# %%
-show_figure(diagnostics.curves_figure(baseline.history, f"model2 ({weights.arch}) baseline"), ctx.run,
-            "model2_baseline_curves")
 h = baseline.history
+evidence.record("curves_model2", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model="model2",
+                epochs=len(h.epoch), best_val_acc=baseline.best_val_acc)
 say(f"model2 ({narrative.model2_name(weights.as_dict())}) reaches **{pct(baseline.best_val_acc)} validation "
-    f"accuracy** with the weights it keeps, those of epoch {baseline.best_epoch} (the lowest validation loss); "
-    f"{train.describe_stop(baseline, ctx.profile.model2_steps)}. "
+    f"accuracy** with the weights it keeps, those of epoch {baseline.best_epoch}; "
+    f"{describe_stop(baseline, steps_per_epoch=max(1, len(nuclei.train_idx) // config['batch_size']))}. "
     + narrative.describe_training(h, "model2 baseline", baseline.best_epoch)
-    + f" One epoch took "
-    f"{sum(h.seconds) / len(h.seconds):.1f} s on {ctx.device}. Its budget is {ctx.profile.model2_steps} optimizer "
-    f"steps against model1's {ctx.profile.model1_steps}, because each of its steps costs several of model1's; "
-    "chapter 7 compares the two models' size and cost.")
+    + narrative.describe_spikes(h)
+    + f" One epoch took {sum(h.seconds) / len(h.seconds):.1f} s.")

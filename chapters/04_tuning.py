@@ -11,16 +11,11 @@
 # %% [markdown]
 # # 4. Hyperparameter search with Ray Tune
 #
-# Learning rate, weight decay, width, dropout and batch size interact, and the best values for these patches
-# are not the textbook ones. We search them with **Ray Tune**: each trial trains a model with sampled
-# hyperparameters and reports validation loss and accuracy after every epoch; the **ASHA** scheduler stops
-# trials that are clearly behind at early checkpoints, so the budget goes to the promising ones. The data is
-# placed once in Ray's object store and shared by all trials; no trial decodes an image again. Trials train
-# on a subset of the training split with a share of the final runs' training budget (the same rule turns
-# budget into epochs), and ASHA judges none of them on its first epoch alone.
-# The first trial of each search uses the hand-picked settings of the chapter 2 and 3 baselines, so the
-# search is measured against them on equal terms. Finally a model whose search clearly beat its baseline is
-# retrained on the full training split with its best configuration.
+# Learning rate, weight decay, width, dropout and batch size interact, so I search them together with
+# **Ray Tune**: each trial reports validation loss and accuracy after every epoch, and the **ASHA** scheduler
+# stops trials that are clearly behind. Trials train on a subset of the training split with a share of the
+# final budget; the first trial of each search is the baseline's hand-picked settings, so the search is
+# measured against them on equal terms.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -40,77 +35,67 @@ seed = 0
 # %%
 from IPython.display import display
 
-from labkit import evidence, recipes, results, tune, tuning_report
-from labkit.notebook import (
-    chapter_parameters,
-    pct,
-    say,
-    show_figure,
-    show_source,
-    start_chapter,
-)
+from labkit import evidence, narrative, results, tuning_report
+from labkit.diagnostics import curves_figure
+from labkit.notebook import chapter_parameters, pct, say, show_figure, start_chapter
+from labkit.tune import init_ray, shutdown_ray, train_final
 
 ctx = start_chapter("04_tuning", **chapter_parameters(globals()))
 nuclei = ctx.data
 with ctx.timer.phase("ray start"):
-    cluster = tune.init_ray(ctx.ray_address or None)
+    cluster = init_ray(ctx.ray_address or None)
+ctx.run.save_json("tuning/cluster.json", {"address": ctx.ray_address, "resources": cluster})  # for the appendix
 p = ctx.profile
-where = f"the Ray cluster at `{ctx.ray_address}`" if ctx.ray_address else "Ray started on this machine"
-n_subset = round(p.tune_subset * len(nuclei.train_idx))
-trial_epochs = {kind: p.trial_epochs(kind, n_subset) for kind in recipes.KINDS}
-say(f"Profile **{p.name}**: {p.tune_trials} trials per model on {pct(p.tune_subset, 0)} of the training split, each "
-    f"with {pct(p.tune_budget_share, 0)} of its model's training budget: at most {trial_epochs['model1']} "
-    f"epoch(s) for model1 and {trial_epochs['model2']} for model2. ASHA may stop a trial only after "
-    f"{tune.asha_grace_period(trial_epochs['model1'])} (model1) and "
-    f"{tune.asha_grace_period(trial_epochs['model2'])} (model2) epoch(s). Trials run on {where} "
-    f"({cluster.get('CPU', 0):.0f} CPUs, {cluster.get('GPU', 0):.0f} GPUs).")
+n_val = len(nuclei.val_idx)
 val_counts = nuclei.class_counts("val")  # the bar a trial must clear: always predicting the largest class
 always_largest = {"majority_rate": val_counts.max() / val_counts.sum(), "majority_class": val_counts.idxmax(),
-                  "n_val": int(val_counts.sum())}
+                  "n_val": n_val}
 
 # %% [markdown]
 # ## 4.1 Search spaces
 #
-# model1's space covers the optimiser and its learning rate, weight decay, the network's size (how many
-# blocks, with how many channels each), dropout and the batch size. Learning rates and weight decay are
-# sampled on a log scale, because their effect is about ratios, not differences.
+# Learning rates and weight decay are sampled on a log scale, because their effect is about ratios, not
+# differences. For model2 the head and the backbone have separate learning rates, and the number of unfrozen
+# backbone stages is searched too.
 
 # %%
-show_source(recipes.model1_search_space)
-display(tuning_report.describe_space(recipes.model1_search_space(p)))
-
-# %% [markdown]
-# For model2 we search the learning rates of the new head and of the backbone separately, how many backbone
-# stages to unfreeze, weight decay and batch size.
+# %load labkit.recipes.model1_search_space
+# %load labkit.recipes.model2_search_space
 
 # %%
-show_source(recipes.model2_search_space)
-display(tuning_report.describe_space(recipes.model2_search_space(p)))
+weights = ctx.run.load_json("model2/weights.json")  # chapter 3: ImageNet weights, or random ones
+display(tuning_report.describe_space(model1_search_space(p)).rename_axis("model1"))
+display(tuning_report.describe_space(model2_search_space(p, pretrained=weights["pretrained"])).rename_axis("model2"))
 
 # %% [markdown]
 # ## 4.2 The Ray Tune code
 #
-# `run_search` builds the `Tuner`: the trainable (`_run_trial`, wrapped by `tune.with_parameters` so the image
-# tensors go into Ray's object store once), the search space, the ASHA scheduler and Ray's resources per
-# trial. `_run_trial` is what each trial runs: it builds the model from the sampled config and trains it with
-# the same `fit` as chapters 2 and 3, whose `report` hook passes validation loss and accuracy to
-# `tune.report` after every epoch, which is what ASHA reads to stop a trial early.
+# `run_search` builds the `Tuner` from the trainable `_run_trial` (the image tensors go into Ray's object store
+# once, through `tune.with_parameters`), the search space and the ASHA scheduler. Each trial trains with the
+# same `fit` as chapters 2 and 3, whose `report` hook passes each epoch's metrics to `tune.report`.
 
 # %%
-show_source(tune.run_search, tune._run_trial, tune.asha_scheduler)
+# %load labkit.tune._run_trial
+# %load labkit.tune.run_search
 
 # %% [markdown]
 # ## 4.3 Searching model1
+#
+# A search's best score is the highest of several on the same validation split, so it is slightly optimistic;
+# section 4.5 therefore retrains a winner before it is compared with its baseline.
 
 # %%
 with ctx.timer.phase("tuning"):
-    result1 = tune.run_search("model1", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
-                              storage_dir=ctx.run.path("tuning/ray"))
+    result1 = run_search("model1", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
+                         storage_dir=ctx.run.path("tuning/ray"))
 result1.save(ctx.run, "model1")
 display(tuning_report.trials_table(result1))
 with ctx.timer.phase("figures"):
     show_figure(tuning_report.trials_figure(result1), ctx.run, "tuning_model1_trials")
-    show_figure(tuning_report.score_figure(result1), ctx.run, "tuning_model1_scores")
+    if len(result1.table) >= tuning_report.MIN_TRIALS_FOR_SCATTER:
+        show_figure(tuning_report.score_figure(result1), ctx.run, "tuning_model1_scores")
+
+# %% tags=["report"]
 evidence.record("tuning_model1",
                 f"Ray Tune with ASHA: {len(result1.table)} trials, best validation accuracy "
                 f"{pct(result1.best_score)}", model="model1", trials=len(result1.table),
@@ -121,15 +106,18 @@ say(tuning_report.describe_result(result1, "model1", **always_largest) + " " + t
 # ## 4.4 Searching model2
 
 # %%
-with ctx.timer.phase("tuning"):  # model2's trials share cached prefix features (labkit.features)
-    result2 = tune.run_search("model2", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
-                              storage_dir=ctx.run.path("tuning/ray"), weights_file=ctx.weights_file or None,
-                              allow_random=ctx.is_stub, run_dir=ctx.run)
+with ctx.timer.phase("tuning"):  # model2's trials share cached features of the frozen stages
+    result2 = run_search("model2", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
+                         storage_dir=ctx.run.path("tuning/ray"), weights_file=ctx.weights_file or None,
+                         allow_random=ctx.is_stub, run_dir=ctx.run)
 result2.save(ctx.run, "model2")
 display(tuning_report.trials_table(result2))
 with ctx.timer.phase("figures"):
     show_figure(tuning_report.trials_figure(result2), ctx.run, "tuning_model2_trials")
-    show_figure(tuning_report.score_figure(result2), ctx.run, "tuning_model2_scores")
+    if len(result2.table) >= tuning_report.MIN_TRIALS_FOR_SCATTER:
+        show_figure(tuning_report.score_figure(result2), ctx.run, "tuning_model2_scores")
+
+# %% tags=["report"]
 evidence.record("tuning_model2",
                 f"Ray Tune with ASHA: {len(result2.table)} trials, best validation accuracy "
                 f"{pct(result2.best_score)}", model="model2", trials=len(result2.table),
@@ -139,31 +127,31 @@ say(tuning_report.describe_result(result2, "model2", **always_largest) + " " + t
 # %% [markdown]
 # ## 4.5 Retraining with the best configurations, where a search earned it
 #
-# The searches ranked settings on short runs over a subset. Where a search's best settings beat the baseline's
-# trial by more than the noise of the validation split (one standard error of its accuracy), that model is
-# now trained on the whole training split with the full training budget and those settings, and compared
-# with its baseline from chapter 2 or 3, trained with the same budget: the better of the two becomes the
-# final model, whose curves, confusion matrices and predictions the following chapters show. A smaller lead
-# is no evidence, and a full run costs as much as the baseline's: the baseline then stays final.
+# Where a search's best settings beat the baseline's trial by more than one standard error of the validation
+# accuracy, that model is retrained on the whole training split with the full budget, and the better of it
+# and its baseline becomes the final model; otherwise the baseline stays final.
 
 # %%
-n_val = always_largest["n_val"]
 why_not1 = tuning_report.why_not_retrained(result1, n_val)
-with ctx.timer.phase("training"):
-    final1 = None if why_not1 else tune.train_final("model1", result1.best_config, nuclei, p, device=ctx.device,
-                                                    seed=seed)
-verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config, kept_because=why_not1)
-
-# %%
-weights = ctx.run.load_json("model2/weights.json")
 why_not2 = tuning_report.why_not_retrained(result2, n_val)
+shutdown_ray()  # the searches are over: a final run should not share the cores with Ray's idle workers
 with ctx.timer.phase("training"):
-    final2 = None if why_not2 else tune.train_final(
+    final1 = None if why_not1 else train_final("model1", result1.best_config, nuclei, p, device=ctx.device,
+                                               seed=seed)
+    final2 = None if why_not2 else train_final(
         "model2", result2.best_config, nuclei, p, device=ctx.device, seed=seed, weights_file=ctx.weights_file or None,
         allow_random=ctx.is_stub, run_dir=ctx.run)
+verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config, kept_because=why_not1)
 verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config, kept_because=why_not2,
                                 arch=weights["arch"])
+for name, final in (("model1", final1), ("model2", final2)):  # the curves of a run made here
+    if final is not None:
+        show_figure(curves_figure(final.fit.history, f"{name}: retrained with the search's best settings"), ctx.run,
+                    f"{name}_tuned_curves")
 
-# %%
-say("Tuned against the hand-picked baselines of chapters 2 and 3:\n\n- " + verdict1 + "\n- " + verdict2)
-tune.shutdown_ray()
+# %% tags=["report"]
+say("- " + verdict1 + "\n- " + verdict2)
+for name, final in (("model1", final1), ("model2", final2)):
+    if final is not None:
+        say(narrative.describe_training(final.fit.history, f"the retrained {name}")
+            + narrative.describe_spikes(final.fit.history))

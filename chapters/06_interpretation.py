@@ -11,19 +11,11 @@
 # %% [markdown]
 # # 6. What do the models look at? Interpretation with Captum
 #
-# A high accuracy does not tell whether a model looks at the nucleus in the centre of the patch or at
-# something incidental, such as the stain of the background. Attribution methods from **Captum** assign each
-# input pixel a share of the responsibility for a prediction:
-#
-# - **Saliency**: the gradient of the class score with respect to the pixels; fast but noisy.
-# - **Integrated Gradients with NoiseTunnel** (SmoothGrad): gradients integrated along a path from a plain
-#   patch of the training images' mean colour (zero after normalisation) to the patch, averaged over noisy
-#   copies of it; steadier than plain gradients.
-# - **Occlusion**: covers the patch with a sliding square of the mean colour and measures how much the
-#   score drops; slow, but it needs no gradients and is easy to explain.
-#
-# For every class we show one correctly and one wrongly classified validation patch when the model made
-# such an error.
+# Does a model look at the nucleus in the centre, or at something incidental such as the background stain?
+# Three **Captum** methods give each pixel a share of a prediction: **Saliency** (the gradient of the class
+# score; fast, noisy), **Integrated Gradients** from a mean-colour patch, averaged over noisy copies
+# (**NoiseTunnel**, SmoothGrad; steadier), and **Occlusion** (how much the score drops when a square of the
+# patch is greyed out). For every class I show one right and, where there is one, one wrong validation patch.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -46,72 +38,86 @@ import torch
 from IPython.display import display
 
 from labkit import evidence, interpret, results
-from labkit.notebook import (
-    chapter_parameters,
-    say,
-    show_figure,
-    show_source,
-    start_chapter,
-)
+from labkit.notebook import chapter_parameters, say, show_figure, start_chapter
 
 ctx = start_chapter("06_interpretation", **chapter_parameters(globals()))
 nuclei = ctx.data
-final = {name: results.load_final(ctx.run, name) for name in ("model1", "model2")}
+model1, model2 = results.load_final(ctx.run, "model1"), results.load_final(ctx.run, "model2")
 val_images = nuclei.train_images[nuclei.val_idx]
 val_dataset = nuclei.val_dataset()
+captum_settings = ctx.profile.captum_settings()  # noisy copies, integration steps, occlusion window and stride
 
 # %% [markdown]
-# The Captum calls, from `labkit.interpret`:
+# ## 6.1 The Captum calls
 
 # %%
-show_source(interpret.attribute)
+# %load labkit.interpret.attribute
+# %load labkit.interpret.explain
+# %load labkit.interpret.pick_examples
+# %load labkit.interpret.attribution_figure
 
 # %%
-captum_settings = ctx.profile.captum_settings()  # what the profile spends on each patch
-window, stride = captum_settings["window"], captum_settings["stride"]
-positions = interpret.occlusion_positions(val_images.shape[-1], window, stride) ** 2
-say(f"This build's settings ({ctx.profile.name} profile): IG + SmoothGrad averages "
-    f"{captum_settings['n_samples']} noisy copies x {captum_settings['n_steps']} integration steps per patch; "
-    f"Occlusion covers a {window}-pixel square every {stride} pixels ({positions} positions per patch).")
-attributions, checked_inputs = {}, {}
-for name, model in final.items():
-    pred = ctx.run.load_json(f"diagnostics/{name}_val_predictions.json")
-    labels, preds = np.asarray(pred["labels"]), np.asarray(pred["preds"])
-    picks = interpret.pick_examples(labels, preds, per_class=ctx.profile.interpret_per_class)
-    inputs = torch.stack([val_dataset[i][0] for i in picks])
-    with ctx.timer.phase("captum"):
-        attributions[name] = interpret.explain(model, inputs, preds[picks], **captum_settings)
-    checked_inputs[name] = (inputs, preds[picks])
-    with ctx.timer.phase("figures"):
-        fig = interpret.attribution_figure(model, inputs, val_images[picks], labels[picks], preds[picks],
-                                           title=f"{name}: Captum attributions", attributions=attributions[name],
-                                           probs=np.asarray(pred["probs"])[picks])
-        show_figure(fig, ctx.run, f"{name}_captum")
-    evidence.record(f"captum_{name}", f"Saliency, Integrated Gradients + NoiseTunnel and Occlusion on "
-                    f"{len(picks)} validation patches", model=name, patches=len(picks))
+pred1 = ctx.run.load_json("diagnostics/model1_val_predictions.json")  # chapter 5's predictions
+labels1, preds1 = np.asarray(pred1["labels"]), np.asarray(pred1["preds"])
+picks1 = pick_examples(labels1, preds1, per_class=ctx.profile.interpret_per_class)
+inputs1 = torch.stack([val_dataset[i][0] for i in picks1])
+with ctx.timer.phase("captum"):
+    attributions1 = explain(model1, inputs1, preds1[picks1], **captum_settings)  # target: the predicted class
+
+# %%
+show_figure(attribution_figure(model1, inputs1, val_images[picks1], labels1[picks1], preds1[picks1],
+                               title="model1: Captum attributions", attributions=attributions1,
+                               probs=np.asarray(pred1["probs"])[picks1]), ctx.run, "model1_captum")
+
+# %% tags=["report"]
+evidence.record("captum_model1", f"Saliency, Integrated Gradients + NoiseTunnel and Occlusion on {len(picks1)} "
+                "validation patches", model="model1", patches=len(picks1))
+say(interpret.describe_rows(attributions1, labels1[picks1], preds1[picks1], "model1"))
+
+# %%
+pred2 = ctx.run.load_json("diagnostics/model2_val_predictions.json")
+labels2, preds2 = np.asarray(pred2["labels"]), np.asarray(pred2["preds"])
+picks2 = pick_examples(labels2, preds2, per_class=ctx.profile.interpret_per_class)
+inputs2 = torch.stack([val_dataset[i][0] for i in picks2])
+with ctx.timer.phase("captum"):
+    attributions2 = explain(model2, inputs2, preds2[picks2], **captum_settings)
+
+# %%
+show_figure(attribution_figure(model2, inputs2, val_images[picks2], labels2[picks2], preds2[picks2],
+                               title="model2: Captum attributions", attributions=attributions2,
+                               probs=np.asarray(pred2["probs"])[picks2]), ctx.run, "model2_captum")
+
+# %% tags=["report"]
+evidence.record("captum_model2", f"Saliency, Integrated Gradients + NoiseTunnel and Occlusion on {len(picks2)} "
+                "validation patches", model="model2", patches=len(picks2))
+say(interpret.describe_rows(attributions2, labels2[picks2], preds2[picks2], "model2"))
 
 # %% [markdown]
-# ## 6.1 A number behind the pictures, and a sanity check
+# ## 6.2 A number behind the pictures, and a sanity check
 #
-# Heat maps are easy to over-read. As a check we measure, for each method and model, the share of positive
-# attribution that falls in the central region of the patch where the nucleus to classify sits. If a model
-# looked everywhere equally, that share would equal the central region's share of the area.
-#
-# A heat map can also look convincing while explaining nothing: some methods mostly redraw the patch's edges
-# and dark blobs, whatever the model learned. The standard sanity check (Adebayo et al., 2018, "Sanity
-# checks for saliency maps") computes the same maps for a copy of the model with re-initialised weights. A
-# method whose maps barely change (a high rank correlation) is not explaining the model.
+# Heat maps are easy to over-read, so I measure the share of positive attribution inside the dashed central
+# disc, against the disc's share of the area. Two checks say whether a method explains the model at all: the
+# sanity check of Adebayo et al. (2018) recomputes the maps for a copy with re-initialised weights (maps that
+# barely change explain nothing the model learned), and maps of different patches should differ (the same
+# picture for every patch shows the network, not the patch). A method fails when either mean rank
+# correlation is `RANDOMISATION_SIMILAR` or more.
 
 # %%
-show_source(interpret.randomisation_check)
-randomisation = {}
-for name, model in final.items():
-    picks_inputs, picks_targets = checked_inputs[name]
-    with ctx.timer.phase("captum"):
-        randomisation[name] = interpret.randomisation_check(model, picks_inputs, picks_targets, attributions[name],
-                                                            seed=seed, **captum_settings)
-table = interpret.central_share_table(attributions, randomisation=randomisation)
+# %load labkit.interpret.randomised_copy
+# %load labkit.interpret.randomisation_check
+
+# %%
+print("a method fails the check at a rank correlation of", interpret.RANDOMISATION_SIMILAR, "or more")
+with ctx.timer.phase("captum"):
+    randomisation = {
+        "model1": randomisation_check(model1, inputs1, preds1[picks1], attributions1, seed=seed, **captum_settings),
+        "model2": randomisation_check(model2, inputs2, preds2[picks2], attributions2, seed=seed, **captum_settings)}
+table = interpret.central_share_table({"model1": attributions1, "model2": attributions2}, randomisation=randomisation,
+                                     across_patches=True)
 ctx.run.save_frame("diagnostics/central_share.csv", table)
 display(table.style.format({"central_share": "{:.1%}", "area_share": "{:.1%}", "times_chance": "{:.2f}x",
-                            "similarity_to_random": "{:.2f}"}, na_rep="not run").hide(axis="index"))
+                            "similarity_to_random": "{:.2f}", "similarity_across_patches": "{:.2f}"},
+                           na_rep="not run").hide(axis="index"))
+
+# %% tags=["report"]
 say(interpret.describe_central_share(table))

@@ -197,9 +197,33 @@ def detect_model1(view: NotebookView, params: dict) -> Verdict:
     if count.total < low:
         return Verdict("model1_small_convnet", FAIL, f"{where}: {count.describe()}; at least {low} needed")
     if count.in_loop:
+        printed = _printed_weight_layers(view, d.name)
+        if printed is not None:   # the model as PyTorch prints it: the real count, loop or not
+            total, shown_in = printed
+            verdict = PASS if low <= total <= high else FAIL
+            return Verdict("model1_small_convnet", verdict, f"{where}: layers built in a loop; the {d.name} printed "
+                           f"in cell {shown_in.number} has {total} weight layers (allowed {low}..{high})")
         return Verdict("model1_small_convnet", WARN, f"{where}: {count.describe()} (layers built in a loop: "
                        f"check that the real count is at most {high})")
     return Verdict("model1_small_convnet", PASS, f"{where}: {count.describe()} (allowed {low}..{high})")
+
+
+_PRINTED_WEIGHT_LAYER = re.compile(r"^\s*\(\w+\):\s*(?:Conv2d|Linear)\(", re.MULTILINE)
+
+
+def _printed_weight_layers(view: NotebookView, name: str) -> tuple[int, Cell] | None:
+    """(Conv2d + Linear count, cell) of the first ``name(...)`` module repr a cell printed, or None."""
+    if not name:
+        return None
+    starts = re.compile(rf"^{re.escape(name)}\(\s*$", re.MULTILINE)
+    for cell in view.code:
+        if not _ok(cell):
+            continue
+        for output in cell.shown_outputs:
+            match = starts.search(output.text)
+            if match:
+                return len(_PRINTED_WEIGHT_LAYER.findall(output.text[match.start():])), cell
+    return None
 
 
 def detect_model2(view: NotebookView) -> Verdict:

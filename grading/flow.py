@@ -760,8 +760,9 @@ def model1_candidates(view: NotebookView) -> list[tuple[Cell, Definition, LayerC
                 name = re.match(r"\s*([\w.]+)\s*=", text)
                 candidates.append((cell, Definition("sequential", name.group(1) if name else "Sequential", text),
                                    count))
+    # (a class defined twice, say once in a %%writefile cell and once in the notebook, is not a block of itself)
     return [(cell, d, count) for cell, d, count in candidates
-            if not any(other is not d and re.search(rf"\b{re.escape(d.name)}\s*\(", other.text)
+            if not any(other is not d and other.name != d.name and re.search(rf"\b{re.escape(d.name)}\s*\(", other.text)
                        for _, other, _ in candidates)]
 
 

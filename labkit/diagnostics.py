@@ -98,8 +98,11 @@ def _finish_curves(fig: Figure, axes, epochs: Sequence[int], title: str) -> Figu
 
 def rates_matrix(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
     """(counts, row-normalised rates) over all four classes; a class with no examples gets a zero row."""
-    true, pred = _as_labels(y_true), _as_labels(y_pred)  # a bincount, not sklearn: its import costs seconds
-    counts = np.bincount(true * N_CLASSES + pred, minlength=N_CLASSES ** 2).reshape(N_CLASSES, N_CLASSES)
+    from sklearn.metrics import (
+        confusion_matrix,  # here: importing sklearn costs seconds where unused
+    )
+
+    counts = confusion_matrix(_as_labels(y_true), _as_labels(y_pred), labels=list(CLASS_IDS))
     support = counts.sum(axis=1, keepdims=True)
     rates = np.divide(counts, support, out=np.zeros(counts.shape, dtype=float), where=support > 0)
     return counts, rates
@@ -451,13 +454,15 @@ def _first_words(names: Sequence[str]) -> list[str]:
     return [n.split()[0] for n in names]
 
 
-def fix_figure(result: FixResult, title: str | None = None) -> Figure:
-    """Before and after confusion rates side by side, per-class recall before/after below them.
+def fix_figure(result: FixResult, title: str | None = None, model: str | None = None) -> Figure:
+    """Before and after confusion rates side by side, per-class recall before/after below them. "After" is
+    the fixed weights without TTA (what chapter 5 adopts or not), as the text's numbers are.
 
     Two rows rather than three panels in one: at notebook width (~900 px) each panel keeps its class
     names at about 10 pt.
     """
-    before, after = result.before, result.after
+    before = result.before
+    after = result.after_without_tta if result.after_without_tta is not None else result.after
     _, rates_before = rates_matrix(before.labels, before.preds)
     _, rates_after = rates_matrix(after.labels, after.preds)
     fig = plt.figure(figsize=(10, 8.4), dpi=100)
@@ -490,63 +495,87 @@ def fix_figure(result: FixResult, title: str | None = None) -> Figure:
     ax.legend(loc="upper center", ncol=2, fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     if title is None:
-        title = ("Fix for " + (f"'{pair.true_name}' -> '{pair.predicted_name}' (red box)" if pair is not None
-                               else "the model (no confusion to aim at)"))
+        title = ((f"{model}: fix" if model else "Fix") + " for "
+                 + (f"'{pair.true_name}' -> '{pair.predicted_name}' (red box)" if pair is not None
+                    else "the model (no confusion to aim at)"))
     fig.suptitle(title, fontsize=13)
     fig.tight_layout()
     return fig
 
 
-def describe_fix(result: FixResult) -> str:
-    """Generated from the numbers of this run: what changed for the pair, its true class, and overall."""
-    before, after, pair = result.before, result.after, result.pair
+PRECISION_DROP_PP = 5.0  # a class whose precision falls this much took errors from the fix: said in the text
+
+
+def _precision(counts: np.ndarray) -> np.ndarray:
+    predicted = counts.sum(axis=0)
+    return np.divide(np.diag(counts), predicted, out=np.full(len(predicted), np.nan), where=predicted > 0)
+
+
+def describe_fix(result: FixResult, model: str | None = None) -> str:
+    """Generated from the numbers of this run: what changed for the pair, for every other class (recall and
+    precision), and overall. The numbers are those of the fixed *weights* (without TTA where the fix used it):
+    the weights are what chapter 5 adopts or not; TTA's own effect is said separately."""
+    before, pair = result.before, result.pair
+    whose = f"{model}'s" if model else "The"   # two fixes in one chapter: each sentence says whose
+    after = result.after_without_tta if result.after_without_tta is not None else result.after
     acc_b, acc_a = accuracy(before.labels, before.preds), accuracy(after.labels, after.preds)
     d_acc = 100 * (acc_a - acc_b)
     overall = f"overall validation accuracy went from {acc_b:.1%} to {acc_a:.1%} ({d_acc:+.1f} pp)"
+    tta = ""
+    if result.after_without_tta is not None and result.settings.get("tta"):
+        acc_t = accuracy(result.after.labels, result.after.preds)
+        tta = (f" With test-time augmentation (the 8 flips and rotations averaged) the fixed weights score "
+               f"{acc_t:.1%}, {100 * (acc_t - acc_a):+.1f} pp against the same weights without it.")
     if pair is None:
-        return f"{result.description} Nothing was misclassified before the fix; {overall}."
+        return f"Nothing was misclassified before the fix; {overall}.{tta}"
     i, j = pair.true_class, pair.predicted_class
-    _, rates_b = rates_matrix(before.labels, before.preds)
+    counts_b, rates_b = rates_matrix(before.labels, before.preds)
     counts_a, rates_a = rates_matrix(after.labels, after.preds)
     d_pair = 100 * (rates_a[i, j] - rates_b[i, j])   # negative = fewer confusions = better
     d_recall = 100 * (rates_a[i, i] - rates_b[i, i])
     pair_name = f"'{pair.true_name}' predicted as '{pair.predicted_name}'"
-    lines = [result.description]
-    change = (f"The confusion rate of {pair_name} went from {rates_b[i, j]:.1%} to {rates_a[i, j]:.1%} "
-              f"({d_pair:+.1f} pp; {pair.count} -> {int(counts_a[i, j])} patches), recall of "
-              f"'{pair.true_name}' from {rates_b[i, i]:.1%} to {rates_a[i, i]:.1%} ({d_recall:+.1f} pp), and {overall}.")
-    lines.append(change)
-    # other classes whose recall fell by COLLAPSE_PP or more: accuracy alone can hide them on imbalanced data
-    hurt = [CLASS_NAMES[k] for k in range(N_CLASSES)
-            if k != i and 100 * (rates_b[k, k] - rates_a[k, k]) >= COLLAPSE_PP]
+    # what the fix did is the chapter's to say (and the evidence record's, as result.description): the numbers here
+    lines = [(f"For {whose.lower() if not model else whose} fixed weights, the confusion rate of {pair_name} went "
+              f"from {rates_b[i, j]:.1%} to {rates_a[i, j]:.1%} ({d_pair:+.1f} pp; {pair.count} -> {int(counts_a[i, j])} patches), recall of "
+              f"'{pair.true_name}' from {rates_b[i, i]:.1%} to {rates_a[i, i]:.1%} ({d_recall:+.1f} pp), and "
+              f"{overall}.")]
+    # every other class that lost recall, and every class whose precision fell: the fix's cost
+    lost = [k for k in range(N_CLASSES) if k != i and rates_a[k, k] < rates_b[k, k]]
+    if lost:
+        lines.append("Recall fell for " + ", ".join(
+            f"'{CLASS_NAMES[k]}' ({rates_b[k, k]:.1%} -> {rates_a[k, k]:.1%})" for k in lost) + ".")
+    prec_b, prec_a = _precision(counts_b), _precision(counts_a)
+    diluted = [k for k in range(N_CLASSES) if not np.isnan(prec_b[k]) and not np.isnan(prec_a[k])
+               and 100 * (prec_b[k] - prec_a[k]) >= PRECISION_DROP_PP]
+    if diluted:
+        lines.append("Precision fell for " + ", ".join(
+            f"'{CLASS_NAMES[k]}' ({prec_b[k]:.1%} -> {prec_a[k]:.1%}; {int(counts_a[:, k].sum())} patches "
+            f"predicted as it, {int(counts_b[:, k].sum())} before)" for k in diluted)
+            + ": more patches are now given that class, and more of them wrongly.")
+    hurt = [CLASS_NAMES[k] for k in lost if 100 * (rates_b[k, k] - rates_a[k, k]) >= COLLAPSE_PP]
     if d_pair < 0 and hurt:
         verdict = (f"The targeted confusion fell, but recall of {', '.join(repr(n) for n in hurt)} fell by "
                    f"{COLLAPSE_PP:.0f} pp or more: the fix moved errors to other classes rather than removing them.")
-    elif d_pair < 0 and d_recall >= 0 and d_acc >= 0:
+    elif d_pair < 0 and d_recall >= 0 and d_acc >= 0 and not lost and not diluted:
         verdict = "The fix worked: the targeted confusion fell without costing overall accuracy or another class."
+    elif d_pair < 0 and (lost or diluted):
+        verdict = "The targeted confusion fell, at the cost to other classes listed above."
     elif d_pair < 0 and d_acc < 0:
-        verdict = ("The fix reduced the targeted confusion but at a cost elsewhere: overall accuracy fell, "
-                   "so the model now errs more on other classes (over-correction).")
+        verdict = ("The fix reduced the targeted confusion but overall accuracy fell: the model now errs more on "
+                   "other classes (over-correction).")
     elif d_pair < 0:
         verdict = ("The targeted confusion fell, but recall of the true class did not rise: its patches "
                    "went to other wrong classes instead.")
     elif d_pair == 0:
-        verdict = "The fix did not change the targeted confusion."
+        verdict = f"{whose} fix did not change the targeted confusion."
     else:
-        verdict = "The fix did not work: the targeted confusion became more frequent."
+        verdict = f"{whose} fix did not work: the targeted confusion became more frequent."
     lines.append(verdict)
-    if result.after_without_tta is not None and result.settings.get("tta"):
-        plain = result.after_without_tta
-        acc_p = accuracy(plain.labels, plain.preds)
-        _, rates_p = rates_matrix(plain.labels, plain.preds)
-        lines.append(f"Without test-time augmentation the fine-tuned model scores {acc_p:.1%} with a pair "
-                     f"confusion rate of {rates_p[i, j]:.1%}, so TTA accounts for {100 * (acc_a - acc_p):+.1f} pp "
-                     f"of the accuracy change and fine-tuning for {100 * (acc_p - acc_b):+.1f} pp.")
     n_true = int(counts_a[i].sum())
     if n_true < 30:
-        lines.append(f"Caution: only {n_true} validation patches are '{pair.true_name}', so one patch moves "
+        lines.append(f"Only {n_true} validation patches are '{pair.true_name}', so one patch moves "
                      f"its rates by {100 / max(n_true, 1):.1f} pp.")
-    return " ".join(lines)
+    return " ".join(lines) + tta
 
 
 # ----------------------------------------------------------------------------------------------
@@ -687,23 +716,15 @@ def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) 
 def describe_verdict(v: FixVerdict, pair: ConfusedPair | None, n_val: int, had_tta: bool) -> str:
     """The verdict in words; every number is this run's."""
     pp = lambda x: f"{100 * x:+.1f} pp"
-    weights = "The fixed weights (without TTA)" if had_tta else "The fixed model"
-    lines = []
-    if pair is not None:
-        lines.append(f"{weights}: '{pair.true_name}' predicted as '{pair.predicted_name}' went from "
-                     f"{v.pair_rate_before:.1%} to {v.pair_rate_after:.1%} of the '{pair.true_name}' patches "
-                     f"(binomial standard error {v.pair_se:.1%} before)")
-    else:
-        lines.append(f"{weights}: nothing was misclassified before, so there was no pair to aim at")
-    lines[-1] += (f"; balanced accuracy from {v.balanced_before:.1%} to {v.balanced_after:.1%} "
-                  f"({pp(v.balanced_after - v.balanced_before)}, paired-bootstrap 95% interval of the change "
-                  f"{pp(v.balanced_low)} to {pp(v.balanced_high)} over the {n_val} validation patches); macro F1 "
-                  f"from {v.macro_f1_before:.3f} to {v.macro_f1_after:.3f}; accuracy from {v.accuracy_before:.1%} "
-                  f"to {v.accuracy_after:.1%}.")
+    # the pair's rates and the accuracy are describe_fix's to say; the verdict adds what decides adoption
+    lines = [(f"Balanced accuracy (mean recall over the classes) went from {v.balanced_before:.1%} to "
+              f"{v.balanced_after:.1%} ({pp(v.balanced_after - v.balanced_before)}; paired-bootstrap 95% interval "
+              f"of the change {pp(v.balanced_low)} to {pp(v.balanced_high)} over the {n_val} validation patches), "
+              f"macro F1 from {v.macro_f1_before:.3f} to {v.macro_f1_after:.3f}.")]
     if v.collapsed:
         lines.append("Recall collapsed for " + ", ".join(f"'{c}'" for c in v.collapsed) + ".")
     else:
-        lines.append(f"No class's recall fell by {COLLAPSE_PP:g} points or more beyond its noise.")
+        lines.append(f"With {v.model}'s fix no class's recall fell by {COLLAPSE_PP:g} points or more beyond its noise.")
     if v.adopted:
         lines.append(f"**Adopted**: the fixed {v.model} replaces the final one in the submission (chapter 7).")
     else:

@@ -2,7 +2,7 @@
 
     class_mix_figure(labels, title)            bar chart of class counts with percentages
     example_grid(images, labels, per_class)    a row of example patches per class
-    augmentation_preview(image, augment, n)    one patch and n random augmentations of it
+    augmentation_preview(image)                the 8 fixed views (4 rotations x 2 flips) of a patch
     split_table(labels, train_idx, val_idx)    per-class counts and shares in each split
 """
 from __future__ import annotations
@@ -64,19 +64,24 @@ def example_grid(images, labels, per_class: int = 6, seed: int = 0, title: str =
     return fig
 
 
-def augmentation_preview(image, augment, n: int = 7, title: str = "One patch and random augmentations of it"):
-    """augment: a function from the CHW patch to an augmented CHW image (uint8, or float in 0..1)."""
-    fig, axes = plt.subplots(1, n + 1, figsize=(1.5 * (n + 1), 2.0))
-    axes[0].imshow(_hwc(image))
-    axes[0].set_title("original", fontsize=9)
-    for i, ax in enumerate(axes[1:], 1):
-        ax.imshow(_hwc(augment(image)))
-        ax.set_title(f"augmented {i}", fontsize=9)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
+def augmentation_preview(image, title: str = "The eight views training draws from: 4 rotations x 2 flips"):
+    """The 8 fixed views of one CHW patch (uint8, or float in 0..1): rotations by 0, 90, 180 and 270
+    degrees, each without and with a left-right flip. Training draws one of them at random per patch."""
+    import torch
+
+    image = torch.as_tensor(image)
+    fig, axes = plt.subplots(2, 4, figsize=(7.5, 4.4), layout="constrained")
+    for flip in range(2):
+        for turn in range(4):
+            view = torch.rot90(image, turn, dims=(-2, -1))
+            view = view.flip(-1) if flip else view
+            ax = axes[flip, turn]
+            ax.imshow(_hwc(view))
+            ax.set_title(f"{90 * turn} deg" + (", flipped" if flip else "") + (" (original)" if not (flip or turn)
+                                                                                else ""), fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 

@@ -70,7 +70,7 @@ def attribute(model: torch.nn.Module, inputs, targets, method: str, *, n_samples
     forward/backward passes per image; a 16 px occlusion window every 12 px tiles a 100 px patch
     exactly (8 x 8 = 64 forward passes per image). ``noise_std`` is in normalised units (data std 1).
     """
-    # imported here so that show_source(attribute) in chapter 6 shows where the Captum classes come from
+    # imported here so that chapter 6's copy of this function shows where the Captum classes come from
     from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 
     if method not in METHODS:
@@ -171,9 +171,11 @@ def central_share(attr, radius_fraction: float = 0.25) -> float:
 
 def central_share_table(attributions_by_model: Mapping[str, Mapping[str, np.ndarray]],
                         radius_fraction: float = 0.25,
-                        randomisation: Mapping[str, Mapping[str, float]] | None = None) -> pd.DataFrame:
+                        randomisation: Mapping[str, Mapping[str, float]] | None = None,
+                        across_patches: bool = False) -> pd.DataFrame:
     """One row per model and method: central share, the disc's area share, their ratio, and (when
-    ``randomisation`` from ``randomisation_check`` is given per model) the similarity to a random model."""
+    ``randomisation`` from ``randomisation_check`` is given per model) the similarity to a random model.
+    ``across_patches``: also how alike one method's maps of *different* patches are (``patch_similarity``)."""
     rows = []
     for model_name, by_method in attributions_by_model.items():
         for method, attr in by_method.items():
@@ -181,11 +183,31 @@ def central_share_table(attributions_by_model: Mapping[str, Mapping[str, np.ndar
             area = central_area_share(attr.shape[-2], attr.shape[-1], radius_fraction)
             share = central_share(attr, radius_fraction)
             similarity = (randomisation or {}).get(model_name, {}).get(method, float("nan"))
-            rows.append({"model": model_name, "method": method, "images": int(attr.shape[0]) if attr.ndim == 3 else 1,
-                         "central_share": share, "area_share": area, "times_chance": share / area,
-                         "similarity_to_random": similarity})
-    return pd.DataFrame(rows, columns=["model", "method", "images", "central_share", "area_share", "times_chance",
-                                       "similarity_to_random"])
+            row = {"model": model_name, "method": method, "images": int(attr.shape[0]) if attr.ndim == 3 else 1,
+                   "central_share": share, "area_share": area, "times_chance": share / area,
+                   "similarity_to_random": similarity}
+            if across_patches:
+                row["similarity_across_patches"] = patch_similarity(attr)
+            rows.append(row)
+    columns = ["model", "method", "images", "central_share", "area_share", "times_chance", "similarity_to_random"]
+    return pd.DataFrame(rows, columns=columns + (["similarity_across_patches"] if across_patches else []))
+
+
+def patch_similarity(maps) -> float:
+    """Mean Spearman rank correlation of |map| between every two *different* patches: near 1 when a method
+    draws the same picture whatever the patch (a pattern of the network, not of the input). NaN for < 2."""
+    maps = np.abs(np.asarray(maps, dtype=float))
+    if maps.ndim != 3 or len(maps) < 2:
+        return float("nan")
+    flat = maps.reshape(len(maps), -1)
+    rhos = [spearmanr(flat[i], flat[j]).statistic for i in range(len(flat)) for j in range(i + 1, len(flat))
+            if np.ptp(flat[i]) > 0 and np.ptp(flat[j]) > 0]
+    return float(np.mean(rhos)) if rhos else float("nan")
+
+
+def _same_for_every_patch(row) -> bool:
+    value = row.get("similarity_across_patches", float("nan"))
+    return bool(value >= RANDOMISATION_SIMILAR)
 
 
 def _verdict(times_chance: float) -> str:
@@ -205,7 +227,7 @@ def _joined(words: list[str]) -> str:
 
 
 def _fails_check(row) -> bool:
-    return bool(row["similarity_to_random"] >= RANDOMISATION_SIMILAR)
+    return bool(row["similarity_to_random"] >= RANDOMISATION_SIMILAR) or _same_for_every_patch(row)
 
 
 def describe_central_share(table: pd.DataFrame, area_share: float | None = None) -> str:
@@ -215,8 +237,7 @@ def describe_central_share(table: pd.DataFrame, area_share: float | None = None)
         return "No attributions were computed, so there is no central share to report."
     if area_share is None:
         area_share = float(table["area_share"].iloc[0])
-    lines = [f"The central disc covers {area_share:.1%} of each patch, so attribution spread at random would "
-             f"put {area_share:.1%} of it there (chance level)."]
+    lines = [f"Chance level is {area_share:.1%}, the central disc's share of the patch."]
     checked = table["similarity_to_random"].notna().any()
     for model_name, group in table.groupby("model", sort=False):
         by_verdict: dict[str, list[str]] = {}
@@ -228,11 +249,19 @@ def describe_central_share(table: pd.DataFrame, area_share: float | None = None)
         if checked:
             failed = group[group.apply(_fails_check, axis=1)]
             passed = group[~group.index.isin(failed.index) & group["similarity_to_random"].notna()]
-            if len(failed):
-                lines.append(f"But {model_name}'s {_joined(list(failed['method']))} maps hardly change when its "
+            random_like = failed[failed["similarity_to_random"] >= RANDOMISATION_SIMILAR]
+            if len(random_like):
+                lines.append(f"But {model_name}'s {_joined(list(random_like['method']))} maps hardly change when its "
                              f"weights are re-initialised (rank correlation up to "
-                             f"{failed['similarity_to_random'].max():.2f}): they show the patch itself rather "
+                             f"{random_like['similarity_to_random'].max():.2f}): they show the patch itself rather "
                              "than what the model learned, so their central share says little.")
+            same = failed[failed.apply(_same_for_every_patch, axis=1)]
+            if len(same):
+                lines.append(f"{model_name}'s {_joined(list(same['method']))} maps are nearly the same picture for "
+                             f"every patch (rank correlation between different patches up to "
+                             f"{same['similarity_across_patches'].max():.2f}): a pattern of the network rather than "
+                             "of the patch, so they do not explain any one prediction and their share is not used.")
+            passed = passed[~passed.index.isin(same.index)]
             if len(passed):
                 lines.append(f"{_joined(list(passed['method']))} pass the randomisation check for {model_name}: "
                              f"a randomly initialised copy gives different maps (rank correlation at most "
@@ -256,6 +285,28 @@ def describe_central_share(table: pd.DataFrame, area_share: float | None = None)
         lines.append(f"These shares rest on few patches ({shown}): read them as an indication, "
                      "not a measurement.")
     return " ".join(lines)
+
+
+def describe_rows(attributions: Mapping[str, np.ndarray], labels, preds, name: str, method: str = OCCLUSION,
+                 radius_fraction: float = 0.25) -> str:
+    """The attribution figure read row by row with one method: where each patch's strongest evidence for the
+    prediction lies (the pixel of the largest positive attribution), on the central nucleus or around it."""
+    maps = np.asarray(attributions[method], dtype=float)
+    labels, preds = np.asarray(labels).ravel(), np.asarray(preds).ravel()
+    mask = central_mask(maps.shape[-2], maps.shape[-1], radius_fraction)
+    where: dict[str, list[str]] = {"on the central nucleus": [], "in the surrounding tissue": []}
+    for r, attr in enumerate(maps):
+        if attr.max() <= 0:
+            continue
+        y, x = np.unravel_index(np.argmax(attr), attr.shape)
+        row = f"row {r + 1} ({CLASS_NAMES[labels[r]]}" + (
+            "" if labels[r] == preds[r] else f", taken for {CLASS_NAMES[preds[r]]}") + ")"
+        where["on the central nucleus" if mask[y, x] else "in the surrounding tissue"].append(row)
+    parts = [f"{place} in {_joined(rows)}" for place, rows in where.items() if rows]
+    if not parts:
+        return ""
+    return (f"Read row by row with {method}, {name}'s strongest evidence for its prediction lies "
+            + "; and ".join(parts) + ".")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -338,9 +389,13 @@ def attribution_figure(model, images_norm, images_uint8, labels, preds, title: s
         grey = patch.mean(axis=2) if patch.ndim == 3 else patch
         ax = axes[r, 0]
         ax.imshow(patch)
+        if r == 0:  # the column's header, above the row's own title
+            ax.annotate("patch", xy=(0.5, 1.0), xycoords="axes fraction", xytext=(0, 30), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=10, fontweight="bold")
         verdict = "right" if labels[r] == preds[r] else "WRONG"
         confidence = f" {float(np.asarray(probs)[r, preds[r]]):.0%}" if probs is not None else ""
-        ax.set_title(f"true: {CLASS_NAMES[labels[r]]}\npred: {CLASS_NAMES[preds[r]]}{confidence} ({verdict})",
+        ax.set_title(f"row {r + 1}: true {CLASS_NAMES[labels[r]]}\npred: {CLASS_NAMES[preds[r]]}{confidence} "
+                     f"({verdict})",
                      fontsize=8.5, color="black" if verdict == "right" else "firebrick")
         h, w = grey.shape
         radius = radius_fraction * min(h, w)

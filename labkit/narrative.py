@@ -5,7 +5,7 @@ numbers (class counts, a History, weights.json, predictions) and picks its wordi
 tests/test_narrative.py run each one on runs that differ (balanced vs imbalanced classes, overfitting vs
 underfitting vs converged, random vs verified vs unverified weights) and check the wording.
 
-    describe_data_source(root, is_stub)        "the synthetic stub in ..." / "the data in ..."
+    describe_data_source(root, is_stub)        "synthetic patches in ..." / "the provided data"
     class_balance(counts) -> ClassBalance      largest and smallest class, their ratio, a verdict
     describe_class_mix(counts)                 the class mix and what the report does about it
     weights_start(weights)                     the comparison table's "start" cell for model2
@@ -41,9 +41,9 @@ def _joined(words: Sequence[str]) -> str:
 # the data
 # ---------------------------------------------------------------------------------------------------
 def describe_data_source(root, is_stub: bool) -> str:
-    """Where the data comes from, as far as the build can know: a stub it made, or a folder it was given.
-    A folder in the competition's layout may still hold other images, so it is never called Kaggle's."""
-    return f"the synthetic stub in `{root}`" if is_stub else f"the data in `{root}`"
+    """Where the data comes from, in the report's words: synthetic patches, or the given data. The folder
+    itself (a path of this machine) belongs in the appendix, not in the report."""
+    return "synthetic patches in the competition's file layout" if is_stub else "the provided data"
 
 
 # the largest class over the smallest: up to BALANCED the mix is treated as balanced; from IMBALANCED on
@@ -102,10 +102,10 @@ def describe_class_mix(counts: Mapping[str, int]) -> str:
                        "in both parts) and chapter 5 reports recall and F1 per class beside accuracy, but the "
                        "mix is not skewed enough to resample it for training (chapter 5's fix draws the class a "
                        "model confuses most more often: that aims at a confusion, not at the mix). " + always)
-    return text + ("The classes are clearly imbalanced, so accuracy alone flatters the large classes. We keep "
-                   "every class's share in both parts with a stratified split, report recall and F1 per class "
-                   "in chapter 5, and there counter the imbalance with a class-balanced sampler aimed at the "
-                   "class a model neglects most. " + always)
+    return text + ("The classes are clearly imbalanced, so accuracy alone flatters the large classes. The split "
+                   "is stratified, chapter 5 reports recall and F1 per class, and its fix trains with a "
+                   "class-balanced sampler that also draws the true class of each model's most frequent "
+                   "confusion more often. " + always)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -131,13 +131,14 @@ def describe_weights(weights: Mapping) -> str:
                 f"SHA-256 `{str(weights['sha256'])[:16]}...` matches the hash torchvision publishes, so these "
                 "are the published ImageNet weights and everything below is transfer learning.")
     if kind == "unverified":
-        return (f"> **Caution:** {arch} starts from the file `{weights.get('path')}`, whose SHA-256 "
+        return (f"> **Caution:** {arch} starts from a given weights file (named in the appendix), whose SHA-256 "
                 f"`{str(weights.get('sha256'))[:16]}...` does **not** match the published hash of torchvision's "
                 f"{weights.get('weights')}. It fits the architecture, but nothing shows that it holds ImageNet "
                 "weights: read the results below as those of a network started from an unknown state.")
-    return (f"> **Warning: model2 is NOT pretrained in this build.** {weights.get('message', '')} It starts from "
-            "random weights, so everything below measures the architecture trained from scratch, not transfer "
-            "learning. Build with the ImageNet weights (see the README) before handing this notebook in.")
+    return (f"> **Warning: model2 is NOT pretrained here.** No ImageNet weights for {arch} were available, so it "
+            "starts from random weights and every stage of it is trained (frozen random stages would compute "
+            "nothing useful). Everything below measures the architecture trained from scratch, not transfer "
+            "learning.")
 
 
 def model2_name(weights: Mapping) -> str:
@@ -156,8 +157,8 @@ def weights_limitation(weights: Mapping) -> str | None:
                 "comparison measures two architectures trained from scratch, not transfer learning.")
     if kind == "unverified":
         return ("model2's weights file does **not** match the hash torchvision publishes for its ImageNet "
-                "weights, so this build cannot show that model2 was pretrained on ImageNet; rebuild with the "
-                "published file before drawing conclusions about transfer learning.")
+                "weights, so nothing here shows that model2 was pretrained on ImageNet, and these results say "
+                "nothing about transfer learning.")
     return None
 
 
@@ -231,14 +232,14 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
     kept = (f"the weights kept are those of epoch {v.kept_epoch} (validation loss {v.kept_val_loss:.3f}, "
             f"accuracy {_pct(v.kept_val_acc)})")
     if v.kind == "too short":
-        return (f"**{name}** trained for a single epoch, with {accs}. One point shows no trend, so these "
+        return (f"**{name}** trained for a single epoch, with {accs}. One point shows no trend, so {name}'s "
                 "curves cannot tell overfitting from underfitting.")
     if v.kind == "overfitting":
         rise = (f" Validation loss rose from {v.kept_val_loss:.3f} at epoch {v.kept_epoch} to "
                 f"{v.last_val_loss:.3f} at epoch {v.epochs}." if v.last_val_loss > v.kept_val_loss else "")
         return (f"**{name}** overfits: {accs}.{rise} It fits the training patches more closely than it "
-                f"generalises; {kept}, which limits the damage. More epochs would not help; more data, "
-                "stronger regularisation (dropout, weight decay) or more augmentation would.")
+                f"generalises; {kept}, which limits the damage. For {name}, more epochs would not help; more "
+                "data, stronger regularisation (dropout, weight decay) or more augmentation would.")
     if v.kind == "gap while improving":
         return (f"**{name}** fits the training patches far more closely than new ones ({accs}), but its "
                 f"validation loss was still at its lowest at the last epoch ({v.kept_val_loss:.3f}): it has not "
@@ -247,13 +248,34 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
     if v.kind == "underfitting":
         return (f"**{name}** was still learning when training stopped: validation loss was lowest at the last "
                 f"epoch ({v.kept_val_loss:.3f}) and training loss fell by {_pct(v.train_loss_drop)} in that "
-                f"epoch, with {accs}. More epochs would likely raise its accuracy.")
+                f"epoch, with {accs}. A longer run would likely raise {name}'s accuracy (none was made here).")
     settled = (f"{_pct(abs(v.train_loss_drop))} in the last epoch, with {accs}; {kept}. Neither more epochs "
                "nor more regularisation is the obvious next step.")
     if abs(v.train_loss_drop) >= STILL_FALLING:  # validation has levelled off, the (small) training loss not
         return (f"**{name}** levelled off on validation within {v.epochs} epochs: validation loss was lowest at "
                 f"epoch {v.kept_epoch}, not at the last, although training loss still changed by {settled}")
     return f"**{name}** has converged within {v.epochs} epochs: training loss changed by {settled}"
+
+
+def describe_spikes(history, jump: float = 0.2) -> str:
+    """Epochs whose validation loss jumped above both neighbours (by ``jump`` of the lower one), said once.
+    A curve's spike that no sentence mentions reads as unseen; "" when there is none."""
+    loss, acc = list(history.val_loss), list(history.val_acc)
+    spikes = [i for i in range(1, len(loss) - 1)
+              if loss[i] > (1 + jump) * max(loss[i - 1], loss[i + 1]) or
+              (loss[i] > (1 + jump) * min(loss[i - 1], loss[i + 1]) and loss[i] > max(loss[i - 1], loss[i + 1]))]
+    if not spikes:
+        return ""
+    epochs = _and([str(history.epoch[i]) for i in spikes])
+    values = _and([f"{loss[i]:.3f} ({_pct(acc[i])})" for i in spikes])
+    one = len(spikes) == 1
+    return (f" At epoch{'' if one else 's'} {epochs} validation loss jumped (to {values}, accuracy in brackets) and "
+            f"fell back the epoch after: {'a noisy epoch' if one else 'noisy epochs'} on the validation split, not a "
+            f"trend, and not {'the epoch' if one else 'epochs'} whose weights are kept.")
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 # ---------------------------------------------------------------------------------------------------

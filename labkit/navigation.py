@@ -89,18 +89,75 @@ def section_of(cell_index: int, all_headings: list[Heading]) -> Heading | None:
     return above[-1] if above else None
 
 
-def rubric_map_markdown(cells, criteria: list[dict], whole_notebook: str) -> str:
-    """One table row per rubric criterion: what it asks, and a link to the section that shows it.
+# The rubric items a marker looks for, in the marker's words, in the order they are marked. Where the rubric
+# asks to see code, the map points at the cell that holds it (a listing of that labkit object); otherwise at
+# the section whose output shows the result (its evidence record). The file name, execution and run order
+# are facts about the whole notebook, not places in it: the map leaves them out.
+MAP_ITEMS = (
+    ("data_loader", "The custom PyTorch Dataset and DataLoader", "labkit.data.NucleiDataset"),
+    ("validation_split", "The stratified validation split", "labkit.data.stratified_split"),
+    ("model1_small_convnet", "model1: the small ConvNet (at most 8 weight layers)", "labkit.models.Model1"),
+    ("model2_pretrained", "model2: torchvision network, ImageNet weights, new head", "labkit.models.build_model2"),
+    ("tuning_model1", "Ray Tune search for model1", None),
+    ("tuning_model2", "Ray Tune search for model2", None),
+    ("curves_model1", "Loss and accuracy curves, model1", None),
+    ("curves_model2", "Loss and accuracy curves, model2", None),
+    ("confusion_model1", "Confusion matrix, model1", None),
+    ("confusion_model2", "Confusion matrix, model2", None),
+    ("confusion_fix", "A fix for the worst confusion, before and after", None),
+    ("captum_model1", "Captum attributions, model1", None),
+    ("captum_model2", "Captum attributions, model2", None),
+    ("submission", "submission.csv, checked against example.csv", None),
+    ("discussion", "Comparison of the two models", None),
+    ("narrative", "Interpretation of the results", None),
+)
+EVERY_CHAPTER = "under each result, in every chapter"
 
-    ``criteria`` are the rubric's entries (``id`` and ``description``); a criterion without an evidence
-    record (file name, execution, run order) is about the whole notebook and says so (``whole_notebook``).
+
+def listing_cells(cells) -> dict[str, int]:
+    """labkit object (dotted name) -> index of the code cell that shows and runs its source."""
+    found = {}
+    for index, cell in enumerate(cells):
+        for dotted in cell.get("metadata", {}).get("labkit_listing", []):
+            found.setdefault(dotted, index)
+    return found
+
+
+def _record(cells, index: int, criterion: str) -> dict:
+    for output in cells[index].get("outputs", []):
+        record = output.get("data", {}).get(EVIDENCE_MIME)
+        if isinstance(record, dict) and record.get("criterion") == criterion:
+            return record
+    return {}
+
+
+def rubric_map_markdown(cells, criteria: list[dict] | None = None, whole_notebook: str = "") -> str:
+    """One row per rubric item a marker looks for: what it is, and a link to where it is.
+
+    Code the rubric asks to see links to the cell that holds it; results link to the section whose output
+    shows them. model2's row says plainly when its weights are not verified ImageNet weights.
+    ``criteria`` (the rubric's ids and descriptions) limits the rows to the rubric's items.
     """
     all_headings = headings(cells)
     shown_in = evidence_cells(cells)
+    code_in = listing_cells(cells)
+    wanted = {c["id"] for c in criteria} if criteria is not None else None
     rows = []
-    for criterion in criteria:
-        index = shown_in.get(criterion["id"])
+    for criterion, label, code in MAP_ITEMS:
+        if wanted is not None and criterion not in wanted:
+            continue
+        index = code_in.get(code) if code else None
+        if index is None and criterion != "narrative":  # the narrative is everywhere, not in its record's cell
+            index = shown_in.get(criterion)
         section = section_of(index, all_headings) if index is not None else None
-        where = section.link() if section else whole_notebook
-        rows.append(f"| {criterion['description']} | {where} |")
-    return "| rubric item | where it is shown |\n|---|---|\n" + "\n".join(rows)
+        where = section.link() if section else (EVERY_CHAPTER if criterion == "narrative" else whole_notebook
+                                                or "not found")
+        mark = ""
+        if criterion == "model2_pretrained" and criterion in shown_in:
+            data = _record(cells, shown_in[criterion], criterion).get("data", {})
+            if not data.get("pretrained"):
+                mark = " ✗ random weights: no ImageNet weights were available"
+            elif not data.get("verified"):
+                mark = " ✗ weights not verified as ImageNet's"
+        rows.append(f"| {label} | {where}{mark} |")
+    return "| rubric item | where |\n|---|---|\n" + "\n".join(rows)

@@ -4,13 +4,25 @@
 defaults). ``start_chapter`` turns them into a ``ChapterContext`` (profile, run folder, device,
 data), seeds everything and sets figure defaults, so each chapter opens with one line instead of twenty.
 ``say`` shows generated Markdown (interpretations quote this run's numbers, so they are built from
-results, never typed as fixed prose); ``show_source`` shows the tested code a chapter relies on, so the
-notebook displays the one copy that the tests check.
+results, never typed as fixed prose).
+
+Listings, as d2l does it the other way round: labkit keeps the one tested copy of the code the rubric asks to
+see, and a chapter cell that holds only ``%load labkit.data.NucleiDataset`` lines (jupytext writes them
+``# %load ...`` in the script) is replaced, when the chapter is built, by that code (``expand_listing``):
+the notebook's cell IS labkit's source, it runs in the kernel, and the chapter's later cells call what it
+defined. The imports it needs are written above it, as the labkit module writes them.
 """
 from __future__ import annotations
 
+import ast
+import builtins
+import importlib
 import inspect
 import json
+import re
+import symtable
+import textwrap
+import threading
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -143,16 +155,6 @@ def say(markdown: str) -> None:
     print(markdown)
 
 
-def show_source(*objects) -> None:
-    """Show the source of functions or classes from labkit as a highlighted code block."""
-    blocks = []
-    for obj in objects:
-        source = inspect.getsource(obj)
-        where = Path(inspect.getsourcefile(obj)).name
-        blocks.append(f"*`{obj.__qualname__}` from `labkit/{where}`:*\n\n```python\n{source.rstrip()}\n```")
-    say("\n\n".join(blocks))
-
-
 def show_figure(fig, run=None, name: str | None = None) -> None:
     """Display a matplotlib figure (and save the same PNG into the run folder when given).
 
@@ -178,3 +180,139 @@ def show_figure(fig, run=None, name: str | None = None) -> None:
 def pct(x: float, digits: int = 1) -> str:
     """0.8734 -> '87.3%'."""
     return f"{100 * x:.{digits}f}%"
+
+
+# -- listings: labkit's code in the chapter's own cells ------------------------------------------------
+LOAD_LINE = re.compile(r"^\s*(?:#\s*)?%load\s+(labkit(?:\.\w+)+)\s*$")
+LISTING_TAG = "listing"   # the cell metadata tag an expanded cell carries (with the names it holds)
+REPORT_TAG = "report"     # a chapter cell that only shows generated prose and evidence records
+
+
+def listing_targets(source: str) -> list[str] | None:
+    """The dotted names of a directive cell (every non-blank line ``%load labkit.x.Name``), else None."""
+    lines = [line for line in source.splitlines() if line.strip()]
+    matches = [LOAD_LINE.match(line) for line in lines]
+    if not lines or not all(matches):
+        return None
+    return [m.group(1) for m in matches]
+
+
+def resolve(dotted: str):
+    """``labkit.data.NucleiDataset`` -> the object (module part imported)."""
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        module = ".".join(parts[:cut])
+        try:
+            obj = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # the module exists but fails to import: say why, not "no such object"
+                raise
+            continue
+        for name in parts[cut:]:
+            obj = getattr(obj, name)
+        return obj
+    raise ImportError(f"%load {dotted}: no such labkit object")
+
+
+def object_source(obj) -> str:
+    """The object's source as labkit holds it, dedented (a method's source stands alone)."""
+    return textwrap.dedent(inspect.getsource(obj)).rstrip() + "\n"
+
+
+def _free_names(code: str) -> tuple[set[str], set[str]]:
+    """(names the code reads from globals, names it binds at top level)."""
+    table = symtable.symtable(code, "<listing>", "exec")
+    bound = {s.get_name() for s in table.get_symbols() if s.is_local()}
+    free: set[str] = set()
+
+    def walk(t):
+        for s in t.get_symbols():
+            if s.is_referenced() and s.is_global() and not (t is table and s.is_local()):
+                free.add(s.get_name())
+        for child in t.get_children():
+            walk(child)
+    walk(table)
+    return free - bound - set(dir(builtins)), bound
+
+
+def _module_imports(module) -> dict[str, tuple[str | None, str, str | None]]:
+    """Name -> (from-module or None, imported name, alias) for the module's own top-level imports."""
+    found = {}
+    for node in ast.parse(inspect.getsource(module)).body:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                found[a.asname or a.name.split(".")[0]] = (None, a.name, a.asname)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level and node.module != "__future__":
+            for a in node.names:
+                found[a.asname or a.name] = (node.module, a.name, a.asname)
+    return found
+
+
+def import_lines(objects, already: set[str] = frozenset()) -> list[str]:
+    """The import statements the objects' code needs, as their labkit modules write them; names in
+    ``already`` (defined by an earlier listing of the chapter, or by this one) are not imported."""
+    plain, froms = [], {}
+    for obj in objects:
+        module = inspect.getmodule(obj)
+        free, _ = _free_names(object_source(obj))
+        imports = _module_imports(module)
+        for name in sorted(free - set(already)):
+            if name in imports:
+                source, imported, alias = imports[name]
+                if source is None:
+                    line = f"import {imported}" + (f" as {alias}" if alias else "")
+                    if line not in plain:
+                        plain.append(line)
+                    continue
+                entry = imported + (f" as {alias}" if alias else "")
+            elif name in vars(module):
+                source, entry = module.__name__, name
+            else:
+                continue  # only in an annotation, under TYPE_CHECKING: never evaluated
+            froms.setdefault(source, [])
+            if entry not in froms[source]:
+                froms[source].append(entry)
+    return sorted(plain) + [f"from {source} import {', '.join(names)}" for source, names in sorted(froms.items())]
+
+
+def expand_listing(targets: list[str], defined: set[str] = frozenset()) -> str:
+    """The code cell that a ``%load`` directive cell becomes: labkit's source of each target, after the
+    imports that source needs (``defined``: names earlier listings of the chapter define already)."""
+    objects = [resolve(t) for t in targets]
+    codes = [object_source(o) for o in objects]
+    own = set().union(*(_free_names(c)[1] for c in codes))
+    where = {}
+    for obj, target in zip(objects, targets):
+        where.setdefault(inspect.getmodule(obj).__name__.replace(".", "/") + ".py", []).append(obj.__qualname__)
+    header = "# " + "; ".join(f"{path}: {', '.join(names)}" for path, names in where.items()) \
+        + " (the tested copy, run here)"
+    lines = [header, "from __future__ import annotations", *import_lines(objects, set(defined) | own)]
+    return "\n".join(lines) + "\n\n\n" + "\n\n".join(codes).rstrip() + "\n"
+
+
+_EXPANDING = threading.Lock()
+
+
+def expand_listings(cells) -> None:
+    """Replace each directive cell of a chapter (nbformat cells, in order) by its listing, in place; tag it
+    ``listing`` and record the targets in its metadata (tests compare the cell with labkit's source).
+    One chapter at a time: build.py runs chapters from threads, and Python 3.11's parser (ast, symtable) is
+    not safe to call from two threads at once."""
+    with _EXPANDING:
+        _expand_listings(cells)
+
+
+def _expand_listings(cells) -> None:
+    defined: set[str] = set()
+    for cell in cells:
+        if cell.cell_type != "code":
+            continue
+        targets = listing_targets(cell.source)
+        if targets is None:
+            continue
+        cell.source = expand_listing(targets, defined)
+        tags = cell.metadata.setdefault("tags", [])
+        if LISTING_TAG not in tags:
+            tags.append(LISTING_TAG)
+        cell.metadata["labkit_listing"] = targets
+        defined |= {t.rsplit(".", 1)[-1] for t in targets}

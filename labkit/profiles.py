@@ -40,7 +40,7 @@ class Profile:
     stub_test: int           # images in the synthetic test set
     val_fraction: float      # share of train.csv held out, stratified
     model1_steps: int        # training budget of model1's baseline and final runs: optimizer steps at batch_size
-    model2_steps: int        # the same for model2; each of its steps costs several of model1's (see the text)
+    model2_steps: int        # the same for model2 (fewer: a step of it costs more; chapter 7 measures how much)
     max_epochs: int          # cap on the epochs a budget may turn into (small datasets)
     min_epochs: int          # floor on them (large datasets)
     patience: int | None     # stop after this many epochs without a lower validation loss (None: never)

@@ -30,7 +30,7 @@ from labkit import features, models
 # ---------------------------------------------------------------------------------------------------
 # Search spaces (shown in the notebook with inspect.getsource: keep them short)
 # ---------------------------------------------------------------------------------------------------
-def model1_search_space(profile) -> dict:
+def model1_search_space(profile, pretrained: bool = False) -> dict:
     """What Ray Tune varies for model1, our small ConvNet. Keys are build_model1's and fit's arguments."""
     # imported here: importing Ray costs seconds in every chapter that only trains or reads results
     from ray import tune
@@ -52,17 +52,21 @@ def model1_search_space(profile) -> dict:
     }
 
 
-def model2_search_space(profile) -> dict:
-    """What Ray Tune varies for model2, the fine-tuned torchvision network."""
+def model2_search_space(profile, pretrained: bool = True) -> dict:
+    """What Ray Tune varies for model2, the fine-tuned torchvision network (``pretrained``: whether it starts
+    from ImageNet weights; from random ones every stage trains, at a learning rate like the head's)."""
     from ray import tune
 
     b = profile.batch_size
     # on a CPU: the head alone or with the last stage, whose trials share cached features (labkit.features);
     # unfreezing earlier, higher-resolution stages costs a full forward and backward pass per step
     stages = [1, 2, 3, 4] if profile.name == "full" else [0, 1]
+    if not pretrained:  # frozen random stages compute nothing useful
+        stages = [-1]
     return {
         "head_lr": tune.loguniform(1e-3, 3e-2),       # the new head learns from scratch: larger steps
-        "backbone_lr": tune.loguniform(1e-5, 1e-3),   # small steps adjust pretrained features, not overwrite them
+        # small steps adjust pretrained features, not overwrite them; random ones learn like the head
+        "backbone_lr": tune.loguniform(1e-5, 1e-3) if pretrained else tune.loguniform(1e-3, 3e-2),
         "weight_decay": tune.loguniform(1e-5, 1e-2),
         "unfrozen_stages": tune.choice(stages),       # 0 = train the head only
         "batch_size": tune.choice([b // 2, b]),
@@ -97,8 +101,14 @@ def _no_base(weights_file=None, allow_random: bool = True) -> None:
 def _pretrained_model2(weights_file=None, allow_random: bool = True) -> nn.Module:
     with warnings.catch_warnings():  # chapter 3 already said whether the weights are pretrained
         warnings.simplefilter("ignore")
-        model, _ = models.build_model2(weights_file=weights_file, allow_random=allow_random)
+        model, info = models.build_model2(weights_file=weights_file, allow_random=allow_random)
+    model.pretrained = info.pretrained  # decides the baseline's settings and the search space (is_pretrained)
     return model
+
+
+def is_pretrained(base) -> bool:
+    """Whether a search's base model started from ImageNet weights (model1 has no base: False)."""
+    return bool(getattr(base, "pretrained", True)) if base is not None else False
 
 
 def _model2(config: dict, base: nn.Module) -> nn.Module:
@@ -155,21 +165,33 @@ def recipe(kind: str) -> Recipe:
         raise ValueError(f"kind must be one of {KINDS}, not {kind!r}") from None
 
 
-def baseline_config(kind: str, profile) -> dict:
-    """The baseline's full config (with the profile's batch size), in the search space's keys."""
-    return {**recipe(kind).baseline, "batch_size": profile.batch_size}
+# model2 without ImageNet weights: frozen random stages would compute nothing useful, so every stage trains,
+# at the head's learning rate (there are no pretrained features to protect with a smaller one)
+RANDOM_MODEL2 = {"backbone_lr": 3e-3, "unfrozen_stages": -1}
+
+
+def baseline_config(kind: str, profile, pretrained: bool = True) -> dict:
+    """The baseline's full config (with the profile's batch size), in the search space's keys.
+    ``pretrained=False`` (model2 with random weights): all stages are trained (``RANDOM_MODEL2``)."""
+    config = {**recipe(kind).baseline, "batch_size": profile.batch_size}
+    if kind == "model2" and not pretrained:
+        config.update(RANDOM_MODEL2)
+    return config
 
 
 _WORDS = {"lr": "peak learning rate", "head_lr": "peak learning rate of the new head",
           "backbone_lr": "peak learning rate of the backbone", "weight_decay": "weight decay",
           "optimizer": "optimiser", "channels": "channels per conv block", "dropout": "dropout",
           "unfrozen_stages": "unfrozen backbone stages", "batch_size": "batch size"}
+_ALL_STAGES = {-1: "all"}
 _OPTIMIZERS = {"adamw": "AdamW", "sgd": "SGD with momentum 0.9"}
 
 
 def describe_settings(config: dict) -> str:
     """A config in words, e.g. "optimiser AdamW, peak learning rate 0.003, ...", for the notebook."""
     def value(key, v):
+        if key == "unfrozen_stages" and v in _ALL_STAGES:
+            return _ALL_STAGES[v]
         return _OPTIMIZERS.get(v, v) if key == "optimizer" else f"{v:g}" if isinstance(v, float) else str(v)
     return ", ".join(f"{_WORDS.get(k, k)} {value(k, v)}" for k, v in config.items())
 

@@ -26,7 +26,7 @@ from labkit.diagnostics import describe_pair
 from labkit.models import count_layers
 from labkit.narrative import weights_start
 from labkit.recipes import KINDS, recipe
-from labkit.train import History, kept_index, kept_val_acc
+from labkit.train import History, kept_val_acc
 
 
 def load_final(run, name: str, stage: str = "final"):
@@ -107,10 +107,8 @@ def describe_final_choice(run, name: str) -> str:
         return ""
     choice = run.load_json(f"{name}/final_choice.json")
     baseline_section = "2.3" if name == "model1" else "3.3"
-    if choice.get("retrained") is False:
-        kept_because = choice.get("kept_because", BASELINE_CONFIRMED)
-        return (f"These are the curves of the baseline (section {baseline_section}), the final {name}: chapter 4 "
-                f"trained no second run, because {kept_because}.")
+    if choice.get("retrained") is False:  # why not is chapter 4's to say (section 4.5), once
+        return f"The final {name} is its baseline, whose curves are in section {baseline_section}."
     if choice["final"] == "tuned":
         return (f"This run is the final {name} ({choice['tuned_val_acc']:.1%} validation accuracy against the "
                 f"baseline's {choice['baseline_val_acc']:.1%}).")
@@ -158,6 +156,13 @@ def fix_summary(fix) -> dict:
             "settings": fix.settings}
 
 
+def validation_accuracy(run, name: str) -> float:
+    """Accuracy of the final ``name`` on the validation split as chapter 5 measured it (its confusion matrix):
+    from chapter 5 on, the one source of this number (the comparison table quotes it too)."""
+    pred = run.load_json(f"diagnostics/{name}_val_predictions.json")
+    return float((np.asarray(pred["labels"]) == np.asarray(pred["preds"])).mean())
+
+
 def _macro_f1(run, name: str) -> float:
     pred = run.load_json(f"diagnostics/{name}_val_predictions.json")
     from sklearn.metrics import f1_score  # here: importing sklearn costs seconds
@@ -172,7 +177,6 @@ def comparison_table(run) -> pd.DataFrame:
     for name in KINDS:
         model = load_final(run, name)
         history = run.load_json(f"{name}/final_history.json")
-        best = kept_index(history)
         imagenet = recipe(name).imagenet
         rows[name] = {
             "architecture": weights["arch"] if imagenet else "own ConvNet",
@@ -181,7 +185,7 @@ def comparison_table(run) -> pd.DataFrame:
             "start": weights_start(weights) if imagenet else "random",
             "epochs": len(history["epoch"]),
             "seconds per epoch": round(float(np.mean(history["seconds"])), 1),
-            "validation accuracy (%)": round(100 * float(history["val_acc"][best]), 1),
+            "validation accuracy (%)": round(100 * validation_accuracy(run, name), 1),
             "macro F1 (%)": round(100 * _macro_f1(run, name), 1),
         }
     return pd.DataFrame(rows).T.rename_axis("model")
@@ -201,8 +205,8 @@ def describe_comparison(table: pd.DataFrame, is_stub: bool) -> str:
         f"({acc1:.1f}% for model1 against {acc2:.1f}% "
         f"for model2; macro F1 {float(m1['macro F1 (%)']):.1f}% against {float(m2['macro F1 (%)']):.1f}%, which weighs "
         "the rare classes as much as the common ones).",
-        f"model2 has {size:.0f} times as many parameters as model1 and one of its epochs costs {cost:.1f} times "
-        "as long.",
+        f"model2 has {size:.0f} times as many parameters as model1 and one of its training epochs took {cost:.1f} "
+        "times as long.",
     ]
     if m2["start"] == weights_start({"pretrained": True, "verified": True}):
         text.append("model2 starts from ImageNet features, so it needs fewer of our patches to learn useful "
@@ -211,7 +215,7 @@ def describe_comparison(table: pd.DataFrame, is_stub: bool) -> str:
                        " Here it did not pay off within this budget: more fine-tuning epochs or unfreezing more "
                        "stages may change that."))
     elif m2["start"] == "random":
-        text.append("Both models started from random weights in this build, so this is a comparison of "
+        text.append("Both models started from random weights here, so this is a comparison of "
                     "architectures trained from scratch, not of transfer learning.")
     else:
         text.append("model2 started from a weights file that could not be verified as ImageNet's, so this "
@@ -219,7 +223,4 @@ def describe_comparison(table: pd.DataFrame, is_stub: bool) -> str:
     if gap < 1.0:
         text.append("A gap this small is within the noise of one validation split; with the cost in mind, the "
                     "small model is the better engineering choice here.")
-    if is_stub:
-        text.append("These figures come from the synthetic stub, not from real slides: they show that the "
-                    "pipeline works, not how the models would compare on real nuclei.")
     return " ".join(text)

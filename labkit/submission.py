@@ -34,7 +34,6 @@ import numpy as np
 import pandas as pd
 
 from labkit import CLASS_NAMES, N_CLASSES
-from labkit.artifacts import atomic_write_text
 from labkit.train import evaluate
 
 HEADER = ["Filename", "Label"]
@@ -189,8 +188,11 @@ def write_submission(path, filenames: Sequence[str], labels, example_csv) -> Pat
         problems.append(f"{len(filenames) - len(by_name)} filename(s) are given twice")
     if problems:
         raise SubmissionError(path, problems)
-    lines = [",".join(HEADER)] + [f"{name},{int(by_name[name])}" for name in expected]
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    frame = pd.DataFrame({HEADER[0]: expected, HEADER[1]: [int(by_name[name]) for name in expected]})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")  # written whole, then renamed: never half a file
+    frame.to_csv(partial, index=False, lineterminator="\n")
+    os.replace(partial, path)
     validate_submission(path, example_csv)
     return path
 

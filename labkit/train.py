@@ -277,16 +277,18 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
     return FitResult(history, best_state, best_epoch, best_loss, best_acc, planned_epochs=epochs)
 
 
-def describe_stop(result: FitResult, steps: int | None = None) -> str:
-    """How the run ended, for the notebook: a whole budget spent, or early stopping, in this run's numbers."""
+def describe_stop(result: FitResult, steps_per_epoch: int | None = None) -> str:
+    """How the run ended, for the notebook: a whole budget spent, or early stopping, in this run's numbers.
+    With ``steps_per_epoch`` (batches an epoch) it also counts the optimizer steps actually taken."""
     ran, planned = len(result.history), result.planned_epochs or len(result.history)
     epochs = f"{planned} epoch" + ("s" if planned != 1 else "")
-    budget = f"budget of {steps} optimizer steps" if steps else "budget"
+    steps = f", {ran * steps_per_epoch} optimizer steps of {steps_per_epoch} batches an epoch" \
+        if steps_per_epoch else ""
     if ran < planned:
         waited = ran - result.best_epoch
-        return (f"it ran {ran} of the {epochs} its {budget} allows: early stopping ended it {waited} "
+        return (f"it ran {ran} of its {epochs}{steps}: early stopping ended it {waited} "
                 f"epoch{'s' if waited != 1 else ''} after the lowest validation loss")
-    return f"it used all of its {budget} ({epochs})"
+    return f"it ran all of its {epochs}{steps}"
 
 
 def _dihedral_views(x: torch.Tensor):

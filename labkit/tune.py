@@ -35,7 +35,13 @@ from labkit import features
 from labkit.cluster import init_ray, shutdown_ray  # noqa: F401
 from labkit.data import NucleiDataset, make_loader
 from labkit.profiles import asha_grace_period
-from labkit.recipes import baseline_config, is_log_scale, recipe, train_model
+from labkit.recipes import (
+    baseline_config,
+    is_log_scale,
+    is_pretrained,
+    recipe,
+    train_model,
+)
 from labkit.train import fit, seed_everything
 
 METRIC_FOR_ASHA = "val_loss"   # smoother than accuracy after one epoch on a few hundred images
@@ -235,19 +241,20 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     kind_recipe = recipe(kind)
     started = time.perf_counter()
     default_space = space is None
-    space = space if space is not None else kind_recipe.search_space(profile)
+    base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
+    pretrained = is_pretrained(base)  # model2 from random weights: every stage trains (recipes)
+    space = space if space is not None else kind_recipe.search_space(profile, pretrained=pretrained)
     trials = trials or profile.tune_trials
     n_subset = len(data.train_subset_idx(profile.tune_subset, seed))
     epochs = epochs or profile.trial_epochs(kind, n_subset)
     device = str(device)
-    base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
     if base is not None and all(features.uses_cache(base, n) for n in _space_stages(space)):
         arrays = _trial_features(data, base, profile.tune_subset, seed, epochs, run_dir, device, log)
     else:
         arrays = _trial_arrays(data, profile.tune_subset, seed)
 
     # the default search starts from the baseline's settings; a caller's own space is searched as given
-    first_points = [baseline_config(kind, profile)] if default_space else []
+    first_points = [baseline_config(kind, profile, pretrained=pretrained)] if default_space else []
     resources = init_ray(ray_address)
     grid_size = math.prod(len(d["grid_search"]) for d in space.values()
                           if isinstance(d, dict) and "grid_search" in d)

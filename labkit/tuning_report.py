@@ -25,6 +25,9 @@ from labkit.recipes import is_log_scale
 from labkit.results import BASELINE_CONFIRMED
 from labkit.tune import accuracy_noise
 
+# one scatter panel per hyperparameter says something only with enough points: fewer trials, no scatter
+MIN_TRIALS_FOR_SCATTER = 8
+
 
 def format_value(value) -> str:
     """A hyperparameter value as the tables write it: 3 significant digits, lists as "16-32-64"."""
@@ -80,7 +83,8 @@ def describe_result(result, kind: str | None = None, *, majority_rate: float | N
     kind = kind or result.kind
     t = result.table
     stopped = int((t["stopped_early"] == "yes").sum())
-    settings = ", ".join(f"{k} = {format_value(v)}" for k, v in result.best_config.items())
+    settings = ", ".join(f"{k} = {'all' if k == 'unfrozen_stages' and v == -1 else format_value(v)}"
+                         for k, v in result.best_config.items())
     epochs = f"{result.max_epochs} epoch" + ("s" if result.max_epochs != 1 else "")
     grace = asha_grace_period(result.max_epochs)
     if result.max_epochs <= 1:
@@ -90,23 +94,24 @@ def describe_result(result, kind: str | None = None, *, majority_rate: float | N
                 "and every trial ran to the end")
     else:
         asha = f"ASHA stopped {stopped} of them before {epochs}"
-    text = (f"The {kind} search ran {len(t)} trials in {result.seconds:.0f} s; {asha}. "
+    # (the run time is describe_cost's to say; that a best-of-N score is optimistic, the chapter says once)
+    text = (f"The {kind} search ran {len(t)} trials; {asha}. "
             f"The best, trial {result.best_trial}, reached "
             f"**{100 * result.best_score:.1f}% validation accuracy** (at its lowest validation loss) with "
-            f"{settings}. This is a selection on the validation split, so that score is slightly optimistic.")
+            f"{settings}.")
     if result.winner_is_baseline:
         text += (" The winner is the baseline's own settings (trial 0): no sampled setting beat them, so the "
                  "search confirms the baseline rather than improving on it.")
     elif result.baseline_trial is not None:
         base = t.loc[t["trial"] == result.baseline_trial, "best_val_acc"]
         if len(base) and base.notna().all():
-            text += (f" The baseline's settings (trial {result.baseline_trial}) reached "
+            text += (f" {kind}'s baseline settings (trial {result.baseline_trial}) reached "
                      f"{100 * float(base.iloc[0]):.1f}% in the same trial budget.")
     scores = t["best_val_acc"].dropna()
     if majority_rate is not None and result.best_score <= majority_rate:
-        text += (f" That is no better than always predicting '{majority_class}' ({100 * majority_rate:.1f}% of "
-                 "the validation patches): within this budget no trial beat that trivial answer, so the ranking "
-                 "of the settings says little.")
+        text += (f" {kind}'s best is no better than always predicting '{majority_class}' ({100 * majority_rate:.1f}% "
+                 f"of the validation patches): within this budget no {kind} trial beat that trivial answer, so the "
+                 "ranking of its settings says little.")
     elif len(scores) > 1:
         worst, best = float(scores.min()), float(scores.max())
         noise = 2 / n_val if n_val else 0.0   # two validation patches
@@ -217,7 +222,7 @@ def score_figure(result):
 
 
 def describe_cost(result) -> str:
-    """What the search cost on this machine, from ``SearchResult.timings``: seconds per trial and per trial epoch.
+    """What the search cost on this machine, from ``SearchResult.timings``: its seconds and seconds per trial epoch.
 
     Wall seconds include waiting for the CPU that concurrent trials share; the epochs are those the
     trials actually ran (ASHA stopped some early)."""
@@ -228,6 +233,4 @@ def describe_cost(result) -> str:
     epochs = int(ran["epochs_run"].sum())
     train = float(timings["train_seconds"].sum())
     per_epoch = f", {train / epochs:.1f} s per trial epoch" if epochs else ""
-    return (f"The {result.kind} search took {result.seconds:.0f} s for {len(timings)} trials and {epochs} trial "
-            f"epochs: {float(timings['wall_seconds'].mean()):.1f} s per trial from start to end on average"
-            f"{per_epoch}, {float(timings['setup_seconds'].mean()):.1f} s to build a trial's model and data loaders.")
+    return f"The {result.kind} search took {result.seconds:.0f} s for {epochs} trial epochs{per_epoch}."

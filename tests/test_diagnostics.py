@@ -183,7 +183,7 @@ def test_fix_experiment_runs_and_reports_both_sides(tmp_path):
         assert result.pair == dg.most_confused_pair(result.before.labels, result.before.preds)
         np.testing.assert_array_equal(result.before.labels, result.after.labels)  # same split
         text = dg.describe_fix(result)
-        assert result.pair.true_name in text and "pp" in text and "TTA accounts" in text
+        assert result.pair.true_name in text and "pp" in text and "With test-time augmentation" in text
         fig = dg.fix_figure(result)
         fig.savefig(tmp_path / f"fix_{rebalance}.png")
         plt.close(fig)

@@ -206,3 +206,35 @@ def test_captum_costs_less_in_cheaper_profiles():
 
     assert passes("quick") < passes("standard") < passes("full")
     assert it.occlusion_positions(100, 16, 12) == 8 and it.occlusion_positions(100, 25, 25) == 4
+
+
+def test_maps_that_are_the_same_for_every_patch_are_not_trusted():
+    """The issue's model2 Saliency: one centred, grid-textured blob for all 8 patches. Passing the
+    randomisation check is not enough: such maps explain no single prediction."""
+    rng = np.random.default_rng(0)
+    blob = rng.random((SIZE, SIZE))
+    same = np.stack([blob + 0.01 * rng.random((SIZE, SIZE)) for _ in range(6)])
+    varied = rng.random((6, SIZE, SIZE))
+    assert it.patch_similarity(same) > 0.9 and abs(it.patch_similarity(varied)) < 0.1
+    table = it.central_share_table({"model2": {it.SALIENCY: same, it.OCCLUSION: varied}},
+                                   randomisation={"model2": {it.SALIENCY: 0.1, it.OCCLUSION: 0.1}},
+                                   across_patches=True)
+    text = it.describe_central_share(table)
+    assert "model2's Saliency maps are nearly the same picture for every patch" in text
+    assert "Occlusion pass the randomisation check for model2" in text and "Saliency pass" not in text
+
+
+def test_the_figure_is_read_row_by_row_and_its_first_column_has_a_header():
+    labels, preds = np.array([0, 3]), np.array([0, 1])
+    occlusion = np.zeros((2, SIZE, SIZE))
+    occlusion[0, 50, 50] = 1          # row 1: the centre decided
+    occlusion[1, 2, 2] = 1            # row 2: a corner decided
+    text = it.describe_rows({it.OCCLUSION: occlusion}, labels, preds, "model1")
+    assert "on the central nucleus in row 1 (normal epithelial)" in text
+    assert "in the surrounding tissue in row 2 (immune, taken for cancer epithelial)" in text
+    model = centre_model()
+    x = inputs(2)
+    fig = it.attribution_figure(model, x, (x * 0 + 128).to(torch.uint8), labels, preds, "t",
+                                attributions={it.OCCLUSION: occlusion})
+    assert "patch" in [t.get_text() for t in fig.axes[0].texts]
+    assert fig.axes[0].get_title().startswith("row 1: true normal epithelial")

@@ -11,11 +11,12 @@ from labkit.train import History
 # the data
 # ---------------------------------------------------------------------------------------------------
 def test_a_real_folder_is_not_called_kaggle_data():
-    assert narrative.describe_data_source("/data/nuclei", is_stub=False) == "the data in `/data/nuclei`"
-    assert "synthetic stub" in narrative.describe_data_source("/tmp/stub", is_stub=True)
+    assert narrative.describe_data_source("/data/nuclei", is_stub=False) == "the provided data"
+    # the body calls synthetic data synthetic, and names no folder of the machine it ran on
+    assert narrative.describe_data_source("/tmp/stub", is_stub=True).startswith("synthetic patches")
     for is_stub in (True, False):
-        text = narrative.describe_data_source("/x", is_stub)
-        assert "Kaggle" not in text and "competition" not in text and "real" not in text
+        text = narrative.describe_data_source("/x/y", is_stub)
+        assert "Kaggle" not in text and "real" not in text and "/x/y" not in text and "stub" not in text
 
 
 def _counts(*values):
@@ -36,7 +37,9 @@ def test_imbalanced_classes_say_so_and_are_countered():
     assert balance.largest == "cancer epithelial" and balance.smallest == "muscle"
     assert balance.ratio == pytest.approx(458 / 88) and balance.needs_rebalancing
     text = narrative.describe_class_mix(counts)
-    assert "clearly imbalanced" in text and "counter the imbalance" in text and "ratio of 5.2 to 1" in text
+    assert "clearly imbalanced" in text and "class-balanced sampler" in text and "ratio of 5.2 to 1" in text
+    # the fix aims at each model's most frequent confusion, not at the class a model neglects most
+    assert "most frequent confusion" in text and "neglects" not in text
     assert "45.8%" in text and "close to balanced" not in text
 
 
@@ -75,7 +78,8 @@ def test_verified_weights_are_called_imagenet_and_fine_tuned():
 def test_unverified_weights_are_never_called_imagenet():
     assert "ImageNet" not in narrative.weights_start(UNVERIFIED)
     text = narrative.describe_weights(UNVERIFIED)
-    assert "does **not** match the published hash" in text and "/tmp/my_weights.pth" in text
+    # the file's path is the machine's: the appendix names it, the report body does not
+    assert "does **not** match the published hash" in text and "/tmp/my_weights.pth" not in text
     assert "transfer learning" not in text
     name = narrative.model2_name(UNVERIFIED)
     assert "unverified" in name and "fine-tuned" not in name and "ImageNet" not in name
@@ -85,7 +89,9 @@ def test_unverified_weights_are_never_called_imagenet():
 def test_random_weights_are_called_random_everywhere():
     assert narrative.weights_start(RANDOM) == "random"
     text = narrative.describe_weights(RANDOM)
-    assert "NOT pretrained" in text and "No ImageNet weights for resnet18." in text
+    assert "NOT pretrained" in text and "No ImageNet weights for resnet18 were available" in text
+    # random stages are trained, not left frozen; and no build advice in the report body
+    assert "every stage of it is trained" in text and "README" not in text and "Build" not in text
     name = narrative.model2_name(RANDOM)
     assert "random weights" in name and "fine-tuned" not in name and "ImageNet" not in name
     assert "random weights" in narrative.weights_limitation(RANDOM)
@@ -114,7 +120,7 @@ def test_overfitting_is_named_with_its_gap_and_not_told_to_train_longer():
     text = narrative.describe_training(OVERFITTING, "model2")
     assert "overfits" in text and "90.9%" in text and "51.9%" in text and "+39.0 points" in text
     assert "rose from 1.000 at epoch 2 to 1.300 at epoch 3" in text
-    assert "More epochs would not help" in text and "could help" not in text and "still learning" not in text
+    assert "more epochs would not help" in text and "could help" not in text and "still learning" not in text
 
 
 def test_a_wide_gap_with_validation_still_improving_is_not_called_overfitting():
@@ -122,13 +128,15 @@ def test_a_wide_gap_with_validation_still_improving_is_not_called_overfitting():
     assert narrative.training_verdict(wide).kind == "gap while improving"
     text = narrative.describe_training(wide, "model1")
     assert "far more closely than new ones" in text and "+25.0 points" in text and "still at its lowest" in text
-    assert "overfits" not in text and "More epochs would not help" not in text
+    assert "overfits" not in text and "more epochs would not help" not in text
 
 
 def test_underfitting_says_it_was_still_learning():
     assert narrative.training_verdict(UNDERFITTING).kind == "underfitting"
     text = narrative.describe_training(UNDERFITTING, "model1")
-    assert "still learning" in text and "More epochs would likely" in text and "13.6%" in text
+    # a longer run is a suggestion, and says that none was made
+    assert "still learning" in text and "A longer run would likely" in text and "none was made" in text
+    assert "13.6%" in text
     assert "overfits" not in text and "converged" not in text
 
 

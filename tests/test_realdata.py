@@ -85,9 +85,10 @@ def test_early_stopping_can_end_a_budget_sooner():
     assert result.planned_epochs == 30
     assert len(result.history) == result.best_epoch + 1 < 30
     assert result.best_val_acc == kept_val_acc(result.history)
-    assert describe_stop(result, 180) == (f"it ran {len(result.history)} of the 30 epochs its budget of 180 "
-                                          "optimizer steps allows: early stopping ended it 1 epoch after the "
-                                          "lowest validation loss")
+    # the steps it took, not the budget's round number: 6 batches an epoch
+    assert describe_stop(result, 6) == (f"it ran {len(result.history)} of its 30 epochs, {6 * len(result.history)} "
+                                        "optimizer steps of 6 batches an epoch: early stopping ended it 1 epoch "
+                                        "after the lowest validation loss")
 
 
 def test_kept_accuracy_is_the_lowest_loss_epoch_not_the_highest_accuracy():
