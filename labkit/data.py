@@ -14,7 +14,8 @@
 4. makes (or reloads from ``run_dir/data/split.json``) a seeded, stratified train/validation split,
    and computes the normalisation statistics on the training split only.
 
-:class:`NucleiDataset` then reads samples by slicing that in-memory tensor: no PNG is opened again.
+:class:`NucleiDataset` then reads samples by slicing that in-memory tensor: no PNG is opened again, and
+``make_loader`` makes every batch on the training device (a GPU when there is one) with a few tensor ops.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from labkit import CLASS_NAMES, N_CLASSES
 from labkit.artifacts import RunDir, atomic_write_bytes
@@ -322,56 +323,128 @@ def _channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
 # The Dataset
 # ---------------------------------------------------------------------------------------------------
 
+def random_dihedral(images: torch.Tensor) -> torch.Tensor:
+    """Each image of a batch [N, C, H, W] (square) in one of its 8 flips and 90-degree rotations, drawn
+    uniformly and independently per image, in three whole-batch operations.
+
+    Every flip/rotation of a square is "transpose or not, then flip rows or not, then flip columns or not",
+    so three coin flips per image pick one of the 8 with equal chance. ``torch.where`` applies each coin
+    flip to the whole batch at once: no Python loop over images, and nothing the CPU must wait for on a GPU.
+    """
+    n = len(images)
+    coins = torch.randint(0, 2, (3, n, 1, 1, 1), dtype=torch.bool, device=images.device)
+    images = torch.where(coins[0], images.transpose(-2, -1), images)
+    images = torch.where(coins[1], images.flip(-2), images)
+    return torch.where(coins[2], images.flip(-1), images)
+
+
 class NucleiDataset(Dataset):
     """Nucleus patches as normalised float tensors, read from the decode-once uint8 cache.
 
     The whole split sits in memory as uint8 (30 KB per image), so a sample is a slice of a tensor,
     never a PNG decode. Augmentation uses the 8 flips and 90-degree rotations of the square: a
     nucleus has no "up", and these never crop, blur or recolour it.
+
+    A batch is made in one go, on whatever device the images are on (``to(device)`` copies the split
+    there once): ``__getitems__``, which PyTorch's DataLoader calls with a whole batch of indices, does
+    one gather, one random flip/rotation for the batch and one multiply-add normalisation. No Python
+    runs per image, so on a GPU the GPU does the data work too.
     """
 
     def __init__(self, images, labels=None, *, mean, std, augment=False):
         self.images = images  # uint8 [N, 3, 100, 100]
         # test images have no label: -1 marks them
-        self.labels = labels if labels is not None else torch.full((len(images),), -1, dtype=torch.int64)
+        self.labels = (labels if labels is not None
+                       else torch.full((len(images),), -1, dtype=torch.int64, device=images.device))
+        self.mean, self.std = torch.as_tensor(mean).tolist(), torch.as_tensor(std).tolist()
         # (x / 255 - mean) / std as one multiply-add: x * scale + shift
-        mean = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
-        std = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
         self.scale, self.shift = 1 / (255 * std), -mean / std
         self.augment = augment
+
+    def to(self, device) -> NucleiDataset:
+        """The same dataset with its images and labels on ``device`` (a GPU): copied once, here."""
+        return NucleiDataset(self.images.to(device), self.labels.to(device), mean=self.mean, std=self.std,
+                             augment=self.augment)
 
     def __len__(self):
         return len(self.images)
 
-    def __getitem__(self, i):
-        x = self.images[i].float() * self.scale + self.shift
+    def __getitems__(self, indices):
+        """A whole batch (images [B, 3, 100, 100] float32, labels [B]) for a list or tensor of indices."""
+        indices = torch.as_tensor(indices, device=self.images.device)
+        x = self.images[indices]  # one gather, still uint8: flipping 1-byte pixels moves a quarter of the bytes
         if self.augment:
-            x = torch.rot90(x, int(torch.randint(0, 4, ())), dims=(1, 2))
-            if torch.rand(()) < 0.5:
-                x = x.flip(2)
-        return x, int(self.labels[i])
+            x = random_dihedral(x)
+        return x.float() * self.scale + self.shift, self.labels[indices]
+
+    def __getitem__(self, i):
+        x, y = self.__getitems__([i])
+        return x[0], int(y[0])
+
+
+class BatchIndices(Sampler):
+    """The indices of each batch as one tensor, made on the data's device: a new random order every epoch
+    (``shuffle``), a draw with replacement in proportion to ``weights`` (a weighted sampler, e.g. one that
+    balances the classes), or 0..n-1 in order. ``drop_last`` leaves out an incomplete last batch."""
+
+    def __init__(self, n: int, batch_size: int, *, shuffle=False, weights=None, drop_last=False,
+                 device="cpu", generator=None):
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.device, self.generator = torch.device(device), generator
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
+
+    def __len__(self):
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        if self.weights is not None:  # as torch's WeightedRandomSampler, in one call for the whole epoch
+            order = torch.multinomial(self.weights, self.n, replacement=True, generator=self.generator)
+        elif self.shuffle:
+            order = torch.randperm(self.n, device=self.device, generator=self.generator)
+        else:
+            order = torch.arange(self.n, device=self.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start:start + self.batch_size]
+
+
+def whole_batch(batch):
+    """The DataLoader's collate step for datasets whose ``__getitems__`` already made the batch."""
+    return batch
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, device="cpu", sampler=None,
-                num_workers: int | None = None) -> DataLoader:
-    """A DataLoader with defaults that suit in-memory data.
+                num_workers: int | None = None, weights=None, generator=None) -> DataLoader:
+    """A DataLoader that makes its batches on ``device``, where the model trains.
 
-    ``num_workers`` defaults to 0: the images are already decoded in memory and a sample is a slice
-    and a multiply-add, so worker processes only add start-up and copying (bench/loader.py measures
-    it). A batch-at-once ``__getitems__`` was tried and measured no faster than per-sample slicing.
-    Memory is pinned for CUDA. Training loaders (``shuffle`` or a ``sampler``) drop the last
-    incomplete batch so that a batch of one never reaches BatchNorm.
+    For a dataset with a batched ``__getitems__`` and a ``to(device)`` (``NucleiDataset``), the split is
+    copied to the device once, and each batch is one tensor of indices (``BatchIndices``: shuffled, or drawn
+    in proportion to ``weights``; ``generator`` seeds either) that the dataset turns into a batch there. No
+    worker processes, no pinned copies, no Python per image. Other datasets, or an explicit ``sampler`` or
+    ``num_workers``, get the usual per-item DataLoader. Training loaders (``shuffle`` or ``weights`` or a
+    ``sampler``) drop the last incomplete batch so that a batch of one never reaches BatchNorm.
+    bench/loader.py measures this against the per-item path.
     """
-    on_cuda = torch.device(device).type == "cuda"
-    training = shuffle or sampler is not None
+    training = shuffle or sampler is not None or weights is not None
+    drop_last = training and len(dataset) > batch_size
+    if hasattr(dataset, "__getitems__") and hasattr(dataset, "to") and sampler is None and not num_workers:
+        dataset = dataset.to(device)
+        batches = BatchIndices(len(dataset), batch_size, shuffle=shuffle, weights=weights, drop_last=drop_last,
+                               device=device, generator=generator)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=whole_batch)
+    if weights is not None:
+        sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(dataset),
+                                        generator=generator)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle if sampler is None else False,
         sampler=sampler,
-        num_workers=0 if num_workers is None else num_workers,
-        pin_memory=on_cuda,
-        drop_last=training and len(dataset) > batch_size,
+        num_workers=num_workers or 0,
+        pin_memory=torch.device(device).type == "cuda",
+        drop_last=drop_last,
+        generator=generator if sampler is None and shuffle else None,
     )
 
 
