@@ -273,7 +273,7 @@ def load_images(csv_path: Path, folder: Path, names: list[str], cache_dir) -> tu
             cached = torch.load(cache_file, weights_only=True)
             if cached["files"] == list(names):
                 return cached["images"], key
-        except Exception as exc:  # a damaged cache is rebuilt, never trusted
+        except Exception as exc:  # noqa: BLE001 (a damaged cache is rebuilt, never trusted)
             warnings.warn(f"ignoring unreadable cache {cache_file} ({exc}); decoding the images again",
                           DataWarning)
     images = _decode(folder, names, csv_path)
@@ -296,7 +296,7 @@ def stratified_split(labels, val_fraction: float, seed: int) -> tuple[torch.Tens
     val = []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        n_val = int(round(len(members) * val_fraction))
+        n_val = round(len(members) * val_fraction)
         if len(members) >= 2:  # every class with 2+ images appears on both sides
             n_val = min(max(n_val, 1), len(members) - 1)
         val.append(rng.permutation(members)[:n_val])

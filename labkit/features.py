@@ -332,23 +332,40 @@ class FeatureLoader:
 
 class FeatureDataset(torch.utils.data.Dataset):
     """Item i = (features of image ``idx[i]`` in a random computed view, or the identity view, label), for
-    code that wants a Dataset (e.g. a WeightedRandomSampler in diagnostics.fix_experiment). Every view it
-    may draw must be computed beforehand (``fill_at_least``, ``fill``): an item never runs the prefix."""
+    code that wants a Dataset (e.g. the weighted draw of diagnostics.fix_experiment). Every view it may draw
+    must be computed beforehand (``fill_at_least``, ``fill``): an item never runs the prefix. Holds a copy
+    of its rows; like ``data.NucleiDataset`` it makes whole batches (``__getitems__``) on the device its
+    tensors are on (``to``), so ``data.make_loader`` serves it without per-item Python."""
 
     def __init__(self, cache: FeatureCache, idx, augment: bool = False):
-        self.cache, self.augment = cache, augment
-        self.idx = torch.as_tensor(idx, dtype=torch.int64)
-        views = self.cache.filled[self.idx] if augment else self.cache.filled[self.idx, :1]
+        idx = torch.as_tensor(idx, dtype=torch.int64)
+        self._set(cache.features[idx], cache.filled[idx], cache.labels[idx], augment)
+        views = self.filled if augment else self.filled[:, :1]
         if not views.any(1).all():
             raise ValueError("FeatureDataset: some images have no computed view; fill the cache first")
 
+    def _set(self, features, filled, labels, augment):
+        self.features, self.filled, self.labels, self.augment = features, filled, labels, augment
+
+    def to(self, device) -> FeatureDataset:
+        moved = FeatureDataset.__new__(FeatureDataset)
+        moved._set(self.features.to(device), self.filled.to(device), self.labels.to(device), self.augment)
+        return moved
+
     def __len__(self) -> int:
-        return len(self.idx)
+        return len(self.features)
+
+    def __getitems__(self, indices):
+        rows = torch.as_tensor(indices, device=self.features.device)
+        if self.augment:  # one computed view per row, drawn uniformly among that row's computed views
+            views = torch.multinomial(self.filled[rows].float(), 1).squeeze(1)
+        else:
+            views = torch.zeros_like(rows)
+        return self.features[rows, views].float(), self.labels[rows]
 
     def __getitem__(self, i):
-        row = self.idx[i]
-        view = int(torch.multinomial(self.cache.filled[row].float(), 1)) if self.augment else 0
-        return self.cache.features[row, view].float(), self.cache.labels[row]
+        x, y = self.__getitems__([i])
+        return x[0], y[0]
 
 
 def _check_prefix_frozen(prefix: nn.Module) -> None:

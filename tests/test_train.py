@@ -245,7 +245,7 @@ def nuclei_loaders(n_train, n_val=16, batch=8):
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (n_train + n_val, 3, 100, 100), dtype=torch.uint8, generator=g)
     labels = torch.arange(n_train + n_val) % 4
-    stats = dict(mean=[0.5] * 3, std=[0.25] * 3)
+    stats = {"mean": [0.5] * 3, "std": [0.25] * 3}
     train = NucleiDataset(images[:n_train], labels[:n_train], augment=True, **stats)
     val = NucleiDataset(images[n_train:], labels[n_train:], **stats)
     return make_loader(train, batch, shuffle=True), make_loader(val, batch, shuffle=False)
