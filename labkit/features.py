@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from labkit.data import dihedral_view
 from labkit.models import backbone_stages
 from labkit.train import default_channels_last
 
@@ -63,17 +64,6 @@ def uses_cache(model: nn.Module, unfrozen_stages: int) -> bool:
     """Whether a model2 run with ``unfrozen_stages`` trains on cached features (``CACHE_STAGES`` deep)."""
     return type(model).__name__ == "ResNet" and 0 <= int(unfrozen_stages) <= CACHE_STAGES
 CACHE_VERSION = 2  # bump when what a cache holds, or how it is computed, changes
-
-
-def dihedral_view(x: torch.Tensor, view: int) -> torch.Tensor:
-    """One of the 8 flips/90-degree rotations of an image or batch (..., H, W); view 0 is the identity.
-
-    view = 4 * flip + k: rotate by k quarter turns, then mirror left-right if flip. These are exactly the
-    augmentations ``NucleiDataset`` samples (rot90 by k, then flip of the width axis with p=0.5), so a
-    uniformly random view has the same distribution as the image pipeline's augmentation.
-    """
-    x = torch.rot90(x, view % 4, dims=(-2, -1))
-    return x.flip(-1) if view >= 4 else x
 
 
 # ---------------------------------------------------------------------------------------------------
