@@ -11,6 +11,8 @@ For model1 (baseline settings) and resnet18 (every stage trainable), in one run,
 
     python bench/gpu.py                  # on a GPU: 8,500 training images, batch 128, 3 epochs
     python bench/gpu.py --device cpu     # small sizes: 256 images, batch 32 (a test runs it in seconds)
+    python bench/gpu.py --features       # also: model2 (last stage unfrozen) on cached prefix features
+                                         # against the full pass, whole runs of --epochs (features.CACHE_ON_GPU)
 
 On a shared CPU, other processes only ever add time: the best round of each variant is its figure.
 """
@@ -27,7 +29,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from labkit import models
+from labkit import features, models
 from labkit.data import NucleiDataset, make_loader
 from labkit.train import (
     autocast_dtype,
@@ -90,6 +92,34 @@ def compute_rate(model, images, labels, batch, steps, device) -> float:
     return steps * batch / (time.perf_counter() - start)
 
 
+def model2_run_seconds(images, labels, batch, epochs, device, cached: bool) -> float:
+    """Seconds of a whole model2 run (resnet18, last stage unfrozen), as recipes.train_model would make it:
+    on the prefix-feature cache (filled as the run draws views) or the full pass on device batches."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    model = make_model("resnet18")
+    models.set_unfrozen_stages(model, 1)
+    groups = models.model2_param_groups(model, 3e-3, 3e-4, 1e-4)
+    n_val = batch
+    train_idx, val_idx = torch.arange(n_val, len(images)), torch.arange(n_val)
+    sync(device)
+    start = time.perf_counter()
+    if cached:
+        data = SimpleNamespace(train_images=images, train_labels=labels, cache_key="", **STATS)
+        cache = features.build_cache(model, data, features.CACHE_STAGES, device=device, log=None)
+        features.fit_on_features(model, cache, train_idx, val_idx, batch_size=batch, epochs=epochs, device=device,
+                                 param_groups=groups, log=None, reuse_views=features.views_to_reuse(device))
+    else:
+        train = NucleiDataset(images[train_idx], labels[train_idx], augment=True, **STATS)
+        val = NucleiDataset(images[val_idx], labels[val_idx], **STATS)
+        fit(model, make_loader(train, batch, shuffle=True, device=device),
+            make_loader(val, batch, shuffle=False, device=device), epochs=epochs, device=device,
+            param_groups=groups, log=None)
+    sync(device)
+    return time.perf_counter() - start
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="auto")
@@ -99,6 +129,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--epochs", type=int, default=3, help="fit's epochs; the first is not counted")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--features", action="store_true",
+                        help="also time model2 runs on cached prefix features against the full pass")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -135,6 +167,17 @@ def main(argv=None) -> dict:
         summary[name] = {"path": path, "compute": compute, "ratio": path / compute}
         every = ", ".join(f"{p:.0f}/{c:.0f}" for p, c in zip(rates[name, "path"], rates[name, "compute"]))
         print(f"{name:10s} {path:11.0f} {compute:14.0f} {path / compute:13.2f}  ({every})")
+
+    if args.features:
+        runs = {"cached": [], "full": []}
+        for r in range(args.rounds):
+            for variant in ("cached", "full") if r % 2 == 0 else ("full", "cached"):
+                runs[variant].append(model2_run_seconds(images, labels, batch, epochs, device, variant == "cached"))
+        cached, full = min(runs["cached"]), min(runs["full"])
+        summary["model2 cache"] = {"cached_s": cached, "full_s": full}
+        print(f"\nmodel2 (resnet18, last stage unfrozen), a whole {epochs}-epoch run: on cached prefix features "
+              f"{cached:.1f} s, full pass on device batches {full:.1f} s: the cache is x{full / cached:.2f} as fast "
+              f"(features.CACHE_ON_GPU is {'on' if features.CACHE_ON_GPU else 'off'})")
     return summary
 
 

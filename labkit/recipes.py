@@ -201,7 +201,7 @@ def train_model(kind: str, model: nn.Module, config: dict, data, *, epochs: int,
     settings = recipe(kind).fit_settings(model, config)
     batch = int(config.get("batch_size", 64))
     common = dict(epochs=epochs, patience=patience, device=device, seed=seed, name=name or kind, log=log, **settings)
-    if kind == "model2" and features.uses_cache(model, config["unfrozen_stages"]):
+    if kind == "model2" and features.uses_cache(model, config["unfrozen_stages"], device):
         cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
         if reuse_views is None:
             reuse_views = features.views_to_reuse(device)

@@ -262,7 +262,7 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     epochs = epochs or profile.trial_epochs(kind, n_subset)
     device = str(device)
     base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
-    if base is not None and all(features.uses_cache(base, n) for n in _space_stages(space)):
+    if base is not None and all(features.uses_cache(base, n, device) for n in _space_stages(space)):
         arrays = _trial_features(data, base, profile.tune_subset, seed, epochs, run_dir, device, log)
     else:
         arrays = _trial_arrays(data, profile.tune_subset, seed)
