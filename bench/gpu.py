@@ -7,7 +7,10 @@ For model1 (baseline settings) and resnet18 (every stage trainable), in one run,
   one-batch validation pass per epoch). The first epoch warms up (cuDNN picks kernels) and is not counted;
 - **compute**: images/s of ``train.train_step`` on one batch reused, with the same model, precision,
   memory format and optimizer: what the device can do with no data work at all;
-- the ratio path / compute (issue 23's target on one H200: at least 0.85 for both models).
+- the ratio path / compute (issue 23's target on one H200: at least 0.85 for both models);
+- **per-item**: the same ``fit`` fed by the loader of main before issue 23 (``bench/loader.PerItemNuclei``: a
+  float conversion, rot90 and flip per sample in Python, the DataLoader's collate, pinned copies on a GPU),
+  so the data path's gain is measured side by side too.
 
     python bench/gpu.py                  # on a GPU: 8,500 training images, batch 128, 3 epochs
     python bench/gpu.py --device cpu     # small sizes: 256 images, batch 32 (a test runs it in seconds)
@@ -69,6 +72,21 @@ def path_rate(model, images, labels, batch, epochs, device) -> float:
                  schedule="onecycle")
     seconds = sum(result.history.seconds[1:])  # each epoch's seconds end after fit has read its sums
     return (epochs - 1) * len(train_loader) * batch / seconds
+
+
+def per_item_rate(model, images, labels, batch, epochs, device) -> float:
+    """path_rate with the former per-item loader (the same fit)."""
+    from torch.utils.data import DataLoader
+
+    from bench.loader import PerItemNuclei
+
+    train = PerItemNuclei(images, labels, STATS["mean"], STATS["std"])
+    val = NucleiDataset(images[:batch], labels[:batch], **STATS)
+    train_loader = DataLoader(train, batch_size=batch, shuffle=True, drop_last=True,
+                              pin_memory=device.type == "cuda")
+    result = fit(model, train_loader, make_loader(val, batch, shuffle=False, device=device), epochs=epochs,
+                 lr=1e-3, device=device, log=None)
+    return (epochs - 1) * len(train_loader) * batch / sum(result.history.seconds[1:])
 
 
 def compute_rate(model, images, labels, batch, steps, device) -> float:
@@ -148,25 +166,28 @@ def main(argv=None) -> dict:
           f"{default_channels_last(device)}; {n} images, batch {batch}, {epochs} epochs ({epochs - 1} counted), "
           f"{args.rounds} rounds")
 
-    rates = {(m, v): [] for m in args.models for v in ("path", "compute")}
+    rates = {(m, v): [] for m in args.models for v in ("path", "compute", "per-item")}
     for r in range(args.rounds):
         order = args.models if r % 2 == 0 else args.models[::-1]
         for name in order:
             base = make_model(name)
-            variants = [("path", path_rate), ("compute", compute_rate)]
+            variants = [("path", path_rate), ("compute", compute_rate), ("per-item", per_item_rate)]
             for variant, measure in variants if r % 2 == 0 else variants[::-1]:
                 torch.manual_seed(0)
-                count = epochs if variant == "path" else steps
+                count = steps if variant == "compute" else epochs
                 rates[name, variant].append(measure(copy.deepcopy(base), images, labels, batch, count, device))
         print(f"round {r + 1}/{args.rounds} done", file=sys.stderr, flush=True)
 
     summary = {}
-    print(f"\n{'model':10s} {'path img/s':>11s} {'compute img/s':>14s} {'path/compute':>13s}  (best round; all rounds)")
+    print(f"\n{'model':10s} {'path img/s':>11s} {'compute img/s':>14s} {'path/compute':>13s} "
+          f"{'per-item img/s':>15s} {'path/per-item':>14s}  (best round; rounds path/compute/per-item)")
     for name in args.models:
-        path, compute = max(rates[name, "path"]), max(rates[name, "compute"])
-        summary[name] = {"path": path, "compute": compute, "ratio": path / compute}
-        every = ", ".join(f"{p:.0f}/{c:.0f}" for p, c in zip(rates[name, "path"], rates[name, "compute"]))
-        print(f"{name:10s} {path:11.0f} {compute:14.0f} {path / compute:13.2f}  ({every})")
+        path, compute, item = (max(rates[name, v]) for v in ("path", "compute", "per-item"))
+        summary[name] = {"path": path, "compute": compute, "ratio": path / compute, "per_item": item}
+        every = ", ".join(f"{p:.0f}/{c:.0f}/{i:.0f}" for p, c, i in
+                          zip(*(rates[name, v] for v in ("path", "compute", "per-item"))))
+        print(f"{name:10s} {path:11.0f} {compute:14.0f} {path / compute:13.2f} {item:15.0f} {path / item:14.2f}  "
+              f"({every})")
 
     if args.features:
         runs = {"cached": [], "full": []}
