@@ -332,16 +332,38 @@ def dihedral_view(x: torch.Tensor, view: int) -> torch.Tensor:
     return x.flip(-1) if view >= 4 else x
 
 
-def random_dihedral(images: torch.Tensor) -> torch.Tensor:
+def random_dihedral(images: torch.Tensor, by_gather: bool | None = None) -> torch.Tensor:
     """A batch [N, C, H, W] in random flips/rotations: each image in one of its 8 views, each equally likely.
 
-    The batch is cut into eighths and eighth k is shown in view (first + k) % 8, with ``first`` random: eight
-    operations on whole slices instead of one per image. The images must come in random order (as
-    ``NucleiDataset.__getitems__`` makes sure), so that which eighth, and so which view, an image lands in is
-    random too. ``first`` is drawn by Python's ``random`` on the CPU: choosing views never waits for the GPU.
+    No Python runs per image; how the batch is done depends on the device, by measurement (bench/gpu.py,
+    bench/loader.py). A GPU starts every operation separately, and a small model spends its step starting
+    them, so there one gather moves every pixel to where its image's view puts it (``_VIEW_PIXELS``: where
+    each view takes each pixel from). On a CPU that gather is slower than copying whole slices, so the batch
+    is cut into eighths and eighth k is shown in view (first + k) % 8, with ``first`` random. The images must
+    come in random order (``NucleiDataset.__getitems__`` makes sure) so that which eighth, and so which view,
+    an image lands in is random too; ``first`` is drawn by Python's ``random``, on the CPU. ``by_gather``:
+    None = the gather on a GPU, the eighths on a CPU.
     """
+    n, channels, height, width = images.shape
+    if images.is_cuda if by_gather is None else by_gather:
+        views = torch.randint(0, 8, (n,), device=images.device)
+        where_from = _view_pixels(height, width, images.device)[views]  # [N, H*W]
+        pixels = images.flatten(2).gather(2, where_from.unsqueeze(1).expand(-1, channels, -1))
+        return pixels.view(n, channels, height, width)
     first = random.randrange(8)
     return torch.cat([dihedral_view(part, (first + k) % 8) for k, part in enumerate(images.tensor_split(8))])
+
+
+_VIEW_PIXELS: dict = {}
+
+
+def _view_pixels(height: int, width: int, device) -> torch.Tensor:
+    """[8, H*W]: for each view, the flat index of the pixel each output pixel comes from (made once)."""
+    key = (height, width, str(device))
+    if key not in _VIEW_PIXELS:
+        positions = torch.arange(height * width, device=device).view(height, width)
+        _VIEW_PIXELS[key] = torch.stack([dihedral_view(positions, v).reshape(-1) for v in range(8)])
+    return _VIEW_PIXELS[key]
 
 
 class NucleiDataset(Dataset):
@@ -387,7 +409,8 @@ class NucleiDataset(Dataset):
         x = self.images[indices]  # one gather, still uint8: flipping 1-byte pixels moves a quarter of the bytes
         if self.augment:
             x = random_dihedral(x)
-        return x.float() * self.scale + self.shift, self.labels[indices]
+        # uint8 times float32 is float32, in one pass: no separate conversion
+        return x * self.scale + self.shift, self.labels[indices]
 
     def __getitem__(self, i):
         x, y = self.__getitems__([i])

@@ -323,3 +323,20 @@ def test_to_device_copies_the_split_once_and_keeps_the_settings():
     moved = dataset.to("cpu")
     assert moved.augment and moved.mean == dataset.mean and moved.std == dataset.std
     assert torch.equal(moved.scale, dataset.scale) and torch.equal(moved.shift, dataset.shift)
+
+
+def test_the_gpus_one_gather_gives_each_image_one_of_its_eight_views_bit_for_bit():
+    """random_dihedral's GPU way (one gather through a table of where each view takes each pixel from),
+    run here on the CPU: every image comes out exactly as one of its 8 views, and all 8 occur."""
+    from labkit.data import dihedral_view, random_dihedral
+
+    images = torch.randint(0, 256, (16, 3, 100, 100), dtype=torch.uint8)
+    torch.manual_seed(0)
+    seen = torch.zeros(8, dtype=torch.int64)
+    for _ in range(10):
+        out = random_dihedral(images, by_gather=True)
+        for i in range(16):
+            matches = [v for v in range(8) if torch.equal(out[i], dihedral_view(images[i], v))]
+            assert len(matches) == 1
+            seen[matches[0]] += 1
+    assert (seen > 0).all() and seen.max() < 3 * seen.min()  # 160 draws, 20 expected per view
