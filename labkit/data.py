@@ -404,8 +404,8 @@ class NucleiDataset(Dataset):
     def __getitems__(self, indices):
         """A whole batch (images [B, 3, 100, 100] float32, labels [B]) for a list or tensor of indices."""
         indices = torch.as_tensor(indices, device=self.images.device)
-        if self.augment:  # a random order within the batch: random_dihedral's eighths get random images
-            indices = indices[torch.randperm(len(indices), device=indices.device)]
+        if self.augment and not indices.is_cuda:  # random_dihedral's eighths (CPU) need a random order
+            indices = indices[torch.randperm(len(indices))]
         x = self.images[indices]  # one gather, still uint8: flipping 1-byte pixels moves a quarter of the bytes
         if self.augment:
             x = random_dihedral(x)

@@ -316,7 +316,7 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
         for step, (x, y) in enumerate(train_loader, 1):
             x, y = _to_device(x, y, device, channels_last)
             loss, logits = train_step(model, x, y, criterion, opt, scaler, scheduler, device, dtype)
-            loss_sum += loss * len(y)
+            loss_sum.add_(loss, alpha=len(y))  # summed on the device: nothing here waits for it
             correct += (logits.argmax(1) == y).sum()
             seen += len(y)
             if step % FINITE_CHECK_STEPS == 0:
@@ -332,7 +332,8 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
         improved = best_state is None or val_loss < best_loss
         if improved:
             best_loss, best_acc, best_epoch, waited = val_loss, val_acc, epoch, 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            # a copy on the device (copying to the CPU would wait for the GPU); to the CPU once, at the end
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             waited += 1
         if log is not None:
@@ -349,6 +350,7 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
             break
 
     model.load_state_dict(best_state)
+    best_state = {k: v.to("cpu") for k, v in best_state.items()}
     return FitResult(history, best_state, best_epoch, best_loss, best_acc, planned_epochs=epochs)
 
 
