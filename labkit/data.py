@@ -14,7 +14,8 @@
 4. makes (or reloads from ``run_dir/data/split.json``) a seeded, stratified train/validation split,
    and computes the normalisation statistics on the training split only.
 
-:class:`NucleiDataset` then reads samples by slicing that in-memory tensor: no PNG is opened again.
+:class:`NucleiDataset` then reads samples by slicing that in-memory tensor: no PNG is opened again, and
+``make_loader`` makes every batch on the training device (a GPU when there is one) with a few tensor ops.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import difflib
 import hashlib
 import io
 import os
+import random
 import shutil
 import tempfile
 import warnings
@@ -34,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, WeightedRandomSampler
 
 from labkit import CLASS_NAMES, N_CLASSES
 from labkit.artifacts import RunDir, atomic_write_bytes
@@ -272,7 +274,7 @@ def load_images(csv_path: Path, folder: Path, names: list[str], cache_dir) -> tu
             cached = torch.load(cache_file, weights_only=True)
             if cached["files"] == list(names):
                 return cached["images"], key
-        except Exception as exc:  # a damaged cache is rebuilt, never trusted
+        except Exception as exc:  # noqa: BLE001 (a damaged cache is rebuilt, never trusted)
             warnings.warn(f"ignoring unreadable cache {cache_file} ({exc}); decoding the images again",
                           DataWarning)
     images = _decode(folder, names, csv_path)
@@ -295,7 +297,7 @@ def stratified_split(labels, val_fraction: float, seed: int) -> tuple[torch.Tens
     val = []
     for c in np.unique(labels):
         members = np.flatnonzero(labels == c)
-        n_val = int(round(len(members) * val_fraction))
+        n_val = round(len(members) * val_fraction)
         if len(members) >= 2:  # every class with 2+ images appears on both sides
             n_val = min(max(n_val, 1), len(members) - 1)
         val.append(rng.permutation(members)[:n_val])
@@ -322,56 +324,161 @@ def _channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
 # The Dataset
 # ---------------------------------------------------------------------------------------------------
 
+def dihedral_view(x: torch.Tensor, view: int) -> torch.Tensor:
+    """One of the 8 flips/90-degree rotations of an image or batch (..., H, W); view 0 is the identity.
+
+    view = 4 * flip + k: rotate by k quarter turns, then mirror left-right if flip."""
+    x = torch.rot90(x, view % 4, dims=(-2, -1))
+    return x.flip(-1) if view >= 4 else x
+
+
+def random_dihedral(images: torch.Tensor, by_gather: bool | None = None) -> torch.Tensor:
+    """A batch [N, C, H, W] in random flips/rotations: each image in one of its 8 views, each equally likely.
+
+    No Python runs per image; how the batch is done depends on the device, by measurement (bench/gpu.py,
+    bench/loader.py). A GPU starts every operation separately, and a small model spends its step starting
+    them, so there one gather moves every pixel to where its image's view puts it (``_VIEW_PIXELS``: where
+    each view takes each pixel from). On a CPU that gather is slower than copying whole slices, so the batch
+    is cut into eighths and eighth k is shown in view (first + k) % 8, with ``first`` random. The images must
+    come in random order (``NucleiDataset.__getitems__`` makes sure) so that which eighth, and so which view,
+    an image lands in is random too; ``first`` is drawn by Python's ``random``, on the CPU. ``by_gather``:
+    None = the gather on a GPU, the eighths on a CPU.
+    """
+    n, channels, height, width = images.shape
+    if images.is_cuda if by_gather is None else by_gather:
+        views = torch.randint(0, 8, (n,), device=images.device)
+        where_from = _view_pixels(height, width, images.device)[views]  # [N, H*W]
+        pixels = images.flatten(2).gather(2, where_from.unsqueeze(1).expand(-1, channels, -1))
+        return pixels.view(n, channels, height, width)
+    first = random.randrange(8)
+    return torch.cat([dihedral_view(part, (first + k) % 8) for k, part in enumerate(images.tensor_split(8))])
+
+
+_VIEW_PIXELS: dict = {}
+
+
+def _view_pixels(height: int, width: int, device) -> torch.Tensor:
+    """[8, H*W]: for each view, the flat index of the pixel each output pixel comes from (made once)."""
+    key = (height, width, str(device))
+    if key not in _VIEW_PIXELS:
+        positions = torch.arange(height * width, device=device).view(height, width)
+        _VIEW_PIXELS[key] = torch.stack([dihedral_view(positions, v).reshape(-1) for v in range(8)])
+    return _VIEW_PIXELS[key]
+
+
 class NucleiDataset(Dataset):
     """Nucleus patches as normalised float tensors, read from the decode-once uint8 cache.
 
     The whole split sits in memory as uint8 (30 KB per image), so a sample is a slice of a tensor,
     never a PNG decode. Augmentation uses the 8 flips and 90-degree rotations of the square: a
     nucleus has no "up", and these never crop, blur or recolour it.
+
+    A batch is made in one go, on whatever device the images are on (``to(device)`` copies the split
+    there once): ``__getitems__``, which PyTorch's DataLoader calls with a whole batch of indices, does
+    one gather, one random flip/rotation for the batch and one multiply-add normalisation. No Python
+    runs per image, so on a GPU the GPU does the data work too.
     """
 
     def __init__(self, images, labels=None, *, mean, std, augment=False):
         self.images = images  # uint8 [N, 3, 100, 100]
         # test images have no label: -1 marks them
-        self.labels = labels if labels is not None else torch.full((len(images),), -1, dtype=torch.int64)
-        # (x / 255 - mean) / std as one multiply-add: x * scale + shift
-        mean = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
-        std = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
+        self.labels = (labels if labels is not None
+                       else torch.full((len(images),), -1, dtype=torch.int64, device=images.device))
+        self.mean, self.std = torch.as_tensor(mean).tolist(), torch.as_tensor(std).tolist()
+        # (x / 255 - mean) / std as one multiply-add: x * scale + shift. Shaped [3, 1, 1], not [1, 3, 1, 1]:
+        # a [1, 3, 1, 1] tensor also looks channels_last to PyTorch, whose result then came out in that
+        # layout and took 10x as long on a CPU
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=images.device).view(3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32, device=images.device).view(3, 1, 1)
         self.scale, self.shift = 1 / (255 * std), -mean / std
         self.augment = augment
+
+    def to(self, device) -> NucleiDataset:
+        """The same dataset with its images and labels on ``device`` (a GPU): copied once, here."""
+        return NucleiDataset(self.images.to(device), self.labels.to(device), mean=self.mean, std=self.std,
+                             augment=self.augment)
 
     def __len__(self):
         return len(self.images)
 
-    def __getitem__(self, i):
-        x = self.images[i].float() * self.scale + self.shift
+    def __getitems__(self, indices):
+        """A whole batch (images [B, 3, 100, 100] float32, labels [B]) for a list or tensor of indices."""
+        indices = torch.as_tensor(indices, device=self.images.device)
+        if self.augment and not indices.is_cuda:  # random_dihedral's eighths (CPU) need a random order
+            indices = indices[torch.randperm(len(indices))]
+        x = self.images[indices]  # one gather, still uint8: flipping 1-byte pixels moves a quarter of the bytes
         if self.augment:
-            x = torch.rot90(x, int(torch.randint(0, 4, ())), dims=(1, 2))
-            if torch.rand(()) < 0.5:
-                x = x.flip(2)
-        return x, int(self.labels[i])
+            x = random_dihedral(x)
+        # in place: one new float buffer rather than three (on a CPU a fresh 8 MB buffer costs page faults,
+        # which made the out-of-place x * scale + shift 40x slower than this)
+        return x.float().mul_(self.scale).add_(self.shift), self.labels[indices]
+
+    def __getitem__(self, i):
+        x, y = self.__getitems__([i])
+        return x[0], int(y[0])
+
+
+class BatchIndices(Sampler):
+    """The indices of each batch as one tensor, made on the data's device: a new random order every epoch
+    (``shuffle``), a draw with replacement in proportion to ``weights`` (a weighted sampler, e.g. one that
+    balances the classes), or 0..n-1 in order. ``drop_last`` leaves out an incomplete last batch."""
+
+    def __init__(self, n: int, batch_size: int, *, shuffle=False, weights=None, drop_last=False,
+                 device="cpu", generator=None):
+        self.n, self.batch_size, self.shuffle, self.drop_last = n, batch_size, shuffle, drop_last
+        self.device, self.generator = torch.device(device), generator
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float32, device=device)
+
+    def __len__(self):
+        return self.n // self.batch_size if self.drop_last else -(-self.n // self.batch_size)
+
+    def __iter__(self):
+        if self.weights is not None:  # as torch's WeightedRandomSampler, in one call for the whole epoch
+            order = torch.multinomial(self.weights, self.n, replacement=True, generator=self.generator)
+        elif self.shuffle:
+            order = torch.randperm(self.n, device=self.device, generator=self.generator)
+        else:
+            order = torch.arange(self.n, device=self.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            yield order[start:start + self.batch_size]
+
+
+def whole_batch(batch):
+    """The DataLoader's collate step for datasets whose ``__getitems__`` already made the batch."""
+    return batch
 
 
 def make_loader(dataset, batch_size: int, shuffle: bool, device="cpu", sampler=None,
-                num_workers: int | None = None) -> DataLoader:
-    """A DataLoader with defaults that suit in-memory data.
+                num_workers: int | None = None, weights=None, generator=None) -> DataLoader:
+    """A DataLoader that makes its batches on ``device``, where the model trains.
 
-    ``num_workers`` defaults to 0: the images are already decoded in memory and a sample is a slice
-    and a multiply-add, so worker processes only add start-up and copying (bench/loader.py measures
-    it). A batch-at-once ``__getitems__`` was tried and measured no faster than per-sample slicing.
-    Memory is pinned for CUDA. Training loaders (``shuffle`` or a ``sampler``) drop the last
-    incomplete batch so that a batch of one never reaches BatchNorm.
+    For a dataset with a batched ``__getitems__`` and a ``to(device)`` (``NucleiDataset``), the split is
+    copied to the device once, and each batch is one tensor of indices (``BatchIndices``: shuffled, or drawn
+    in proportion to ``weights``; ``generator`` seeds either) that the dataset turns into a batch there. No
+    worker processes, no pinned copies, no Python per image. Other datasets, or an explicit ``sampler`` or
+    ``num_workers``, get the usual per-item DataLoader. Training loaders (``shuffle`` or ``weights`` or a
+    ``sampler``) drop the last incomplete batch so that a batch of one never reaches BatchNorm.
+    bench/loader.py measures this against the per-item path.
     """
-    on_cuda = torch.device(device).type == "cuda"
-    training = shuffle or sampler is not None
+    training = shuffle or sampler is not None or weights is not None
+    drop_last = training and len(dataset) > batch_size
+    if hasattr(dataset, "__getitems__") and hasattr(dataset, "to") and sampler is None and not num_workers:
+        dataset = dataset.to(device)
+        batches = BatchIndices(len(dataset), batch_size, shuffle=shuffle, weights=weights, drop_last=drop_last,
+                               device=device, generator=generator)
+        return DataLoader(dataset, batch_sampler=batches, collate_fn=whole_batch)
+    if weights is not None:
+        sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(dataset),
+                                        generator=generator)
     return DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle if sampler is None else False,
         sampler=sampler,
-        num_workers=0 if num_workers is None else num_workers,
-        pin_memory=on_cuda,
-        drop_last=training and len(dataset) > batch_size,
+        num_workers=num_workers or 0,
+        pin_memory=torch.device(device).type == "cuda",
+        drop_last=drop_last,
+        generator=generator if sampler is None and shuffle else None,
     )
 
 

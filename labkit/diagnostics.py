@@ -42,7 +42,6 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, PercentFormatter
-from torch.utils.data import WeightedRandomSampler
 
 from labkit import CLASS_NAMES, N_CLASSES, train
 from labkit.data import make_loader
@@ -350,7 +349,7 @@ REBALANCE = ("sampler", "loss", "none")
 class FixSettings:
     """How the fix fine-tunes the model.
 
-    rebalance  "sampler": WeightedRandomSampler, classes balanced and the pair's true class x boost;
+    rebalance  "sampler": a weighted draw (``data.make_loader(weights=...)``), classes balanced and the pair's true class x boost;
                "loss": the same emphasis as class weights in the loss; "none": plain fine-tuning.
     tta        evaluate after the fix with test-time augmentation (flips, 90-degree rotations).
     """
@@ -379,7 +378,7 @@ class FixResult:
 
 
 def pair_sample_weights(train_labels, true_class: int | None, boost: float = 2.0) -> np.ndarray:
-    """Per-sample weights for WeightedRandomSampler: every class drawn equally often, and the pair's
+    """Per-sample weights for a weighted draw (``data.make_loader(weights=...)``): every class drawn equally often, and the pair's
     true class ``boost`` times as often again, so the model sees more of the class it gives away."""
     labels = _as_labels(train_labels)
     counts = np.bincount(labels, minlength=N_CLASSES).astype(float)
@@ -432,14 +431,14 @@ def fix_experiment(model, train_dataset, train_labels, val_loader, settings: Fix
     pair = most_confused_pair(before.labels, before.preds)
     true_class = pair.true_class if pair is not None else None
 
-    sampler, class_weights = None, None
-    if settings.rebalance == "sampler":
-        weights = torch.as_tensor(pair_sample_weights(train_labels, true_class, settings.boost), dtype=torch.double)
-        generator = torch.Generator().manual_seed(settings.seed)
-        sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
+    sample_weights, class_weights = None, None
+    if settings.rebalance == "sampler":  # a weighted draw, made on the device: torch.multinomial per epoch
+        sample_weights = torch.as_tensor(pair_sample_weights(train_labels, true_class, settings.boost))
     elif settings.rebalance == "loss":
         class_weights = pair_class_weights(train_labels, true_class, settings.boost)
-    train_loader = make_loader(train_dataset, settings.batch_size, sampler is None, device, sampler=sampler)
+    generator = torch.Generator(train.pick_device(device)).manual_seed(settings.seed)
+    train_loader = make_loader(train_dataset, settings.batch_size, shuffle=True, device=device,
+                               weights=sample_weights, generator=generator)
 
     fit(model, train_loader, val_loader, epochs=settings.epochs, lr=settings.lr, class_weights=class_weights,
         device=device, seed=settings.seed, **dict(fit_kwargs or {}))

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from labkit.data import dihedral_view
 from labkit.models import backbone_stages
 from labkit.train import default_channels_last
 
@@ -59,21 +60,21 @@ def views_to_reuse(device) -> int:
     return 2 if torch.device(device).type == "cpu" else 0
 
 
-def uses_cache(model: nn.Module, unfrozen_stages: int) -> bool:
-    """Whether a model2 run with ``unfrozen_stages`` trains on cached features (``CACHE_STAGES`` deep)."""
+# Whether model2's runs use the cache on a GPU too. Off: there a batch of cached features is gathered on the
+# CPU and copied to the GPU, and a view not yet computed runs the prefix and copies its output back, every
+# batch; the GPU waits for the CPU, which issue 23 set out to remove. The full pass on device-made batches
+# has none of that (resnet18, every stage trained: 3,942 img/s on the former per-item path of an H200, 11,968
+# on device batches). Not measured against the cache on a GPU yet: bench/gpu.py --features does.
+CACHE_ON_GPU = False
+
+
+def uses_cache(model: nn.Module, unfrozen_stages: int, device="cpu") -> bool:
+    """Whether a model2 run with ``unfrozen_stages`` on ``device`` trains on cached features
+    (``CACHE_STAGES`` deep): on a CPU, where it pays (bench/features.py); on a GPU, if ``CACHE_ON_GPU``."""
+    if torch.device(device).type == "cuda" and not CACHE_ON_GPU:
+        return False
     return type(model).__name__ == "ResNet" and 0 <= int(unfrozen_stages) <= CACHE_STAGES
 CACHE_VERSION = 2  # bump when what a cache holds, or how it is computed, changes
-
-
-def dihedral_view(x: torch.Tensor, view: int) -> torch.Tensor:
-    """One of the 8 flips/90-degree rotations of an image or batch (..., H, W); view 0 is the identity.
-
-    view = 4 * flip + k: rotate by k quarter turns, then mirror left-right if flip. These are exactly the
-    augmentations ``NucleiDataset`` samples (rot90 by k, then flip of the width axis with p=0.5), so a
-    uniformly random view has the same distribution as the image pipeline's augmentation.
-    """
-    x = torch.rot90(x, view % 4, dims=(-2, -1))
-    return x.flip(-1) if view >= 4 else x
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -157,7 +158,8 @@ class FeatureCache:
             for start in range(0, len(rows), batch_size):
                 r, v = rows[start:start + batch_size], views[start:start + batch_size]
                 x = _normalise(self.images[r], self.mean, self.std)
-                x = torch.stack([dihedral_view(image, int(view)) for image, view in zip(x, v)])
+                for view in v.unique().tolist():  # each view once for all the rows that want it
+                    x[v == view] = dihedral_view(x[v == view], view)
                 x = x.to(device).contiguous(memory_format=memory_format)
                 self.features[r, v] = self.prefix(x).to("cpu", self.features.dtype)
                 self.filled[r, v] = True
@@ -332,23 +334,40 @@ class FeatureLoader:
 
 class FeatureDataset(torch.utils.data.Dataset):
     """Item i = (features of image ``idx[i]`` in a random computed view, or the identity view, label), for
-    code that wants a Dataset (e.g. a WeightedRandomSampler in diagnostics.fix_experiment). Every view it
-    may draw must be computed beforehand (``fill_at_least``, ``fill``): an item never runs the prefix."""
+    code that wants a Dataset (e.g. the weighted draw of diagnostics.fix_experiment). Every view it may draw
+    must be computed beforehand (``fill_at_least``, ``fill``): an item never runs the prefix. Holds a copy
+    of its rows; like ``data.NucleiDataset`` it makes whole batches (``__getitems__``) on the device its
+    tensors are on (``to``), so ``data.make_loader`` serves it without per-item Python."""
 
     def __init__(self, cache: FeatureCache, idx, augment: bool = False):
-        self.cache, self.augment = cache, augment
-        self.idx = torch.as_tensor(idx, dtype=torch.int64)
-        views = self.cache.filled[self.idx] if augment else self.cache.filled[self.idx, :1]
+        idx = torch.as_tensor(idx, dtype=torch.int64)
+        self._set(cache.features[idx], cache.filled[idx], cache.labels[idx], augment)
+        views = self.filled if augment else self.filled[:, :1]
         if not views.any(1).all():
             raise ValueError("FeatureDataset: some images have no computed view; fill the cache first")
 
+    def _set(self, features, filled, labels, augment):
+        self.features, self.filled, self.labels, self.augment = features, filled, labels, augment
+
+    def to(self, device) -> FeatureDataset:
+        moved = FeatureDataset.__new__(FeatureDataset)
+        moved._set(self.features.to(device), self.filled.to(device), self.labels.to(device), self.augment)
+        return moved
+
     def __len__(self) -> int:
-        return len(self.idx)
+        return len(self.features)
+
+    def __getitems__(self, indices):
+        rows = torch.as_tensor(indices, device=self.features.device)
+        if self.augment:  # one computed view per row, drawn uniformly among that row's computed views
+            views = torch.multinomial(self.filled[rows].float(), 1).squeeze(1)
+        else:
+            views = torch.zeros_like(rows)
+        return self.features[rows, views].float(), self.labels[rows]
 
     def __getitem__(self, i):
-        row = self.idx[i]
-        view = int(torch.multinomial(self.cache.filled[row].float(), 1)) if self.augment else 0
-        return self.cache.features[row, view].float(), self.cache.labels[row]
+        x, y = self.__getitems__([i])
+        return x[0], y[0]
 
 
 def _check_prefix_frozen(prefix: nn.Module) -> None:

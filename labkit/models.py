@@ -48,13 +48,26 @@ class MissingWeightsError(WeightsError):
 # ---------------------------------------------------------------------------------------------------
 # model1: a small ConvNet trained from scratch
 # ---------------------------------------------------------------------------------------------------
+def default_relu_first() -> bool:
+    """The faster order of model1's ReLU and max pool (the same function either way) on this machine.
+
+    bench/train.py, model1's training step with the project's CPU settings: pooling first is x1.12-1.39 as
+    fast in float32 (a 2-core AVX2 EPYC; a Zen 5 EPYC with LABKIT_FP32=1), but in bfloat16 x0.70-0.80 on a
+    Xeon with AMX and x0.99-1.07 on the Zen 5. So the textbook order (ReLU first) where this CPU trains in
+    bfloat16, pooling first where it trains in float32. On a GPU both orders are far from the bottleneck."""
+    from labkit.train import autocast_dtype
+
+    return autocast_dtype("cpu") == torch.bfloat16
+
+
 class Model1(nn.Module):
     """A small ConvNet for 100x100 RGB patches, trained from scratch.
 
-    Each entry of ``channels`` is one block: 3x3 convolution -> batch norm -> 2x2 max pool -> ReLU, so
+    Each entry of ``channels`` is one block: 3x3 convolution -> batch norm -> ReLU -> 2x2 max pool, so
     every block halves the image (100 -> 50 -> 25 -> 13 -> 7 ...). Max pooling and ReLU commute (ReLU
-    never changes which value is largest), so this is the textbook conv -> norm -> ReLU -> pool block with
-    the same outputs and gradients; the ReLU just runs on a quarter of the values. Then global pooling over
+    never changes which value is largest), so the block may pool first and run the ReLU on a quarter of
+    the values, with the same outputs, gradients and state_dict keys. ``relu_first`` picks the order; None
+    lets ``default_relu_first`` choose the faster one for this machine. Then global pooling over
     what is left (``pool="avg"`` or ``"max"``), dropout, an optional hidden linear layer, and a linear layer
     to the 4 classes.
 
@@ -64,8 +77,10 @@ class Model1(nn.Module):
     ``count_layers(model).all_layers`` but not as weight layers.
     """
 
-    def __init__(self, channels=(16, 32, 64, 128), hidden=0, dropout=0.3, batch_norm=True, pool="avg"):
+    def __init__(self, channels=(16, 32, 64, 128), hidden=0, dropout=0.3, batch_norm=True, pool="avg",
+                 relu_first: bool | None = None):
         super().__init__()
+        relu_first = default_relu_first() if relu_first is None else relu_first
         channels = tuple(int(c) for c in channels)
         self.channels = channels
         weight_layers = len(channels) + (1 if hidden else 0) + 1
@@ -79,12 +94,10 @@ class Model1(nn.Module):
         blocks, in_ch = [], 3
         for out_ch in channels:
             # batch norm has its own shift, so a conv bias before it would be redundant
+            relu, max_pool = nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)
             blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=not batch_norm),
                        nn.BatchNorm2d(out_ch) if batch_norm else nn.Identity(),
-                       # pool before ReLU: the same block, about a tenth less time per training step on a CPU
-                       # (bench/train.py), most of it in the first block's ReLU backward at 100x100
-                       nn.MaxPool2d(2, ceil_mode=True),
-                       nn.ReLU(inplace=True)]
+                       *((relu, max_pool) if relu_first else (max_pool, relu))]
             in_ch = out_ch
         self.features = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1) if pool == "avg" else nn.AdaptiveMaxPool2d(1)

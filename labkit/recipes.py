@@ -137,7 +137,12 @@ class Recipe:
     make_model: Callable[..., nn.Module]       # (config, base) -> a fresh model to train
     fit_settings: Callable[..., dict]          # (model, config) -> train.fit's optimiser keywords
     from_checkpoint: Callable[..., nn.Module]  # checkpoint meta -> the architecture, weights not loaded
-    gpu_share: float                  # fraction of a GPU per Ray trial: model1 is small, model2 is not
+    # Ray Tune on GPUs (tune.trial_resources): at most this many trials share one GPU (a small model leaves
+    # gaps between its kernels that other trials fill) ...
+    trials_per_gpu: int
+    # ... and each needs about this much GPU memory (GB: its split on the device, the model, AdamW's state
+    # and the activations of a batch of up to 256; an estimate with room to spare, not a measurement)
+    trial_gpu_gb: float
 
 
 RECIPES = {
@@ -147,13 +152,15 @@ RECIPES = {
                   "dropout": 0.3},
         search_space=model1_search_space,
         load_base=_no_base, make_model=_model1, fit_settings=_model1_fit_settings,
-        from_checkpoint=lambda meta: models.build_model1(meta.get("config", {})), gpu_share=0.25),
+        from_checkpoint=lambda meta: models.build_model1(meta.get("config", {})), trials_per_gpu=4,
+        trial_gpu_gb=2.0),
     "model2": Recipe(
         kind="model2", imagenet=True,
         baseline={"head_lr": 3e-3, "backbone_lr": 3e-4, "weight_decay": 1e-4, "unfrozen_stages": 1},
         search_space=model2_search_space,
         load_base=_pretrained_model2, make_model=_model2, fit_settings=_model2_fit_settings,
-        from_checkpoint=lambda meta: models.model2_architecture(meta["arch"]), gpu_share=0.5),
+        from_checkpoint=lambda meta: models.model2_architecture(meta["arch"]), trials_per_gpu=2,
+        trial_gpu_gb=4.0),
 }
 KINDS = tuple(RECIPES)
 
@@ -216,7 +223,7 @@ def train_model(kind: str, model: nn.Module, config: dict, data, *, epochs: int,
     settings = recipe(kind).fit_settings(model, config)
     batch = int(config.get("batch_size", 64))
     common = dict(epochs=epochs, patience=patience, device=device, seed=seed, name=name or kind, log=log, **settings)
-    if kind == "model2" and features.uses_cache(model, config["unfrozen_stages"]):
+    if kind == "model2" and features.uses_cache(model, config["unfrozen_stages"], device):
         cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
         if reuse_views is None:
             reuse_views = features.views_to_reuse(device)

@@ -60,14 +60,50 @@ def fp32_forced() -> bool:
     return os.environ.get("LABKIT_FP32", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def default_amp(device: torch.device) -> bool:
-    """Mixed precision where it helps: on CUDA (float16 with loss scaling), and on CPUs with native
-    bfloat16. bench/train.py on the course's 2-core CPU (avx512_bf16): bfloat16 autocast trains model1
-    and resnet18 x1.8-2.2 faster than float32 (best-of-12 step times). Weights stay float32.
-    LABKIT_FP32=1 forces float32 (see ``fp32_forced``)."""
+def autocast_dtype(device) -> torch.dtype | None:
+    """The mixed-precision type to train in on ``device``, or None for plain float32. Decided at run time:
+
+    - an NVIDIA GPU of compute capability 8 or later (Ampere, Hopper, ...: A100, L4, H100, H200): bfloat16.
+      It has float32's range, so no loss scaling;
+    - capability 7 (Volta, Turing: V100, Kaggle's T4): float16, with a GradScaler (``needs_loss_scaling``).
+      These GPUs have float16 tensor cores but no native bfloat16;
+    - capability 6 and older (Pascal: Kaggle's P100): float32. No tensor cores; float16 would add loss
+      scaling for at best a small gain (not measured here: no P100 was lent);
+    - a CPU with native bfloat16 (avx512_bf16 / AMX, oneDNN's own check): bfloat16, which bench/train.py
+      measured training model1 and resnet18 x1.8-3.4 faster than float32; other CPUs: float32.
+
+    Weights stay float32 in every case. ``LABKIT_FP32=1`` forces float32 (see ``fp32_forced``)."""
+    device = torch.device(device)
     if fp32_forced():
-        return False
-    return device.type == "cuda" or (device.type == "cpu" and _cpu_has_bf16())
+        return None
+    if device.type == "cuda":
+        major, _ = torch.cuda.get_device_capability(device)
+        if major >= 8:
+            return torch.bfloat16
+        return torch.float16 if major == 7 else None
+    if device.type == "cpu" and _cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def needs_loss_scaling(dtype: torch.dtype | None, device) -> bool:
+    """float16 on a GPU needs a GradScaler: small gradients would underflow to zero without it."""
+    return dtype == torch.float16 and torch.device(device).type == "cuda"
+
+
+def precision_name(device) -> str:
+    """The training precision on ``device`` in words, for the notebook's environment appendix."""
+    dtype = autocast_dtype(device)
+    if dtype is None:
+        return "float32"
+    if needs_loss_scaling(dtype, device):
+        return "float16 autocast with loss scaling"
+    return "bfloat16 autocast"
+
+
+def default_amp(device: torch.device) -> bool:
+    """Whether ``fit`` trains in mixed precision on ``device`` by default (``autocast_dtype`` says which)."""
+    return autocast_dtype(device) is not None
 
 
 def default_channels_last(device: torch.device) -> bool:
@@ -135,23 +171,33 @@ class Predictions:
     probs: np.ndarray    # float32 [N, n_classes]
 
 
-def _autocast(device: torch.device, enabled: bool):
-    if not enabled:
+def _autocast(device: torch.device, dtype: torch.dtype | None):
+    if dtype is None:
         return contextlib.nullcontext()
-    dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
     return torch.autocast(device.type, dtype=dtype)
 
 
+def _amp_dtype(device: torch.device, amp: bool | None) -> torch.dtype | None:
+    """fit's ``amp`` argument as a dtype: None = the device's own choice, False = float32, True = mixed
+    precision even where float32 is the default (float16 on a GPU, bfloat16 on a CPU)."""
+    if amp is None:
+        return autocast_dtype(device)
+    if not amp:
+        return None
+    return autocast_dtype(device) or (torch.float16 if device.type == "cuda" else torch.bfloat16)
+
+
 def _to_device(x, y, device, channels_last):
+    # a no-op for batches made on the device already (data.make_loader); a copy for other loaders
     x = x.to(device, non_blocking=True)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     return x, y.to(device, non_blocking=True)
 
 
-def _make_optimizer(name, groups, lr, weight_decay, momentum):
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay)
+def _make_optimizer(name, groups, lr, weight_decay, momentum, device):
+    if name == "adamw":  # on a GPU, the fused kernel updates every parameter in one launch
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=device.type == "cuda" or None)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=momentum, weight_decay=weight_decay)
     raise ValueError(f"optimizer must be 'adamw' or 'sgd', not {name!r}")
@@ -169,20 +215,51 @@ def _make_schedule(name, optimizer, total_steps):
     raise ValueError(f"schedule must be 'onecycle', 'cosine' or 'none', not {name!r}")
 
 
-def _run_val(model, loader, device, amp, channels_last):
+def _run_val(model, loader, device, dtype, channels_last):
     # validation loss is plain cross-entropy (no class weights, no smoothing) so runs with different
-    # training losses, e.g. tuning trials, are compared on the same scale
+    # training losses, e.g. tuning trials, are compared on the same scale. Sums stay on the device and
+    # are read once, after the last batch
     model.eval()
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss = torch.zeros((), device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
     with torch.inference_mode():
         for x, y in loader:
             x, y = _to_device(x, y, device, channels_last)
-            with _autocast(device, amp):
+            with _autocast(device, dtype):
                 logits = model(x)
-            total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
+            total_loss += nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-    return total_loss / seen, correct / seen
+    return total_loss.item() / seen, correct.item() / seen
+
+
+# How often fit looks at the running loss to catch a non-finite one: each look waits for the GPU
+FINITE_CHECK_STEPS = 50
+
+
+def check_finite(loss_sum: torch.Tensor, name: str, epoch: int, lr: float) -> None:
+    """Stops a diverged run with advice. ``loss_sum`` is the epoch's running loss: NaN or inf as soon as any
+    step's loss was, so one look every ``FINITE_CHECK_STEPS`` steps (and at the end of the epoch) catches it."""
+    value = loss_sum.item()
+    if not math.isfinite(value):
+        raise FloatingPointError(f"{name}: training loss became {value} in epoch {epoch}; "
+                                 f"lower the learning rate (peak lr {lr:g})")
+
+
+def train_step(model, x, y, criterion, opt, scaler, scheduler, device, dtype):
+    """One optimizer step on a batch already on the device; returns the loss and logits as device tensors
+    (reading them would make the CPU wait for the GPU, so ``fit`` sums them on the device instead)."""
+    with _autocast(device, dtype):
+        logits = model(x)
+        loss = criterion(logits.float(), y)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.step(opt)
+    scaler.update()
+    if scheduler is not None:
+        scheduler.step()
+    return loss.detach(), logits.detach()
 
 
 def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None, lr: float = 1e-3,
@@ -201,7 +278,10 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
     ``param_groups`` (e.g. from ``model2_param_groups``) give each group its own peak learning rate;
     without them every parameter uses ``lr``. ``report(epoch, metrics)`` is called after each epoch
     (Ray Tune's ``tune.report`` goes there); ``on_epoch_start(epoch)`` before each (model2 uses it to
-    unfreeze stages). ``amp`` and ``channels_last``: None = on where they help (CUDA).
+    unfreeze stages). ``amp`` and ``channels_last``: None = where they help (``autocast_dtype``,
+    ``default_channels_last``). The inner loop never waits for the device: losses and correct counts are
+    summed there and read once per epoch, and a non-finite loss is looked for every ``FINITE_CHECK_STEPS``
+    steps and at the end of each epoch.
     """
     if max_steps is not None:
         epochs = budget_epochs(max_steps, len(train_loader), max_epochs=epochs or max_steps)
@@ -209,16 +289,16 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
         raise ValueError(f"{name}: give fit a positive epochs or max_steps, not epochs={epochs!r}")
     seed_everything(seed)
     device = pick_device(device)
-    amp = default_amp(device) if amp is None else amp
+    dtype = _amp_dtype(device, amp)
     channels_last = default_channels_last(device) if channels_last is None else channels_last
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
     # copies: the optimizer and schedule write into group dicts, and a caller may reuse its groups
     groups = ([dict(g) for g in param_groups] if param_groups is not None
               else [{"params": list(model.parameters()), "lr": lr}])
-    opt = _make_optimizer(optimizer, groups, lr, weight_decay, momentum)
+    opt = _make_optimizer(optimizer, groups, lr, weight_decay, momentum, device)
     scheduler = _make_schedule(schedule, opt, total_steps=epochs * len(train_loader))
-    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
+    scaler = torch.amp.GradScaler(device.type, enabled=needs_loss_scaling(dtype, device))
     if class_weights is not None:
         class_weights = torch.as_tensor(class_weights, dtype=torch.float32, device=device)
     criterion = nn.CrossEntropyLoss(weight=class_weights, label_smoothing=label_smoothing)
@@ -230,25 +310,20 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
             on_epoch_start(epoch)
         start = time.perf_counter()
         model.train()
-        total_loss, correct, seen = 0.0, 0, 0
-        for x, y in train_loader:
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        seen = 0
+        for step, (x, y) in enumerate(train_loader, 1):
             x, y = _to_device(x, y, device, channels_last)
-            with _autocast(device, amp):
-                logits = model(x)
-                loss = criterion(logits.float(), y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{name}: training loss became {loss.item()} in epoch {epoch}; "
-                                         f"lower the learning rate (peak lr {lr:g})")
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            if scheduler is not None:
-                scheduler.step()
-            total_loss += loss.item() * len(y)
-            correct += (logits.argmax(1) == y).sum().item()
+            loss, logits = train_step(model, x, y, criterion, opt, scaler, scheduler, device, dtype)
+            loss_sum.add_(loss, alpha=len(y))  # summed on the device: nothing here waits for it
+            correct += (logits.argmax(1) == y).sum()
             seen += len(y)
-        val_loss, val_acc = _run_val(model, val_loader, device, amp, channels_last)
+            if step % FINITE_CHECK_STEPS == 0:
+                check_finite(loss_sum, name, epoch, lr)
+        check_finite(loss_sum, name, epoch, lr)
+        total_loss, correct = loss_sum.item(), correct.item()
+        val_loss, val_acc = _run_val(model, val_loader, device, dtype, channels_last)
         seconds = time.perf_counter() - start
         current_lr = opt.param_groups[0]["lr"]
         history.append(epoch=epoch, train_loss=total_loss / seen, train_acc=correct / seen,
@@ -257,7 +332,8 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
         improved = best_state is None or val_loss < best_loss
         if improved:
             best_loss, best_acc, best_epoch, waited = val_loss, val_acc, epoch, 0
-            best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            # a copy on the device (copying to the CPU would wait for the GPU); to the CPU once, at the end
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             waited += 1
         if log is not None:
@@ -274,6 +350,7 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
             break
 
     model.load_state_dict(best_state)
+    best_state = {k: v.to("cpu") for k, v in best_state.items()}
     return FitResult(history, best_state, best_epoch, best_loss, best_acc, planned_epochs=epochs)
 
 
@@ -315,8 +392,9 @@ def evaluate(model: nn.Module, loader, device="cpu", tta: bool = False,
             views = list(_dihedral_views(x)) if tta else [x]
             if channels_last:
                 views = [v.contiguous(memory_format=torch.channels_last) for v in views]
-            p = torch.stack([model(v).float().softmax(1) for v in views]).mean(0)
-            probs.append(p.cpu())
-            labels.append(torch.as_tensor(y).cpu())
-    probs = torch.cat(probs).numpy().astype(np.float32)
-    return Predictions(labels=torch.cat(labels).numpy().astype(np.int64), preds=probs.argmax(1), probs=probs)
+            # kept on the device: copying each batch back would make the CPU wait for the GPU every batch
+            probs.append(torch.stack([model(v).float().softmax(1) for v in views]).mean(0))
+            labels.append(torch.as_tensor(y))
+    probs = torch.cat(probs).cpu().numpy().astype(np.float32)  # one copy back, after the last batch
+    labels = torch.cat(labels).cpu().numpy().astype(np.int64)
+    return Predictions(labels=labels, preds=probs.argmax(1), probs=probs)

@@ -54,23 +54,40 @@ class SearchError(tune.TuneError):
     """Every trial of a search failed; the message quotes the first trial's error."""
 
 
-def trial_resources(kind: str, device, cpus: float, gpus: float, trials: int) -> tuple[dict, int]:
+def trial_resources(kind: str, device, cpus: float, gpus: float, trials: int,
+                    gpu_memory_gb: float | None = None) -> tuple[dict, int]:
     """(resources per trial, how many trials run at once) for ``trials`` trials on a cluster's CPUs/GPUs.
 
     CPU: the CPUs are split between concurrent trials (one thread each on a 2-core machine).
-    GPU: each trial gets a fraction of a GPU (the recipe's ``gpu_share``), so several small trials share one GPU.
+    GPU: every GPU gets the same number of trials, so all of them work (Kaggle's "T4 x2": both). A GPU
+    takes at most the recipe's ``trials_per_gpu`` (small models leave a GPU idle between kernels; several
+    trials fill those gaps) and as many as fit in ``gpu_memory_gb`` at the recipe's ``trial_gpu_gb`` each;
+    each trial needs a CPU core of its own to launch its kernels (a Kaggle GPU session has 4). Each trial then
+    asks for 1 / (trials per GPU) of a GPU, and Ray puts that many on each GPU.
     """
-    share = recipe(kind).gpu_share
+    kind_recipe = recipe(kind)
     if str(device).startswith("cuda"):
-        if gpus < share:
+        n_gpus = int(gpus)
+        if n_gpus < 1:
             raise RuntimeError(f"device {device} asked for, but the Ray cluster has {gpus:g} GPUs; "
                                "use --device cpu or join a cluster with GPUs (--ray-address)")
-        concurrent = max(1, min(trials, int(gpus / share)))
-        per_trial = {"cpu": max(1, int(cpus) // concurrent), "gpu": share}
+        per_gpu = kind_recipe.trials_per_gpu
+        if gpu_memory_gb:  # leave a tenth for the CUDA context and the allocator's slack
+            per_gpu = min(per_gpu, max(1, int(0.9 * gpu_memory_gb // kind_recipe.trial_gpu_gb)))
+        concurrent = max(1, min(trials, int(cpus), n_gpus * per_gpu))
+        per_gpu = -(-concurrent // n_gpus)  # spread evenly: 4 trials on 2 GPUs are 2 per GPU
+        per_trial = {"cpu": max(1, int(cpus) // concurrent), "gpu": 1 / per_gpu}
     else:
         concurrent = max(1, min(trials, int(cpus)))
         per_trial = {"cpu": max(1, int(cpus) // concurrent)}
     return per_trial, concurrent
+
+
+def gpu_memory_gb() -> float | None:
+    """Memory of this machine's first GPU in GB, or None without one (then memory sets no limit)."""
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(0).total_memory / 1e9
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -104,8 +121,12 @@ def _run_trial(config: dict, *, kind: str, arrays: dict, base, epochs: int, devi
         mean, std = arrays["mean"], arrays["std"]
         train_set = NucleiDataset(arrays["train_images"], arrays["train_labels"], mean=mean, std=std, augment=True)
         val_set = NucleiDataset(arrays["val_images"], arrays["val_labels"], mean=mean, std=std, augment=False)
-        train_loader = make_loader(train_set, batch, shuffle=True, device=device, num_workers=0)
-        val_loader = make_loader(val_set, batch, shuffle=False, device=device, num_workers=0)
+        # the trial's images go to its GPU once, here; every batch is then made there
+        train_loader = make_loader(train_set, batch, shuffle=True, device=device)
+        val_loader = make_loader(val_set, batch, shuffle=False, device=device)
+        images_per_epoch = len(train_loader) * batch
+    else:
+        images_per_epoch = (len(arrays["train_rows"]) // batch) * batch
     # wall and CPU time per epoch: on a shared machine the CPU time says what an idle one would take
     last = {"t": time.perf_counter(), "cpu": time.process_time()}
     setup_seconds = last["t"] - entered
@@ -115,7 +136,7 @@ def _run_trial(config: dict, *, kind: str, arrays: dict, base, epochs: int, devi
         tune.report({"epoch": int(epoch), "val_loss": float(metrics["val_loss"]),
                      "val_acc": float(metrics["val_acc"]), "trial_index": index,
                      "epoch_seconds": now - last["t"], "epoch_cpu_seconds": cpu - last["cpu"],
-                     "setup_seconds": setup_seconds})
+                     "setup_seconds": setup_seconds, "epoch_images": images_per_epoch})
         last["t"], last["cpu"] = time.perf_counter(), time.process_time()
 
     common = dict(epochs=epochs, device=device, seed=trial_seed(seed, index), report=report, log=None,
@@ -248,7 +269,7 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     n_subset = len(data.train_subset_idx(profile.tune_subset, seed))
     epochs = epochs or profile.trial_epochs(kind, n_subset)
     device = str(device)
-    if base is not None and all(features.uses_cache(base, n) for n in _space_stages(space)):
+    if base is not None and all(features.uses_cache(base, n, device) for n in _space_stages(space)):
         arrays = _trial_features(data, base, profile.tune_subset, seed, epochs, run_dir, device, log)
     else:
         arrays = _trial_arrays(data, profile.tune_subset, seed)
@@ -259,7 +280,7 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     grid_size = math.prod(len(d["grid_search"]) for d in space.values()
                           if isinstance(d, dict) and "grid_search" in d)
     per_trial, concurrent = trial_resources(kind, device, resources.get("CPU", 1), resources.get("GPU", 0),
-                                            trials * grid_size)
+                                            trials * grid_size, gpu_memory_gb())
     trainable = tune.with_parameters(   # puts the tensors and the model into the object store once
         _run_trial, kind=kind, arrays=arrays, base=base,
         epochs=epochs, device="cuda" if device.startswith("cuda") else device, seed=seed,
@@ -305,7 +326,8 @@ def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
             row.update(best_val_acc=math.nan, best_val_loss=math.nan, best_epoch=0, epochs_run=0,
                        stopped_early="no", status="failed", seconds=wall)
             timings.append({"trial": index, "setup_seconds": math.nan, "train_seconds": 0.0,
-                            "train_cpu_seconds": 0.0, "wall_seconds": wall})
+                            "train_cpu_seconds": 0.0, "wall_seconds": wall, "epochs": 0,
+                            "seconds_per_epoch": math.nan, "images_per_second": math.nan})
         else:
             # the epoch with the lowest validation loss: the one fit would keep, so its accuracy is the score
             best = history.loc[history["val_loss"].idxmin()]
@@ -314,9 +336,7 @@ def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
                        best_epoch=int(best["epoch"]), epochs_run=ran,
                        stopped_early="yes" if ran < epochs else "no",
                        status="stopped early" if ran < epochs else "completed", seconds=wall)
-            timings.append({"trial": index, "setup_seconds": float(history["setup_seconds"].iloc[0]),
-                            "train_seconds": float(history["epoch_seconds"].sum()),
-                            "train_cpu_seconds": float(history["epoch_cpu_seconds"].sum()), "wall_seconds": wall})
+            timings.append(_trial_timing(index, history, wall))
             row["_config"] = config
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -341,6 +361,16 @@ def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
                         best_score=float(best_row["best_val_acc"]), max_epochs=epochs,
                         log_params=[name for name, d in space.items() if is_log_scale(d)], seconds=seconds,
                         timings=pd.DataFrame(timings).sort_values("trial").reset_index(drop=True))
+
+
+def _trial_timing(index: int, history: pd.DataFrame, wall: float) -> dict:
+    """One trial's cost: setup (model, data to the device), seconds per epoch, training images per second."""
+    train = float(history["epoch_seconds"].sum())
+    images = float(history["epoch_images"].sum()) if "epoch_images" in history else math.nan
+    return {"trial": index, "setup_seconds": float(history["setup_seconds"].iloc[0]), "train_seconds": train,
+            "train_cpu_seconds": float(history["epoch_cpu_seconds"].sum()), "wall_seconds": wall,
+            "epochs": len(history), "seconds_per_epoch": train / len(history),
+            "images_per_second": images / train if train > 0 else math.nan}
 
 
 def _jsonable(config: dict) -> dict:
@@ -371,7 +401,8 @@ class SearchResult:
     max_epochs: int = 0
     log_params: list = field(default_factory=list)  # hyperparameters sampled on a log scale
     seconds: float = math.nan     # the whole search, as the driver saw it
-    # per trial: setup (imports, model, loaders), training epochs, wall time from start to end; for benches
+    # per trial: setup (model, data to the device), training seconds, seconds per epoch, training images/s,
+    # wall time from start to end
     timings: pd.DataFrame | None = None
     baseline_trial: int | None = None  # the trial that ran the baseline's settings (0), None if none did
 

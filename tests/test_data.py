@@ -241,3 +241,102 @@ def test_loader_and_class_weights(copy, tmp_path):
     assert data.class_counts().sum() == 60 and data.class_counts("val").sum() == len(data.val_idx)
     subset = data.train_dataset(subset=0.5)
     assert len(subset) == round(0.5 * len(data.train_idx))
+
+
+# --- batches made where the model runs --------------------------------------------------------------
+
+def per_item_reference(images, mean, std):
+    """The per-item normalisation the Dataset used before batches: x * (1 / (255 std)) - mean / std."""
+    mean_t = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float32).view(3, 1, 1)
+    return torch.stack([im.float() * (1 / (255 * std_t)) + (-mean_t / std_t) for im in images])
+
+
+def test_batches_reproduce_the_normalisation_and_the_eight_views_bit_for_bit():
+    from labkit.data import dihedral_view
+
+    g = torch.Generator().manual_seed(1)
+    images = torch.randint(0, 256, (6, 3, 100, 100), dtype=torch.uint8, generator=g)
+    mean, std = [0.759, 0.616, 0.821], [0.173, 0.198, 0.118]
+    expected = per_item_reference(images, mean, std)
+    plain = NucleiDataset(images, torch.arange(6) % 4, mean=mean, std=std)
+    x, y = plain.__getitems__(torch.arange(6))
+    assert torch.equal(x, expected) and torch.equal(y, torch.arange(6) % 4)
+
+    augmented = NucleiDataset(images, torch.arange(6), mean=mean, std=std, augment=True)
+    torch.manual_seed(0)
+    hits = torch.zeros(6, 8, dtype=torch.int64)
+    for _ in range(80):
+        x, y = augmented.__getitems__(torch.arange(6))
+        assert sorted(y.tolist()) == list(range(6))  # the batch's images, in a random order, with their labels
+        for i, image in enumerate(y.tolist()):
+            matches = [v for v in range(8) if torch.equal(x[i], dihedral_view(expected[image], v))]
+            assert len(matches) == 1  # exactly one of the 8 flips/rotations, bit for bit
+            hits[image, matches[0]] += 1
+    assert (hits > 0).sum() >= 40  # every image is seen in most of its 8 views (80 draws each) ...
+    counts = hits.sum(0)
+    assert counts.max() < 2 * counts.min()  # ... and the 8 views about equally often (480 draws, 60 each)
+    # a single item too gets a random view, not always the first eighth's
+    singles = set()
+    for _ in range(60):
+        x, y = augmented[2]
+        singles.add(next(v for v in range(8) if torch.equal(x, dihedral_view(expected[2], v))))
+    assert singles == set(range(8)) and y == 2
+
+
+def test_the_loader_makes_each_batch_in_one_call_without_per_item_python(monkeypatch):
+    from labkit.data import BatchIndices
+
+    images = torch.randint(0, 256, (50, 3, 100, 100), dtype=torch.uint8)
+    dataset = NucleiDataset(images, torch.arange(50) % 4, mean=[0.5] * 3, std=[0.2] * 3, augment=True)
+    calls = []
+    original = NucleiDataset.__getitems__
+    monkeypatch.setattr(NucleiDataset, "__getitem__", lambda self, i: pytest.fail("per-item access"))
+    monkeypatch.setattr(NucleiDataset, "__getitems__", lambda self, idx: calls.append(idx) or original(self, idx))
+    loader = make_loader(dataset, batch_size=16, shuffle=True, device="cpu")
+    assert isinstance(loader.batch_sampler, BatchIndices)
+    batches = list(loader)
+    assert len(batches) == len(calls) == 3 == len(loader)  # 50 // 16, the incomplete batch dropped
+    assert all(isinstance(idx, torch.Tensor) and len(idx) == 16 for idx in calls)  # one index tensor each
+    assert len(torch.cat(calls).unique()) == 48  # a permutation: no image twice in an epoch
+    val = make_loader(NucleiDataset(images, torch.arange(50), mean=[0.5] * 3, std=[0.2] * 3), 16, shuffle=False)
+    assert torch.equal(torch.cat([y for _, y in val]), torch.arange(50))  # in order, all of them
+
+
+def test_a_weighted_draw_follows_its_weights_and_its_seed():
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    dataset = NucleiDataset(torch.zeros(100, 3, 100, 100, dtype=torch.uint8), labels, mean=[0.5] * 3, std=[0.2] * 3)
+    weights = torch.where(labels == 0, 1 / 90, 1 / 10)  # both classes equally often
+
+    def draw(seed):
+        loader = make_loader(dataset, 50, shuffle=True, weights=weights, generator=torch.Generator().manual_seed(seed))
+        return torch.cat([torch.cat([y for _, y in loader]) for _ in range(20)])
+
+    drawn = draw(0)
+    assert len(drawn) == 2000 and 0.4 < drawn.float().mean() < 0.6  # class 1 was 10% of the images
+    assert torch.equal(drawn, draw(0)) and not torch.equal(drawn, draw(1))
+
+
+def test_to_device_copies_the_split_once_and_keeps_the_settings():
+    images = torch.randint(0, 256, (4, 3, 100, 100), dtype=torch.uint8)
+    dataset = NucleiDataset(images, None, mean=[0.7, 0.6, 0.8], std=[0.2, 0.2, 0.1], augment=True)
+    moved = dataset.to("cpu")
+    assert moved.augment and moved.mean == dataset.mean and moved.std == dataset.std
+    assert torch.equal(moved.scale, dataset.scale) and torch.equal(moved.shift, dataset.shift)
+
+
+def test_the_gpus_one_gather_gives_each_image_one_of_its_eight_views_bit_for_bit():
+    """random_dihedral's GPU way (one gather through a table of where each view takes each pixel from),
+    run here on the CPU: every image comes out exactly as one of its 8 views, and all 8 occur."""
+    from labkit.data import dihedral_view, random_dihedral
+
+    images = torch.randint(0, 256, (16, 3, 100, 100), dtype=torch.uint8)
+    torch.manual_seed(0)
+    seen = torch.zeros(8, dtype=torch.int64)
+    for _ in range(10):
+        out = random_dihedral(images, by_gather=True)
+        for i in range(16):
+            matches = [v for v in range(8) if torch.equal(out[i], dihedral_view(images[i], v))]
+            assert len(matches) == 1
+            seen[matches[0]] += 1
+    assert (seen > 0).all() and seen.max() < 3 * seen.min()  # 160 draws, 20 expected per view

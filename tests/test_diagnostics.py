@@ -44,7 +44,7 @@ def test_confusion_counts_and_rates():
 
 
 def test_absent_class_gives_zero_row_not_nan():
-    counts, rates = dg.rates_matrix([0, 0, 1], [0, 1, 1])
+    _counts, rates = dg.rates_matrix([0, 0, 1], [0, 1, 1])
     assert not np.isnan(rates).any() and rates[3].sum() == 0
 
 
@@ -260,3 +260,25 @@ def test_fix_text_names_a_class_whose_recall_the_fix_took():
                              settings={})
     text = dg.describe_fix(result)
     assert "recall of 'immune' fell by 10 pp or more" in text and "The fix worked" not in text
+
+
+def test_the_fixs_balanced_sampler_is_a_weighted_draw_made_on_the_device():
+    """The fix's training loader draws whole batches of indices in proportion to pair_sample_weights
+    (no per-item sampler), so the rare class of the pair is drawn about as often as the others, x boost."""
+    from labkit.data import BatchIndices, NucleiDataset
+
+    labels = torch.tensor([0] * 200 + [1] * 200 + [2] * 20 + [3] * 200)
+    dataset = NucleiDataset(torch.zeros(len(labels), 3, 100, 100, dtype=torch.uint8), labels,
+                            mean=[0.5] * 3, std=[0.2] * 3, augment=True)
+    before = SimpleNamespace(labels=np.array([0, 1, 2, 2, 3]), preds=np.array([0, 1, 0, 0, 3]),
+                             probs=np.full((5, 4), 0.25))
+    seen = []
+
+    def recording_fit(model, train_loader, val_loader, **kwargs):
+        assert isinstance(train_loader.batch_sampler, BatchIndices)
+        seen.extend(torch.cat([y for _ in range(10) for _, y in train_loader]).tolist())
+
+    dg.fix_experiment(TinyNet(), dataset, labels, None, dg.FixSettings(epochs=1, tta=False, boost=2.0, seed=0),
+                      before=before, fit=recording_fit, evaluate=lambda *a, **k: before)
+    shares = np.bincount(seen, minlength=4) / len(seen)
+    np.testing.assert_allclose(shares, [0.2, 0.2, 0.4, 0.2], atol=0.03)  # class 2 (taken for 0) x2

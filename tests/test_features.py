@@ -283,3 +283,13 @@ def test_model2_runs_share_two_views_per_image_on_a_cpu_and_draw_fresh_ones_on_a
 
     assert views_to_reuse("cpu") == 2
     assert views_to_reuse(torch.device("cuda", 0)) == 0   # no GPU needed to name one
+
+
+def test_model2_trains_on_the_cache_on_a_cpu_and_on_device_batches_on_a_gpu(monkeypatch):
+    from labkit import features
+
+    model = torchvision.models.resnet18(weights=None, num_classes=4)
+    assert features.uses_cache(model, 1, "cpu") and features.uses_cache(model, 0)
+    assert not features.uses_cache(model, 1, "cuda")  # the GPU is not fed from the CPU's cache
+    monkeypatch.setattr(features, "CACHE_ON_GPU", True)
+    assert features.uses_cache(model, 1, "cuda") and not features.uses_cache(model, 2, "cuda")

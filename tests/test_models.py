@@ -1,5 +1,4 @@
 """labkit.models: layer counting and its limit, model2's weights policy, freezing and parameter groups."""
-import copy
 import warnings
 
 import pytest
@@ -57,13 +56,12 @@ def test_model1_pools_before_relu_with_the_textbook_blocks_outputs_and_gradients
     # the order is only a speed-up if it is the same network: same logits, same gradients, bit for bit,
     # with batch norm in training mode and the 25 -> 13 pooling whose last window is cut by the border
     torch.manual_seed(0)
-    model = Model1(channels=(8, 16, 32), dropout=0.0)
-    blocks = list(model.features)
-    assert [type(m) for m in blocks[:4]] == [nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.ReLU]
-    textbook = copy.deepcopy(model)
-    textbook.features = nn.Sequential(*[m for i in range(0, len(blocks), 4)
-                                        for m in (textbook.features[i], textbook.features[i + 1],
-                                                  textbook.features[i + 3], textbook.features[i + 2])])
+    model = Model1(channels=(8, 16, 32), dropout=0.0, relu_first=False)
+    assert [type(m) for m in list(model.features)[:4]] == [nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.ReLU]
+    textbook = Model1(channels=(8, 16, 32), dropout=0.0, relu_first=True)
+    assert [type(m) for m in list(textbook.features)[:4]] == [nn.Conv2d, nn.BatchNorm2d, nn.ReLU, nn.MaxPool2d]
+    assert model.state_dict().keys() == textbook.state_dict().keys()  # checkpoints load into either
+    textbook.load_state_dict(model.state_dict())
     x, y = torch.randn(6, 3, 100, 100), torch.tensor([0, 1, 2, 3, 0, 1])
     logits = {}
     for name, net in (("ours", model), ("textbook", textbook)):
@@ -72,7 +70,18 @@ def test_model1_pools_before_relu_with_the_textbook_blocks_outputs_and_gradients
     assert torch.equal(logits["ours"], logits["textbook"])
     for (name, ours), theirs in zip(model.named_parameters(), textbook.parameters()):
         assert torch.equal(ours.grad, theirs.grad), name
-    assert model.state_dict().keys() == textbook.state_dict().keys()  # checkpoints load into either
+
+
+@pytest.mark.parametrize("bf16, relu_first", [(True, True), (False, False)])
+def test_model1s_block_order_follows_the_cpus_precision(monkeypatch, bf16, relu_first):
+    import labkit.train as train_module
+
+    monkeypatch.delenv("LABKIT_FP32", raising=False)
+    monkeypatch.setattr(train_module, "_cpu_has_bf16", lambda: bf16)
+    second = type(list(Model1(channels=(8,)).features)[2])
+    assert second is (nn.ReLU if relu_first else nn.MaxPool2d)
+    monkeypatch.setenv("LABKIT_FP32", "1")  # the stand-in for a CPU without bf16 gets that CPU's order
+    assert type(list(Model1(channels=(8,)).features)[2]) is nn.MaxPool2d
 
 
 def test_build_model1_ignores_keys_it_does_not_know():
@@ -129,7 +138,7 @@ def test_file_with_other_hash_loads_but_is_not_verified(resnet18_file):
     path, sha = resnet18_file
     assert not sha.startswith("f37072fd")  # torchvision's real prefix for resnet18
     with pytest.warns(UserWarning, match="NOT verified"):
-        model, info = build_model2("resnet18", weights_file=path)
+        _model, info = build_model2("resnet18", weights_file=path)
     assert info.pretrained and not info.verified and info.sha256 == sha
     assert info.as_dict()["weights"] == "ResNet18_Weights.IMAGENET1K_V1"
 
@@ -216,7 +225,7 @@ def test_param_groups_cover_every_parameter_once(resnet):
 def test_other_architectures_get_a_new_head(offline, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model, info = build_model2("mobilenet_v3_small", cache_dir=tmp_path)
+        model, _info = build_model2("mobilenet_v3_small", cache_dir=tmp_path)
     assert model.classifier[-1].out_features == N_CLASSES and head_of(model) is model.classifier
     set_unfrozen_stages(model, 1)
     assert trainable(model.features[-1]) and frozen(model.features[0])

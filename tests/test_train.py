@@ -146,10 +146,64 @@ def test_labkit_fp32_turns_mixed_precision_off(monkeypatch, value, forced):
     import labkit.train as train_module
 
     monkeypatch.setattr(train_module, "_cpu_has_bf16", lambda: True)  # as on a CPU with avx512_bf16
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # an H200
     monkeypatch.setenv("LABKIT_FP32", value)
     assert train_module.default_amp(torch.device("cpu")) is (not forced)
     assert train_module.default_amp(torch.device("cuda")) is (not forced)
     assert train_module.default_channels_last(torch.device("cpu"))  # unchanged: not a precision setting
+
+
+@pytest.mark.parametrize("capability, dtype, scaled, name", [
+    ((9, 0), torch.bfloat16, False, "bfloat16 autocast"),                     # H100, H200
+    ((8, 0), torch.bfloat16, False, "bfloat16 autocast"),                     # A100 (Ampere)
+    ((7, 5), torch.float16, True, "float16 autocast with loss scaling"),      # Kaggle's T4
+    ((7, 0), torch.float16, True, "float16 autocast with loss scaling"),      # V100
+    ((6, 0), None, False, "float32"),                                         # Kaggle's P100
+])
+def test_precision_follows_the_gpus_capability(monkeypatch, capability, dtype, scaled, name):
+    import labkit.train as train_module
+
+    monkeypatch.delenv("LABKIT_FP32", raising=False)
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: asked.append(device) or capability)
+    cuda = torch.device("cuda")
+    assert train_module.autocast_dtype(cuda) == dtype
+    assert train_module.needs_loss_scaling(train_module.autocast_dtype(cuda), cuda) is scaled
+    assert train_module.precision_name("cuda") == name
+    assert asked  # decided at run time, from the device itself
+
+
+def test_precision_on_cpus_with_and_without_bf16(monkeypatch):
+    import labkit.train as train_module
+
+    monkeypatch.delenv("LABKIT_FP32", raising=False)
+    monkeypatch.setattr(train_module, "_cpu_has_bf16", lambda: True)
+    assert train_module.autocast_dtype("cpu") == torch.bfloat16
+    assert train_module.precision_name("cpu") == "bfloat16 autocast"
+    assert not train_module.needs_loss_scaling(torch.bfloat16, "cpu")
+    monkeypatch.setattr(train_module, "_cpu_has_bf16", lambda: False)
+    assert train_module.autocast_dtype("cpu") is None and train_module.precision_name("cpu") == "float32"
+
+
+def test_fit_uses_a_grad_scaler_only_for_float16(monkeypatch):
+    """fit on a (mocked) T4 asks for a GradScaler; on an H200 or a CPU it does not. The GradScaler is only
+    constructed here (enabled on a CPU device it would refuse to run), so the loop runs on the CPU."""
+    import labkit.train as train_module
+
+    made = []
+
+    class RecordingScaler(torch.amp.GradScaler):
+        def __init__(self, device="cuda", enabled=True, **kw):
+            made.append(enabled)
+            super().__init__("cpu", enabled=False)
+
+    monkeypatch.setattr(torch.amp, "GradScaler", RecordingScaler)
+    for dtype, expected in ((torch.float16, True), (torch.bfloat16, False), (None, False)):
+        monkeypatch.setattr(train_module, "_amp_dtype", lambda device, amp, dtype=dtype: dtype)
+        monkeypatch.setattr(train_module, "needs_loss_scaling", lambda d, device: d == torch.float16)
+        made.clear()
+        fit(small_model1(), *loaders(32, 16), epochs=1, log=None, channels_last=False)
+        assert made == [expected]
 
 
 def test_evaluate_gives_the_same_predictions_in_either_memory_format():
@@ -159,3 +213,91 @@ def test_evaluate_gives_the_same_predictions_in_either_memory_format():
     nhwc = evaluate(model, val, tta=True, channels_last=True)
     assert np.array_equal(nchw.labels, nhwc.labels)
     assert np.allclose(nchw.probs, nhwc.probs, atol=1e-5)
+
+
+# --- no host syncs in the inner loop --------------------------------------------------------------
+
+SYNCING = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
+
+
+def count_labkit_syncs(monkeypatch):
+    """Counts calls that make the CPU wait for the device (reading a value, copying to the host), made
+    from labkit's own code (torch's CPU optimizer reads its step counter, which a GPU run keeps on the host)."""
+    import sys
+
+    counts = []
+    for name in SYNCING:
+        original = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, _original=original, _name=name, **kwargs):
+            caller = sys._getframe(1).f_code.co_filename
+            if "/labkit/" in caller:
+                counts.append((_name, caller, sys._getframe(1).f_code.co_name))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapper)
+    return counts
+
+
+def nuclei_loaders(n_train, n_val=16, batch=8):
+    from labkit.data import NucleiDataset, make_loader
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n_train + n_val, 3, 100, 100), dtype=torch.uint8, generator=g)
+    labels = torch.arange(n_train + n_val) % 4
+    stats = {"mean": [0.5] * 3, "std": [0.25] * 3}
+    train = NucleiDataset(images[:n_train], labels[:n_train], augment=True, **stats)
+    val = NucleiDataset(images[n_train:], labels[n_train:], **stats)
+    return make_loader(train, batch, shuffle=True), make_loader(val, batch, shuffle=False)
+
+
+def test_fit_reads_the_device_once_per_epoch_not_once_per_step(monkeypatch):
+    """The syncs labkit makes in an epoch do not grow with its number of steps: 4 steps and 12 steps an
+    epoch read the device equally often (the losses and counts are summed on the device)."""
+    per_epoch = []
+    for n_train in (32, 96):  # 4 and 12 steps of 8
+        loaders_ = nuclei_loaders(n_train)
+        counts = count_labkit_syncs(monkeypatch)
+        fit(small_model1(), *loaders_, epochs=2, log=None, amp=False, channels_last=False)
+        monkeypatch.undo()
+        per_epoch.append(len(counts) / 2)
+    assert per_epoch[0] == per_epoch[1], per_epoch
+    assert per_epoch[0] <= 8  # the epoch's sums, the validation sums, the kept weights
+
+
+def test_evaluate_copies_back_once_not_once_per_batch(monkeypatch):
+    from labkit.train import evaluate
+
+    syncs = []
+    for n_val in (16, 64):
+        _, val = nuclei_loaders(8, n_val=n_val, batch=8)
+        counts = count_labkit_syncs(monkeypatch)
+        evaluate(small_model1(), val, tta=True)
+        monkeypatch.undo()
+        syncs.append(len(counts))
+    assert syncs[0] == syncs[1], syncs
+
+
+def test_a_diverging_loss_is_caught_within_the_check_interval(monkeypatch):
+    import labkit.train as train_module
+
+    monkeypatch.setattr(train_module, "FINITE_CHECK_STEPS", 3)
+    train, val = nuclei_loaders(96)  # 12 steps an epoch
+    steps = []
+
+    class Exploding(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = small_model1()
+
+        def forward(self, x):
+            steps.append(1)
+            out = self.inner(x)
+            return out * float("inf") if len(steps) >= 2 else out  # the loss becomes non-finite at step 2
+
+    with pytest.raises(FloatingPointError) as error:
+        fit(Exploding(), train, val, epochs=1, lr=0.02, log=None, name="model1 trial 3", amp=False)
+    assert len(steps) == 3  # stopped at the first check after step 2, not at the end of the epoch
+    message = str(error.value)
+    assert "model1 trial 3" in message and "epoch 1" in message and "peak lr 0.02" in message
+    assert "lower the learning rate" in message

@@ -74,6 +74,75 @@ def test_resources_split_cpus_and_share_gpus():
         tune.trial_resources("model2", "cuda", cpus=8, gpus=0, trials=2)
 
 
+@pytest.mark.parametrize("kind, cpus, gpus, memory, expected", [
+    # Kaggle "GPU T4 x2": 4 CPU cores, two 15 GB T4s: two trials on each GPU, one core each
+    ("model1", 4, 2, 15.8, ({"cpu": 1, "gpu": 0.5}, 4)),
+    ("model2", 4, 2, 15.8, ({"cpu": 1, "gpu": 0.5}, 4)),
+    # Kaggle's P100 (or one T4): 4 cores, one GPU
+    ("model1", 4, 1, 17.1, ({"cpu": 1, "gpu": 0.25}, 4)),
+    ("model2", 4, 1, 17.1, ({"cpu": 2, "gpu": 0.5}, 2)),
+    # the lent H200 with a 16-core host: the recipe's caps, not memory, bound it
+    ("model1", 16, 1, 150.0, ({"cpu": 4, "gpu": 0.25}, 4)),
+    # a small GPU: as many model2 trials as fit in its memory
+    ("model2", 8, 1, 6.0, ({"cpu": 8, "gpu": 1.0}, 1)),
+    # 3 cores, 2 GPUs: 3 trials, 2 on one GPU and 1 on the other
+    ("model1", 3, 2, 15.8, ({"cpu": 1, "gpu": 0.5}, 3)),
+])
+def test_gpu_trials_are_spread_over_every_gpu_within_cores_and_memory(kind, cpus, gpus, memory, expected):
+    per_trial, concurrent = tune.trial_resources(kind, "cuda", cpus=cpus, gpus=gpus, trials=16, gpu_memory_gb=memory)
+    assert (per_trial, concurrent) == expected
+    # Ray puts a fractional trial on one GPU with that share free: all the concurrent trials fit at once
+    free, placed = [1.0] * gpus, []
+    for _ in range(concurrent):
+        gpu = next(g for g, f in enumerate(free) if f >= per_trial["gpu"] - 1e-9)
+        free[gpu] -= per_trial["gpu"]
+        placed.append(gpu)
+    assert len(placed) == concurrent and (gpus == 1 or concurrent < 2 or set(placed) == set(range(gpus)))
+    assert concurrent * per_trial["cpu"] <= cpus
+
+
+RAY_PLACEMENT = """
+import json, os, sys, time
+import ray
+from ray import tune
+from labkit import tune as labkit_tune
+
+ray.init(num_cpus=4, num_gpus=2, include_dashboard=False, log_to_driver=False)
+per_trial, concurrent = labkit_tune.trial_resources("model2", "cuda", cpus=4, gpus=2, trials=4, gpu_memory_gb=15.8)
+
+def trial(config):
+    start = time.time()
+    time.sleep(2)
+    tune.report({"gpus": ",".join(map(str, ray.get_gpu_ids())), "start": start, "end": time.time()})
+
+grid = tune.Tuner(tune.with_resources(trial, per_trial), param_space={"i": tune.grid_search([0, 1, 2, 3])},
+                  tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
+                  run_config=tune.RunConfig(storage_path=sys.argv[1], verbose=0)).fit()
+rows = [{"gpus": r.metrics["gpus"], "start": r.metrics["start"], "end": r.metrics["end"]} for r in grid]
+print("RESULT" + json.dumps(rows))
+ray.shutdown()
+"""
+
+
+def test_ray_places_the_trials_on_both_gpus_of_a_t4_x2(tmp_path):
+    """A real Ray instance told it has 2 GPUs (Ray hands out GPU ids without touching a GPU): the four
+    model2 trials labkit asks for run at once, two on each GPU."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "placement.py"
+    script.write_text(RAY_PLACEMENT)
+    env = {**os.environ, "RAY_AIR_NEW_OUTPUT": "0", "PYTHONPATH": os.getcwd()}
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "store")], check=False, capture_output=True,
+                          text=True, timeout=240, env=env)
+    line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT")), None)
+    assert line, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = json.loads(line[len("RESULT"):])
+    assert sorted(r["gpus"] for r in rows) == ["0", "0", "1", "1"]
+    assert max(r["start"] for r in rows) < min(r["end"] for r in rows)  # all four ran at the same time
+
+
 def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
     result, printed = model1_search
     space = recipes.model1_search_space(TINY)
@@ -207,3 +276,13 @@ def test_a_tie_or_a_better_stopped_baseline_is_not_called_a_lead():
     for scores in ([0.356, 0.356], [0.75, 0.70]):
         reason = tuning_report.why_not_retrained(_scored_search(scores, best_trial=1), 135)
         assert "scored no higher than the baseline's settings (trial 0" in reason and "led" not in reason
+
+
+def test_each_trial_reports_setup_seconds_per_epoch_and_images_per_second(model1_search):
+    result, _ = model1_search
+    t = result.timings
+    ran = t[t["epochs"] > 0]
+    assert len(ran) and (ran["setup_seconds"] >= 0).all() and (ran["seconds_per_epoch"] > 0).all()
+    assert (ran["images_per_second"] > 0).all()
+    # images/s is the epochs' training images over their seconds: a whole number of batches per epoch
+    assert (ran["images_per_second"] * ran["train_seconds"] / ran["epochs"]).round().mod(2).eq(0).all()
