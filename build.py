@@ -562,6 +562,10 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
     one place for the tool's language: the report body speaks of the work, not of the build."""
     import importlib.metadata as md
 
+    import torch
+
+    from labkit.train import precision_name
+
     def version(pkg):
         try:
             return md.version(pkg)
@@ -579,6 +583,8 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
                    f"chapter times (together {sum(chapter_seconds.values()):.0f} s) add up to more than the "
                    "wall time.")
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    on_device = torch.device(device)
+    gpu = f" ({torch.cuda.get_device_name(on_device)})" if on_device.type == "cuda" else ""
     ray_note = ""
     if cluster is not None:
         where = f"the Ray cluster at `{cluster['address']}`" if cluster.get("address") else "Ray started on this machine"
@@ -598,7 +604,8 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
         f"Built by `python build.py --team {args.team} --profile {profile.name}"
         f"{' --data ' + str(args.data) if args.data else ''}` on {built} in {seconds:.0f} s of wall time "
         f"({timings}).{overlap}\n\n"
-        f"- **Data:** {data_desc}\n- **Profile:** {profile.name} (the training budget)\n- **Device:** {device}\n"
+        f"- **Data:** {data_desc}\n- **Profile:** {profile.name} (the training budget)\n- **Device:** {device}{gpu}\n"
+        f"- **Precision:** {precision_name(on_device)}\n"
         f"- **Seed:** {args.seed}\n- **Python:** {platform.python_version()} on {platform.platform()}"
         f"{weights_note}{ray_note}\n\n"
         f"| package | version |\n|---|---|\n{rows}\n\n"

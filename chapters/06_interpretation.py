@@ -39,10 +39,12 @@ from IPython.display import display
 
 from labkit import evidence, interpret, results
 from labkit.notebook import chapter_parameters, say, show_figure, start_chapter
+from labkit.train import pick_device
 
 ctx = start_chapter("06_interpretation", **chapter_parameters(globals()))
 nuclei = ctx.data
-model1, model2 = results.load_final(ctx.run, "model1"), results.load_final(ctx.run, "model2")
+# Captum runs where the models are: on the GPU when there is one
+model1, model2 = (results.load_final(ctx.run, name).to(pick_device(ctx.device)) for name in ("model1", "model2"))
 val_images = nuclei.train_images[nuclei.val_idx]
 val_dataset = nuclei.val_dataset()
 captum_settings = ctx.profile.captum_settings()  # noisy copies, integration steps, occlusion window and stride
