@@ -25,7 +25,6 @@ import textwrap
 import threading
 import warnings
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 
 
 @dataclass(frozen=True)

@@ -205,8 +205,8 @@ def describe_comparison(table: pd.DataFrame, is_stub: bool) -> str:
         f"({acc1:.1f}% for model1 against {acc2:.1f}% "
         f"for model2; macro F1 {float(m1['macro F1 (%)']):.1f}% against {float(m2['macro F1 (%)']):.1f}%, which weighs "
         "the rare classes as much as the common ones).",
-        f"model2 has {size:.0f} times as many parameters as model1 and one of its training epochs took {cost:.1f} "
-        "times as long.",
+        (f"model2 has {size:.0f} times as many parameters as model1 and one of its training epochs took {cost:.1f} "
+         "times as long."),
     ]
     if m2["start"] == weights_start({"pretrained": True, "verified": True}):
         text.append("model2 starts from ImageNet features, so it needs fewer of our patches to learn useful "

@@ -85,8 +85,8 @@ def _example_filenames(example_csv) -> list[str]:
     example_csv = Path(example_csv)
     rows = _read_rows(example_csv)
     if not rows or [c.strip() for c in rows[0]] != HEADER:
-        raise SubmissionError(example_csv, ["example.csv itself has no 'Filename,Label' header: is this the "
-                                            "competition's example.csv?"])
+        raise SubmissionError(example_csv, [("example.csv itself has no 'Filename,Label' header: is this the "
+                                             "competition's example.csv?")])
     return [row[0].strip() for row in rows[1:]]
 
 
