@@ -423,5 +423,5 @@ def attribution_figure(model, images_norm, images_uint8, labels, preds, title: s
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{title}\n(dashed circle: the central region of the central-share number)", fontsize=11)
+    fig.suptitle(f"{title}\n(dashed circle: the centre disc whose share of each map the table reports)", fontsize=11)
     return fig
