@@ -57,12 +57,15 @@ nuclei = ctx.data
 #
 # `train.csv` lists each training image's file name and label. Opening every PNG each time the training loop
 # asks for it would repeat thousands of decodes in every epoch and every tuning trial, so each image is
-# decoded exactly once into a uint8 tensor (cached on disk); the `Dataset` then serves normalised, augmented
-# slices of that tensor, and the `DataLoader` batches them.
+# decoded exactly once into a uint8 tensor (cached on disk). The split's tensor is copied once to the device
+# that trains, and each batch is made there in a few tensor operations: `BatchIndices` draws the batch's
+# indices (a new random order each epoch, or a weighted draw with `torch.multinomial`), and the `Dataset`'s
+# `__getitems__` gathers those patches, flips and rotates them, and normalises them, all at once.
 
 # %%
 # %load labkit.data._decode
 # %load labkit.data.NucleiDataset
+# %load labkit.data.BatchIndices
 # %load labkit.data.make_loader
 
 # %%

@@ -116,9 +116,10 @@ say(f"Misclassified validation patches of {weaker}, the weaker model, most confi
 # %% [markdown]
 # ## 5.2 A fix for each model's worst confusion
 #
-# Each model is fine-tuned for a few more epochs with a **balanced sampler** (`WeightedRandomSampler` weights
-# from `pair_sample_weights`): every class is drawn equally often, and the true class of the model's worst
-# confusion twice as often again. For model2 only the **head** is retrained. The fixed weights replace the
+# Each model is fine-tuned for a few more epochs with a **balanced sampler**: `pair_sample_weights` gives each
+# training patch a weight, and the loader's `BatchIndices` (section 1.1) draws each epoch's patches in
+# proportion to them with `torch.multinomial`, so every class is drawn equally often and the true class of the
+# model's worst confusion twice as often again. For model2 only the **head** is retrained. The fixed weights replace the
 # final model only if, on the same validation split, the targeted confusion falls, balanced accuracy (mean
 # recall) rises beyond its paired-bootstrap noise band, and no class's recall collapses.
 

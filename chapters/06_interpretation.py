@@ -102,7 +102,7 @@ say(interpret.describe_rows(attributions2, labels2[picks2], preds2[picks2], "mod
 # sanity check of Adebayo et al. (2018) recomputes the maps for a copy with re-initialised weights (maps that
 # barely change explain nothing the model learned), and maps of different patches should differ (the same
 # picture for every patch shows the network, not the patch). A method fails when either mean rank
-# correlation is `RANDOMISATION_SIMILAR` or more.
+# correlation reaches the threshold printed below.
 
 # %%
 # %load labkit.interpret.randomised_copy
