@@ -105,6 +105,13 @@ say(f"`submission.csv` holds **{best}**'s predictions ({report.rows:,} rows): it
 
 # %% [markdown]
 # ## 7.2 Comparing the two models
+#
+# model1 has far fewer parameters than model2 and has to learn every feature from these patches, whereas model2
+# is a much larger torchvision network, designed for photographs and adapted with a new four-class head. I
+# compare them on the validation split by accuracy, by macro F1 (which weighs the rare normal and muscle
+# classes as much as the common ones), by per-class F1, by their size and by the time one training epoch
+# took: the table holds this run's numbers, and the paragraph under it says which model is better and by how
+# much.
 
 # %%
 with ctx.timer.phase("comparison"):

@@ -427,6 +427,10 @@ def detect_confusion_fix(view: NotebookView) -> Verdict:
     """Something aimed at the worst confusion or the imbalance behind it. Generic augmentation is no such
     attempt: it fails, quoting what the notebook says it is for (overfitting, "more variation") if it says."""
     fixes = [c for c in view.code if _ok(c) and _might_fix(c.source) and _FIX.search(strip_comments(c.source))]
+    # a weighted sampler in a general data-loading helper is no evidence of a fix: cite first the one that
+    # sits in a section about the confusion or the imbalance
+    fixes.sort(key=lambda c: not (_ABOUT_CONFUSION.search(_section_text(view, c))
+                                  or _ABOUT_BALANCE.search(_section_text(view, c))))
     if fixes:
         return Verdict("confusion_fix", PASS, f"{cite(fixes[0], fixes[0].source, _FIX)}: class weights or "
                        "resampling against the imbalance behind the confusion")

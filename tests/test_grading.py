@@ -620,3 +620,18 @@ def test_submission_validation(tmp_path, capsys):
     assert main(["submission", str(tmp_path / "header.csv"), "--example", str(example)]) == 1
     assert "line 1: header" in capsys.readouterr().out
     assert main(["submission", str(tmp_path / "missing.csv"), "--example", str(example)]) == 2
+
+
+def test_the_fix_is_cited_from_its_own_section_not_from_a_data_helper_that_can_weight_samples():
+    # a loader helper that offers a weighted sampler comes first; the fix proper sits under its own heading
+    nb = new_notebook(cells=[
+        new_markdown_cell("## Data loading"),
+        new_code_cell("def make_loader(ds, weights=None):\n"
+                      "    sampler = WeightedRandomSampler(weights, len(ds)) if weights is not None else None\n"
+                      "    return DataLoader(ds, sampler=sampler)", execution_count=1),
+        new_markdown_cell("## Fixing the worst confusion\n\nNormal patches are confused with cancer ones."),
+        new_code_cell("weights = compute_class_weight('balanced', classes=classes, y=labels)\n"
+                      "model = fit(model, loss=CrossEntropyLoss(weight=weights))", execution_count=2),
+    ])
+    verdict = next(v for v in grade(nb).criteria if v.id == "confusion_fix")
+    assert verdict.status == "pass" and "cell 4" in verdict.evidence, verdict.evidence
