@@ -78,7 +78,8 @@ best = choose_best(val_acc)
 
 # %%
 with ctx.timer.phase("evaluation"):
-    preds = {name: predict_test(model, test_loader, device=ctx.device, tta=use_tta[name])
+    # TTA costs 8 passes a patch: only the submitted model's test predictions pay it
+    preds = {name: predict_test(model, test_loader, device=ctx.device, tta=use_tta[name] and name == best)
              for name, model in final.items()}
 for name in final:
     write_submission(ctx.run.path(f"submission/submission_{name}.csv"), nuclei.test_files, preds[name],
