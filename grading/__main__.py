@@ -24,14 +24,14 @@ from .submission import SubmissionFileError, check_submission
 USAGE_ERROR = 2
 
 
-def write_atomic(path: str, text: str) -> None:
-    """Write to a temp file next to ``path``, then rename: a half-written report never replaces a good one."""
-    target = Path(path)
+def _write_atomic(target: Path, write) -> None:
+    """``write(handle)`` into a temp file next to ``target``, then rename: a half-written file never replaces
+    a good one."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
         umask = os.umask(0)   # mkstemp makes the file private (0600); a report is read by others too
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
@@ -41,21 +41,18 @@ def write_atomic(path: str, text: str) -> None:
         raise
 
 
+def write_atomic(path: str, text: str) -> None:
+    """A UTF-8 text file, written atomically (line endings as given)."""
+    _write_atomic(Path(path), lambda handle: handle.write(text.encode("utf-8")))
+
+
 def write_zip_atomic(path: Path, entries: dict[str, str]) -> None:
-    """A zip of text files, written next to ``path`` and renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
+    """A zip of text files, written atomically."""
+    def write(handle):
+        with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
             for name, text in entries.items():
                 archive.writestr(name, text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    _write_atomic(Path(path), write)
 
 
 def _emit(text: str, out: str | None) -> None:
