@@ -318,7 +318,9 @@ def chapter_imports(chapter: Chapter, libraries: tuple[str, ...] = ()) -> str:
             "        except ImportError:\n"
             "            pass\n"
             f"_preload({list(chapter_modules(chapter, libraries))!r})\n"
-            "del _preload\n")
+            "del _preload\n"
+            # a side-by-side chapter's kernel takes up the cores its neighbours free (labkit.cpu_share)
+            "__import__('labkit.cpu_share').cpu_share.follow_build_share()\n")
 
 
 def run_chapter(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) -> Path:
@@ -403,19 +405,52 @@ def _steps(chapters: list[Chapter]) -> list[list[Chapter]]:
 
 class KernelPool:
     """The chapters' warm kernels by chapter id. Used as a context manager: whatever is left, after a
-    failure or an interrupt, is shut down on the way out."""
+    failure or an interrupt, is shut down on the way out.
 
-    def __init__(self, env: dict, kernels_dir: Path):
-        self.env, self.kernels_dir = env, kernels_dir
+    Side-by-side chapters split the cores (oversubscribed torch threads spin and slow them all down), and
+    when one finishes, those still running take its cores (``share_cores``): each kernel's share is kept in
+    a file under ``shares_dir`` that the kernel follows (``labkit.cpu_share``)."""
+
+    def __init__(self, env: dict, kernels_dir: Path, shares_dir: Path):
+        self.env, self.kernels_dir, self.shares_dir = env, kernels_dir, shares_dir
         self.kernels: dict[str, WarmKernel] = {}
+        self.cores = os.cpu_count() or 1
 
     def start(self, step: list[Chapter], libraries: tuple[str, ...] = PRELOADED_LIBRARIES) -> None:
-        # split the cores between side-by-side chapters: oversubscribed torch threads spin and slow both down
-        threads = str(max(1, (os.cpu_count() or 1) // len(step)))
-        env = {**self.env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads} if len(step) > 1 else self.env
         for chapter in step:
             if chapter.id not in self.kernels:
+                env = self.env if len(step) == 1 else {**self.env, **self._share_env(chapter, len(step))}
                 self.kernels[chapter.id] = WarmKernel(chapter, env, self.kernels_dir, libraries)
+
+    def _share_env(self, chapter: Chapter, side_by_side: int) -> dict:
+        from labkit.artifacts import atomic_write_text
+        from labkit.cpu_share import SHARE_FILE_ENV, listening_marker
+
+        threads = str(max(1, self.cores // side_by_side))
+        share_file = self.shares_dir / chapter.id
+        atomic_write_text(share_file, threads)
+        listening_marker(share_file).unlink(missing_ok=True)
+        return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, SHARE_FILE_ENV: str(share_file)}
+
+    def share_cores(self, running: dict[str, WarmKernel]) -> None:
+        """Give the cores of a chapter that has finished to the side-by-side ``running`` ones (chapter id:
+        kernel). A kernel that does not listen yet reads its new share when it starts listening."""
+        import signal
+
+        from labkit.artifacts import atomic_write_text
+        from labkit.cpu_share import listening_marker, read_share
+
+        threads = max(1, self.cores // len(running)) if running else 0
+        for chapter_id, kernel in running.items():
+            share_file = self.shares_dir / chapter_id
+            if read_share(share_file) in (None, threads):  # not side by side, or its share is unchanged
+                continue
+            atomic_write_text(share_file, str(threads))
+            if listening_marker(share_file).exists():
+                try:
+                    kernel.km.signal_kernel(signal.SIGUSR1)
+                except (OSError, RuntimeError):  # the kernel has just ended: there is nothing to give
+                    pass
 
     def take(self, chapter: Chapter) -> WarmKernel:
         return self.kernels.pop(chapter.id)
@@ -441,10 +476,18 @@ def run_chapters(steps: list[list[Chapter]], params: dict, work: Path, kernels: 
         if index + 1 < len(steps):
             kernels.start(steps[index + 1])
         step_kernels = {chapter.id: kernels.take(chapter) for chapter in step}
+        running, lock = dict(step_kernels), threading.Lock()
+
+        def run_and_free_cores(chapter, running=running, lock=lock, step_kernels=step_kernels):
+            outcome = _timed_run(chapter, params, work, step_kernels[chapter.id])
+            with lock:  # the chapters still running beside it take its cores
+                del running[chapter.id]
+                kernels.share_cores(running)
+            return outcome
+
         try:
             with ThreadPoolExecutor(len(step)) as pool:
-                outcomes = list(pool.map(lambda c, kernels_of=step_kernels: _timed_run(c, params, work, kernels_of[c.id]),
-                                         step))
+                outcomes = list(pool.map(run_and_free_cores, step))
         finally:
             for kernel in step_kernels.values():
                 kernel.shutdown()
@@ -739,7 +782,7 @@ def build(args) -> int:
             module for chapter in selected for module in chapter_modules(chapter, PRELOADED_LIBRARIES))))
     data_dir, data_desc = prepare_data(args, profile)
     steps = _steps(selected)
-    with KernelPool(ensure_kernel(out), kernels_dir(out)) as kernels:
+    with KernelPool(ensure_kernel(out), kernels_dir(out), work / "cpu_share") as kernels:
         kernels.start(steps[0], libraries=())   # the first chapters' kernels start while the preflight runs
         print(f"Checking the data{', the weights' if args.weights or args.data else ''}"
               f"{' and the Ray cluster' if args.ray_address else ''} ...", flush=True)

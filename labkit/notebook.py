@@ -108,6 +108,7 @@ def start_chapter(chapter: str, *, load_data: bool = True, **parameters) -> Chap
     import matplotlib
 
     from labkit.artifacts import RunDir
+    from labkit.cpu_share import follow_build_share
     from labkit.profiles import get_profile
     from labkit.timing import PhaseTimer
     from labkit.train import pick_device, seed_everything
@@ -121,6 +122,7 @@ def start_chapter(chapter: str, *, load_data: bool = True, **parameters) -> Chap
             + ". Pass **chapter_parameters(globals()) after a parameters cell that matches "
             "labkit.notebook.ChapterParameters.")
     params = ChapterParameters(**parameters)
+    follow_build_share()  # beside other chapters in build.py: take up their cores when they finish
     # Captum imports tqdm.auto, which complains when ipywidgets is missing; its bars are not used here
     warnings.filterwarnings("ignore", message="IProgress not found")
     matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "font.size": 10,

@@ -375,14 +375,16 @@ def _dihedral_views(x: torch.Tensor):
             yield torch.rot90(flipped, k, dims=(-2, -1))
 
 
-def evaluate(model: nn.Module, loader, device="cpu", tta: bool = False,
+def evaluate(model: nn.Module, loader, device="cpu", tta: bool = False, amp: bool | None = None,
              channels_last: bool | None = None) -> Predictions:
     """Labels, predicted classes and softmax probabilities for every item the loader yields, in order.
 
     With ``tta`` the probabilities are the mean over the eight flips/rotations of each patch.
-    ``channels_last``: None = where it helps, as in ``fit`` (bench/evaluate.py measures it).
+    ``amp`` and ``channels_last``: None = where they help, as in ``fit``, so that a model is evaluated
+    in the precision its validation accuracy was measured in during training (bench/evaluate.py).
     """
     device = pick_device(device)
+    dtype = _amp_dtype(device, amp)
     channels_last = default_channels_last(device) if channels_last is None else channels_last
     model.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).eval()
     labels, probs = [], []
@@ -393,7 +395,9 @@ def evaluate(model: nn.Module, loader, device="cpu", tta: bool = False,
             if channels_last:
                 views = [v.contiguous(memory_format=torch.channels_last) for v in views]
             # kept on the device: copying each batch back would make the CPU wait for the GPU every batch
-            probs.append(torch.stack([model(v).float().softmax(1) for v in views]).mean(0))
+            with _autocast(device, dtype):
+                logits = [model(v) for v in views]
+            probs.append(torch.stack([z.float().softmax(1) for z in logits]).mean(0))
             labels.append(torch.as_tensor(y))
     probs = torch.cat(probs).cpu().numpy().astype(np.float32)  # one copy back, after the last batch
     labels = torch.cat(labels).cpu().numpy().astype(np.int64)

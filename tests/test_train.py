@@ -107,7 +107,8 @@ def test_evaluate_tta_averages_flips_and_rotations():
     loader = DataLoader(data, batch_size=5)
     torch.manual_seed(0)
     invariant = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 4))  # ignores orientation
-    plain, tta = evaluate(invariant, loader), evaluate(invariant, loader, tta=True)
+    # float32 (amp=False): the averages below are compared to the last digits
+    plain, tta = evaluate(invariant, loader, amp=False), evaluate(invariant, loader, tta=True, amp=False)
     np.testing.assert_allclose(plain.probs, tta.probs, atol=1e-6)
     np.testing.assert_array_equal(plain.labels, data.tensors[1].numpy())
     np.testing.assert_allclose(plain.probs.sum(1), 1, atol=1e-5)
@@ -116,8 +117,23 @@ def test_evaluate_tta_averages_flips_and_rotations():
     views = [torch.rot90(v, k, (-2, -1)) for v in (data.tensors[0], data.tensors[0].flip(-1)) for k in range(4)]
     with torch.no_grad():
         expected = torch.stack([sided(v).softmax(1) for v in views]).mean(0).numpy()
-    np.testing.assert_allclose(evaluate(sided, loader, tta=True).probs, expected, atol=1e-5)
-    assert not np.allclose(evaluate(sided, loader).probs, expected, atol=1e-3)
+    np.testing.assert_allclose(evaluate(sided, loader, tta=True, amp=False).probs, expected, atol=1e-5)
+    assert not np.allclose(evaluate(sided, loader, amp=False).probs, expected, atol=1e-3)
+
+
+def test_evaluate_measures_in_the_precision_fit_validated_in():
+    # chapter 5's confusion matrix and chapter 7's accuracy come from evaluate, the training curves from fit's
+    # validation pass: in one precision (bfloat16 on a CPU that has it) they quote the same accuracy
+    train, val = blob_data(64, 0), blob_data(40, 1, flip_labels=True)
+    val_loader = DataLoader(val, batch_size=16)
+    torch.manual_seed(0)
+    model = Model1()
+    result = fit(model, DataLoader(train, batch_size=16), val_loader, epochs=2, amp=True, log=None)
+    model.load_state_dict(result.best_state)
+    same = evaluate(model, val_loader, amp=True)
+    assert (same.preds == same.labels).mean() == pytest.approx(result.best_val_acc)
+    full = evaluate(model, val_loader, amp=False)
+    assert not np.array_equal(same.probs, full.probs)  # bfloat16 logits differ from float32 ones
 
 
 def test_history_round_trips_through_a_dict():

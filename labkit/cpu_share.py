@@ -1,0 +1,62 @@
+"""A side-by-side chapter's share of the CPU cores, which grows when the chapters beside it finish.
+
+build.py runs some chapters side by side (01 to 03, then 06 and 07), each kernel with its share of the cores
+(``OMP_NUM_THREADS``): oversubscribed torch threads spin and slow every chapter down. The chapters do not take
+equally long, though: on a 2-core CPU chapter 07 went on alone, on one thread, for 90 s after chapter 06 had
+finished. So build.py keeps each kernel's current share in the file that ``LABKIT_CPU_SHARE_FILE`` names, and
+when a chapter finishes it raises the shares of those still running and sends their kernels SIGUSR1.
+
+The handler runs in the kernel's main thread between two Python bytecodes, that is between two torch ops,
+where changing torch's thread count is safe: the next parallel region uses the new count. A kernel that
+build.py did not start (a student's Jupyter) has no share file and is left alone.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from pathlib import Path
+
+SHARE_FILE_ENV = "LABKIT_CPU_SHARE_FILE"
+
+
+def listening_marker(share_file) -> Path:
+    """The file a kernel creates once its handler is installed: build.py signals only kernels that have one
+    (before that, SIGUSR1's default action would end the kernel)."""
+    share_file = Path(share_file)
+    return share_file.with_name(share_file.name + ".listening")
+
+
+def read_share(share_file) -> int | None:
+    """The number of threads in ``share_file``, or None if it cannot be read as a positive integer."""
+    try:
+        threads = int(Path(share_file).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return threads if threads >= 1 else None
+
+
+def apply_share(*_signal_frame) -> int | None:
+    """Set torch's thread count to this kernel's share, if it has one; return the share."""
+    share_file = os.environ.get(SHARE_FILE_ENV)
+    threads = read_share(share_file) if share_file else None
+    if threads is not None:
+        import torch  # loaded already in every chapter's kernel
+
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+    return threads
+
+
+def follow_build_share() -> bool:
+    """In a kernel that build.py runs beside others, take up a larger share of the cores whenever build.py
+    signals one. Safe to call more than once; returns whether this kernel follows a share."""
+    share_file = os.environ.get(SHARE_FILE_ENV)
+    if not share_file or not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
+        return False
+    signal.signal(signal.SIGUSR1, apply_share)
+    # marker first, then read: a share written before the marker existed is read here, one written after it
+    # comes with a signal
+    listening_marker(share_file).touch()
+    apply_share()
+    return True
