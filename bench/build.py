@@ -4,6 +4,7 @@
     python bench/build.py --profiles quick
     python bench/build.py --breakdown build/run     # only print the phases of an existing build
     python bench/build.py --profiles quick --compare-kernels --rounds 3
+    python bench/build.py --profiles standard --against fc86e4f --rounds 2   # this tree against a commit
 
 Each build runs as a student runs it (python build.py --team Bench_Team --profile P) into a temporary
 output folder, with the stub cache of this repo (made once per profile and reused, as for a student's
@@ -16,6 +17,10 @@ LABKIT_FP32=1 in the environment makes a machine with bfloat16 build as one with
 --compare-kernels builds each profile alternately with forked kernels (build.py's default on Linux) and with
 kernels that each import their libraries (LABKIT_FORK_KERNELS=0), --rounds times, and prints the ratio of
 the medians.
+
+--against REF builds a git worktree of commit REF (in a temporary folder, with its own stub made before any
+build is timed) and this working tree alternately, --rounds times each, and prints both medians and their
+ratio: the side-by-side measure of a change to the build's speed.
 """
 from __future__ import annotations
 
@@ -56,13 +61,14 @@ def print_breakdown(run_dir) -> None:
               + "".join(f"{c:>16}" for c in cells) + f"{saved['unaccounted']:13.1f}")
 
 
-def time_build(profile: str, env: dict | None = None) -> tuple[float, dict]:
+def time_build(profile: str, env: dict | None = None, repo: Path = REPO) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         started = time.perf_counter()
-        result = subprocess.run([sys.executable, str(REPO / "build.py"), "--team", "Bench_Team",
+        result = subprocess.run([sys.executable, str(repo / "build.py"), "--team", "Bench_Team",
                                  "--profile", profile, "--out", str(out)], capture_output=True, text=True,
-                                env={**os.environ, **(env or {})}, check=False)  # the exit code is read below
+                                cwd=repo, env={**os.environ, **(env or {}), "PYTHONPATH": str(repo)},
+                                check=False)  # the exit code is read below
         seconds = time.perf_counter() - started
         if result.returncode != 0:
             sys.exit(f"{profile} build failed:\n{result.stderr[-2000:]}")
@@ -93,12 +99,50 @@ def compare_kernels(profile: str, rounds: int) -> None:
     print(f"  forked kernels take x{forked / plain:.2f} the time")
 
 
+# Makes a checkout's stub with its own generator and sizes, untimed, as build.py would (seed 0)
+MAKE_STUB = ("import sys, data_stub\nfrom labkit.profiles import get_profile\np = get_profile(sys.argv[1])\n"
+             "data_stub.make_stub(f'.cache/stub/{p.name}-seed0', n_train=p.stub_train, n_test=p.stub_test, seed=0)")
+
+
+def compare_against(ref: str, profile: str, rounds: int) -> None:
+    """This working tree against commit ``ref``, alternately (a machine that slows down slows both)."""
+    import statistics
+
+    with tempfile.TemporaryDirectory() as tmp:
+        other = Path(tmp) / "ref"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(other), ref], check=True,
+                       capture_output=True)
+        try:
+            trees = {f"this tree ({REPO.name})": REPO, f"{ref}": other}
+            for tree in trees.values():
+                subprocess.run([sys.executable, "-c", MAKE_STUB, profile], cwd=tree, check=True,
+                               env={**os.environ, "PYTHONPATH": str(tree)})
+            seconds: dict[str, list[float]] = {name: [] for name in trees}
+            for round_ in range(rounds):
+                for name, tree in trees.items():
+                    print(f"\n{profile}, {name}, round {round_ + 1}/{rounds}:")
+                    total, _ = time_build(profile, repo=tree)
+                    seconds[name].append(total)
+                    print(f"  {total:.0f} s")
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(other)], check=False)
+    medians = {name: statistics.median(values) for name, values in seconds.items()}
+    print(f"\n{profile} build, median of {rounds}:")
+    for name, values in seconds.items():
+        print(f"  {name:<30} {medians[name]:6.0f} s   ({', '.join(f'{v:.0f}' for v in values)})")
+    mine, theirs = medians[next(iter(trees))], medians[ref]
+    print(f"  this tree takes x{mine / theirs:.2f} the time of {ref}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", nargs="+", default=["quick", "standard"], choices=list(TARGET_SECONDS))
     parser.add_argument("--compare-kernels", action="store_true",
                         help="build with forked kernels and without, alternately, and print the ratio")
-    parser.add_argument("--rounds", type=int, default=1, help="builds per variant with --compare-kernels")
+    parser.add_argument("--against", metavar="REF", help="build commit REF and this tree alternately, and "
+                        "print the ratio")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="builds per variant with --compare-kernels or --against")
     parser.add_argument("--breakdown", metavar="RUN_DIR", help="print the phase timings of a finished build's "
                         "run folder and exit")
     args = parser.parse_args()
@@ -106,6 +150,10 @@ def main() -> None:
         print_breakdown(args.breakdown)
         return
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    if args.against:
+        for profile in args.profiles:
+            compare_against(args.against, profile, args.rounds)
+        return
     if args.compare_kernels:
         for profile in args.profiles:
             compare_kernels(profile, args.rounds)
