@@ -580,15 +580,18 @@ def describe_fix(result: FixResult, model: str | None = None) -> str:
 # ----------------------------------------------------------------------------------------------
 # the fix of model2: the head only, on cached features
 # ----------------------------------------------------------------------------------------------
-def head_fix_experiment(model, data, settings: FixSettings, *, run_dir=None, device="cpu",
+def head_fix_experiment(model, data, settings: FixSettings, *, before=None, run_dir=None, device="cpu",
                         fit_kwargs: Mapping[str, Any] | None = None) -> FixResult:
     """``fix_experiment`` for model2 that retrains only its head, on cached features: cheap on a CPU.
 
-    The backbone's output is computed once per image and view (``features.head_inputs`` on the cache that
-    chapters 3 and 4 left in ``run_dir``; views they computed cost nothing) and the head is fine-tuned with
-    the same rebalancing as model1's fix. Before and after are both measured on the cached features of
-    the same validation split (identity view; no TTA, whose 8 views per patch would cost 8 backbone passes).
-    ``model`` is trained in place: pass a fresh copy of the final model.
+    The backbone's output is computed once per image and view and the head is fine-tuned on it with the
+    same rebalancing as model1's fix. Where chapters 3 and 4 left a cache of the same frozen prefix in
+    ``run_dir`` (ImageNet weights with the last stage trained, on a CPU), only the stages after it run
+    (``features.head_inputs``), and the views they computed cost nothing. Otherwise (every stage trained, or
+    a GPU, where those chapters keep no cache) the head's inputs are computed directly and nothing is saved.
+    Before and after are the whole model's ``train.evaluate`` on the validation images (no TTA), as
+    chapter 5's confusion matrices are: ``before`` may pass those predictions. ``model`` is trained in
+    place: pass a fresh copy of the final model.
     """
     from labkit import features, models
 
@@ -596,22 +599,28 @@ def head_fix_experiment(model, data, settings: FixSettings, *, run_dir=None, dev
         raise ValueError("head_fix_experiment measures without TTA: pass FixSettings(tta=False)")
     models.set_unfrozen_stages(model, 0)
     model.eval()
-    cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=None)
+    shared = features.has_saved_cache(model, data, features.CACHE_STAGES, run_dir)
+    if shared:
+        cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=None)
+    else:  # the pooled vectors the head sees, 512 a view for resnet18: float32 costs little
+        cache = features.build_cache(model, data, 0, device=device, dtype=torch.float32, log=None)
     # two views per training patch, or the ones earlier chapters computed: the head's augmentation draws among them
     cache.fill_at_least(data.train_idx, 2, seed=settings.seed)
     cache.fill(torch.as_tensor(data.val_idx), torch.zeros(len(data.val_idx), dtype=torch.int64))
-    if run_dir is not None:
+    if shared:
         features.save_cache(cache, run_dir)
-    heads = features.head_inputs(model, cache)
+    heads = features.head_inputs(model, cache) if shared else cache
     _, head = features.split_model2(model, 0)
-    val_loader = make_loader(features.FeatureDataset(heads, data.val_idx), settings.batch_size, False, device)
+    val_features = make_loader(features.FeatureDataset(heads, data.val_idx), settings.batch_size, False, device)
+    val_images = make_loader(data.val_dataset(), settings.batch_size, shuffle=False, device=device)
 
-    def evaluate(_, loader, device="cpu", tta=False):  # the whole model's predictions, from the head's inputs
-        return features.evaluate_on_features(model, heads, data.val_idx, device=device)
+    def evaluate(_, loader, device="cpu", tta=False):  # the whole model (its head is the one being trained)
+        return train.evaluate(model, val_images, device=device)
 
     train_set = features.FeatureDataset(heads, data.train_idx, augment=True)
-    result = fix_experiment(head, train_set, data.train_labels[data.train_idx], val_loader, settings, device=device,
-                            fit_kwargs={"channels_last": False, **dict(fit_kwargs or {})}, evaluate=evaluate)
+    result = fix_experiment(head, train_set, data.train_labels[data.train_idx], val_features, settings,
+                            before=before, device=device, evaluate=evaluate,
+                            fit_kwargs={"channels_last": False, **dict(fit_kwargs or {})})
     result.model = model.cpu().eval()
     result.description = result.description.replace("fine-tuned the final weights", "retrained the final head")
     return result

@@ -250,6 +250,20 @@ def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, d
     return cache
 
 
+def has_saved_cache(model: nn.Module, data, unfrozen_stages: int, run_dir, dtype=torch.float16) -> bool:
+    """Whether an earlier chapter saved, in ``run_dir``, the cache that ``build_cache`` would read for this
+    model's frozen prefix (same images, normalisation, prefix weights, depth and dtype)."""
+    from labkit.artifacts import RunDir
+
+    if run_dir is None:
+        return False
+    run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+    prefix, _ = split_model2(model, unfrozen_stages)
+    key = _prefix_key(prefix, data.train_images, data.mean, data.std, unfrozen_stages, dtype,
+                      getattr(data, "cache_key", ""))
+    return run_dir.exists(_cache_name(unfrozen_stages, key))
+
+
 def head_inputs(model: nn.Module, cache: FeatureCache, batch_size: int = 256) -> FeatureCache:
     """What ``model``'s head sees (the pooled backbone output) for every view ``cache`` holds: the cache
     deepened to 0 unfrozen stages by running the stages in between once, in eval mode. A head-only run

@@ -293,3 +293,56 @@ def test_model2_trains_on_the_cache_on_a_cpu_and_on_device_batches_on_a_gpu(monk
     assert not features.uses_cache(model, 1, "cuda")  # the GPU is not fed from the CPU's cache
     monkeypatch.setattr(features, "CACHE_ON_GPU", True)
     assert features.uses_cache(model, 1, "cuda") and not features.uses_cache(model, 2, "cuda")
+
+
+def test_a_saved_cache_is_found_for_the_same_prefix_only(tmp_path):
+    from labkit.features import has_saved_cache
+
+    data, model = fake_data(4), resnet()
+    assert not has_saved_cache(model, data, 1, tmp_path)
+    cache = build_cache(model, data, 1, run_dir=tmp_path, log=None)
+    cache.fill(torch.tensor([0]), torch.tensor([0]))
+    save_cache(cache, tmp_path)
+    assert has_saved_cache(model, data, 1, tmp_path)
+    assert not has_saved_cache(model, data, 0, tmp_path)  # another depth
+    with torch.no_grad():
+        model.layer3[0].conv1.weight.mul_(1.01)  # a trained prefix: the saved features are stale
+    assert not has_saved_cache(model, data, 1, tmp_path)
+
+
+def fix_data(n=16, n_val=4):
+    data = fake_data(n)
+    data.train_idx, data.val_idx = torch.arange(n - n_val), torch.arange(n - n_val, n)
+    data.val_dataset = lambda: NucleiDataset(data.train_images[data.val_idx], data.train_labels[data.val_idx],
+                                             mean=MEAN, std=STD)
+    return data
+
+
+@pytest.mark.parametrize("earlier_cache", [False, True])
+def test_the_head_fix_trains_only_the_head_and_measures_the_whole_model(tmp_path, earlier_cache):
+    from labkit.diagnostics import FixSettings, head_fix_experiment
+    from labkit.features import CACHE_STAGES
+
+    data, model = fix_data(), resnet()
+    if earlier_cache:  # chapters 3 and 4 left the frozen prefix's features (ImageNet weights, on a CPU)
+        cache = build_cache(model, data, CACHE_STAGES, run_dir=tmp_path, log=None)
+        cache.fill(data.train_idx, torch.zeros(len(data.train_idx), dtype=torch.int64))
+        save_cache(cache, tmp_path)
+    saved = sorted((tmp_path / "features").glob("*")) if earlier_cache else []
+    backbone = copy.deepcopy(model.layer4.state_dict())
+    head = model.fc.weight.detach().clone()
+    val_loader = make_loader(data.val_dataset(), 4, shuffle=False)
+    before = evaluate(model, val_loader)
+    settings = FixSettings(rebalance="sampler", tta=False, lr=0.05, batch_size=4, epochs=2)
+    result = head_fix_experiment(model, data, settings, before=before, run_dir=tmp_path, fit_kwargs={"log": None})
+
+    assert result.before is before  # the chapter's own predictions: one source for the accuracy before
+    assert not torch.equal(result.model.fc.weight, head)
+    assert all(torch.equal(v, backbone[k]) for k, v in result.model.layer4.state_dict().items())
+    after = evaluate(result.model, val_loader)  # what chapter 7 measures of the adopted model
+    np.testing.assert_array_equal(result.after.probs, after.probs)
+    # a cache is written back only where one was shared: a run that trained every stage leaves none
+    if earlier_cache:
+        assert sorted((tmp_path / "features").glob("*")) == saved
+    else:
+        assert not (tmp_path / "features").exists()
