@@ -440,7 +440,9 @@ class KernelPool:
         from labkit.artifacts import atomic_write_text
         from labkit.cpu_share import listening_marker, read_share
 
-        threads = max(1, self.cores // len(running)) if running else 0
+        if not running:
+            return
+        threads = max(1, self.cores // len(running))
         for chapter_id, kernel in running.items():
             share_file = self.shares_dir / chapter_id
             if read_share(share_file) in (None, threads):  # not side by side, or its share is unchanged

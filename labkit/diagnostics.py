@@ -602,8 +602,9 @@ def head_fix_experiment(model, data, settings: FixSettings, *, before=None, run_
     shared = features.has_saved_cache(model, data, features.CACHE_STAGES, run_dir)
     if shared:
         cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=None)
-    else:  # the pooled vectors the head sees, 512 a view for resnet18: float32 costs little
-        cache = features.build_cache(model, data, 0, device=device, dtype=torch.float32, log=None)
+    else:  # the pooled vectors the head sees (512 a view for resnet18), in the precision evaluate uses
+        cache = features.build_cache(model, data, 0, device=device, dtype=torch.float32,
+                                     autocast=train.autocast_dtype(device), log=None)
     # two views per training patch, or the ones earlier chapters computed: the head's augmentation draws among them
     cache.fill_at_least(data.train_idx, 2, seed=settings.seed)
     cache.fill(torch.as_tensor(data.val_idx), torch.zeros(len(data.val_idx), dtype=torch.int64))

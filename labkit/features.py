@@ -30,6 +30,7 @@ prefix never changes between them (``save_cache`` at the end of a chapter, ``bui
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import time
@@ -131,6 +132,7 @@ class FeatureCache:
     std: list | None = None
     seconds: float = 0.0     # time spent computing features (loading a saved cache costs none)
     channels_last: bool | None = None  # prefix memory format; None = where it helps (train.default_channels_last)
+    autocast: torch.dtype | None = None  # the prefix's mixed precision; None = float32 (exact)
 
     def __len__(self) -> int:
         return len(self.features)
@@ -154,7 +156,9 @@ class FeatureCache:
         channels_last = default_channels_last(device) if self.channels_last is None else self.channels_last
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.prefix.to(memory_format=memory_format)
-        with torch.no_grad():  # not inference_mode: its tensors could not be used in training later
+        precision = (torch.autocast(device.type, dtype=self.autocast) if self.autocast is not None
+                     else contextlib.nullcontext())
+        with torch.no_grad(), precision:  # not inference_mode: its tensors could not be used in training later
             for start in range(0, len(rows), batch_size):
                 r, v = rows[start:start + batch_size], views[start:start + batch_size]
                 x = _normalise(self.images[r], self.mean, self.std)
@@ -212,7 +216,8 @@ def _prefix_key(prefix: nn.Module, images: torch.Tensor, mean, std, unfrozen_sta
 
 
 def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, dtype=torch.float16,
-                lazy: bool = True, device="cpu", channels_last: bool | None = None, log=print) -> FeatureCache:
+                lazy: bool = True, device="cpu", channels_last: bool | None = None,
+                autocast: torch.dtype | None = None, log=print) -> FeatureCache:
     """The prefix-feature cache of every image in train.csv (training and validation split), 8 views each.
 
     ``data`` is a ``labkit.data.NucleiData``. ``lazy``: views are computed when a loader first needs them
@@ -220,19 +225,22 @@ def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, d
     computed is read from ``features/model2-u<unfrozen>-<key>.pt`` when it was made for the same images,
     normalisation, prefix weights and dtype; ``save_cache`` writes it back for the next chapter.
     ``channels_last``: the prefix's memory format (None: where it helps); it changes only the rounding.
+    ``autocast``: run the prefix in this mixed precision (e.g. ``train.autocast_dtype(device)``, as
+    ``train.evaluate`` does), or in float32 (None), which the exactness of cached training rests on.
     """
     from labkit.artifacts import RunDir
 
     prefix, _ = split_model2(model, unfrozen_stages)
-    key = _prefix_key(prefix, data.train_images, data.mean, data.std, unfrozen_stages, dtype,
-                      getattr(data, "cache_key", ""))
+    key = _prefix_key(prefix, data.train_images, data.mean, data.std, unfrozen_stages,
+                      dtype if autocast is None else f"{dtype} computed in {autocast}", getattr(data, "cache_key", ""))
     with torch.no_grad():
         shape = prefix(torch.zeros(1, *data.train_images.shape[1:])).shape[1:]
     n = len(data.train_images)
     # the same weights, but a copy: the cache must not change when the model is trained later
     cache = FeatureCache(torch.empty((n, N_VIEWS, *shape), dtype=dtype), torch.zeros((n, N_VIEWS), dtype=torch.bool),
                          data.train_labels, unfrozen_stages, key, copy.deepcopy(prefix).to(device).eval(),
-                         data.train_images, list(data.mean), list(data.std), channels_last=channels_last)
+                         data.train_images, list(data.mean), list(data.std), channels_last=channels_last,
+                         autocast=autocast)
     if run_dir is not None and not isinstance(run_dir, RunDir):
         run_dir = RunDir(run_dir)
     name = _cache_name(unfrozen_stages, key)
