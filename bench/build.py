@@ -5,6 +5,7 @@
     python bench/build.py --breakdown build/run     # only print the phases of an existing build
     python bench/build.py --profiles quick --compare-kernels --rounds 3
     python bench/build.py --profiles standard --against fc86e4f --rounds 2   # this tree against a commit
+    python bench/build.py --profiles standard --against fc86e4f --build-args "--weights W.pth"
 
 Each build runs as a student runs it (python build.py --team Bench_Team --profile P) into a temporary
 output folder, with the stub cache of this repo (made once per profile and reused, as for a student's
@@ -20,13 +21,16 @@ the medians.
 
 --against REF builds a git worktree of commit REF (in a temporary folder, with its own stub made before any
 build is timed) and this working tree alternately, --rounds times each, and prints both medians and their
-ratio: the side-by-side measure of a change to the build's speed.
+ratio: the side-by-side measure of a change to the build's speed. --build-args passes more options to every
+build, e.g. a weights file, with which an offline stub build fine-tunes model2 as a real one does (frozen
+early stages) instead of training a random backbone whole.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -61,12 +65,12 @@ def print_breakdown(run_dir) -> None:
               + "".join(f"{c:>16}" for c in cells) + f"{saved['unaccounted']:13.1f}")
 
 
-def time_build(profile: str, env: dict | None = None, repo: Path = REPO) -> tuple[float, dict]:
+def time_build(profile: str, env: dict | None = None, repo: Path = REPO, build_args: tuple = ()) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         started = time.perf_counter()
         result = subprocess.run([sys.executable, str(repo / "build.py"), "--team", "Bench_Team",
-                                 "--profile", profile, "--out", str(out)], capture_output=True, text=True,
+                                 "--profile", profile, "--out", str(out), *build_args], capture_output=True, text=True,
                                 cwd=repo, env={**os.environ, **(env or {}), "PYTHONPATH": str(repo)},
                                 check=False)  # the exit code is read below
         seconds = time.perf_counter() - started
@@ -104,7 +108,7 @@ MAKE_STUB = ("import sys, data_stub\nfrom labkit.profiles import get_profile\np 
              "data_stub.make_stub(f'.cache/stub/{p.name}-seed0', n_train=p.stub_train, n_test=p.stub_test, seed=0)")
 
 
-def compare_against(ref: str, profile: str, rounds: int) -> None:
+def compare_against(ref: str, profile: str, rounds: int, build_args: tuple = ()) -> None:
     """This working tree against commit ``ref``, alternately (a machine that slows down slows both)."""
     import statistics
 
@@ -121,7 +125,7 @@ def compare_against(ref: str, profile: str, rounds: int) -> None:
             for round_ in range(rounds):
                 for name, tree in trees.items():
                     print(f"\n{profile}, {name}, round {round_ + 1}/{rounds}:")
-                    total, _ = time_build(profile, repo=tree)
+                    total, _ = time_build(profile, repo=tree, build_args=build_args)
                     seconds[name].append(total)
                     print(f"  {total:.0f} s")
         finally:
@@ -141,6 +145,8 @@ def main() -> None:
                         help="build with forked kernels and without, alternately, and print the ratio")
     parser.add_argument("--against", metavar="REF", help="build commit REF and this tree alternately, and "
                         "print the ratio")
+    parser.add_argument("--build-args", default="", help="more options for every build (with --against or "
+                        "alone), e.g. \"--weights W.pth\"")
     parser.add_argument("--rounds", type=int, default=1,
                         help="builds per variant with --compare-kernels or --against")
     parser.add_argument("--breakdown", metavar="RUN_DIR", help="print the phase timings of a finished build's "
@@ -150,16 +156,17 @@ def main() -> None:
         print_breakdown(args.breakdown)
         return
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    build_args = tuple(shlex.split(args.build_args))
     if args.against:
         for profile in args.profiles:
-            compare_against(args.against, profile, args.rounds)
+            compare_against(args.against, profile, args.rounds, build_args)
         return
     if args.compare_kernels:
         for profile in args.profiles:
             compare_kernels(profile, args.rounds)
         return
     for profile in args.profiles:
-        total, chapters = time_build(profile)
+        total, chapters = time_build(profile, build_args=build_args)
         print(f"\n{profile}: {total:.0f} s in all, target {TARGET_SECONDS[profile]} s "
               f"(ratio {total / TARGET_SECONDS[profile]:.2f})")
         for chapter, seconds in chapters.items():
