@@ -150,8 +150,8 @@ say(describe_fix(fix1, "model1") + "\n\n" + verdict1.text)
 fix2_settings = FixSettings(rebalance="sampler", tta=False, lr=1e-3, batch_size=ctx.profile.batch_size, seed=seed,
                             epochs=max(2, ctx.profile.epochs_for("model2", len(nuclei.train_idx))))
 with ctx.timer.phase("fix"):
-    fix2 = head_fix_experiment(results.load_final(ctx.run, "model2"), nuclei, fix2_settings, before=pred2, run_dir=ctx.run,
-                               device=ctx.device, fit_kwargs={"name": "model2 (head-only fix)"})
+    fix2 = head_fix_experiment(results.load_final(ctx.run, "model2"), nuclei, fix2_settings, before=pred2,
+                               run_dir=ctx.run, device=ctx.device, fit_kwargs={"name": "model2 (head-only fix)"})
 verdict2 = judge_fix(fix2, "model2", seed=seed)
 results.save_fix(ctx.run, "model2", fix2.model, verdict2)
 show_figure(fix_figure(fix2, model="model2"), ctx.run, "confusion_fix_model2")
