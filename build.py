@@ -432,26 +432,27 @@ class KernelPool:
         listening_marker(share_file).unlink(missing_ok=True)
         return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, SHARE_FILE_ENV: str(share_file)}
 
-    def share_cores(self, running: dict[str, WarmKernel]) -> None:
-        """Give the cores of a chapter that has finished to the side-by-side ``running`` ones (chapter id:
-        kernel). A kernel that does not listen yet reads its new share when it starts listening."""
+    def share_cores(self, running: list[str]) -> None:
+        """Give the cores of a chapter that has finished to the side-by-side chapters still ``running`` (their
+        ids). A kernel that does not listen yet reads its new share when it starts listening."""
         import signal
 
         from labkit.artifacts import atomic_write_text
-        from labkit.cpu_share import listening_marker, read_share
+        from labkit.cpu_share import listening_pid, read_share
 
         if not running:
             return
         threads = max(1, self.cores // len(running))
-        for chapter_id, kernel in running.items():
+        for chapter_id in running:
             share_file = self.shares_dir / chapter_id
             if read_share(share_file) in (None, threads):  # not side by side, or its share is unchanged
                 continue
             atomic_write_text(share_file, str(threads))
-            if listening_marker(share_file).exists():
+            pid = listening_pid(share_file)
+            if pid is not None:
                 try:
-                    kernel.km.signal_kernel(signal.SIGUSR1)
-                except (OSError, RuntimeError):  # the kernel has just ended: there is nothing to give
+                    os.kill(pid, signal.SIGUSR1)
+                except OSError:  # the kernel has just ended: there is nothing to give
                     pass
 
     def take(self, chapter: Chapter) -> WarmKernel:
@@ -478,12 +479,12 @@ def run_chapters(steps: list[list[Chapter]], params: dict, work: Path, kernels: 
         if index + 1 < len(steps):
             kernels.start(steps[index + 1])
         step_kernels = {chapter.id: kernels.take(chapter) for chapter in step}
-        running, lock = dict(step_kernels), threading.Lock()
+        running, lock = [chapter.id for chapter in step], threading.Lock()
 
         def run_and_free_cores(chapter, running=running, lock=lock, step_kernels=step_kernels):
             outcome = _timed_run(chapter, params, work, step_kernels[chapter.id])
             with lock:  # the chapters still running beside it take its cores
-                del running[chapter.id]
+                running.remove(chapter.id)
                 kernels.share_cores(running)
             return outcome
 

@@ -4,7 +4,7 @@ build.py runs some chapters side by side (01 to 03, then 06 and 07), each kernel
 (``OMP_NUM_THREADS``): oversubscribed torch threads spin and slow every chapter down. The chapters do not take
 equally long, though: on a 2-core CPU chapter 07 went on alone, on one thread, for 90 s after chapter 06 had
 finished. So build.py keeps each kernel's current share in the file that ``LABKIT_CPU_SHARE_FILE`` names, and
-when a chapter finishes it raises the shares of those still running and sends their kernels SIGUSR1.
+when a chapter finishes it raises the shares of those still running and sends their kernel processes SIGUSR1.
 
 The handler runs in the kernel's main thread between two Python bytecodes, that is between two torch ops,
 where changing torch's thread count is safe: the next parallel region uses the new count. A kernel that
@@ -21,10 +21,19 @@ SHARE_FILE_ENV = "LABKIT_CPU_SHARE_FILE"
 
 
 def listening_marker(share_file) -> Path:
-    """The file a kernel creates once its handler is installed: build.py signals only kernels that have one
-    (before that, SIGUSR1's default action would end the kernel)."""
+    """The file a kernel writes its process id to once its handler is installed: build.py signals only that
+    process (before the handler, SIGUSR1's default action would end the kernel; and a signal to the kernel's
+    process group would reach what the kernel started, which has no handler)."""
     share_file = Path(share_file)
     return share_file.with_name(share_file.name + ".listening")
+
+
+def listening_pid(share_file) -> int | None:
+    """The process id of the kernel that follows ``share_file``, or None while none listens."""
+    try:
+        return int(listening_marker(share_file).read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def read_share(share_file) -> int | None:
@@ -57,6 +66,6 @@ def follow_build_share() -> bool:
     signal.signal(signal.SIGUSR1, apply_share)
     # marker first, then read: a share written before the marker existed is read here, one written after it
     # comes with a signal
-    listening_marker(share_file).touch()
+    listening_marker(share_file).write_text(str(os.getpid()))
     apply_share()
     return True

@@ -35,7 +35,7 @@ def test_a_kernel_raises_its_thread_count_when_signalled(tmp_path):
         stdout=subprocess.PIPE, text=True)
     try:
         assert kernel.stdout.readline().split() == ["True", "1"]
-        assert listening_marker(share_file).exists()
+        assert listening_marker(share_file).read_text() == str(kernel.pid)  # whom build.py may signal
         share_file.write_text("3")
         kernel.send_signal(signal.SIGUSR1)
         assert kernel.stdout.readline().strip() == "3"
@@ -53,17 +53,19 @@ def test_without_a_share_file_a_kernel_is_left_alone(monkeypatch):
     assert signal.getsignal(signal.SIGUSR1) is before  # a student's kernel keeps its own handling
 
 
-class FakeKernelManager:
-    def __init__(self):
-        self.signals = []
-
-    def signal_kernel(self, signum):
-        self.signals.append(signum)
-
-
-class FakeKernel:
-    def __init__(self):
-        self.km = FakeKernelManager()
+def listening_stand_in(share_file):
+    """A process that has installed the kernel's handler (it records the signal and ignores it), written to
+    ``share_file``'s marker as a listening kernel writes its own process id."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import signal, sys, time
+            signal.signal(signal.SIGUSR1, lambda *_: print("signalled", flush=True))
+            print("ready", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline().strip() == "ready"
+    listening_marker(share_file).write_text(str(process.pid))
+    return process
 
 
 def test_the_build_gives_a_finished_chapters_cores_to_those_still_running(tmp_path, monkeypatch):
@@ -73,29 +75,29 @@ def test_the_build_gives_a_finished_chapters_cores_to_those_still_running(tmp_pa
     step = [chapters["01"], chapters["02"], chapters["03"]]
     envs = {c.id: pool._share_env(c, len(step)) for c in step}
     assert {env["OMP_NUM_THREADS"] for env in envs.values()} == {"1"}  # 4 cores // 3 chapters
-    kernels = {c.id: FakeKernel() for c in step}
-    listening_marker(envs["02_model1"][SHARE_FILE_ENV]).touch()
-    listening_marker(envs["03_model2"][SHARE_FILE_ENV]).touch()
+    share = {c.id: envs[c.id][SHARE_FILE_ENV] for c in step}
+    kernel3 = listening_stand_in(share["03_model2"])  # 02's kernel does not listen yet
+    try:
+        pool.share_cores(["02_model1", "03_model2"])  # 01 finished: two chapters share four cores
+        assert [read_share(share[c]) for c in ("02_model1", "03_model2")] == [2, 2]
+        assert kernel3.stdout.readline().strip() == "signalled"
 
-    del kernels["01_data"]  # 01 finished: two chapters share four cores
-    pool.share_cores(kernels)
-    assert [read_share(envs[c][SHARE_FILE_ENV]) for c in ("02_model1", "03_model2")] == [2, 2]
-    assert kernels["03_model2"].km.signals == [signal.SIGUSR1]
-
-    del kernels["02_model1"]  # then 02: chapter 03 has them all
-    pool.share_cores(kernels)
-    assert read_share(envs["03_model2"][SHARE_FILE_ENV]) == 4
-    assert kernels["03_model2"].km.signals == [signal.SIGUSR1] * 2
-    pool.share_cores(kernels)  # nothing changed: no signal
-    assert kernels["03_model2"].km.signals == [signal.SIGUSR1] * 2
+        pool.share_cores(["03_model2"])  # then 02: chapter 03 has them all
+        assert read_share(share["03_model2"]) == 4
+        assert kernel3.stdout.readline().strip() == "signalled"
+        pool.share_cores(["03_model2"])  # nothing changed: no signal
+        kernel3.terminate()
+        assert kernel3.stdout.read() == ""
+    finally:
+        kernel3.kill()
+        kernel3.wait()
 
 
 def test_a_kernel_not_listening_yet_is_not_signalled_but_reads_its_share_later(tmp_path):
     pool = build.KernelPool({}, tmp_path / "kernels", tmp_path / "shares")
     pool.cores = 2
     chapters = {c.number: c for c in build.find_chapters()}
-    env = pool._share_env(chapters["07"], 2)
-    kernel = FakeKernel()
-    pool.share_cores({"07_submission": kernel})
-    assert kernel.km.signals == []  # SIGUSR1 would end a kernel that has no handler yet
-    assert read_share(env[SHARE_FILE_ENV]) == 2
+    share_file = pool._share_env(chapters["07"], 2)[SHARE_FILE_ENV]
+    pool.share_cores(["07_submission"])  # no marker: SIGUSR1 would end a kernel that has no handler yet
+    assert read_share(share_file) == 2
+    assert not listening_marker(share_file).exists()
