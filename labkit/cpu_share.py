@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -49,11 +50,9 @@ def apply_share(*_signal_frame) -> int | None:
     """Set torch's thread count to this kernel's share, if it has one; return the share."""
     share_file = os.environ.get(SHARE_FILE_ENV)
     threads = read_share(share_file) if share_file else None
-    if threads is not None:
-        import torch  # loaded already in every chapter's kernel
-
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
+    torch = sys.modules.get("torch")  # a signal handler must not import: the main thread may be importing
+    if threads is not None and torch is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     return threads
 
 
@@ -63,6 +62,8 @@ def follow_build_share() -> bool:
     share_file = os.environ.get(SHARE_FILE_ENV)
     if not share_file or not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
         return False
+    import torch  # noqa: F401  loaded before the handler can run (every chapter's kernel imports it anyway)
+
     signal.signal(signal.SIGUSR1, apply_share)
     # marker first, then read: a share written before the marker existed is read here, one written after it
     # comes with a signal
