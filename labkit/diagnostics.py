@@ -547,10 +547,13 @@ def describe_fix(result: FixResult, model: str | None = None) -> str:
     diluted = [k for k in range(N_CLASSES) if not np.isnan(prec_b[k]) and not np.isnan(prec_a[k])
                and 100 * (prec_b[k] - prec_a[k]) >= PRECISION_DROP_PP]
     if diluted:
+        # more predictions at a lower precision means more wrong ones; fewer predictions may still be wrong more often
+        gained = all(counts_a[:, k].sum() > counts_b[:, k].sum() for k in diluted)
         lines.append("Precision fell for " + ", ".join(
             f"'{CLASS_NAMES[k]}' ({prec_b[k]:.1%} -> {prec_a[k]:.1%}; {int(counts_a[:, k].sum())} patches "
             f"predicted as it, {int(counts_b[:, k].sum())} before)" for k in diluted)
-            + ": more patches are now given that class, and more of them wrongly.")
+            + (": more patches are now given that class, and more of them wrongly." if gained else
+               ": a larger share of the patches given that class are now wrong."))
     hurt = [CLASS_NAMES[k] for k in lost if 100 * (rates_b[k, k] - rates_a[k, k]) >= COLLAPSE_PP]
     if d_pair < 0 and hurt:
         verdict = (f"The targeted confusion fell, but recall of {', '.join(repr(n) for n in hurt)} fell by "

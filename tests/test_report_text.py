@@ -146,6 +146,22 @@ def test_a_fix_that_costs_other_classes_says_so_with_recall_and_precision():
     assert f"Precision fell for '{CLASS_NAMES[0]}'" in text
 
 
+def test_a_class_predicted_less_often_is_not_said_to_be_given_more_patches():
+    """A quick build's model2 fix: 'immune' went from 80 predictions to 2, both wrong; the text said "more
+    patches are now given that class"."""
+    labels = np.array([0] * 10 + [1] * 40 + [3] * 30)
+    before = np.full(len(labels), 3)        # everything taken for immune: precision 37.5%
+    after = np.zeros(len(labels), dtype=int)
+    after[:2] = 3                           # two normal patches now taken for immune: precision 0%
+    probs = np.full((len(labels), 4), 0.25)
+    pair = diagnostics.most_confused_pair(labels, before)
+    result = SimpleNamespace(before=Predictions(labels, before, probs), after=Predictions(labels, after, probs),
+                             pair=pair, description="Fixed.", after_without_tta=None, settings={})
+    text = diagnostics.describe_fix(result)
+    assert f"Precision fell for '{CLASS_NAMES[3]}' (37.5% -> 0.0%; 2 patches predicted as it, 80 before)" in text
+    assert "more patches are now given" not in text and "a larger share of the patches given that class" in text
+
+
 def test_the_fix_figure_and_text_show_the_adopted_weights_not_their_tta_variant():
     labels = np.repeat([0, 1, 2, 3], 10)
     before = labels.copy()
