@@ -318,9 +318,7 @@ def chapter_imports(chapter: Chapter, libraries: tuple[str, ...] = ()) -> str:
             "        except ImportError:\n"
             "            pass\n"
             f"_preload({list(chapter_modules(chapter, libraries))!r})\n"
-            "del _preload\n"
-            # a side-by-side chapter's kernel takes up the cores its neighbours free (labkit.cpu_share)
-            "__import__('labkit.cpu_share').cpu_share.follow_build_share()\n")
+            "del _preload\n")
 
 
 def run_chapter(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) -> Path:
@@ -414,6 +412,7 @@ class KernelPool:
     def __init__(self, env: dict, kernels_dir: Path, shares_dir: Path):
         self.env, self.kernels_dir, self.shares_dir = env, kernels_dir, shares_dir
         self.kernels: dict[str, WarmKernel] = {}
+        self.shares: dict[str, int] = {}  # threads per side-by-side chapter, as written to its share file
         self.cores = os.cpu_count() or 1
 
     def start(self, step: list[Chapter], libraries: tuple[str, ...] = PRELOADED_LIBRARIES) -> None:
@@ -426,8 +425,8 @@ class KernelPool:
         from labkit.artifacts import atomic_write_text
         from labkit.cpu_share import SHARE_FILE_ENV, listening_marker
 
-        threads = str(max(1, self.cores // side_by_side))
-        share_file = self.shares_dir / chapter.id
+        self.shares[chapter.id] = max(1, self.cores // side_by_side)
+        share_file, threads = self.shares_dir / chapter.id, str(self.shares[chapter.id])
         atomic_write_text(share_file, threads)
         listening_marker(share_file).unlink(missing_ok=True)
         return {"OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, SHARE_FILE_ENV: str(share_file)}
@@ -438,15 +437,16 @@ class KernelPool:
         import signal
 
         from labkit.artifacts import atomic_write_text
-        from labkit.cpu_share import listening_pid, read_share
+        from labkit.cpu_share import listening_pid
 
         if not running:
             return
         threads = max(1, self.cores // len(running))
         for chapter_id in running:
-            share_file = self.shares_dir / chapter_id
-            if read_share(share_file) in (None, threads):  # not side by side, or its share is unchanged
+            if self.shares.get(chapter_id, threads) == threads:  # not side by side, or its share is unchanged
                 continue
+            self.shares[chapter_id] = threads
+            share_file = self.shares_dir / chapter_id
             atomic_write_text(share_file, str(threads))
             pid = listening_pid(share_file)
             if pid is not None:

@@ -29,21 +29,23 @@ def listening_marker(share_file) -> Path:
     return share_file.with_name(share_file.name + ".listening")
 
 
-def listening_pid(share_file) -> int | None:
-    """The process id of the kernel that follows ``share_file``, or None while none listens."""
+def _positive_int(path) -> int | None:
+    """The positive integer written in ``path``, or None if there is none (yet)."""
     try:
-        return int(listening_marker(share_file).read_text().strip())
+        value = int(Path(path).read_text().strip())
     except (OSError, ValueError):
         return None
+    return value if value >= 1 else None
+
+
+def listening_pid(share_file) -> int | None:
+    """The process id of the kernel that follows ``share_file``, or None while none listens."""
+    return _positive_int(listening_marker(share_file))
 
 
 def read_share(share_file) -> int | None:
     """The number of threads in ``share_file``, or None if it cannot be read as a positive integer."""
-    try:
-        threads = int(Path(share_file).read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return threads if threads >= 1 else None
+    return _positive_int(share_file)
 
 
 def apply_share(*_signal_frame) -> int | None:
@@ -58,7 +60,8 @@ def apply_share(*_signal_frame) -> int | None:
 
 def follow_build_share() -> bool:
     """In a kernel that build.py runs beside others, take up a larger share of the cores whenever build.py
-    signals one. Safe to call more than once; returns whether this kernel follows a share."""
+    signals one (``start_chapter`` calls it). Safe to call more than once; returns whether this kernel follows
+    a share."""
     share_file = os.environ.get(SHARE_FILE_ENV)
     if not share_file or not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
         return False

@@ -217,6 +217,12 @@ def _prefix_key(prefix: nn.Module, images: torch.Tensor, mean, std, unfrozen_sta
     return digest.hexdigest()
 
 
+def _cache_key(prefix: nn.Module, data, unfrozen_stages: int, dtype, autocast=None) -> str:
+    """The key a cache of ``prefix``'s features of ``data`` is saved under (``_prefix_key``)."""
+    return _prefix_key(prefix, data.train_images, data.mean, data.std, unfrozen_stages,
+                       dtype if autocast is None else f"{dtype} computed in {autocast}", getattr(data, "cache_key", ""))
+
+
 def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, dtype=torch.float16,
                 lazy: bool = True, device="cpu", channels_last: bool | None = None,
                 autocast: torch.dtype | None = None, log=print) -> FeatureCache:
@@ -233,8 +239,7 @@ def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, d
     from labkit.artifacts import RunDir
 
     prefix, _ = split_model2(model, unfrozen_stages)
-    key = _prefix_key(prefix, data.train_images, data.mean, data.std, unfrozen_stages,
-                      dtype if autocast is None else f"{dtype} computed in {autocast}", getattr(data, "cache_key", ""))
+    key = _cache_key(prefix, data, unfrozen_stages, dtype, autocast)
     with torch.no_grad():
         shape = prefix(torch.zeros(1, *data.train_images.shape[1:])).shape[1:]
     n = len(data.train_images)
@@ -269,9 +274,7 @@ def has_saved_cache(model: nn.Module, data, unfrozen_stages: int, run_dir, dtype
         return False
     run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     prefix, _ = split_model2(model, unfrozen_stages)
-    key = _prefix_key(prefix, data.train_images, data.mean, data.std, unfrozen_stages, dtype,
-                      getattr(data, "cache_key", ""))
-    return run_dir.exists(_cache_name(unfrozen_stages, key))
+    return run_dir.exists(_cache_name(unfrozen_stages, _cache_key(prefix, data, unfrozen_stages, dtype)))
 
 
 def head_inputs(model: nn.Module, cache: FeatureCache, batch_size: int = 256) -> FeatureCache:
