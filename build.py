@@ -31,6 +31,7 @@ import nbformat
 
 import forked_kernels
 from grading.names import TEAM_NAME, suggest_team_name
+from labkit import configuration as labkit_configuration
 from labkit import navigation
 from labkit.notebook import REPORT_TAG, ChapterParameters, expand_listings
 
@@ -518,8 +519,12 @@ def _timed_run(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) -
 
 
 # -- assembling ------------------------------------------------------------------------------------
-def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str) -> nbformat.NotebookNode:
+def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str,
+             configuration: dict[str, bool] | None = None) -> nbformat.NotebookNode:
     """One notebook: title, contents, rubric map, each executed chapter, then the environment appendix.
+
+    Of a chapter's cells written for one configuration (tagged ``if:NAME``, ``labkit.configuration``), only
+    those for the ``configuration`` that ran are kept.
 
     Each chapter ran in its own kernel, so execution counts restart at the first cell of a chapter; the
     marker {"labkit": {"chapter": id, "chapter_start": true}} declares that restart to the grader. Only
@@ -531,6 +536,7 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
         tags = [set(c.metadata.get("tags", [])) for c in executed.cells]
         cells = [c for c, t in zip(executed.cells, tags)
                  if "parameters" not in t and ("injected-parameters" not in t or not body)]
+        cells = labkit_configuration.keep_cells(cells, configuration or {}, where=f"chapters/{chapter.id}.py:")
         attach_evidence(cells)
         for i, cell in enumerate(cells):
             cell.metadata["labkit"] = {"chapter": chapter.id, "chapter_start": i == 0}
@@ -799,7 +805,7 @@ def build(args) -> int:
     cluster_json = run_dir / "tuning" / "cluster.json"
     cluster = json.loads(cluster_json.read_text()) if cluster_json.exists() else None
     env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds, weights, cluster)
-    nb = assemble(args.team, chapters, work, env_md)
+    nb = assemble(args.team, chapters, work, env_md, labkit_configuration.read(run_dir))
     notebook_path = out / f"{args.team}.ipynb"
     write_notebook(nb, notebook_path)
     export_html(nb, out / f"{args.team}.html")
