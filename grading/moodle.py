@@ -83,10 +83,11 @@ def download_name(full_name: str) -> str:
 
 
 def same_person(name_part: str, full_name: str) -> bool:
-    """Whether a download's name part is what Moodle writes for ``full_name`` (spacing and case aside)."""
+    """Whether a download's name part is ``full_name`` as Moodle writes it (spacing, case, and the characters
+    its download drops or turns into "_" aside)."""
     def key(text: str) -> str:
-        return " ".join(unicodedata.normalize("NFC", text).casefold().split())
-    return key(name_part) == key(download_name(full_name))
+        return " ".join(download_name(text).replace("_", " ").casefold().split())
+    return key(name_part) == key(full_name)
 
 
 def feedback_folder(participant: str, full_name: str | None) -> str:
@@ -100,7 +101,7 @@ def feedback_folder(participant: str, full_name: str | None) -> str:
 
 
 def read_php_csv(text: str, delimiter: str = ",") -> list[list[str]]:
-    """Records as PHP's ``fgetcsv`` reads them (enclosure ``"``, escape ``\``), after Moodle's own step of
+    r"""Records as PHP's ``fgetcsv`` reads them (enclosure ``"``, escape ``\``), after Moodle's own step of
     turning every ``\r\n`` and ``\r`` into ``\n``. Inside quotes a backslash makes the next character
     ordinary (both are kept) and ``""`` is one ``"``; text after a closing quote, up to the delimiter, is
     kept; an unquoted field is taken as it stands (only its line end dropped)."""
