@@ -367,7 +367,7 @@ def _check_names(members: list[Member], worksheet: Worksheet) -> None:
             teams.append(f"{member.label} ({name.full_name!r} is nobody's name in the worksheet)")
         else:
             strangers.append(f"{member.label}: the file is named for {names[owner]!r} (participant {owner}) but "
-                             f"carries number {name.participant}, which is {names[name.participant]!r}'s")
+                             f"carries number {name.participant}, which belongs to {names[name.participant]!r}")
     if teams:
         shown = "; ".join(teams[:3]) + (f"; and {len(teams) - 3} more" if len(teams) > 3 else "")
         raise MoodleError(f"these look like team submissions: {shown}. With 'Students submit in groups' Moodle "
