@@ -118,7 +118,9 @@ def test_winnowing_keeps_a_fingerprint_of_every_long_shared_run():
 def test_the_planted_copy_ranks_first_and_template_code_does_not_pair(tmp_path, capsys):
     folder, template = planted_class(tmp_path)
     assert main(["similar", str(folder), "--template", str(template), "--format", "json", "--jobs", "2"]) == 0
-    pairs = json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)
+    assert report["notebooks"] == 12 and report["common_cutoff"] == 3 and report["templates"] == [str(template)]
+    pairs = report["pairs"]
     first = pairs[0]
     assert {Path(first["a"]).stem, Path(first["b"]).stem} == {"Original", "Copier"}
     assert first["score"] > 0.8 and first["cells"]
@@ -142,7 +144,7 @@ def test_similar_text_csv_html_and_zip(tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.startswith("Shared code is a reason to look, not a finding") and "Copier.ipynb" in text
     assert main(["similar", str(folder), "--format", "csv", "--jobs", "1"]) == 0
-    assert capsys.readouterr().out.startswith("a,b,score,shared_fingerprints")
+    assert capsys.readouterr().out.startswith("a,b,score,share,shared_fingerprints,shared_lines,longest_run")
     out = tmp_path / "similar.html"
     (folder / "Evil.ipynb").write_text(nbformat.writes(new_notebook(cells=[
         new_code_cell("x = '<script>alert(1)</script>'\n" + random_cell(random.Random(3), 12)),
