@@ -399,7 +399,9 @@ def _overwrite_warnings(rows: list[StudentRow], worksheet: Worksheet) -> list[st
             changed.append(f"{row.participant} ({existing} -> {fmt_number(row.grade)})")
     if not changed:
         return []
-    return [(f"{len(changed)} row{'s' if len(changed) != 1 else ''} of the worksheet already carry a grade that "
+    many = len(changed) != 1
+    return [(f"{len(changed)} row{'s' if many else ''} of the worksheet already {'carry' if many else 'carries'} a "
+             "grade that "
              f"this run changes: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}. Moodle skips a row "
              "whose grade changed after the worksheet was downloaded; if you have uploaded grades or the feedback "
              "zip since, download a fresh worksheet and run marks again")]

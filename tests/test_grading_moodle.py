@@ -258,8 +258,10 @@ def test_locked_grades_are_left_alone_and_existing_grades_warned_about(tmp_path,
     locked = report["students"][0]
     assert locked["locked"] and locked["grade"] is None and any("Grade can be changed" in f for f in locked["flags"])
     err = capsys.readouterr().err
-    assert "warning: 1 row of the worksheet already carry a grade" in err and "502 (12.00 -> 20)" in err
+    assert "warning: 1 row of the worksheet already carries a grade" in err and "502 (12.00 -> 20)" in err
     assert "503" not in err.split("warning:")[1] and report["warnings"]
+    assert run(files, out, "--format", "html") == 1
+    assert "Before you upload: 1 row of the worksheet already carries a grade" in (out / "marks.html").read_text()
 
 
 def test_out_takes_a_folder_or_says_what_to_pass(tmp_path, capsys):
