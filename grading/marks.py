@@ -273,11 +273,11 @@ def mark_class(paths: list[str], scores: dict[str, TeamScore], thresholds: Thres
         for row in rows:
             if not row.participant:
                 continue
-            if row.mark_status == APPLIED and row.match != CONFIRMED and not worksheet.submitted(row.participant):
+            if row.mark_status != NOT_MARKED and row.match != CONFIRMED and not worksheet.submitted(row.participant):
                 status = worksheet.get(row.participant, "Status").strip() or "empty"
                 row.mark_status = PENDING
                 row.flags.append(f"Moodle's status is {status!r}, not submitted: the grade stays empty until you "
-                                 f"confirm it (--confirm {row.participant}={row.team})")
+                                 f"confirm it (--confirm {row.participant}={row.team or 'TEAM'})")
             if worksheet.locked(row.participant):
                 row.locked = True
                 row.flags.append("'Grade can be changed' is No (the grade is locked or overridden in the "
