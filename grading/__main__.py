@@ -55,11 +55,25 @@ def write_zip_atomic(path: Path, entries: dict[str, str]) -> None:
     _write_atomic(Path(path), write)
 
 
-def _emit(text: str, out: str | None) -> None:
-    if out:
-        write_atomic(out, text)
-    else:
+def _emit(text: str, out: str | None, name: str, fmt: str) -> bool:
+    """The report to stdout, or to ``--out``: a file, or a folder that gets ``NAME.EXT`` (EXT after the format).
+    Says in one line what went wrong (and returns False) instead of a traceback."""
+    if not out:
         sys.stdout.write(text)
+        return True
+    target = Path(out)
+    if target.is_dir():
+        target = target / f"{name}.{REPORT_EXTENSIONS.get(fmt, fmt)}"
+    try:
+        write_atomic(str(target), text)
+    except OSError as exc:
+        print(f"error: cannot write --out {out}: {exc.strerror or exc}; give a file name or an existing folder",
+              file=sys.stderr)
+        return False
+    return True
+
+
+REPORT_EXTENSIONS = {"text": "txt"}
 
 
 def cmd_check(args) -> int:
@@ -72,7 +86,8 @@ def cmd_check(args) -> int:
     if not reports:
         print(f"error: no .ipynb notebooks found under {', '.join(args.paths)}", file=sys.stderr)
         return USAGE_ERROR
-    _emit(report_formats.render(reports, args.format), args.out)
+    if not _emit(report_formats.render(reports, args.format), args.out, "check", args.format):
+        return USAGE_ERROR
     for report in reports:   # unreadable files also go to stderr, so they are seen even with --out
         if report.unreadable:
             print(f"error: {report.unreadable}", file=sys.stderr)
@@ -89,7 +104,8 @@ def cmd_match(args) -> int:
     result = match_teams(teams, notebooks)
     text = json.dumps(result.as_dict(), indent=2, ensure_ascii=False) + "\n" if args.format == "json" \
         else match_text(result)
-    _emit(text, args.out)
+    if not _emit(text, args.out, "match", args.format):
+        return USAGE_ERROR
     return 0 if result.all_paired else 1
 
 
@@ -100,7 +116,8 @@ def cmd_submission(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE_ERROR
     text = json.dumps(result.as_dict(), indent=2) + "\n" if args.format == "json" else result.to_text()
-    _emit(text, args.out)
+    if not _emit(text, args.out, "submission", args.format):
+        return USAGE_ERROR
     return 0 if result.valid else 1
 
 
@@ -123,6 +140,8 @@ def cmd_marks(args) -> int:
         print(f"error: no .ipynb notebooks found under {', '.join(args.paths)}", file=sys.stderr)
         return USAGE_ERROR
     text = class_marks.render(result, args.format)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if not args.out:
         sys.stdout.write(text)
         return 1 if result.flagged else 0
@@ -161,7 +180,8 @@ def cmd_similar(args) -> int:
     if len(result.notebooks) < 2:
         print(f"error: fewer than two notebooks under {', '.join(args.paths)}", file=sys.stderr)
         return USAGE_ERROR
-    _emit(similarity.render(result, args.format), args.out)
+    if not _emit(similarity.render(result, args.format), args.out, "similar", args.format):
+        return USAGE_ERROR
     return 0
 
 
@@ -175,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", metavar="PATH", help="notebook, folder of notebooks, or .zip")
     check.add_argument("--team", help="the Kaggle team name the notebook file must match")
     check.add_argument("--format", choices=report_formats.FORMATS, default="text")
-    check.add_argument("--out", help="write the report to this file instead of stdout")
+    check.add_argument("--out", metavar="FILE|DIR", help="write the report to this file (or to check.<format> in "
+                       "this folder) instead of stdout")
     check.add_argument("--rubric", help="a rubric JSON file to use instead of grading/rubric.json")
     check.add_argument("--jobs", type=int, default=None, metavar="N",
                        help="grade N notebooks at once in separate processes (default: one per core)")
@@ -186,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--leaderboard", required=True, help="Kaggle leaderboard export (CSV with TeamName)")
     match.add_argument("submissions", nargs="+", metavar="SUBMISSIONS", help="notebooks, folders or .zip")
     match.add_argument("--format", choices=("text", "json"), default="text")
-    match.add_argument("--out")
+    match.add_argument("--out", metavar="FILE|DIR", help="write to this file (or match.<format> in this folder)")
     match.set_defaults(run=cmd_match)
 
     subm = sub.add_parser("submission", help="validate a submission.csv against example.csv",
@@ -194,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     subm.add_argument("file", help="the submission.csv to check")
     subm.add_argument("--example", required=True, help="the competition's example.csv")
     subm.add_argument("--format", choices=("text", "json"), default="text")
-    subm.add_argument("--out")
+    subm.add_argument("--out", metavar="FILE|DIR", help="write to this file (or submission.<format> in this folder)")
     subm.set_defaults(run=cmd_submission)
 
     marks = sub.add_parser("marks", help="leaderboard marks, Moodle's grading worksheet and feedback for a class",
@@ -221,7 +242,8 @@ def build_parser() -> argparse.ArgumentParser:
     similar.add_argument("--template", action="append", metavar="NB",
                          help="the course's lab or starter notebook: its code does not count (repeatable)")
     similar.add_argument("--format", choices=("text", "json", "csv", "html"), default="text")
-    similar.add_argument("--out", help="write the report to this file instead of stdout")
+    similar.add_argument("--out", metavar="FILE|DIR", help="write the report to this file (or to similar.<format> "
+                         "in this folder) instead of stdout")
     similar.add_argument("--min-share", type=float, default=similarity.MIN_SHARE,
                          help="list pairs sharing at least this share of fingerprints "
                          f"(default {similarity.MIN_SHARE})")

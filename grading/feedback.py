@@ -72,23 +72,25 @@ def cited_cell(evidence: str, sources: list[str]) -> tuple[int, str] | None:
     return None
 
 
-def summary_text(report: NotebookReport, rubric: list[Criterion], extra: list[str] = ()) -> str:
-    """The plain-text summary for Moodle's "Feedback comments": counts, then what is missing or to check."""
+def summary_html(report: NotebookReport, rubric: list[Criterion], extra: list[str] = ()) -> str:
+    """Moodle's "Feedback comments": counts, then what is missing or to check, as small escaped HTML on one line.
+
+    Moodle stores an imported comment as HTML (feedback/comments, ``set_editor_text``): plain-text line breaks
+    would run together into one paragraph and anything in angle brackets would be taken for a tag."""
+    esc = html.escape
     if report.unreadable:
-        return f"Your notebook could not be read: {report.unreadable}"
+        return f"<p>Your notebook could not be read: {esc(report.unreadable)}</p>"
     by_id = {c.id: c for c in rubric}
     counts = report.counts()
-    lines = [(f"Notebook {report.notebook.rsplit('/', 1)[-1]}: {counts[PASS]} of {len(report.criteria)} criteria "
-             f"found, {counts[WARN]} to check, {counts[FAIL]} missing.")]
-    missing = [by_id[v.id].description if v.id in by_id else v.id for v in report.criteria if v.status == FAIL]
-    check = [by_id[v.id].description if v.id in by_id else v.id for v in report.criteria if v.status == WARN]
-    if missing:
-        lines.append("Missing: " + " ".join(missing))
-    if check:
-        lines.append("To check: " + " ".join(check))
-    lines += list(extra)
-    lines.append("The attached feedback page shows the cell behind each verdict.")
-    return "\n".join(lines)
+    parts = [(f"<p>Notebook {esc(report.notebook.rsplit('/', 1)[-1])}: {counts[PASS]} of {len(report.criteria)} "
+              f"criteria found, {counts[WARN]} to check, {counts[FAIL]} missing.</p>")]
+    for heading, status in (("Missing:", FAIL), ("To check:", WARN)):
+        items = [by_id[v.id].description if v.id in by_id else v.id for v in report.criteria if v.status == status]
+        if items:
+            parts.append(f"<p>{heading}</p><ul>" + "".join(f"<li>{esc(item)}</li>" for item in items) + "</ul>")
+    parts += [f"<p>{esc(line)}</p>" for line in extra]
+    parts.append("<p>The attached feedback page shows the cell behind each verdict.</p>")
+    return "".join(parts)
 
 
 def feedback_page(report: NotebookReport, rubric: list[Criterion], quotes: dict[str, tuple[int, str]] | None = None,

@@ -24,10 +24,17 @@ from pathlib import Path, PurePosixPath
 
 from .batch import Member, list_members, load_member, run_all
 from .check import grade_notebook
-from .feedback import cell_quotes, feedback_page, summary_text
+from .feedback import cell_quotes, feedback_page, summary_html
 from .leaderboard import TeamScore, Thresholds
 from .match import _closest, normalise
-from .moodle import MoodleError, Worksheet, feedback_folder, participant_of
+from .moodle import (
+    MoodleError,
+    Worksheet,
+    feedback_folder,
+    numberless_prefix,
+    participant_of,
+    same_person,
+)
 from .names import suggest_team_name
 from .reader import LoadedNotebook
 from .results import NotebookReport
@@ -58,8 +65,9 @@ class StudentRow:
     statuses: dict[str, str] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)     # settled things worth knowing (not flags)
-    comment: str = ""
+    comment: str = ""                    # Moodle's "Feedback comments" (HTML)
     feedback: str | None = None          # the HTML page
+    locked: bool = False                 # "Grade can be changed: No": the Grade is left as it is
     folder: str | None = None            # where Moodle's feedback upload files it
     report: NotebookReport | None = None
     quotes: dict = field(default_factory=dict)   # criterion -> (cell number, source) for the feedback page
@@ -71,7 +79,7 @@ class StudentRow:
     @property
     def grade(self) -> float | None:
         """What goes into Moodle's Grade column (None: leave it empty)."""
-        if self.leaderboard_mark is None:
+        if self.leaderboard_mark is None or self.locked:
             return None
         return self.leaderboard_mark + (self.notebook_mark or 0.0)
 
@@ -80,7 +88,8 @@ class StudentRow:
                 "filename": self.filename, "team": self.team, "match": self.match, "suggestion": self.suggestion,
                 "score": self.score, "leaderboard_mark": self.leaderboard_mark, "proposed_mark": self.proposed_mark,
                 "mark_status": self.mark_status, "notebook_mark": self.notebook_mark, "grade": self.grade,
-                "complete": self.complete, "criteria": self.statuses, "flags": self.flags, "notes": self.notes}
+                "complete": self.complete, "locked": self.locked, "criteria": self.statuses, "flags": self.flags,
+                "notes": self.notes}
 
 
 @dataclass
@@ -91,6 +100,7 @@ class ClassMarks:
     teams_without_notebook: list[tuple[str, str | None]]
     criteria: list[str]
     other_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # about the worksheet as a whole, said before upload
 
     @property
     def flagged(self) -> list[StudentRow]:
@@ -164,24 +174,19 @@ def mark_class(paths: list[str], scores: dict[str, TeamScore], thresholds: Thres
     notebook_marks = dict(notebook_marks or {})
     members, others = list_members(paths)
     teams = list(scores)
+    if worksheet is not None:
+        _check_names(members, worksheet)
     rows: list[StudentRow] = []
     for member in members:
         name = participant_of(member.relative)
-        if worksheet is not None:
-            if name.participant is None:
-                raise MoodleError(f"{member.label}: the name carries no Moodle participant number "
-                                  "('Full Name_123456_assignsubmission_file_...'); use Moodle's "
-                                  "'Download all submissions' zip with the worksheet")
-            if name.participant not in worksheet.by_participant:
-                raise MoodleError(f"{member.label}: participant {name.participant} is not in the grading "
-                                  f"worksheet {worksheet.path}; download both again from the same assignment")
         stem = PurePosixPath(name.filename).stem
         team, how = _match(stem, teams)
-        row = StudentRow(name.participant, name.full_name, member.label, name.filename, team, how,
-                         folder=name.folder)
-        if worksheet is not None and name.participant:
-            row.full_name = worksheet.get(name.participant, "Full name")
-            row.folder = row.folder or feedback_folder(name.participant, row.full_name)
+        row = StudentRow(name.participant, name.full_name, member.label, name.filename, team, how)
+        if name.participant:
+            if worksheet is not None:
+                row.full_name = worksheet.full_name(name.participant)
+            blind = worksheet.blind if worksheet is not None else name.full_name == "Participant"
+            row.folder = feedback_folder(name.participant, None if blind else row.full_name)
         if team is None:
             row.suggestion = _closest(stem, teams, normalise)
         rows.append(row)
@@ -264,6 +269,19 @@ def mark_class(paths: list[str], scores: dict[str, TeamScore], thresholds: Thres
                              "mark once confirmed")
         elif multiple and row.match != CONFIRMED:
             row.flags.append("confirm which notebook counts (--confirm FILE.ipynb=TEAM)")
+    if worksheet is not None:
+        for row in rows:
+            if not row.participant:
+                continue
+            if row.mark_status != NOT_MARKED and row.match != CONFIRMED and not worksheet.submitted(row.participant):
+                status = worksheet.get(row.participant, "Status").strip() or "empty"
+                row.mark_status = PENDING
+                row.flags.append(f"Moodle's status is {status!r}, not submitted: the grade stays empty until you "
+                                 f"confirm it (--confirm {row.participant}={row.team or 'TEAM'})")
+            if worksheet.locked(row.participant):
+                row.locked = True
+                row.flags.append("'Grade can be changed' is No (the grade is locked or overridden in the "
+                                 "gradebook): its Grade is left as it is")
     for row in rows:   # a student's other notebooks, once one is confirmed, do not count
         if row.participant in chosen and chosen[row.participant] is not row:
             row.mark_status, row.flags = NOT_MARKED, []
@@ -280,7 +298,7 @@ def mark_class(paths: list[str], scores: dict[str, TeamScore], thresholds: Thres
         for participant in worksheet.by_participant:
             if participant in handed:
                 continue
-            row = StudentRow(participant, worksheet.get(participant, "Full name"))
+            row = StudentRow(participant, worksheet.full_name(participant))
             own_files = [o for o in others if participant_of(o).participant == participant]
             if worksheet.submitted(participant):
                 row.flags.append("submitted, but no notebook" + (f" ({', '.join(own_files)})" if own_files else ""))
@@ -310,12 +328,83 @@ def mark_class(paths: list[str], scores: dict[str, TeamScore], thresholds: Thres
         if row.report is None:
             continue
         line = _leaderboard_line(row)
-        row.comment = summary_text(row.report, rubric, [line] if line else [])
+        row.comment = summary_html(row.report, rubric, [line] if line else [])
         row.feedback = feedback_page(row.report, rubric, row.quotes, row.full_name, line)
     lonely = [t for t in teams if not any(r.team == t for r in rows)]
     notebooks = [r.filename for r in rows if r.filename and r.team is None]
     return ClassMarks(rows, thresholds, scores, [(t, _closest(t, notebooks, lambda n: normalise(
-        PurePosixPath(n).stem)) if notebooks else None) for t in lonely], [c.id for c in rubric], others)
+        PurePosixPath(n).stem)) if notebooks else None) for t in lonely], [c.id for c in rubric], others,
+        _overwrite_warnings(rows, worksheet) if worksheet is not None else [])
+
+
+def _check_names(members: list[Member], worksheet: Worksheet) -> None:
+    """Refuse files whose Moodle name does not belong to the participant number it carries.
+
+    With "students submit in groups" Moodle names a file after the group and the group's id
+    (``get_student_prefix``), and that id may equal some participant's number: crediting the file to that
+    participant would be silently wrong. So the name part must be that participant's name as Moodle's
+    download writes it (not checked under blind marking, where it is "Participant")."""
+    names = {p: worksheet.get(p, "Full name") for p in worksheet.by_participant}
+    teams, strangers = [], []
+    for member in members:
+        name = participant_of(member.relative)
+        if name.participant is None:
+            group = numberless_prefix(member.relative)
+            if group is not None:
+                teams.append(f"{member.label} (group {group!r}, with no number)")
+                continue
+            raise MoodleError(f"{member.label}: the name carries no Moodle participant number "
+                              "('Full Name_123456_assignsubmission_file/...'); use Moodle's "
+                              "'Download all submissions' zip with the worksheet")
+        if name.participant not in worksheet.by_participant:
+            raise MoodleError(f"{member.label}: participant {name.participant} is not in the grading "
+                              f"worksheet {worksheet.path}; download both again from the same assignment (with "
+                              "'Students submit in groups' the number is a group's id: marks cannot credit it)")
+        if worksheet.blind or same_person(name.full_name or "", names[name.participant]):
+            continue
+        owner = next((p for p, full in names.items() if same_person(name.full_name or "", full)), None)
+        if owner is None:
+            teams.append(f"{member.label} ({name.full_name!r} is nobody's name in the worksheet)")
+        else:
+            strangers.append(f"{member.label}: the file is named for {names[owner]!r} (participant {owner}) but "
+                             f"carries number {name.participant}, which belongs to {names[name.participant]!r}")
+    if teams:
+        shown = "; ".join(teams[:3]) + (f"; and {len(teams) - 3} more" if len(teams) > 3 else "")
+        raise MoodleError(f"these look like team submissions: {shown}. With 'Students submit in groups' Moodle "
+                          "names each file after the group and the group's id, not a participant, so no "
+                          "notebook can be credited to a student. marks grades one notebook per student: grade "
+                          "the groups in Moodle, or give each member's copy of the notebook a folder named as "
+                          "Moodle names individual hand-ins ('Full Name_123456_assignsubmission_file/')")
+    if strangers:
+        raise MoodleError("; ".join(strangers[:3]) + ". The worksheet and the submissions disagree about who "
+                          "is who: download both again from the same assignment")
+
+
+def _overwrite_warnings(rows: list[StudentRow], worksheet: Worksheet) -> list[str]:
+    """Rows whose worksheet already carries a grade that this run changes.
+
+    Moodle's upload skips a row whose grade changed after the worksheet was downloaded (more than 60 s after
+    "Last modified (grade)", feedback/offline ``process_import_grades``): a worksheet downloaded before an
+    earlier upload of grades or of the feedback zip is stale for those rows."""
+    changed = []
+    for row in rows:
+        if row.participant is None or row.grade is None or row.participant not in worksheet.by_participant:
+            continue
+        existing = worksheet.get(row.participant, "Grade").strip()
+        try:
+            same = existing and abs(float(existing.replace(",", ".")) - row.grade) < 1e-9
+        except ValueError:
+            same = False
+        if existing and not same:
+            changed.append(f"{row.participant} ({existing} -> {fmt_number(row.grade)})")
+    if not changed:
+        return []
+    many = len(changed) != 1
+    return [(f"{len(changed)} row{'s' if many else ''} of the worksheet already {'carry' if many else 'carries'} a "
+             "grade that "
+             f"this run changes: {', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}. Moodle skips a row "
+             "whose grade changed after the worksheet was downloaded; if you have uploaded grades or the feedback "
+             "zip since, download a fresh worksheet and run marks again")]
 
 
 def _leaderboard_line(row: StudentRow) -> str:
@@ -342,7 +431,7 @@ def filled_worksheet(marks: ClassMarks, worksheet: Worksheet) -> tuple[dict[str,
             continue
         if row.comment and row.participant not in comments:
             comments[row.participant] = row.comment
-        if row.grade is None or not worksheet.submitted(row.participant):
+        if row.grade is None or row.participant in grades:
             continue
         if maximum_at is not None:
             top = worksheet.get(row.participant, "Maximum Grade").strip()
@@ -364,7 +453,7 @@ def feedback_entries(marks: ClassMarks) -> dict[str, str]:
         if row.feedback is None:
             continue
         stem = PurePosixPath(row.filename or "notebook").stem
-        folder = row.folder or "no_participant_number"
+        folder = row.folder or "no participant number"
         entries[f"{folder}/feedback_{stem}.html"] = row.feedback
     return entries
 
@@ -390,12 +479,14 @@ def to_text(marks: ClassMarks) -> str:
     if marks.teams_without_notebook:
         lines.append("leaderboard teams without a notebook: " + ", ".join(
             t + (f" (closest notebook: {c})" if c else "") for t, c in marks.teams_without_notebook))
+    lines += [f"warning: {w}" for w in marks.warnings]
     return "\n".join(lines) + "\n"
 
 
 def to_json(marks: ClassMarks) -> str:
     return json.dumps({"students": [r.as_dict() for r in marks.rows],
                        "teams_without_notebook": [{"team": t, "closest": c} for t, c in marks.teams_without_notebook],
+                       "warnings": marks.warnings,
                        "thresholds": [{"score": s, "mark": m} for s, m in marks.thresholds.steps]},
                       indent=2, ensure_ascii=False) + "\n"
 

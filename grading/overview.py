@@ -18,6 +18,7 @@ _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 1rem 1.5rem 3rem; font-size: 14px; color: #1f2328; }
 h1 { font-size: 1.3rem; margin: 0 0 .3rem; } h2 { font-size: 1.05rem; margin: 1.6rem 0 .4rem; }
 .sub { color: #59636e; margin: 0 0 1rem; }
+.warning { background: #fff8c5; border: 1px solid #d4a72c; padding: .4rem .7rem; border-radius: 4px; }
 table { border-collapse: collapse; } th, td { border-bottom: 1px solid #d8dee4; padding: 3px 8px; text-align: left;
 vertical-align: top; } th { background: #f6f8fa; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; } td.flags { color: #9a6700; max-width: 40rem; }
@@ -185,6 +186,7 @@ def marks_html(marks: ClassMarks) -> str:
              (f'<p class="sub">{len(handed)} notebooks; {applied} leaderboard marks applied, '
              f"{sum(r.mark_status == PENDING for r in rows)} pending confirmation; thresholds {thresholds}. "
              "Flags ask for a look, they decide nothing; the notebook half of the mark is the marker's.</p>"),
+             *(f'<p class="warning">Before you upload: {esc(w)}</p>' for w in marks.warnings),
              f"<h2>Needs a look ({len(look)})</h2>"]
     if look:
         parts += ["<table>", head, *(_row_html(r) for r in look), "</table>"]

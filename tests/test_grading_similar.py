@@ -2,6 +2,7 @@
 independent notebooks, and code that comes from the course's own notebook (--template) does not pair."""
 from __future__ import annotations
 
+import html
 import json
 import random
 import re
@@ -9,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grading.__main__ import main
@@ -118,7 +120,9 @@ def test_winnowing_keeps_a_fingerprint_of_every_long_shared_run():
 def test_the_planted_copy_ranks_first_and_template_code_does_not_pair(tmp_path, capsys):
     folder, template = planted_class(tmp_path)
     assert main(["similar", str(folder), "--template", str(template), "--format", "json", "--jobs", "2"]) == 0
-    pairs = json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)
+    assert report["notebooks"] == 12 and report["common_cutoff"] == 3 and report["templates"] == [str(template)]
+    pairs = report["pairs"]
     first = pairs[0]
     assert {Path(first["a"]).stem, Path(first["b"]).stem} == {"Original", "Copier"}
     assert first["score"] > 0.8 and first["cells"]
@@ -142,7 +146,7 @@ def test_similar_text_csv_html_and_zip(tmp_path, capsys):
     text = capsys.readouterr().out
     assert text.startswith("Shared code is a reason to look, not a finding") and "Copier.ipynb" in text
     assert main(["similar", str(folder), "--format", "csv", "--jobs", "1"]) == 0
-    assert capsys.readouterr().out.startswith("a,b,score,shared_fingerprints")
+    assert capsys.readouterr().out.startswith("a,b,score,share,shared_fingerprints,shared_lines,longest_run")
     out = tmp_path / "similar.html"
     (folder / "Evil.ipynb").write_text(nbformat.writes(new_notebook(cells=[
         new_code_cell("x = '<script>alert(1)</script>'\n" + random_cell(random.Random(3), 12)),
@@ -154,3 +158,88 @@ def test_similar_text_csv_html_and_zip(tmp_path, capsys):
     assert page.count("<mark>") > 10 and "Copier.ipynb" in page
     assert main(["similar", str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+HANDINS = Path(__file__).resolve().parents[2] / "shared" / "handins"
+
+
+def handin_code(name: str) -> list[str]:
+    nb = nbformat.read(HANDINS / f"{name}.ipynb", as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code" and c.source.strip()]
+
+
+def real_class(tmp_path: Path) -> Path:
+    """The five real hand-ins, with planted copies made from them:
+    - a ring of four: Mathew_Shaji and three copies of it (comments added, `model` renamed, cells shuffled);
+    - a partial copy: about 190 lines of Cell_Nuclei_Recognition pasted into cellNucleiIdentify;
+    - a near-empty hand-in: one read_csv line and the first 23 lines of the public PyTorch-tutorial
+      `train_model` that ConvNetModels also uses."""
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("Cell_Nuclei_Recognition", "ConvNetModels", "queensbridge", "Mathew_Shaji"):
+        write(folder, name, handin_code(name))
+    ring = handin_code("Mathew_Shaji")
+    for i in range(1, 4):
+        copied = ["# my own work\n" + re.sub(r"\bmodel\b", f"net{i}", cell) for cell in ring]
+        random.Random(i).shuffle(copied)
+        write(folder, f"Ring_{i}", copied)
+    pasted: list[str] = []
+    for cell in handin_code("Cell_Nuclei_Recognition")[5:]:
+        if sum(c.count("\n") + 1 for c in pasted) >= 190:
+            break
+        pasted.append(cell)
+    write(folder, "cellNucleiIdentify", handin_code("cellNucleiIdentify") + pasted)
+    tutorial = next(c for c in handin_code("ConvNetModels") if "def train_model" in c)
+    write(folder, "Near_Empty", ["import pandas as pd\ndf = pd.read_csv('train.csv')",
+                                 "\n".join(tutorial.splitlines()[:23])])
+    return folder
+
+
+@pytest.mark.skipif(not HANDINS.is_dir(), reason=f"the real hand-ins are not at {HANDINS}")
+def test_real_hand_ins_a_ring_a_partial_copy_and_a_near_empty_notebook(tmp_path, capsys):
+    folder = real_class(tmp_path)
+    assert main(["similar", str(folder), "--format", "json", "--jobs", "1", "--min-share", "0.05"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["notebooks"] == 9 and report["common_cutoff"] == 3 and report["templates"] == []
+    ring = {"Mathew_Shaji", "Ring_1", "Ring_2", "Ring_3"}
+    # the ring is one group (four notebooks: more than the common-code cut-off of three)
+    assert [{Path(n).stem for n in g["notebooks"]} for g in report["groups"]] == [ring]
+    assert report["groups"][0]["share"] > 0.8
+    origin = {name: "ring" if name in ring else name for name in
+              (Path(p).stem for p in folder.glob("*.ipynb"))}
+    partial, near_empty = {"Cell_Nuclei_Recognition", "cellNucleiIdentify"}, {"ConvNetModels", "Near_Empty"}
+    ranked = [({Path(p["a"]).stem, Path(p["b"]).stem}, p) for p in report["pairs"]]
+    position = {frozenset(names): i for i, (names, _) in enumerate(ranked)}
+    ring_pairs = [i for names, i in position.items() if names <= ring]
+    independent = [(i, p) for (names, p), i in zip(ranked, range(len(ranked)), strict=True)
+                   if len({origin[n] for n in names}) == 2 and names not in (partial, near_empty)]
+    assert len(ring_pairs) == 6 and independent
+    assert position[frozenset(partial)] < min(i for i, _ in independent)      # above every independent pair
+    assert position[frozenset(near_empty)] > max(ring_pairs + [position[frozenset(partial)]])
+    partial_pair = ranked[position[frozenset(partial)]][1]
+    near_pair = ranked[position[frozenset(near_empty)]][1]
+    assert partial_pair["longest_run"] > max(p["longest_run"] for _, p in independent)
+    assert near_pair["share"] > 0.8 and near_pair["shared_lines"] < 25   # a high share of very little code
+
+
+def test_html_shows_shared_lines_wherever_they_are_each_cell_once(tmp_path, capsys):
+    rng = random.Random(11)
+    folder = tmp_path / "pair"
+    folder.mkdir()
+    filler = random_cell(rng, 40)                      # 40+ lines of A's own code first
+    copied = random_cell(rng, 14)                      # then the shared part, far below line 40
+    marker = copied.splitlines()[len(copied.splitlines()) // 2].strip()
+    write(folder, "A", [f"import numpy as np\n{filler}\n{copied}", f"import numpy as np\n{copied}"])  # said twice
+    write(folder, "B", [f"import numpy as np\n{copied}", random_cell(rng, 12)])
+    for i in range(3):
+        write(folder, f"Other_{i}", [random_cell(rng, 12), "import numpy as np\nx = np.zeros(3)"])
+    out = tmp_path / "similar.html"
+    assert main(["similar", str(folder), "--format", "html", "--out", str(out), "--jobs", "1"]) == 0
+    page = out.read_text()
+    assert re.search(rf"<mark>\s*{re.escape(html.escape(marker))}</mark>", page)   # beyond line 40, shown
+    assert "<mark>import numpy as np</mark>" not in page                                 # never highlighted
+    assert "lines not shared" in page
+    section = page.split('id="pair-1"')[1]
+    shown = re.findall(r"<tr><th>(cell \d+) \(\d+ shared\)</th><th>(cell \d+)</th></tr>", section)
+    b_cells = [b for _, b in shown]
+    assert "cell 2" in b_cells and len(b_cells) == len(set(b_cells))   # once, though A holds its code twice
