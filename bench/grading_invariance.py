@@ -13,10 +13,11 @@ Transformations that must leave every verdict as it was:
                       Tune's Tuner, scikit-learn's confusion matrix, class weights, torchvision's weights
                       enum), run first: every execution count moves up by one.
   cells cut           every code cell that can be cut at a statement boundary without moving an output to
-                      the wrong half, with the counts renumbered: a cell without outputs is cut in the middle;
-                      a cell with outputs loses its leading imports and definitions (which print nothing) to
-                      a cell of their own. A cell that shows a figure is never cut: a figure shows at the end
-                      of the cell that drew it.
+                      the wrong half, with the counts renumbered: a cell without outputs, or whose only output
+                      is the value of its last line, is cut in the middle; another cell with outputs has its
+                      leading or trailing imports and definitions (which print nothing) cut off into a cell of
+                      their own. A cell that shows a figure is never cut: a figure shows at the end of the
+                      cell that drew it.
   markdown rewrapped  every paragraph of plain markdown re-wrapped to short lines (headings, lists, tables,
                       quotes, HTML and code blocks are left as they are).
   metadata dropped    the notebook's and every cell's metadata dropped, and cell ids added (nbformat 4.5).
@@ -25,12 +26,15 @@ Transformations that must leave every verdict as it was:
 
 How the renaming treats meaningful names. A name is kept when it carries meaning a marker uses:
 - it says which model a value belongs to: ``model1``, ``model_2``, ``history2``, ``net1``, ``resnet``,
-  ``resnet_model``, ``pretrained_net``, ``small_cnn`` (the names grading.sections reads as naming a model,
-  and the names a marker reads the same way);
+  ``resnet_model``, ``pretrained_net``, ``small_cnn``, ``Conv_model`` (the names grading.sections reads as
+  naming a model, and the ConvNet names a marker reads as model 1);
 - it says what the value is in the rubric's words: losses and accuracies (``train_loss``, ``val_acc``),
-  confusion matrices (``cm``, ``confusion``), class weights and samplers, tuners, attributions,
-  predictions and submissions, histories and splits.
-Other variables (``x``, ``df``, ``device``, ``model``, ``optimizer``, ``transform``, ``loader``) are renamed.
+  confusion matrices (``cm``, ``cf_matrix``, ``conf_matr``), class weights and samplers, tuners,
+  attributions, predictions and submissions, histories and splits.
+Renaming one of those would change what the notebook says, not only how it is written; the grader is free
+to read them, as a marker does.
+Other variables (``x``, ``df``, ``device``, ``model``, ``optimizer``, ``transform``, ``loader``) are renamed:
+a plain ``model`` says nothing about which model it holds; the grader must follow the data flow instead.
 A renamed variable is renamed everywhere it is a variable, in every cell: where it is assigned, read,
 deleted or declared global. A name is never renamed where renaming could change what the code means or
 leave a reference behind: parameters and keyword names (``DataLoader(batch_size=batch_size)``), attributes,
@@ -84,8 +88,8 @@ STRUCTURAL = ("filename", "executed", "no_errors", "run_order")
 NEEDS_OUTPUT = ("tuning_model1", "tuning_model2", "curves_model1", "curves_model2", "confusion_model1",
                 "confusion_model2", "captum_model1", "captum_model2")
 # Variable names that say what a value is in the rubric's words (see the docstring).
-RUBRIC_WORDS = re.compile(r"loss|acc|confus|^cm|_cm|weight|sampl|tune|tuning|attr|saliency|occlu|captum|"
-                          r"pred|submi|hist|split", re.IGNORECASE)
+RUBRIC_WORDS = re.compile(r"loss|acc|conf|matri|^cm|_cm|weight|sampl|tune|tuning|attr|saliency|occlu|captum|"
+                          r"pred|submi|hist|split|conv|cnn", re.IGNORECASE)
 _MAGIC = re.compile(r"^\s*(?:[!%]|\?\w)")
 _CITED_CELL = re.compile(r"\bcell (\d+)\b")
 
@@ -154,8 +158,11 @@ def add_unused_imports(nb: dict) -> dict:
 _SILENT = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
 
 
-def _cut_line(cell: dict) -> int | None:
-    """The 0-based line a cell can be cut before, or None (see the docstring: which cells, and where)."""
+def _cut(cell: dict) -> tuple[int, bool] | None:
+    """Where a cell can be cut: (the 0-based line the second half starts at, whether the outputs go with the
+    first half), or None. A cell without outputs, or whose only output is the value of its last line, is
+    cut in the middle; otherwise only imports and definitions (which print nothing) at its start or its
+    end are cut off, so that every output stays with the statement that printed it."""
     if cell["cell_type"] != "code" or _has_figure(cell) or cell["source"].lstrip().startswith("%%"):
         return None
     tree = _parsed(cell["source"])
@@ -163,33 +170,41 @@ def _cut_line(cell: dict) -> int | None:
         return None
     starts = [min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])]) - 1
               for node in tree.body]
-    if not cell.get("outputs"):
-        return starts[len(starts) // 2]
-    silent = 0
-    while silent < len(tree.body) and isinstance(tree.body[silent], _SILENT):
-        silent += 1
-    return starts[silent] if 0 < silent < len(tree.body) else None
+    if all(o.get("output_type") == "execute_result" for o in cell.get("outputs", [])):
+        return starts[len(starts) // 2], False
+    silent = [isinstance(node, _SILENT) for node in tree.body]
+    leading = silent.index(False) if False in silent else len(silent)
+    if 0 < leading < len(silent):
+        return starts[leading], False
+    trailing = silent[::-1].index(False) if False in silent else len(silent)
+    if 0 < trailing < len(silent):
+        return starts[len(silent) - trailing], True
+    return None
 
 
 def cut_cells(nb: dict) -> dict:
     nb = normalised(nb)
     cells, halves, extra = [], [], {}
     for cell in nb["cells"]:
-        at = _cut_line(cell)
-        if at is None:
+        cut = _cut(cell)
+        if cut is None:
             cells.append(cell)
             continue
+        at, outputs_first = cut
         lines = cell["source"].split("\n")
         count = cell.get("execution_count")
-        first = code_cell("\n".join(lines[:at]).rstrip("\n"), count)
+        first = {**cell, "source": "\n".join(lines[:at]).rstrip("\n")}
         second = {**cell, "source": "\n".join(lines[at:])}
+        (second if outputs_first else first)["outputs"] = []
+        if "id" in cell:
+            second["id"] = f"{cell['id']}-cut"
         if isinstance(count, int):
             extra[count] = extra.get(count, 0) + 1
             halves.append((first, second))
         cells += [first, second]
     nb["cells"] = cells
     renumbered(nb, extra)
-    for first, second in halves:   # the first half ran right before the second
+    for first, second in halves:   # both halves had the old count: the first ran right before the second
         first["execution_count"] = second["execution_count"] - 1
     return nb
 
@@ -384,6 +399,17 @@ def check_notebook(nb: dict, filename: str) -> list[Outcome]:
     return outcomes
 
 
+def describe(nb: dict, filename: str) -> str:
+    """How much the transformations change in a notebook: an expectation holds for little where they change
+    nothing (a notebook with no cell to cut, no variable to rename)."""
+    nb = normalised(nb)
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    cut = sum(_cut(c) is not None for c in code)
+    paragraphs = sum(a != b for a, b in zip(nb["cells"], rewrap_markdown(nb)["cells"]))
+    return (f"{Path(filename).stem}: {cut} of {len(code)} code cells cut, {len(renameable(nb))} variables renamed, "
+            f"{paragraphs} markdown cells rewrapped")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
@@ -395,6 +421,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{loaded.label}: cannot be read ({loaded.error}); left out")
             continue
         findings.outcomes += check_notebook(loaded.nb, loaded.filename)
+        if not args.json:
+            print(describe(loaded.nb, loaded.filename))
     if args.json:
         print(json.dumps([vars(o) for o in findings.outcomes], indent=1))
         return 0

@@ -89,6 +89,15 @@ def test_a_cell_is_cut_at_a_statement_boundary_but_never_one_that_draws_a_figure
     assert out["cells"][0]["outputs"] == [] and out["cells"][1]["outputs"]   # the output stays with the print
 
 
+def test_a_trailing_definition_is_cut_off_and_the_output_stays_with_what_printed_it():
+    nb = _nb(new_code_cell("print(1)\ndef g():\n    return 2", outputs=[students.stream("1\n")]),
+             new_code_cell("x = 1\ny = 2\nx + y", outputs=[students.result("3", 5)]), counts=(4, 5))
+    out = invariance.cut_cells(nb)["cells"]
+    assert [c["source"] for c in out] == ["print(1)", "def g():\n    return 2", "x = 1", "y = 2\nx + y"]
+    assert [bool(c["outputs"]) for c in out] == [True, False, False, True]
+    assert [c["execution_count"] for c in out] == [4, 5, 6, 7]
+
+
 def test_markdown_is_rewrapped_but_headings_and_lists_are_kept():
     text = "# Model 1\n\n" + "The small network confuses normal nuclei with cancer ones " * 3 + "\n\n- one\n- two"
     out = invariance.rewrap_markdown(_nb(new_markdown_cell(text)))["cells"][0]["source"]
