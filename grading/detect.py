@@ -293,20 +293,22 @@ _CAPTUM = Marker(r"\b(?:" + "|".join(_CAPTUM_CLASSES) + r")\s*\(|\bvisualize_ima
 _DRAWS = re.compile(r"\bvisualize_image_attr\w*\s*\(|\bplt\.|\bimshow\s*\(|\.show\s*\(|\bsubplots?\s*\(")
 
 
-def _per_model(view: NotebookView, stem: str, sites: list[Site], good, what: str, bad_reason) -> dict[str, Verdict]:
+def _per_model(view: NotebookView, stem: str, sites: list[Site], good, what: str, bad_reason,
+               chain=lambda site: "") -> dict[str, Verdict]:
     """Turn sites into one verdict per model: pass for a good site attributed to it, warn for a good site
-    that could not be attributed, fail otherwise (saying what was wrong with the sites that were found)."""
+    that could not be attributed, fail otherwise (saying what was wrong with the sites that were found).
+    ``chain(site)`` tells where what the site uses came from, when that is not the site itself."""
     verdicts = {}
     for model in MODELS:
         cid = f"{stem}_{model}"
         mine = [s for s in sites if model in s.models]
         hit = next((s for s in mine if good(s)), None)
         if hit:
-            verdicts[cid] = Verdict(cid, PASS, f"{_quote(hit)}: {what}{_attributed(view, hit)}")
+            verdicts[cid] = Verdict(cid, PASS, f"{_quote(hit)}{chain(hit)}: {what}{_attributed(view, hit)}")
             continue
         unknown = next((s for s in sites if not s.models and good(s)), None)
         if unknown:
-            verdicts[cid] = Verdict(cid, WARN, f"{_quote(unknown)}: {what}, but neither its "
+            verdicts[cid] = Verdict(cid, WARN, f"{_quote(unknown)}{chain(unknown)}: {what}, but neither its "
                                     f"variables, its helpers nor its section say which model")
             continue
         if mine:
@@ -364,6 +366,21 @@ def _runs_a_search(reach: str, tuners: list[str]) -> bool:
     return False
 
 
+def _tuner_built(view: NotebookView, site: Site, tuners: list[str]) -> str:
+    """`` (tuner ← cell 12 "tuner = tune.Tuner(...)")``: where the Tuner a site fits was built."""
+    fitted = re.search(r"\b(\w+)\.fit\s*\(", strip_comments(site.text))
+    if not fitted or fitted.group(1) not in tuners or site.cell not in view.execution_order:
+        return ""
+    name = fitted.group(1)
+    built = re.compile(rf"^\s*{re.escape(name)}\s*=\s*(?:tune\.)?Tuner\s*\(", re.MULTILINE)
+    ran_before = view.execution_order[:view.execution_order.index(site.cell) + 1]
+    for cell in reversed(ran_before):
+        for text in reversed(view.parsed[cell.number].statements):
+            if built.search(text) and (cell is not site.cell or text != site.text):
+                return f' ({name} ← cell {cell.number} "{snippet(text, built)}")'
+    return ""
+
+
 def detect_tuning(view: NotebookView) -> dict[str, Verdict]:
     # tuner = tune.Tuner(...) in one cell, tuner.fit() (which prints the results) in another
     tuners = sorted(set(_TUNER_VARIABLE.findall("\n".join(c.source for c in view.code))))
@@ -371,7 +388,8 @@ def detect_tuning(view: NotebookView) -> dict[str, Verdict]:
                                                 tuple(f"{name}.fit" for name in tuners))
     sites = [s for s in view.sites(marker) if _runs_a_search(s.reach, tuners)]
     return _per_model(view, "tuning", sites, lambda s: _ok(s.cell) and bool(s.cell.outputs),
-                      "a Ray Tune run with results", lambda s: _why_not(s.cell, "output"))
+                      "a Ray Tune run with results", lambda s: _why_not(s.cell, "output"),
+                      lambda s: _tuner_built(view, s, tuners))
 
 
 def detect_curves(view: NotebookView) -> dict[str, Verdict]:

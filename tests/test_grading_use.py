@@ -89,7 +89,8 @@ def test_a_tuner_counts_where_it_is_fitted():
                       new_code_cell("results = tuner.fit()",
                                     outputs=[nbformat.v4.new_output("stream", name="stdout",
                                                                     text="Trial status: 10 TERMINATED\n")])])
-    assert fitted.status == "pass" and fitted.evidence.startswith('cell 4 "results = tuner.fit()"'), fitted.evidence
+    assert fitted.status == "pass" and fitted.evidence.startswith(
+        'cell 4 "results = tuner.fit()" (tuner ← cell 3 "tuner = tune.Tuner(tune.with_parameters('), fitted.evidence
     chained = _tuning([new_code_cell("results = tune.Tuner(train_model1, param_space=space).fit()",
                                      outputs=[nbformat.v4.new_output("stream", name="stdout",
                                                                      text="Trial status: 10 TERMINATED\n")])])
