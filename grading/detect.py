@@ -441,6 +441,7 @@ _FIX_CALLS = re.compile(r"WeightedRandomSampler|compute_(?:class|sample)_weight|
 _FIX_PASSED = re.compile(r"class_weights?|\w*oversampl\w*", re.IGNORECASE)
 _LOSS = re.compile(r"\w*Loss|\w*cross_entropy\w*|nll_loss")
 _IMPORT = re.compile(r"^\s*(?:import|from)\s")
+_SAYS_FIX = re.compile(r"fix|weight|sampl|balanc|smote|adasyn|focal", re.IGNORECASE)
 # Oversampling by hand: minority rows duplicated into the dataframe (concat, sample with replacement, a row
 # appended at the end with ``df.loc[len(df)] = ...``, ...).
 _DUPLICATES_ROWS = re.compile(r"\bconcat\s*\(|\.sample\s*\([^)]*replace\s*=\s*True|\bresample\s*\(|"
@@ -477,21 +478,22 @@ def _fix_use(code: str) -> str | None:
         lines = [line for line in code.splitlines() if not _IMPORT.match(line)]
         match = _FIX.search("\n".join(lines))
         return f"{match.group(0).strip()} in code that ran" if match else None
+    called = sorted(name for name in found.called if _FIX_CALLS.fullmatch(name))
+    if called:
+        return f"calls {called[0]}"
     weighted = sorted(call for call, keyword in found.keywords
                       if keyword == "pos_weight" or keyword == "weight" and _LOSS.fullmatch(call))
     if weighted:
         return f"the loss {weighted[0]} is given class weights"
-    called = sorted(name for name in found.called if _FIX_CALLS.fullmatch(name))
-    if called:
-        return f"calls {called[0]}"
     passed = sorted(name for name in found.passed if _FIX_PASSED.fullmatch(name))
     return f"passes {passed[0]} on" if passed else None
 
 
-def _fix_quote(code: str) -> str:
-    """The line that uses the fix (never its import)."""
+def _fix_quote(view: NotebookView, code: str) -> str:
+    """The line of a statement that uses the fix, or else calls the helper that does (never an import)."""
     lines = [line for line in code.splitlines() if line.strip() and not _IMPORT.match(line)]
-    return next((line for line in lines if _FIX.search(line)), lines[0] if lines else "")
+    return next((line for line in lines if _FIX.search(line)),
+                next((line for line in lines if view.own_functions_in(line)), lines[0] if lines else ""))
 
 
 def _passed_on(view: NotebookView, cell: Cell, text: str, links: int = 2) -> str:
@@ -545,12 +547,14 @@ def detect_confusion_fix(view: NotebookView) -> Verdict:
             if use:
                 fixes.append((cell, text, reach, use))
     # a weighted sampler in a general data-loading helper is no evidence of a fix: cite first the one that
-    # sits in a section about the confusion or the imbalance
-    fixes.sort(key=lambda f: not (_ABOUT_CONFUSION.search(_section_text(view, f[0]))
-                                  or _ABOUT_BALANCE.search(_section_text(view, f[0]))))
+    # sits in a section about the confusion or the imbalance, and there a statement that says it is about
+    # the fix before one that only reaches a helper able to weight samples (``make_loader(val, ...)``)
+    fixes.sort(key=lambda f: (not (_ABOUT_CONFUSION.search(_section_text(view, f[0]))
+                                   or _ABOUT_BALANCE.search(_section_text(view, f[0]))),
+                              not _SAYS_FIX.search(strip_comments(f[1]))))
     if fixes:
         cell, text, reach, use = fixes[0]
-        quote = snippet(_fix_quote(strip_comments(text)) or _fix_quote(reach))
+        quote = snippet(_fix_quote(view, strip_comments(text)))
         return Verdict("confusion_fix", PASS, f'cell {cell.number} "{quote}": {use}{_passed_on(view, cell, text)}: '
                        "class weights or resampling against the imbalance behind the confusion")
     for cell in view.code:
