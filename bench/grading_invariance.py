@@ -11,7 +11,7 @@ student's editor would.
 Transformations that must leave every verdict as it was:
   unused imports      a first code cell of imports nothing uses (a weighted sampler, Captum's methods, Ray
                       Tune's Tuner, scikit-learn's confusion matrix, class weights, torchvision's weights
-                      enum), run first: every execution count moves up by one.
+                      enum and augmentations), run first: every execution count moves up by one.
   cells cut           every code cell that can be cut at a statement boundary without moving an output to
                       the wrong half, with the counts renumbered: a cell without outputs, or whose only output
                       is the value of its last line, is cut in the middle; another cell with outputs has its
@@ -81,7 +81,8 @@ from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency, v
 from ray import tune
 from ray.tune import Tuner
 from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
-from torchvision.models import ResNet50_Weights"""
+from torchvision.models import ResNet50_Weights
+from torchvision.transforms import ColorJitter, RandomHorizontalFlip, RandomRotation"""
 
 STRUCTURAL = ("filename", "executed", "no_errors", "run_order")
 # Criteria whose evidence is a figure or a printed result: with the outputs cleared, none can pass.
@@ -113,7 +114,7 @@ def code_cell(source: str, count: int | None = None, outputs: list | None = None
             "source": source}
 
 
-def renumbered(nb: dict, extra: dict[int, int]) -> None:
+def make_room(nb: dict, extra: dict[int, int]) -> None:
     """Give every count room for cells run just before it: ``extra`` maps a count to how many new cells ran
     right before it; every later count moves up by all the room made before it."""
     if not extra:
@@ -150,7 +151,7 @@ def add_unused_imports(nb: dict) -> dict:
     counts = [c["execution_count"] for c in nb["cells"] if c["cell_type"] == "code"
               and isinstance(c.get("execution_count"), int)]
     first = min(counts) if counts else None
-    renumbered(nb, {first: 1} if first is not None else {})
+    make_room(nb, {first: 1} if first is not None else {})
     nb["cells"].insert(0, code_cell(UNUSED_IMPORTS, first))
     return nb
 
@@ -203,7 +204,7 @@ def cut_cells(nb: dict) -> dict:
             halves.append((first, second))
         cells += [first, second]
     nb["cells"] = cells
-    renumbered(nb, extra)
+    make_room(nb, extra)
     for first, second in halves:   # both halves had the old count: the first ran right before the second
         first["execution_count"] = second["execution_count"] - 1
     return nb
