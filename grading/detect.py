@@ -470,13 +470,16 @@ def _might_fix(source: str) -> bool:
     return any(word in lowered for word in ("weight", "sampl", "smote", "adasyn", "focal"))
 
 
+def _without_imports(code: str) -> str:
+    return "\n".join(line for line in code.splitlines() if not _IMPORT.match(line))
+
+
 def _fix_use(code: str) -> str | None:
     """How ``code`` (comments removed) uses a fix on the data or the model, or None: a sampler or class
     weights called, passed or fitted. An import, a comment or a definition nobody calls is no use."""
     found = uses(code)
     if found is None:   # code that does not parse: its lines, imports left out
-        lines = [line for line in code.splitlines() if not _IMPORT.match(line)]
-        match = _FIX.search("\n".join(lines))
+        match = _FIX.search(_without_imports(code))
         return f"{match.group(0).strip()} in code that ran" if match else None
     called = sorted(name for name in found.called if _FIX_CALLS.fullmatch(name))
     if called:
@@ -491,7 +494,7 @@ def _fix_use(code: str) -> str | None:
 
 def _fix_quote(view: NotebookView, code: str) -> str:
     """The line of a statement that uses the fix, or else calls the helper that does (never an import)."""
-    lines = [line for line in code.splitlines() if line.strip() and not _IMPORT.match(line)]
+    lines = [line for line in _without_imports(code).splitlines() if line.strip()]
     return next((line for line in lines if _FIX.search(line)),
                 next((line for line in lines if view.own_functions_in(line)), lines[0] if lines else ""))
 
@@ -527,7 +530,7 @@ def _augments(code: str) -> bool:
     """Whether code (comments removed) builds an augmentation: a transform called, not just imported."""
     found = uses(code)
     if found is None:
-        return bool(_AUGMENT.search("\n".join(line for line in code.splitlines() if not _IMPORT.match(line))))
+        return bool(_AUGMENT.search(_without_imports(code)))
     return bool(found.called & _AUGMENTATIONS) or ("albumentations" in code and "Compose" in found.called)
 
 
@@ -565,14 +568,14 @@ def detect_confusion_fix(view: NotebookView) -> Verdict:
     augment = [c for c in view.code if _ok(c) and _AUGMENT.search(c.source) and _augments(strip_comments(c.source))]
     for cell in augment:
         if _ABOUT_CONFUSION.search(_section_text(view, cell)):
-            return Verdict("confusion_fix", PASS, f"{cite(cell, cell.source, _AUGMENT)}: augmentation in a "
+            return Verdict("confusion_fix", PASS, f"{cite(cell, _without_imports(cell.source), _AUGMENT)}: augmentation in a "
                            f'section about the confusion ("{snippet(view.section_title[cell.number])}")')
     if augment:
         cell = augment[0]
         motive = next((s for s in discussion.sentences(_section_text(view, cell)) if _GENERIC_MOTIVE.search(s)), "")
         said = f' (the notebook ties it to "{snippet(motive)}")' if motive else " (tied to nothing the notebook says)"
-        return Verdict("confusion_fix", FAIL, f"{cite(cell, cell.source, _AUGMENT)}: generic augmentation{said}, "
-                       "not an attempt to fix the worst confusion or the imbalance behind it")
+        return Verdict("confusion_fix", FAIL, f"{cite(cell, _without_imports(cell.source), _AUGMENT)}: generic "
+                       f"augmentation{said}, not an attempt to fix the worst confusion or the imbalance behind it")
     return Verdict("confusion_fix", FAIL, "no class weights, weighted sampler, oversampling or targeted "
                    "augmentation found")
 
