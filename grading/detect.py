@@ -290,6 +290,7 @@ _CAPTUM_CLASSES = ("Occlusion", "Saliency", "IntegratedGradients", "NoiseTunnel"
                    "LayerIntegratedGradients")
 _CAPTUM = Marker(r"\b(?:" + "|".join(_CAPTUM_CLASSES) + r")\s*\(|\bvisualize_image_attr\w*\s*\(",
                  _CAPTUM_CLASSES + ("visualize_image_attr",))
+_CAPTUM_CALLS = frozenset(_CAPTUM_CLASSES)
 _DRAWS = re.compile(r"\bvisualize_image_attr\w*\s*\(|\bplt\.|\bimshow\s*\(|\.show\s*\(|\bsubplots?\s*\(")
 
 
@@ -412,8 +413,16 @@ def detect_confusion(view: NotebookView) -> dict[str, Verdict]:
                       lambda s: _why_not(s.cell, "matrix (no heatmap image and no printed matrix)"))
 
 
+def _calls_captum(reach: str) -> bool:
+    """A Captum method counts where the code calls it (on the model, or to draw its attributions); its name
+    in a string or a plot title is no call. Code that does not parse keeps the textual match."""
+    found = uses(reach)
+    return found is None or any(name in _CAPTUM_CALLS or name.startswith("visualize_image_attr")
+                                for name in found.called)
+
+
 def detect_captum(view: NotebookView) -> dict[str, Verdict]:
-    sites = view.sites(_CAPTUM)
+    sites = [s for s in view.sites(_CAPTUM) if _calls_captum(s.reach)]
 
     def shows_attributions(site: Site) -> bool:
         if not _ok(site.cell):

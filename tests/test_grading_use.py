@@ -95,3 +95,16 @@ def test_a_tuner_counts_where_it_is_fitted():
                                      outputs=[nbformat.v4.new_output("stream", name="stdout",
                                                                      text="Trial status: 10 TERMINATED\n")])])
     assert chained.status == "pass", chained.evidence
+
+
+def test_a_captum_method_named_only_in_a_plot_title_is_no_attribution():
+    figure = nbformat.v4.new_output("display_data", data={"image/png": "iVBORw0KGgo=",
+                                                          "text/plain": "<Figure size 640x480 with 1 Axes>"})
+    named = verdict([new_markdown_cell("## Model 1: own CNN"), new_code_cell("model1 = Net()"),
+                     new_code_cell("plt.imshow(images[0])\nplt.title('Saliency(model1) would go here')\nplt.show()",
+                                   outputs=[figure])], "captum_model1")
+    assert named.status == "fail", named.evidence
+    called = verdict([new_markdown_cell("## Model 1: own CNN"), new_code_cell("model1 = Net()"),
+                      new_code_cell("attr = Saliency(model1).attribute(images, target=labels)\n"
+                                    "plt.imshow(attr[0].sum(0))\nplt.show()", outputs=[figure])], "captum_model1")
+    assert called.status == "pass", called.evidence
