@@ -134,12 +134,15 @@ def _has_figure(cell: dict) -> bool:
     return any(key.startswith("image/") for o in cell.get("outputs", []) for key in (o.get("data") or {}))
 
 
+def _blanked(source: str) -> str:
+    """The cell with IPython lines (``!pip``, ``%matplotlib``) read as ``pass``, line for line."""
+    return "\n".join(re.sub(r"\S.*", "pass", line, count=1) if _MAGIC.match(line) else line
+                     for line in source.split("\n"))
+
+
 def _parsed(source: str) -> ast.Module | None:
-    """The cell's syntax tree with IPython lines (``!pip``, ``%matplotlib``) read as ``pass``, line for line."""
-    lines = [re.sub(r"\S.*", "pass", line, count=1) if _MAGIC.match(line) else line
-             for line in source.split("\n")]
     try:
-        return ast.parse("\n".join(lines))
+        return ast.parse(_blanked(source))
     except (SyntaxError, ValueError):
         return None
 
@@ -290,9 +293,8 @@ def rename_variables(nb: dict) -> dict:
 
 def _renamed(source: str, new: dict[str, str]) -> str:
     lines = source.split("\n")
-    readable = "\n".join("pass" if _MAGIC.match(line) else line for line in lines)
     edits = []
-    for token in tokenize.generate_tokens(io.StringIO(readable).readline):
+    for token in tokenize.generate_tokens(io.StringIO(_blanked(source)).readline):
         if token.type == tokenize.NAME and token.string in new and not _MAGIC.match(lines[token.start[0] - 1]):
             edits.append((token.start, token.end, new[token.string]))
     for (row, start), (_, end), name in reversed(edits):
