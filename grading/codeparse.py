@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 _MAGIC_LINE = re.compile(r"^(\s*)(?:[!%]|\?\w).*$", re.MULTILINE)
 _DEF_LINE = re.compile(r"^(?:async\s+)?(def|class)\s+(\w+)")
@@ -141,3 +142,42 @@ def regex_weight_layers(text: str) -> LayerCount:
         count.by_type[name] = count.by_type.get(name, 0) + 1
     count.in_loop = bool(re.search(r"^\s*for\s|\bfor\b.+\bin\b.+\]", text, re.MULTILINE))
     return count
+
+
+# Calls that show a value rather than use it: a sampler that is only printed is not used on the data.
+_SHOWS = frozenset({"print", "display", "len", "type", "str", "repr", "format", "isinstance", "id"})
+
+
+@dataclass(frozen=True)
+class Uses:
+    """What a piece of code does with names, read from its syntax tree: what it calls, what it passes."""
+    called: frozenset[str]                  # the last name of everything called (methods included)
+    passed: frozenset[str]                  # names handed to a call, as an argument or a keyword's value
+    keywords: frozenset[tuple[str, str]]    # (call name, keyword) of every keyword given a value other than None
+    assigned: frozenset[str]                # names assigned at the top level
+
+
+@lru_cache(maxsize=4096)
+def uses(code: str) -> Uses | None:
+    """What ``code`` calls and passes on; None where it does not parse. Imports, comments and strings call
+    nothing: ``from torch.utils.data import WeightedRandomSampler`` uses no sampler."""
+    try:
+        tree = ast.parse(_blank_magics(code))
+    except (SyntaxError, ValueError):
+        return None
+    called, passed, keywords = set(), set(), set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = call_name(node)
+        called.add(name)
+        if name in _SHOWS:
+            continue
+        for argument in [*node.args, *(k.value for k in node.keywords)]:
+            passed.update(n.id for n in ast.walk(argument) if isinstance(n, ast.Name))
+        keywords.update((name, k.arg) for k in node.keywords
+                        if k.arg and not (isinstance(k.value, ast.Constant) and k.value.value is None))
+    assigned = {t.id for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+                for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+                for t in ast.walk(target) if isinstance(t, ast.Name)}
+    return Uses(frozenset(called), frozenset(passed), frozenset(keywords), frozenset(assigned))

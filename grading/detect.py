@@ -5,11 +5,12 @@ evidence cites 1-based cell numbers and quotes a short snippet. Nothing is execu
 """
 from __future__ import annotations
 
+import ast
 import re
 
 from . import discussion, sections
 from .cells import PRINTED_MATRIX, Cell
-from .codeparse import base_names
+from .codeparse import base_names, call_name, uses
 from .flow import ARCH_CALL, MODELS, NotebookView, Site, strip_comments
 from .marker import Marker
 from .names import TEAM_NAME, suggest_team_name
@@ -289,23 +290,26 @@ _CAPTUM_CLASSES = ("Occlusion", "Saliency", "IntegratedGradients", "NoiseTunnel"
                    "LayerIntegratedGradients")
 _CAPTUM = Marker(r"\b(?:" + "|".join(_CAPTUM_CLASSES) + r")\s*\(|\bvisualize_image_attr\w*\s*\(",
                  _CAPTUM_CLASSES + ("visualize_image_attr",))
+_CAPTUM_CALLS = frozenset(_CAPTUM_CLASSES)
 _DRAWS = re.compile(r"\bvisualize_image_attr\w*\s*\(|\bplt\.|\bimshow\s*\(|\.show\s*\(|\bsubplots?\s*\(")
 
 
-def _per_model(view: NotebookView, stem: str, sites: list[Site], good, what: str, bad_reason) -> dict[str, Verdict]:
+def _per_model(view: NotebookView, stem: str, sites: list[Site], good, what: str, bad_reason,
+               chain=lambda site: "") -> dict[str, Verdict]:
     """Turn sites into one verdict per model: pass for a good site attributed to it, warn for a good site
-    that could not be attributed, fail otherwise (saying what was wrong with the sites that were found)."""
+    that could not be attributed, fail otherwise (saying what was wrong with the sites that were found).
+    ``chain(site)`` tells where what the site uses came from, when that is not the site itself."""
     verdicts = {}
     for model in MODELS:
         cid = f"{stem}_{model}"
         mine = [s for s in sites if model in s.models]
         hit = next((s for s in mine if good(s)), None)
         if hit:
-            verdicts[cid] = Verdict(cid, PASS, f"{_quote(hit)}: {what}{_attributed(view, hit)}")
+            verdicts[cid] = Verdict(cid, PASS, f"{_quote(hit)}{chain(hit)}: {what}{_attributed(view, hit)}")
             continue
         unknown = next((s for s in sites if not s.models and good(s)), None)
         if unknown:
-            verdicts[cid] = Verdict(cid, WARN, f"{_quote(unknown)}: {what}, but neither its "
+            verdicts[cid] = Verdict(cid, WARN, f"{_quote(unknown)}{chain(unknown)}: {what}, but neither its "
                                     f"variables, its helpers nor its section say which model")
             continue
         if mine:
@@ -344,14 +348,49 @@ def _why_not(cell: Cell, needs: str) -> str:
     return f"the cell shows no {needs}"
 
 
+def _runs_a_search(reach: str, tuners: list[str]) -> bool:
+    """A Tuner counts when it is fitted (``tuner.fit()``, ``Tuner(...).fit()``); ``tune.run`` runs itself.
+    A Tuner built and never fitted searched nothing."""
+    if "tune.run" in reach:
+        return True
+    try:
+        tree = ast.parse(reach)
+    except (SyntaxError, ValueError):
+        return bool(re.search(r"\bTuner\s*\(.*\)\s*\.fit\s*\(|\b(?:" + "|".join(map(re.escape, tuners or ["Tuner"]))
+                              + r")\.fit\s*\(", reach, re.DOTALL))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "fit":
+            fitted = node.func.value
+            if (isinstance(fitted, ast.Name) and fitted.id in tuners
+                    or isinstance(fitted, ast.Call) and call_name(fitted) == "Tuner"):
+                return True
+    return False
+
+
+def _tuner_built(view: NotebookView, site: Site, tuners: list[str]) -> str:
+    """`` (tuner ← cell 12 "tuner = tune.Tuner(...)")``: where the Tuner a site fits was built."""
+    fitted = re.search(r"\b(\w+)\.fit\s*\(", strip_comments(site.text))
+    if not fitted or fitted.group(1) not in tuners or site.cell not in view.execution_order:
+        return ""
+    name = fitted.group(1)
+    built = re.compile(rf"^\s*{re.escape(name)}\s*=\s*(?:tune\.)?Tuner\s*\(", re.MULTILINE)
+    ran_before = view.execution_order[:view.execution_order.index(site.cell) + 1]
+    for cell in reversed(ran_before):
+        for text in reversed(view.parsed[cell.number].statements):
+            if built.search(text) and (cell is not site.cell or text != site.text):
+                return f' ({name} ← cell {cell.number} "{snippet(text, built)}")'
+    return ""
+
+
 def detect_tuning(view: NotebookView) -> dict[str, Verdict]:
     # tuner = tune.Tuner(...) in one cell, tuner.fit() (which prints the results) in another
     tuners = sorted(set(_TUNER_VARIABLE.findall("\n".join(c.source for c in view.code))))
     marker = _TUNE if not tuners else _TUNE.or_(r"\b(?:" + "|".join(map(re.escape, tuners)) + r")\.fit\s*\(",
                                                 tuple(f"{name}.fit" for name in tuners))
-    sites = view.sites(marker)
+    sites = [s for s in view.sites(marker) if _runs_a_search(s.reach, tuners)]
     return _per_model(view, "tuning", sites, lambda s: _ok(s.cell) and bool(s.cell.outputs),
-                      "a Ray Tune run with results", lambda s: _why_not(s.cell, "output"))
+                      "a Ray Tune run with results", lambda s: _why_not(s.cell, "output"),
+                      lambda s: _tuner_built(view, s, tuners))
 
 
 def detect_curves(view: NotebookView) -> dict[str, Verdict]:
@@ -374,8 +413,16 @@ def detect_confusion(view: NotebookView) -> dict[str, Verdict]:
                       lambda s: _why_not(s.cell, "matrix (no heatmap image and no printed matrix)"))
 
 
+def _calls_captum(reach: str) -> bool:
+    """A Captum method counts where the code calls it (on the model, or to draw its attributions); its name
+    in a string or a plot title is no call. Code that does not parse keeps the textual match."""
+    found = uses(reach)
+    return found is None or any(name in _CAPTUM_CALLS or name.startswith("visualize_image_attr")
+                                for name in found.called)
+
+
 def detect_captum(view: NotebookView) -> dict[str, Verdict]:
-    sites = view.sites(_CAPTUM)
+    sites = [s for s in view.sites(_CAPTUM) if _calls_captum(s.reach)]
 
     def shows_attributions(site: Site) -> bool:
         if not _ok(site.cell):
@@ -393,17 +440,26 @@ def detect_captum(view: NotebookView) -> dict[str, Verdict]:
 
 # --- confusion fix, submission, narrative, discussion --------------------------------------------
 
-_FIX = re.compile(r"CrossEntropyLoss\s*\([^)]*weight\s*=|\bWeightedRandomSampler\b|\bcompute_class_weight\b|"
-                  r"\bclass_weights?\b|\bpos_weight\b|\boversampl\w*|\bRandomOverSampler\b|\bSMOTE\b|"
-                  r"\bFocalLoss\b|\bfocal_loss\b|\bclass_weights\s*\(", re.IGNORECASE)
+# A cheap first test for the code that may fix the imbalance; _fix_use then reads what the code does with it.
+_FIX = re.compile(r"\bweight\s*=|\bWeightedRandomSampler\b|\bcompute_(?:class|sample)_weight\b|"
+                  r"\bclass_weights?\b|\bpos_weight\b|\b\w*oversampl\w*|\bRandomOverSampler\b|\bSMOTE\b|"
+                  r"\bADASYN\b|\bfit_resample\b|\bFocalLoss\b|\bfocal_loss\b", re.IGNORECASE)
+# What counts as use: these called, these names handed to a call, a loss given class weights.
+_FIX_CALLS = re.compile(r"WeightedRandomSampler|compute_(?:class|sample)_weight|RandomOverSampler|SMOTE|ADASYN|"
+                        r"fit_resample|FocalLoss|focal_loss|class_weights?|\w*oversampl\w*", re.IGNORECASE)
+_FIX_PASSED = re.compile(r"class_weights?|\w*oversampl\w*", re.IGNORECASE)
+_LOSS = re.compile(r"\w*Loss|\w*cross_entropy\w*|nll_loss")
+_IMPORT = re.compile(r"^\s*(?:import|from)\s")
+_SAYS_FIX = re.compile(r"fix|weight|sampl|balanc|smote|adasyn|focal", re.IGNORECASE)
 # Oversampling by hand: minority rows duplicated into the dataframe (concat, sample with replacement, a row
 # appended at the end with ``df.loc[len(df)] = ...``, ...).
 _DUPLICATES_ROWS = re.compile(r"\bconcat\s*\(|\.sample\s*\([^)]*replace\s*=\s*True|\bresample\s*\(|"
                               r"\.repeat\s*\(|\.append\s*\(|\]\s*\*\s*\d|\.loc\[\s*len\s*\(")
 _ABOUT_BALANCE = re.compile(r"balanc|imbalanc|oversampl|up-?sampl|minority|under-?represent|duplicat", re.IGNORECASE)
-_AUGMENT = re.compile(r"\b(?:RandomHorizontalFlip|RandomVerticalFlip|RandomRotation|ColorJitter|"
-                      r"RandomResizedCrop|RandomAffine|RandAugment|TrivialAugmentWide|AutoAugment|"
-                      r"RandomErasing|GaussianBlur)\b|albumentations")
+_AUGMENTATIONS = frozenset({"RandomHorizontalFlip", "RandomVerticalFlip", "RandomRotation", "ColorJitter",
+                            "RandomResizedCrop", "RandomAffine", "RandAugment", "TrivialAugmentWide", "AutoAugment",
+                            "RandomErasing", "GaussianBlur"})
+_AUGMENT = re.compile(r"\b(?:" + "|".join(sorted(_AUGMENTATIONS)) + r")\b|albumentations")
 _ABOUT_CONFUSION = re.compile(r"confus|imbalanc|minority|under-?represented|misclassif|mix(?:es|ed)? up", re.IGNORECASE)
 # What generic augmentation is usually said to be for: none of it is about the worst confusion.
 _GENERIC_MOTIVE = re.compile(r"overfit\w*|generali[sz]\w*|variation|variety|divers\w*|robust\w*|invarian\w*|"
@@ -420,36 +476,115 @@ def _section_text(view: NotebookView, cell: Cell) -> str:
 def _might_fix(source: str) -> bool:
     """A cheap test before the case-insensitive _FIX, which is slow on a notebook of hundreds of cells."""
     lowered = source.lower()
-    return any(word in lowered for word in ("weight", "sampl", "smote", "focal"))
+    return any(word in lowered for word in ("weight", "sampl", "smote", "adasyn", "focal"))
+
+
+def _without_imports(code: str) -> str:
+    return "\n".join(line for line in code.splitlines() if not _IMPORT.match(line))
+
+
+def _fix_use(code: str) -> str | None:
+    """How ``code`` (comments removed) uses a fix on the data or the model, or None: a sampler or class
+    weights called, passed or fitted. An import, a comment or a definition nobody calls is no use."""
+    found = uses(code)
+    if found is None:   # code that does not parse: its lines, imports left out
+        match = _FIX.search(_without_imports(code))
+        return f"{match.group(0).strip()} in code that ran" if match else None
+    called = sorted(name for name in found.called if _FIX_CALLS.fullmatch(name))
+    if called:
+        return f"calls {called[0]}"
+    weighted = sorted(call for call, keyword in found.keywords
+                      if keyword == "pos_weight" or keyword == "weight" and _LOSS.fullmatch(call))
+    if weighted:
+        return f"the loss {weighted[0]} is given class weights"
+    passed = sorted(name for name in found.passed if _FIX_PASSED.fullmatch(name))
+    return f"passes {passed[0]} on" if passed else None
+
+
+def _fix_quote(view: NotebookView, code: str) -> str:
+    """The line of a statement that uses the fix, or else calls the helper that does (never an import)."""
+    lines = [line for line in _without_imports(code).splitlines() if line.strip()]
+    return next((line for line in lines if _FIX.search(line)),
+                next((line for line in lines if view.own_functions_in(line)), lines[0] if lines else ""))
+
+
+def _passed_on(view: NotebookView, cell: Cell, text: str, links: int = 2) -> str:
+    """`` → cell 14 "DataLoader(..., sampler=sampler)"``: where what a statement assigns is handed on,
+    in execution order, and where that result is handed on in turn (``links`` steps at most)."""
+    found = uses(strip_comments(text))
+    names = set(found.assigned) if found else set()
+    order = view.execution_order
+    start = next((i for i, c in enumerate(order) if c is cell), None)
+    if not names or start is None:
+        return ""
+    chain, after = [], False
+    for later in order[start:]:
+        for statement in view.parsed[later.number].statements:
+            if later is cell and not after:
+                after = statement == text
+                continue
+            code = strip_comments(statement)
+            step = uses(code) if any(name in code for name in names) else None
+            if step is None or not names & step.passed:
+                continue
+            passed = re.compile(r"\b" + re.escape(min(names & step.passed)) + r"\b")
+            chain.append(f'cell {later.number} "{snippet(code, passed)}"')
+            names = set(step.assigned)
+            if len(chain) == links or not names:
+                return "".join(f" → {link}" for link in chain)
+    return "".join(f" → {link}" for link in chain)
+
+
+def _augments(code: str) -> bool:
+    """Whether code (comments removed) builds an augmentation: a transform called, not just imported."""
+    found = uses(code)
+    if found is None:
+        return bool(_AUGMENT.search(_without_imports(code)))
+    return bool(found.called & _AUGMENTATIONS) or ("albumentations" in code and "Compose" in found.called)
 
 
 def detect_confusion_fix(view: NotebookView) -> Verdict:
-    """Something aimed at the worst confusion or the imbalance behind it. Generic augmentation is no such
-    attempt: it fails, quoting what the notebook says it is for (overfitting, "more variation") if it says."""
-    fixes = [c for c in view.code if _ok(c) and _might_fix(c.source) and _FIX.search(strip_comments(c.source))]
+    """Something aimed at the worst confusion or the imbalance behind it, in code that ran and uses it (a
+    sampler or class weights called, passed or fitted; an import is no attempt). Generic augmentation is
+    no such attempt: it fails, quoting what the notebook says it is for (overfitting, "more variation")."""
+    fixes = []
+    for cell in view.code:
+        if not (_ok(cell) and _might_fix(view.reach(cell.source, cell))):
+            continue
+        for text in view.parsed[cell.number].statements:
+            reach = view.reach(text, cell)
+            if _IMPORT.match(text) or not (_might_fix(reach) and _FIX.search(reach)):
+                continue
+            use = _fix_use(reach)
+            if use:
+                fixes.append((cell, text, reach, use))
     # a weighted sampler in a general data-loading helper is no evidence of a fix: cite first the one that
-    # sits in a section about the confusion or the imbalance
-    fixes.sort(key=lambda c: not (_ABOUT_CONFUSION.search(_section_text(view, c))
-                                  or _ABOUT_BALANCE.search(_section_text(view, c))))
+    # sits in a section about the confusion or the imbalance, and there a statement that says it is about
+    # the fix before one that only reaches a helper able to weight samples (``make_loader(val, ...)``)
+    fixes.sort(key=lambda f: (not (_ABOUT_CONFUSION.search(_section_text(view, f[0]))
+                                   or _ABOUT_BALANCE.search(_section_text(view, f[0]))),
+                              not _SAYS_FIX.search(strip_comments(f[1]))))
     if fixes:
-        return Verdict("confusion_fix", PASS, f"{cite(fixes[0], fixes[0].source, _FIX)}: class weights or "
-                       "resampling against the imbalance behind the confusion")
+        cell, text, reach, use = fixes[0]
+        quote = snippet(_fix_quote(view, strip_comments(text)))
+        return Verdict("confusion_fix", PASS, f'cell {cell.number} "{quote}": {use}{_passed_on(view, cell, text)}: '
+                       "class weights or resampling against the imbalance behind the confusion")
     for cell in view.code:
         if _ok(cell) and _DUPLICATES_ROWS.search(strip_comments(cell.source)) and \
                 _ABOUT_BALANCE.search(_section_text(view, cell)):
             return Verdict("confusion_fix", PASS, f"{cite(cell, cell.source, _DUPLICATES_ROWS)}: minority rows "
                            f'duplicated (oversampling) in the section "{snippet(view.section_title[cell.number])}"')
-    augment = [c for c in view.code if _ok(c) and _AUGMENT.search(c.source)]
+    augment = [c for c in view.code if _ok(c) and _AUGMENT.search(c.source) and _augments(strip_comments(c.source))]
     for cell in augment:
         if _ABOUT_CONFUSION.search(_section_text(view, cell)):
-            return Verdict("confusion_fix", PASS, f"{cite(cell, cell.source, _AUGMENT)}: augmentation in a "
+            return Verdict("confusion_fix", PASS, f"{cite(cell, _without_imports(cell.source), _AUGMENT)}: augmentation in a "
                            f'section about the confusion ("{snippet(view.section_title[cell.number])}")')
     if augment:
         cell = augment[0]
         motive = next((s for s in discussion.sentences(_section_text(view, cell)) if _GENERIC_MOTIVE.search(s)), "")
         said = f' (the notebook ties it to "{snippet(motive)}")' if motive else " (tied to nothing the notebook says)"
-        return Verdict("confusion_fix", FAIL, f"{cite(cell, cell.source, _AUGMENT)}: generic augmentation{said}, "
-                       "not an attempt to fix the worst confusion or the imbalance behind it")
+        return Verdict("confusion_fix", FAIL, f"{cite(cell, _without_imports(cell.source), _AUGMENT)}: generic "
+                       f"augmentation{said}, not an attempt to fix the worst confusion or the imbalance behind it")
     return Verdict("confusion_fix", FAIL, "no class weights, weighted sampler, oversampling or targeted "
                    "augmentation found")
 

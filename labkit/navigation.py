@@ -93,20 +93,21 @@ def section_of(cell_index: int, all_headings: list[Heading]) -> Heading | None:
 # asks to see code, the map points at the cell that holds it (a listing of that labkit object); otherwise at
 # the section whose output shows the result (its evidence record). The file name, execution and run order
 # are facts about the whole notebook, not places in it: the map leaves them out.
+def _each_model(step: str, label: str) -> tuple[tuple[str, str, None], ...]:
+    """The two rows of a step done once per model: ``label`` names the model with ``{model}``."""
+    return tuple((f"{step}_{model}", label.format(model=model), None) for model in ("model1", "model2"))
+
+
 MAP_ITEMS = (
     ("data_loader", "The custom PyTorch Dataset and DataLoader", "labkit.data.NucleiDataset"),
     ("validation_split", "The stratified validation split", "labkit.data.stratified_split"),
     ("model1_small_convnet", "model1: the small ConvNet (at most 8 weight layers)", "labkit.models.Model1"),
     ("model2_pretrained", "model2: torchvision network, ImageNet weights, new head", "labkit.models.build_model2"),
-    ("tuning_model1", "Ray Tune search for model1", None),
-    ("tuning_model2", "Ray Tune search for model2", None),
-    ("curves_model1", "Loss and accuracy curves, model1", None),
-    ("curves_model2", "Loss and accuracy curves, model2", None),
-    ("confusion_model1", "Confusion matrix, model1", None),
-    ("confusion_model2", "Confusion matrix, model2", None),
+    *_each_model("tuning", "Ray Tune search for {model}"),
+    *_each_model("curves", "Loss and accuracy curves, {model}"),
+    *_each_model("confusion", "Confusion matrix, {model}"),
     ("confusion_fix", "A fix for the worst confusion, before and after", None),
-    ("captum_model1", "Captum attributions, model1", None),
-    ("captum_model2", "Captum attributions, model2", None),
+    *_each_model("captum", "Captum attributions, {model}"),
     ("submission", "submission.csv, checked against example.csv", None),
     ("discussion", "Comparison of the two models", None),
     ("narrative", "Interpretation of the results", None),
