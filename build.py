@@ -30,7 +30,7 @@ import jupytext
 import nbformat
 
 import forked_kernels
-from grading.names import TEAM_NAME, suggest_team_name
+from grading.handin.names import TEAM_NAME, suggest_team_name
 from labkit import configuration as labkit_configuration
 from labkit import navigation
 from labkit.notebook import REPORT_TAG, ChapterParameters, expand_listings
@@ -44,7 +44,7 @@ class BuildError(RuntimeError):
     """A build step failed; the message says which and what to do."""
 
 
-# -- team name (the rule is the grader's: grading.names) ------------------------------------------
+# -- team name (the rule is the grader's: grading.handin.names) ------------------------------------------
 def check_team_name(name: str) -> str:
     if TEAM_NAME.match(name):
         return name

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from grading.check import available_cores
+from grading.handin.check import available_cores
 
 CODE_CELL = """\
 def train_one_epoch_{n}(model, loader, optimizer, criterion, device):

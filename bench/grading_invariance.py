@@ -26,7 +26,7 @@ Transformations that must leave every verdict as it was:
 
 How the renaming treats meaningful names. A name is kept when it carries meaning a marker uses:
 - it says which model a value belongs to: ``model1``, ``model_2``, ``history2``, ``net1``, ``resnet``,
-  ``resnet_model``, ``pretrained_net``, ``small_cnn``, ``Conv_model`` (the names grading.sections reads as
+  ``resnet_model``, ``pretrained_net``, ``small_cnn``, ``Conv_model`` (the names grading.handin.sections reads as
   naming a model, and the ConvNet names a marker reads as model 1);
 - it says what the value is in the rubric's words: losses and accuracies (``train_loss``, ``val_acc``),
   confusion matrices (``cm``, ``cf_matrix``, ``conf_matr``), class weights and samplers, tuners,
@@ -71,8 +71,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from grading import LoadedNotebook, grade_notebook, load_notebooks
-from grading.results import PASS
-from grading.sections import models_named
+from grading.handin.results import PASS
+from grading.handin.sections import models_named
 
 UNUSED_IMPORTS = """\
 from torch.utils.data import WeightedRandomSampler

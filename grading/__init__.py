@@ -7,10 +7,10 @@ criterion, pass / fail / warn with evidence. Imports neither torch nor labkit: o
     python -m grading marks PATH --leaderboard CSV --thresholds CSV [--worksheet CSV] [--out DIR]
     python -m grading similar PATH [--template NB ...]
 """
-from .check import CRITERIA, check_paths, exit_code, grade_notebook
-from .reader import LoadedNotebook, load_notebooks, parse_notebook
-from .results import NotebookReport, Verdict
-from .rubric import Criterion, load_rubric
+from .handin.check import CRITERIA, check_paths, exit_code, grade_notebook
+from .handin.reader import LoadedNotebook, load_notebooks, parse_notebook
+from .handin.results import NotebookReport, Verdict
+from .handin.rubric import Criterion, load_rubric
 
 __all__ = [
            "CRITERIA",

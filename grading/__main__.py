@@ -9,17 +9,18 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from . import marks as class_marks
-from . import report as report_formats
-from . import similar as similarity
-from .check import CRITERIA, check_paths, exit_code
-from .leaderboard import LeaderboardFileError, read_scores, read_thresholds
-from .match import LeaderboardError, match_teams, read_leaderboard
-from .match import to_text as match_text
-from .moodle import MoodleError, read_worksheet, worksheet_text
-from .reader import PathError, list_notebook_names
-from .rubric import RubricError, load_rubric
-from .submission import SubmissionFileError, check_submission
+from .classroom import marks as class_marks
+from .classroom import overview as class_overview
+from .classroom import similar as similarity
+from .classroom.leaderboard import LeaderboardFileError, read_scores, read_thresholds
+from .classroom.match import LeaderboardError, match_teams, read_leaderboard
+from .classroom.match import to_text as match_text
+from .classroom.moodle import MoodleError, read_worksheet, worksheet_text
+from .handin import report as report_formats
+from .handin.check import CRITERIA, check_paths, exit_code
+from .handin.reader import PathError, list_notebook_names
+from .handin.rubric import RubricError, load_rubric
+from .handin.submission import SubmissionFileError, check_submission
 
 USAGE_ERROR = 2
 
@@ -139,7 +140,7 @@ def cmd_marks(args) -> int:
     if not any(row.notebook for row in result.rows):
         print(f"error: no .ipynb notebooks found under {', '.join(args.paths)}", file=sys.stderr)
         return USAGE_ERROR
-    text = class_marks.render(result, args.format)
+    text = class_overview.render(result, args.format)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if not args.out:

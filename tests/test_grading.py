@@ -19,7 +19,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from grading import CRITERIA, check_paths, grade_notebook, parse_notebook
 from grading.__main__ import main
-from grading.cells import EVIDENCE_MIME
+from grading.handin.cells import EVIDENCE_MIME
 
 REPO = Path(__file__).resolve().parents[1]
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="

@@ -1,6 +1,6 @@
-"""grading.discussion: a comparison compares two models on something measured, sentence by sentence."""
-from grading.cells import Cell, Output
-from grading.discussion import comparisons, sentences
+"""grading.handin.discussion: a comparison compares two models on something measured, sentence by sentence."""
+from grading.handin.cells import Cell, Output
+from grading.handin.discussion import comparisons, sentences
 
 
 def notebook(*markdown: str) -> list[Cell]:

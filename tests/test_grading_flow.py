@@ -1,6 +1,6 @@
-"""grading.flow: names resolved as they stood when a cell ran, and the data-flow chain evidence shows."""
-from grading.cells import Cell
-from grading.flow import Binding, NotebookView, names_used
+"""grading.handin.flow: names resolved as they stood when a cell ran, and the data-flow chain evidence shows."""
+from grading.handin.cells import Cell
+from grading.handin.flow import Binding, NotebookView, names_used
 
 
 def view(*cells: tuple[str, int | None]) -> NotebookView:

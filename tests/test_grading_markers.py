@@ -1,4 +1,4 @@
-"""grading.marker: a Marker skips text that holds none of its words, so every match must hold one.
+"""grading.handin.marker: a Marker skips text that holds none of its words, so every match must hold one.
 Checked here from each pattern's syntax tree, for every Marker the grader defines."""
 import re
 import re._parser as sre_parse
@@ -6,8 +6,8 @@ from re._constants import AT, BRANCH, LITERAL, MAX_REPEAT, MIN_REPEAT, SUBPATTER
 
 import pytest
 
-from grading import detect, flow
-from grading.marker import Marker
+from grading.handin import detect, flow
+from grading.handin.marker import Marker
 
 
 def _every_match_holds(items, words) -> bool:
@@ -40,7 +40,7 @@ MARKERS = {f"{module.__name__}.{name}": value for module in (detect, flow)
 
 
 def test_the_grader_defines_markers():
-    assert {"grading.detect._TUNE", "grading.detect._CAPTUM", "grading.flow.ARCH_CALL"} <= set(MARKERS)
+    assert {"grading.handin.detect._TUNE", "grading.handin.detect._CAPTUM", "grading.handin.flow.ARCH_CALL"} <= set(MARKERS)
 
 
 @pytest.mark.parametrize("name", sorted(MARKERS))

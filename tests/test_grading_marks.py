@@ -21,8 +21,12 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from grading.__main__ import main
-from grading.leaderboard import LeaderboardFileError, read_scores, read_thresholds
-from grading.moodle import MoodleError, participant_of, read_worksheet
+from grading.classroom.leaderboard import (
+    LeaderboardFileError,
+    read_scores,
+    read_thresholds,
+)
+from grading.classroom.moodle import MoodleError, participant_of, read_worksheet
 
 HEADER = ["Identifier", "Full name", "Email address", "Status", "Grade", "Maximum Grade", "Grade can be changed",
           "Last modified (submission)", "Last modified (grade)", "Feedback comments"]

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from grading.report import to_html
-from grading.results import FAIL, PASS, WARN, NotebookReport, Verdict
-from grading.rubric import CRITERIA
+from grading.handin.report import to_html
+from grading.handin.results import FAIL, PASS, WARN, NotebookReport, Verdict
+from grading.handin.rubric import CRITERIA
 
 
 def class_of(n: int) -> list[NotebookReport]:

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from grading import check, rubric
-from grading.names import TEAM_NAME, suggest_team_name
+from grading.handin import check, rubric
+from grading.handin.names import TEAM_NAME, suggest_team_name
 
 
 def test_grading_and_labkit_agree_on_criteria_and_mime():

@@ -14,7 +14,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grading.__main__ import main
-from grading.similar import (
+from grading.classroom.similar import (
     WINDOW,
     K,
     kgram_hashes,

@@ -1,4 +1,4 @@
-"""The class overview: the HTML page of ``marks --format html``.
+"""The class's marks as a report: the HTML overview page of ``marks --format html``, and ``render`` for every format.
 
 First the students who need a look, then two figures drawn as inline SVG (no matplotlib, nothing
 loaded): the leaderboard scores with the thresholds drawn on them, and the share of the class that
@@ -9,8 +9,17 @@ from __future__ import annotations
 import html
 import math
 
-from .marks import APPLIED, PENDING, ClassMarks, StudentRow, fmt_number
-from .results import FAIL, PASS, WARN
+from ..handin.results import FAIL, PASS, WARN
+from .marks import (
+    APPLIED,
+    PENDING,
+    ClassMarks,
+    StudentRow,
+    fmt_number,
+    to_csv,
+    to_json,
+    to_text,
+)
 
 esc = html.escape
 
@@ -206,3 +215,10 @@ def marks_html(marks: ClassMarks) -> str:
     parts += [f"<h2>Every student ({len(rows)})</h2>", "<table>", head, *(_row_html(r) for r in rows),
               "</table></body></html>"]
     return "\n".join(parts) + "\n"
+
+
+def render(marks: ClassMarks, fmt: str) -> str:
+    """The class's marks in one of marks.EXTENSIONS' formats (the HTML page is this module's)."""
+    if fmt == "html":
+        return marks_html(marks)
+    return {"text": to_text, "json": to_json, "csv": to_csv}[fmt](marks)

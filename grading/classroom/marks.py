@@ -22,8 +22,12 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from ..handin.check import grade_notebook
+from ..handin.names import suggest_team_name
+from ..handin.reader import LoadedNotebook
+from ..handin.results import NotebookReport
+from ..handin.rubric import Criterion
 from .batch import Member, list_members, load_member, run_all
-from .check import grade_notebook
 from .feedback import cell_quotes, feedback_page, summary_html
 from .leaderboard import TeamScore, Thresholds
 from .match import _closest, normalise
@@ -35,10 +39,6 @@ from .moodle import (
     participant_of,
     same_person,
 )
-from .names import suggest_team_name
-from .reader import LoadedNotebook
-from .results import NotebookReport
-from .rubric import Criterion
 
 EXACT, NORMALISED, NONE, CONFIRMED = "exact", "normalised", "none", "confirmed"
 APPLIED, PENDING, NOT_MARKED = "applied", "pending", "none"
@@ -513,13 +513,6 @@ def to_csv(marks: ClassMarks) -> str:
             values.append("" if value is None else value)
         writer.writerow([*values, *(row.statuses.get(c, "") for c in marks.criteria)])
     return buffer.getvalue()
-
-
-def render(marks: ClassMarks, fmt: str) -> str:
-    if fmt == "html":
-        from .overview import marks_html
-        return marks_html(marks)
-    return {"text": to_text, "json": to_json, "csv": to_csv}[fmt](marks)
 
 
 EXTENSIONS = {"text": "txt", "json": "json", "csv": "csv", "html": "html"}

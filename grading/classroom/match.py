@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .names import suggest_team_name
+from ..handin.names import suggest_team_name
 
 _TEAM_COLUMNS = ("teamname", "team")
 

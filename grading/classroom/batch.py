@@ -13,8 +13,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from .check import available_cores
-from .reader import (
+from ..handin.check import available_cores
+from ..handin.reader import (
     MAX_NOTEBOOK_BYTES,
     LoadedNotebook,
     PathError,

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-DEFAULT_RUBRIC = Path(__file__).with_name("rubric.json")
+DEFAULT_RUBRIC = Path(__file__).parent.parent / "rubric.json"
 
 
 def _packaged() -> dict:

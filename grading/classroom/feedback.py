@@ -9,8 +9,8 @@ from __future__ import annotations
 import html
 import re
 
-from .results import FAIL, PASS, WARN, NotebookReport
-from .rubric import Criterion
+from ..handin.results import FAIL, PASS, WARN, NotebookReport
+from ..handin.rubric import Criterion
 
 WORDS = {PASS: "found", WARN: "check", FAIL: "missing"}
 SYMBOLS = {PASS: "✓", WARN: "!", FAIL: "✗"}
