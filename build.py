@@ -30,6 +30,8 @@ import jupytext
 import nbformat
 
 import forked_kernels
+import kaggle_dataset
+import portable_paths
 from grading.handin.names import TEAM_NAME, suggest_team_name
 from labkit import configuration as labkit_configuration
 from labkit import navigation
@@ -520,11 +522,12 @@ def _timed_run(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) -
 
 # -- assembling ------------------------------------------------------------------------------------
 def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str,
-             configuration: dict[str, bool] | None = None) -> nbformat.NotebookNode:
+             configuration: dict[str, bool] | None = None,
+             keep=labkit_configuration.keep_cells) -> nbformat.NotebookNode:
     """One notebook: title, contents, rubric map, each executed chapter, then the environment appendix.
 
     Of a chapter's cells written for one configuration (tagged ``if:NAME``, ``labkit.configuration``), only
-    those for the ``configuration`` that ran are kept.
+    those for the ``configuration`` that ran are kept (``keep`` chooses them; the Kaggle copy passes its own).
 
     Each chapter ran in its own kernel, so execution counts restart at the first cell of a chapter; the
     marker {"labkit": {"chapter": id, "chapter_start": true}} declares that restart to the grader. Only
@@ -536,7 +539,7 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
         tags = [set(c.metadata.get("tags", [])) for c in executed.cells]
         cells = [c for c, t in zip(executed.cells, tags)
                  if "parameters" not in t and ("injected-parameters" not in t or not body)]
-        cells = labkit_configuration.keep_cells(cells, configuration or {}, where=f"chapters/{chapter.id}.py:")
+        cells = keep(cells, configuration or {}, where=f"chapters/{chapter.id}.py:")
         attach_evidence(cells)
         for i, cell in enumerate(cells):
             cell.metadata["labkit"] = {"chapter": chapter.id, "chapter_start": i == 0}
@@ -564,6 +567,16 @@ def assemble(team: str, chapters: list[Chapter], work: Path, environment_md: str
     nb.metadata["labkit"] = {"team": team, "chapters": [c.id for c in chapters]}
     nbformat.validator.normalize(nb)
     return nb
+
+
+def show_parameters_portably(nb, out: Path) -> None:
+    """The parameters cell as the notebook shows it: the chapters got absolute paths, a reader sees them
+    relative to the project (portable_paths), never where this machine keeps the project or the home folder."""
+    for cell in nb.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            values = [line for line in cell.source.splitlines() if not line.startswith("# Parameters")]
+            cell.source = "\n".join([portable_paths.parameters_comment(out),
+                                     *(portable_paths.portable(line, out) for line in values)])
 
 
 PROSE_CRITERIA = {"narrative", "discussion"}
@@ -596,7 +609,7 @@ def hide_report_input(cell) -> None:
     input out (``remove-input``, see export_html); the code stays in the notebook, which still runs top to
     bottom."""
     tags = cell.metadata.get("tags", [])
-    # the parameters cell holds this machine's paths: the appendix says what the run was, the cell stays folded
+    # the parameters cell is papermill's bookkeeping: the appendix says what the run was, the cell stays folded
     if cell.cell_type == "code" and (REPORT_TAG in tags or "injected-parameters" in tags):
         cell.metadata["jupyter"] = {**cell.metadata.get("jupyter", {}), "source_hidden": True}
         if "remove-input" not in tags:
@@ -674,36 +687,15 @@ KAGGLE_PARAMS = ChapterParameters(
     data_dir="/kaggle/input/deep-learning-for-msc-2022-23", is_stub=False, profile="full", run_dir="run",
     cache_dir="cache", device="auto", ray_address="", weights_file="", submission_file="submission.csv")
 
-# Run first on Kaggle, after the %%writefile cells: the chapters must import this embedded copy, not another
-# labkit that happens to be installed.
-CHECK_EMBEDDED = """import importlib, os, sys
-sys.path.insert(0, os.getcwd())
-importlib.invalidate_caches()
-import labkit
-assert os.path.dirname(os.path.abspath(labkit.__file__)) == os.path.join(os.getcwd(), "labkit"), (
-    f"labkit was imported from {labkit.__file__}, not from the copy written above: restart the kernel and run all")
-print(f"labkit {labkit.__version__} from {labkit.__file__} (the embedded copy)")"""
-
-
-def standalone_notebook(nb, team: str, seed: int, profile: str = "full") -> nbformat.NotebookNode:
-    """A copy of the notebook that runs on Kaggle without this repo: labkit is embedded, visibly.
-
-    The first cells write labkit's modules with %%writefile (so a reader sees exactly the code that runs)
-    and check that the chapters will import that copy; the parameters point at Kaggle's data and working
-    folders; outputs are cleared: it is meant to be run there, top to bottom.
+def standalone_notebook(nb, team: str, seed: int, profile: str = "full", kaggle_user: str | None = None,
+                        wheel: str | None = None) -> nbformat.NotebookNode:
+    """A copy of the notebook to run on Kaggle without this repo: its first code cell installs labkit from
+    its wheel in a Kaggle dataset (kaggle_dataset.py); the parameters point at Kaggle's data and working
+    folders; outputs are cleared: it is meant to be run there, top to bottom, and handed in as it ran.
     """
-    lib = nbformat.v4.new_notebook(metadata=nb.metadata)
-    lib.cells.append(nbformat.v4.new_markdown_cell(
-        "## Setup: the labkit library, embedded\n\nThis notebook was made by `python build.py --standalone` "
-        "to run on Kaggle without the project's repository. The cells below install two packages Kaggle may "
-        "lack and write the project's tested library, `labkit`, into the working folder; the chapters after "
-        "them import it. Turn on the GPU accelerator and add the competition data before running all cells. "
-        "`submission.csv` is written to the working folder, where the Output tab shows it."))
-    lib.cells.append(nbformat.v4.new_code_cell("%pip install -q captum 'ray[tune]'\nimport os\n"
-                                               "os.makedirs('labkit', exist_ok=True)"))
-    for module in sorted((REPO / "labkit").glob("*.py")):
-        lib.cells.append(nbformat.v4.new_code_cell(f"%%writefile labkit/{module.name}\n{module.read_text()}"))
-    lib.cells.append(nbformat.v4.new_code_cell(CHECK_EMBEDDED))
+    kaggle = nbformat.v4.new_notebook(metadata=nb.metadata)
+    kaggle.cells.append(nbformat.v4.new_markdown_cell(kaggle_dataset.setup_markdown(kaggle_user)))
+    kaggle.cells.append(nbformat.v4.new_code_cell(kaggle_dataset.setup_code(kaggle_user, wheel)))
     params = replace(KAGGLE_PARAMS, team=team, seed=seed, profile=profile).source(
         f"Parameters for a run on Kaggle (the real data; profile {profile})")
     for cell in nb.cells:
@@ -712,9 +704,27 @@ def standalone_notebook(nb, team: str, seed: int, profile: str = "full") -> nbfo
             cell.outputs, cell.execution_count = [], None
             if "injected-parameters" in cell.metadata.get("tags", []):
                 cell.source = params
-        lib.cells.append(cell)
-    nbformat.validator.normalize(lib)
-    return lib
+        kaggle.cells.append(cell)
+    kaggle.cells.append(nbformat.v4.new_code_cell(kaggle_dataset.ENVIRONMENT_CODE))
+    nbformat.validator.normalize(kaggle)
+    return kaggle
+
+
+def write_kaggle_copy(args, chapters: list[Chapter], work: Path, out: Path) -> None:
+    """OUT/TEAM_kaggle.ipynb and, beside it, the dataset folder with labkit's wheel that it installs. Of the
+    chapters' prose it keeps what is written for the configuration Kaggle runs (kaggle_dataset)."""
+    profile = args.profile or "full"  # the default profile is sized for a CPU and the stub
+    folder = out / kaggle_dataset.SLUG
+    wheel = kaggle_dataset.write_dataset(folder, args.kaggle_user)
+    nb = assemble(args.team, chapters, work, kaggle_dataset.appendix_markdown(profile, args.seed, wheel.name),
+                  kaggle_dataset.KAGGLE_CONFIGURATION, keep=kaggle_dataset.keep_kaggle_cells)
+    path = out / f"{args.team}_kaggle.ipynb"
+    write_notebook(standalone_notebook(nb, args.team, args.seed, profile, args.kaggle_user, wheel.name), path)
+    edit_id = "" if args.kaggle_user else (f" after putting your Kaggle user name into {folder / 'dataset-metadata.json'}"
+                                           " (or build with --kaggle-user NAME)")
+    print(f"Wrote {path} and the Kaggle dataset folder {folder} (labkit's wheel). Upload the folder with "
+          f"`kaggle datasets create -p {folder}`{edit_id}, or as a new version after labkit changed "
+          f"(`kaggle datasets version -p {folder} -m MESSAGE`); then import the notebook on Kaggle and run all cells.")
 
 
 def write_notebook(nb, path: Path) -> None:
@@ -754,7 +764,10 @@ def parse_args(argv=None):
     parser.add_argument("--weights", type=Path, help="ImageNet weights file for model2 (checked by SHA-256)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--standalone", action="store_true",
-                        help="also write OUT/TEAM_kaggle.ipynb: runs on Kaggle without this repo (labkit embedded)")
+                        help="also write OUT/TEAM_kaggle.ipynb, to run on Kaggle, and beside it the Kaggle dataset "
+                             f"folder OUT/{kaggle_dataset.SLUG} with labkit's wheel, which that notebook installs")
+    parser.add_argument("--kaggle-user", type=kaggle_dataset.user_name,
+                        help="your Kaggle user name, for the dataset's id in dataset-metadata.json (--standalone)")
     parser.add_argument("--cache", type=Path, default=REPO / ".cache",
                         help="where the stub and the decoded-image cache live (default: .cache/)")
     return parser.parse_args(argv)
@@ -805,14 +818,13 @@ def build(args) -> int:
     cluster_json = run_dir / "tuning" / "cluster.json"
     cluster = json.loads(cluster_json.read_text()) if cluster_json.exists() else None
     env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds, weights, cluster)
-    nb = assemble(args.team, chapters, work, env_md, labkit_configuration.read(run_dir))
+    nb = assemble(args.team, chapters, work, portable_paths.portable(env_md, out), labkit_configuration.read(run_dir))
+    show_parameters_portably(nb, out)
     notebook_path = out / f"{args.team}.ipynb"
     write_notebook(nb, notebook_path)
     export_html(nb, out / f"{args.team}.html")
     if args.standalone:
-        kaggle_profile = args.profile or "full"  # the default profile is sized for a CPU and the stub
-        write_notebook(standalone_notebook(nb, args.team, args.seed, kaggle_profile), out / f"{args.team}_kaggle.ipynb")
-        print(f"Wrote {out / (args.team + '_kaggle.ipynb')}: upload it to Kaggle and run all cells there.")
+        write_kaggle_copy(args, chapters, work, out)
     print(f"Wrote {notebook_path} ({total:.0f} s), {args.team}.html and submission.csv in {out}")
     self_check(notebook_path, args.team, out)
     return 0

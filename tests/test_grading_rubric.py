@@ -20,7 +20,7 @@ def test_rubric_json_is_the_only_list_of_ids_in_grading():
     raw = json.loads(rubric.DEFAULT_RUBRIC.read_text(encoding="utf-8"))
     assert check.CRITERIA is rubric.CRITERIA
     assert [c["id"] for c in raw["criteria"]] == list(rubric.CRITERIA)
-    assert "grading/check.py" in raw["about"] and "detect.py" not in raw["about"]
+    assert "grading/handin/check.py" in raw["about"] and "detect.py" not in raw["about"]
     # every id has a detector
     assert set(check.DETECTORS) | set(check.STRUCTURAL) >= set(rubric.CRITERIA)
 
