@@ -282,7 +282,8 @@ class ConfusedPair:
     def as_dict(self) -> dict:
         return {"true_class": self.true_class, "predicted_class": self.predicted_class,
                 "true_name": self.true_name, "predicted_name": self.predicted_name,
-                "count": self.count, "rate": self.rate, "text": self.text}
+                "count": self.count, "rate": self.rate, "support": round(self.count / self.rate) if self.rate else 0,
+                "text": self.text}
 
 
 def most_confused_pair(y_true, y_pred) -> ConfusedPair | None:
