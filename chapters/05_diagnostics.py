@@ -114,16 +114,14 @@ for name, pred in (("model1", pred1), ("model2", pred2)):
 # %% [markdown]
 # ## 5.2 A fix for each model's worst confusion
 #
-# Each model is retrained for a few more epochs with a **balanced sampler**: `pair_sample_weights` gives each
-# training patch a weight, and the loader's `BatchIndices` (section 1.1) draws each epoch's patches in
-# proportion to them with `torch.multinomial`, so every class is drawn equally often and the true class of the
-# model's worst confusion twice as often again. model1 is fine-tuned whole; for model2 only the **head** is
-# retrained, on its backbone's features.
+# Each model is retrained for a few more epochs with a **balanced sampler**: `pair_sample_weights` weights each
+# training patch so that the loader's `BatchIndices` (section 1.1) draws every class equally often, and the true
+# class of the model's worst confusion twice as often again. model1 is fine-tuned whole; for model2 only the
+# **head** is retrained.
 #
-# The fixed weights are adopted only if the targeted confusion falls, balanced accuracy (mean recall) rises
-# beyond the 95% interval of a paired bootstrap over the validation patches, and no class's recall collapses.
-# This choice is made on the split that then reports it, so an adopted fix's validation numbers are slightly
-# optimistic. Chapter 7 uses each model as kept here.
+# The fixed weights are adopted only if the targeted confusion falls, no class's recall collapses, and balanced
+# accuracy (mean recall) rises beyond the 95% interval of a paired bootstrap over the validation patches. That
+# split also reports the result, so an adopted fix's numbers there are slightly optimistic.
 
 # %%
 # %load labkit.diagnostics.pair_sample_weights

@@ -11,11 +11,9 @@
 # %% [markdown]
 # # 7. Predictions, comparison of the two models, and conclusions
 #
-# Each model is used as kept at the end of chapter 5: its final weights, or the fixed ones where its fix was
-# adopted. Three choices follow, all on the validation split: whether to predict with test-time augmentation,
-# which model provides `submission.csv`, and what the comparison of the two can claim. The split that makes a
-# choice also reports it, so the chosen option's validation score is slightly optimistic; the score Kaggle
-# gives on the test set is the unbiased one.
+# Each model is used as kept at the end of chapter 5. The choices below (test-time augmentation, the submitted
+# model) are made on the validation split, which then also reports them, so the chosen option's score there is
+# slightly optimistic; Kaggle's score on the test set is the unbiased one.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -52,12 +50,10 @@ test_loader = make_loader(nuclei.test_dataset(), ctx.profile.batch_size, shuffle
 #
 # `evaluate` runs a model over an unshuffled loader; with test-time augmentation (TTA) it averages the softmax
 # over the eight flips and quarter-turn rotations of each patch. Two models, or two ways of running one, are
-# compared on the same validation patches with McNemar's exact test (`paired_test`): only the patches that
-# exactly one of them gets right count, and a difference is claimed only where the test rejects "no
-# difference" at the 5% level.
-#
-# The submitted model is the more accurate of the two where the test tells them apart. Where it cannot, a lead
-# of a patch or two is noise, and model1 is submitted: it is far smaller, so it is cheaper to run and retrain.
+# compared on the same validation patches with McNemar's exact test (`paired_test`), which counts only the
+# patches that exactly one of them gets right; a difference is claimed only at p < 0.05. Where the test
+# separates the two models, the one it favours is submitted; where it cannot, model1 is, being far smaller and
+# cheaper to run.
 
 # %% [markdown] tags=["if:tta_tried"]
 # TTA costs eight passes a patch, so a model uses it only where the test says that it gets more patches right
@@ -127,10 +123,9 @@ say(" ".join(filter(None, [
 # ## 7.2 Comparing the two models
 #
 # model1 is a small ConvNet that learns every filter from these patches; model2 is a torchvision ResNet with
-# a new four-class head, far deeper and with many times more parameters than model1. The table shows each
-# model as kept: its size, how it started, and its accuracy and macro F1 on the validation split (macro F1
-# weighs the rare normal and muscle classes as much as the common ones). The verdict above, from the paired
-# test, is the one comparison of their accuracy that this notebook makes.
+# a new four-class head, far deeper and with many times more parameters than model1. The table shows each model
+# as kept, with its accuracy and macro F1 on the validation split (macro F1 weighs the rare classes as much as
+# the common ones).
 
 # %%
 with ctx.timer.phase("comparison"):
@@ -162,9 +157,8 @@ evidence.record("discussion", "model1 and model2 compared on the same validation
 # run, so on this data it is the better choice on both counts.
 
 # %% [markdown] tags=["if:not-models_differ"]
-# The test cannot tell the two models apart on this split, so nothing here shows that either architecture is
-# more accurate; model1 is submitted because it is the cheaper of the two. Separating them would take a larger
-# validation split, or cross-validation over several splits.
+# The test cannot tell the two models apart on this split, so nothing here shows either architecture to be the
+# more accurate. Separating them would take a larger validation split, or cross-validation over several splits.
 
 # %% [markdown]
 # ## 7.3 Conclusions and limitations

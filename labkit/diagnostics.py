@@ -677,10 +677,13 @@ def describe_verdict(v: FixVerdict) -> str:
     if v.pair is None:
         return f"**{v.model}** misclassified no validation patch: there was no confusion to fix."
     true_name, predicted_name = CLASS_NAMES[v.pair[0]], CLASS_NAMES[v.pair[1]]
-    lines = [(f"**{v.model}**: '{true_name}' taken for '{predicted_name}' went from {v.pair_count_before} to "
-              f"{v.pair_count_after} of {v.pair_support} patches, and balanced accuracy from {v.balanced_before:.1%} "
-              f"to {v.balanced_after:.1%} (change {pp(v.balanced_change)} pp, paired-bootstrap "
-              f"{v.confidence:.0%} interval {pp(v.balanced_low)} to {pp(v.balanced_high)} pp).")]
+    pair = (f"stayed at {v.pair_count_after}" if v.pair_count_after == v.pair_count_before else
+            f"went from {v.pair_count_before} to {v.pair_count_after}")
+    balanced = (f"balanced accuracy stayed at {v.balanced_after:.1%}" if v.balanced_low == v.balanced_high == 0 else
+                f"balanced accuracy went from {v.balanced_before:.1%} to {v.balanced_after:.1%} (change "
+                f"{pp(v.balanced_change)} pp, paired-bootstrap {v.confidence:.0%} interval {pp(v.balanced_low)} to "
+                f"{pp(v.balanced_high)} pp)")
+    lines = [f"**{v.model}**: '{true_name}' taken for '{predicted_name}' {pair} of {v.pair_support} patches, and {balanced}."]
     if v.collapsed:
         lines.append("Recall fell for " + ", ".join(
             f"'{c}' ({v.recall_before[CLASS_NAMES.index(c)]:.1%} to {v.recall_after[CLASS_NAMES.index(c)]:.1%})"

@@ -236,5 +236,5 @@ def choose_submission(test) -> tuple[str, str]:
     (a ``conclusions.PairedTest``). Where the test cannot tell them apart, a higher accuracy by a patch or two
     is noise, so the smaller model is submitted."""
     if test.winner is not None:
-        return test.winner, "the more accurate of the two on the validation split"
-    return SMALLER_MODEL, "the smaller of two models that cannot be told apart on the validation split"
+        return test.winner, "the paired test favours it"
+    return SMALLER_MODEL, "where the test cannot separate the two, the smaller model is submitted"
