@@ -108,6 +108,8 @@ evidence.record("submission", f"submission.csv from {submitted} ({report.rows} r
 submission = conclusions.decide(ctx.run, "submission", model=submitted, because=because, rows=report.rows,
                                 fixed=conclusions.fix_adopted(ctx.run, submitted), tta=submitted_tta,
                                 **duel.as_dict())
+evidence.record("discussion", "model1 and model2 compared on the same validation patches with McNemar's test, "
+                "then by size and macro F1 in the table below", winner=duel.winner, submitted=submitted)
 configuration.note(ctx.run, tta_tried=tried_tta, models_differ=duel.winner is not None,
                    model1_more_accurate=duel.winner == "model1", model2_more_accurate=duel.winner == "model2")
 how = [words for words, applies in (("with the fixed weights of chapter 5", submission["fixed"]),
@@ -138,8 +140,6 @@ conclusions.decide(ctx.run, "comparison", patches=duel.patches, one_patch_pp=100
                    table=comparison.reset_index().to_dict(orient="records"))
 configuration.note(ctx.run, synthetic_data=ctx.is_stub,
                    imagenet_verified=bool(weights.get("pretrained") and weights.get("verified")))
-evidence.record("discussion", "model1 and model2 compared on the same validation patches with McNemar's test, "
-                "by accuracy, macro F1 and size", winner=duel.winner, submitted=submitted)
 
 # %% [markdown] tags=["if:model2_more_accurate", "if:imagenet_verified"]
 # model2 is the more accurate model here, as transfer learning leads one to expect: its ImageNet filters
