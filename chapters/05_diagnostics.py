@@ -66,15 +66,14 @@ val_loader = make_loader(nuclei.val_dataset(), ctx.profile.batch_size, shuffle=F
 
 
 # %%
-def show_confusion(name, model):
-    with ctx.timer.phase("evaluation"):
-        pred = evaluate(model, val_loader, device=ctx.device)
-    show_figure(confusion_figure(pred.labels, pred.preds, f"{name}: validation confusion matrix"), ctx.run,
-                f"{name}_confusion")
-    display(per_class_display(per_class_table(pred.labels, pred.preds), pred.preds))
-    return pred
+with ctx.timer.phase("evaluation"):
+    pred1 = evaluate(model1, val_loader, device=ctx.device)
+show_figure(confusion_figure(pred1.labels, pred1.preds, "model1: validation confusion matrix"), ctx.run,
+            "model1_confusion")
+display(per_class_display(per_class_table(pred1.labels, pred1.preds), pred1.preds))
 
 
+# %% tags=["report"]
 def state_confusion(name, pred):
     """Save the predictions for chapter 6, the evidence record, and one sentence of what the matrix shows."""
     ctx.run.save_json(f"diagnostics/{name}_val_predictions.json",
@@ -89,13 +88,14 @@ def state_confusion(name, pred):
         f"({correct / len(pred.labels):.1%}). " + describe_pair(pair))
 
 
-pred1 = show_confusion("model1", model1)
-
-# %% tags=["report"]
 state_confusion("model1", pred1)
 
 # %%
-pred2 = show_confusion("model2", model2)
+with ctx.timer.phase("evaluation"):
+    pred2 = evaluate(model2, val_loader, device=ctx.device)
+show_figure(confusion_figure(pred2.labels, pred2.preds, "model2: validation confusion matrix"), ctx.run,
+            "model2_confusion")
+display(per_class_display(per_class_table(pred2.labels, pred2.preds), pred2.preds))
 
 # %% tags=["report"]
 state_confusion("model2", pred2)
