@@ -684,9 +684,9 @@ def describe_verdict(v: FixVerdict) -> str:
                 f"{pp(v.balanced_change)} pp, paired-bootstrap {v.confidence:.0%} interval {pp(v.balanced_low)} to "
                 f"{pp(v.balanced_high)} pp)")
     lines = [f"**{v.model}**: '{true_name}' taken for '{predicted_name}' {pair} of {v.pair_support} patches, and {balanced}."]
-    if v.collapsed:
-        lines.append("Recall fell for " + ", ".join(
+    if v.collapsed:  # each sentence names the model: two fixes in one chapter never read the same
+        lines.append(f"{v.model}'s recall fell for " + ", ".join(
             f"'{c}' ({v.recall_before[CLASS_NAMES.index(c)]:.1%} to {v.recall_after[CLASS_NAMES.index(c)]:.1%})"
             for c in v.collapsed) + ".")
-    lines.append(f"**Adopted**: {v.reason}." if v.adopted else f"**Not adopted**: {v.reason}.")
+    lines.append(f"{v.model}'s fix is **{'adopted' if v.adopted else 'not adopted'}**: {v.reason}.")
     return " ".join(lines)
