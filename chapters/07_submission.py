@@ -51,13 +51,9 @@ test_loader = make_loader(nuclei.test_dataset(), ctx.profile.batch_size, shuffle
 # `evaluate` runs a model over an unshuffled loader; with test-time augmentation (TTA) it averages the softmax
 # over the eight flips and quarter-turn rotations of each patch. Two models, or two ways of running one, are
 # compared on the same validation patches with McNemar's exact test (`paired_test`), which counts only the
-# patches that exactly one of them gets right; a difference is claimed only at p < 0.05. Where the test
-# separates the two models, the one it favours is submitted; where it cannot, model1 is, being far smaller and
-# cheaper to run.
-
-# %% [markdown] tags=["if:tta_tried"]
-# TTA costs eight passes a patch, so a model uses it only where the test says that it gets more patches right
-# than a single pass.
+# patches that exactly one of them gets right; a difference is claimed only at p < 0.05. TTA costs eight passes
+# a patch, so a model uses it only where the test favours it over one pass. Where the test separates the two
+# models, the one it favours is submitted; where it cannot, model1 is, being far smaller and cheaper to run.
 
 # %%
 # %load labkit.conclusions.paired_test
@@ -110,8 +106,6 @@ submission = conclusions.decide(ctx.run, "submission", model=submitted, because=
                                 **duel.as_dict())
 evidence.record("discussion", "model1 and model2 compared on the same validation patches with McNemar's test, "
                 "then by size and macro F1 in the table below", winner=duel.winner, submitted=submitted)
-configuration.note(ctx.run, tta_tried=tried_tta, models_differ=duel.winner is not None,
-                   model1_more_accurate=duel.winner == "model1", model2_more_accurate=duel.winner == "model2")
 how = [words for words, applies in (("with the fixed weights of chapter 5", submission["fixed"]),
                                     ("with TTA", submission["tta"])) if applies]
 say(" ".join(filter(None, [
@@ -136,29 +130,27 @@ display(comparison)
 
 # %% tags=["report"]
 weights = ctx.run.load_json("model2/weights.json")
+imagenet = bool(weights.get("pretrained") and weights.get("verified"))
 conclusions.decide(ctx.run, "comparison", patches=duel.patches, one_patch_pp=100 / duel.patches,
                    table=comparison.reset_index().to_dict(orient="records"))
-configuration.note(ctx.run, synthetic_data=ctx.is_stub,
-                   imagenet_verified=bool(weights.get("pretrained") and weights.get("verified")))
-
-# %% [markdown] tags=["if:model2_more_accurate", "if:imagenet_verified"]
-# model2 is the more accurate model here, as transfer learning leads one to expect: its ImageNet filters
-# (edges, textures, blob detectors) are useful before it has seen a single nucleus, while model1 has to learn
-# all of its filters from the training split. The price is size: model2 has many times more parameters.
-
-# %% [markdown] tags=["if:model2_more_accurate", "if:not-imagenet_verified"]
-# model2 is the more accurate model here, although it did not start from verified ImageNet weights, so the
-# gain cannot be credited to transfer learning: the deeper network, with residual connections and batch
-# normalisation, fitted these patches better than the small one within the same budget.
-
-# %% [markdown] tags=["if:model1_more_accurate"]
-# model1, the small network, is the more accurate model here. A network of model2's size needs more data or
-# more training than this run gave it; with many times fewer parameters, model1 is also the cheaper one to
-# run, so on this data it is the better choice on both counts.
-
-# %% [markdown] tags=["if:not-models_differ"]
-# The test cannot tell the two models apart on this split, so nothing here shows either architecture to be the
-# more accurate. Separating them would take a larger validation split, or cross-validation over several splits.
+configuration.note(ctx.run, synthetic_data=ctx.is_stub, imagenet_verified=imagenet)
+# the reading of the paired test's verdict: decided by this run's numbers, so chosen here, not by a cell tag
+say({
+    ("model2", True): "model2 is the more accurate model here, as transfer learning leads one to expect: its "
+                      "ImageNet filters (edges, textures, blobs) are useful before it has seen a single nucleus, "
+                      "while model1 has to learn all of its filters from the training split. The price is size: "
+                      "model2 has many times more parameters.",
+    ("model2", False): "model2 is the more accurate model here, although it did not start from verified ImageNet "
+                       "weights, so the gain cannot be credited to transfer learning: the deeper network, with "
+                       "residual connections and batch normalisation, fitted these patches better within the same "
+                       "budget.",
+    ("model1", imagenet): "model1, the small network, is the more accurate model here. One likely reason is that a "
+                          "network of model2's size needs more data or more training than this run gave it; with "
+                          "many times fewer parameters, model1 is also the cheaper one to run.",
+    (None, imagenet): "The test cannot separate the two models on this split, so this run does not rank the two "
+                      "architectures; that would take a larger validation split, or cross-validation over several "
+                      "splits.",
+}[duel.winner, imagenet])
 
 # %% [markdown]
 # ## 7.3 Conclusions and limitations

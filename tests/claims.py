@@ -6,8 +6,8 @@
 - the submitted model is named the same everywhere: every sentence of the notebook that speaks of the
   submission and names one model names the one the records say was submitted;
 - no comparative ("better", "more accurate", "outperforms") without a paired test's verdict behind it: a
-  generated sentence must say it of the winner of a recorded paired test, and a written one must sit in a
-  markdown cell kept only for that test's verdict (an ``if:`` tag on a condition the paired test decides).
+  generated sentence with one must name the winner of a recorded paired test and never call the loser
+  better; written markdown, which cannot know this run's verdict, must not use one at all.
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ from labkit.evidence import EVIDENCE_MIME
 
 AUDITED_CHAPTERS = ("05_diagnostics", "07_submission")
 MODELS = ("model1", "model2")
-# conditions that chapter 7 records from McNemar's test of model1 against model2
-PAIRED_CONDITIONS = {"models_differ", "model1_more_accurate", "model2_more_accurate"}
 COMPARATIVE = re.compile(r"\b(?:better|worse|weaker|stronger|(?:more|less) accurate|outperform\w*|superior|"
                          r"inferior)\b", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])[-+−]?\d[\d,]*(?:\.\d+)?(?![\w])")
@@ -127,26 +125,26 @@ def misnamed_submission(nb, run_dir) -> list[tuple[int, str]]:
     return found
 
 
-def _winners(run_dir) -> set[str]:
-    return {record["winner"] for record in conclusions(run_dir).values()
-            if isinstance(record, dict) and record.get("winner")}
+def _verdicts(run_dir) -> list[tuple[str, str]]:
+    """(winner, loser) of every paired test in the record of conclusions that found a difference."""
+    return [(r["winner"], r["name_b"] if r["winner"] == r["name_a"] else r["name_a"])
+            for r in conclusions(run_dir).values() if isinstance(r, dict) and r.get("winner")]
 
 
 def unsupported_comparatives(nb, run_dir, chapters=AUDITED_CHAPTERS) -> list[tuple[int, str]]:
     """(cell, sentence) of each comparative without a paired test's verdict behind it."""
-    winners = _winners(run_dir)
+    verdicts = _verdicts(run_dir)
     found = []
     for item in prose(nb, chapters):
-        conditional = {tag.split(":", 1)[1].removeprefix("not-") for tag in item["tags"] if tag.startswith("if:")}
         for sentence in sentences(item["text"]):
             if not COMPARATIVE.search(sentence):
                 continue
-            if item["kind"] == "written" and conditional & PAIRED_CONDITIONS:
-                continue
-            if item["kind"] == "generated" and any(re.search(rf"\b{re.escape(w)}\b is more accurate than", sentence)
-                                                   for w in winners):
-                continue
-            found.append((item["cell"], sentence))
+            backed = item["kind"] == "generated" and any(
+                re.search(rf"\b{re.escape(winner)}\b", sentence) and not re.search(
+                    rf"\b{re.escape(loser)}\b[^.;:]*\b(?:is|was|are)\b[^.;:]*{COMPARATIVE.pattern}", sentence)
+                for winner, loser in verdicts)
+            if not backed:
+                found.append((item["cell"], sentence))
     return found
 
 
