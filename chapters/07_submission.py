@@ -163,7 +163,7 @@ say({
 # - model2 did not start from verified ImageNet weights, so this run is not a test of transfer learning.
 
 # %% [markdown] tags=["if:not-synthetic_data"]
-# - The validation patches come from the same slides as the training patches: stain and scanner differences
+# - The validation patches come from the same collection as the training patches: stain and scanner differences
 #   between hospitals would need stain normalisation or colour augmentation before such a model could be
 #   trusted elsewhere.
 
