@@ -80,7 +80,6 @@ duel = paired_test(val_preds["model1"].labels, val_preds["model1"].preds, val_pr
                    "model1", "model2")
 submitted, because = choose_submission(duel)
 submitted_tta = conclusions.get(ctx.run, f"tta_{submitted}")["used"]
-print(duel.sentence())
 
 # %%
 with ctx.timer.phase("evaluation"):
