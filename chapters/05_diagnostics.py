@@ -84,8 +84,10 @@ def state_confusion(name, pred):
                     f"worst confusion: {describe_pair(pair)}", model=name, correct=correct,
                     patches=len(pred.labels), accuracy=correct / len(pred.labels),
                     worst_pair=pair.as_dict() if pair else None)
+    worst = (f"its worst confusion is '{pair.true_name}' taken for '{pair.predicted_name}', {pair.count} of "
+             f"{pair.support} ({pair.rate:.1%})" if pair else "it confuses no class")
     say(f"**{name}** gets {correct} of the {len(pred.labels)} validation patches right "
-        f"({correct / len(pred.labels):.1%}). " + describe_pair(pair))
+        f"({correct / len(pred.labels):.1%}); {worst}.")
 
 
 state_confusion("model1", pred1)

@@ -279,10 +279,15 @@ class ConfusedPair:
     def predicted_name(self) -> str:
         return CLASS_NAMES[self.predicted_class]
 
+    @property
+    def support(self) -> int:
+        """Validation patches of the true class."""
+        return round(self.count / self.rate) if self.rate else 0
+
     def as_dict(self) -> dict:
         return {"true_class": self.true_class, "predicted_class": self.predicted_class,
                 "true_name": self.true_name, "predicted_name": self.predicted_name,
-                "count": self.count, "rate": self.rate, "support": round(self.count / self.rate) if self.rate else 0,
+                "count": self.count, "rate": self.rate, "support": self.support,
                 "text": self.text}
 
 
@@ -655,7 +660,8 @@ def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) 
     if pair is None:
         reason = "nothing was misclassified, so there was no confusion to fix"
     elif collapsed:
-        reason = "recall of " + ", ".join(f"'{c}'" for c in collapsed) + " collapsed"
+        reason = "recall collapsed for " + ", ".join(
+            f"'{c}' ({recall_b[CLASS_NAMES.index(c)]:.1%} to {recall_a[CLASS_NAMES.index(c)]:.1%})" for c in collapsed)
     elif count_a >= count_b:
         reason = "the targeted confusion did not fall"
     elif low <= 0:
@@ -680,13 +686,10 @@ def describe_verdict(v: FixVerdict) -> str:
     pair = (f"stayed at {v.pair_count_after}" if v.pair_count_after == v.pair_count_before else
             f"went from {v.pair_count_before} to {v.pair_count_after}")
     balanced = (f"balanced accuracy stayed at {v.balanced_after:.1%}" if v.balanced_low == v.balanced_high == 0 else
-                f"balanced accuracy went from {v.balanced_before:.1%} to {v.balanced_after:.1%} (change "
+                f"balanced accuracy from {v.balanced_before:.1%} to {v.balanced_after:.1%} (change "
                 f"{pp(v.balanced_change)} pp, paired-bootstrap {v.confidence:.0%} interval {pp(v.balanced_low)} to "
                 f"{pp(v.balanced_high)} pp)")
     lines = [f"**{v.model}**: '{true_name}' taken for '{predicted_name}' {pair} of {v.pair_support} patches, and {balanced}."]
-    if v.collapsed:  # each sentence names the model: two fixes in one chapter never read the same
-        lines.append(f"{v.model}'s recall fell for " + ", ".join(
-            f"'{c}' ({v.recall_before[CLASS_NAMES.index(c)]:.1%} to {v.recall_after[CLASS_NAMES.index(c)]:.1%})"
-            for c in v.collapsed) + ".")
+    # each sentence names the model: two fixes in one chapter never read the same
     lines.append(f"{v.model}'s fix is **{'adopted' if v.adopted else 'not adopted'}**: {v.reason}.")
     return " ".join(lines)

@@ -246,7 +246,7 @@ def test_a_collapsed_class_is_named_and_blocks_adoption():
     after[np.flatnonzero(labels == 3)[:30]] = 2  # ... but 30% of class 3 now go to class 2
     verdict = judge_fix(_fix_result(labels, before, after), "model2")
     assert verdict.collapsed == [CLASS_NAMES[3]] and not verdict.adopted
-    assert f"model2's recall fell for '{CLASS_NAMES[3]}' (100.0% to 70.0%)" in verdict.text
+    assert f"model2's fix is **not adopted**: recall collapsed for '{CLASS_NAMES[3]}' (100.0% to 70.0%)." in verdict.text
 
 
 def test_fix_text_names_a_class_whose_recall_the_fix_took():
@@ -256,7 +256,7 @@ def test_fix_text_names_a_class_whose_recall_the_fix_took():
     verdict = dg.judge_fix(SimpleNamespace(before=before, after=after, pair=dg.most_confused_pair(labels, before.preds),
                                            after_without_tta=None), "model1")
     assert verdict.collapsed == ["immune"] and not verdict.adopted
-    assert "model1's recall fell for 'immune' (100.0% to 50.0%)" in verdict.text and "**not adopted**" in verdict.text
+    assert "model1's fix is **not adopted**: recall collapsed for 'immune' (100.0% to 50.0%)." in verdict.text
 
 
 def test_the_fixs_balanced_sampler_is_a_weighted_draw_made_on_the_device():
