@@ -24,8 +24,9 @@ Public API (chapter 05 calls these; every figure is sized for a ~900 px notebook
   for a few epochs with a sampler (or loss weights) that over-weights the true class of the worst
   pair, then evaluates with test-time augmentation on the SAME validation loader.
 - ``fix_figure(result) -> Figure``: before/after confusion rates and per-class recall side by side.
-- ``describe_fix(result) -> str``: generated text naming the pair and the change in percentage points
-  (pair confusion rate, recall of the true class, overall accuracy), or saying that it did not help.
+- ``judge_fix(result, model) -> FixVerdict``: adopted or not, from paired statistics on the validation split
+  (the pair's count, balanced accuracy with its paired-bootstrap interval, collapsed classes), with the
+  verdict in two or three sentences (``FixVerdict.text``).
 
 ``history`` may be a ``labkit.train.History`` or its ``to_dict()`` form; predictions may be a
 ``labkit.train.Predictions`` or any object with numpy ``labels``, ``preds``, ``probs``.
@@ -278,10 +279,16 @@ class ConfusedPair:
     def predicted_name(self) -> str:
         return CLASS_NAMES[self.predicted_class]
 
+    @property
+    def support(self) -> int:
+        """Validation patches of the true class."""
+        return round(self.count / self.rate) if self.rate else 0
+
     def as_dict(self) -> dict:
         return {"true_class": self.true_class, "predicted_class": self.predicted_class,
                 "true_name": self.true_name, "predicted_name": self.predicted_name,
-                "count": self.count, "rate": self.rate, "text": self.text}
+                "count": self.count, "rate": self.rate, "support": self.support,
+                "text": self.text}
 
 
 def most_confused_pair(y_true, y_pred) -> ConfusedPair | None:
@@ -502,84 +509,6 @@ def fix_figure(result: FixResult, title: str | None = None, model: str | None = 
     return fig
 
 
-PRECISION_DROP_PP = 5.0  # a class whose precision falls this much took errors from the fix: said in the text
-
-
-def _precision(counts: np.ndarray) -> np.ndarray:
-    predicted = counts.sum(axis=0)
-    return np.divide(np.diag(counts), predicted, out=np.full(len(predicted), np.nan), where=predicted > 0)
-
-
-def describe_fix(result: FixResult, model: str | None = None) -> str:
-    """Generated from the numbers of this run: what changed for the pair, for every other class (recall and
-    precision), and overall. The numbers are those of the fixed *weights* (without TTA where the fix used it):
-    the weights are what chapter 5 adopts or not; TTA's own effect is said separately."""
-    before, pair = result.before, result.pair
-    whose = f"{model}'s" if model else "The"   # two fixes in one chapter: each sentence says whose
-    after = result.after_without_tta if result.after_without_tta is not None else result.after
-    acc_b, acc_a = accuracy(before.labels, before.preds), accuracy(after.labels, after.preds)
-    d_acc = 100 * (acc_a - acc_b)
-    overall = f"overall validation accuracy went from {acc_b:.1%} to {acc_a:.1%} ({d_acc:+.1f} pp)"
-    tta = ""
-    if result.after_without_tta is not None and result.settings.get("tta"):
-        acc_t = accuracy(result.after.labels, result.after.preds)
-        tta = (f" With test-time augmentation (the 8 flips and rotations averaged) the fixed weights score "
-               f"{acc_t:.1%}, {100 * (acc_t - acc_a):+.1f} pp against the same weights without it.")
-    if pair is None:
-        return f"Nothing was misclassified before the fix; {overall}.{tta}"
-    i, j = pair.true_class, pair.predicted_class
-    counts_b, rates_b = rates_matrix(before.labels, before.preds)
-    counts_a, rates_a = rates_matrix(after.labels, after.preds)
-    d_pair = 100 * (rates_a[i, j] - rates_b[i, j])   # negative = fewer confusions = better
-    d_recall = 100 * (rates_a[i, i] - rates_b[i, i])
-    pair_name = f"'{pair.true_name}' predicted as '{pair.predicted_name}'"
-    # what the fix did is the chapter's to say (and the evidence record's, as result.description): the numbers here
-    lines = [(f"For {whose.lower() if not model else whose} fixed weights, the confusion rate of {pair_name} went "
-              f"from {rates_b[i, j]:.1%} to {rates_a[i, j]:.1%} ({d_pair:+.1f} pp; {pair.count} -> {int(counts_a[i, j])} patches), recall of "
-              f"'{pair.true_name}' from {rates_b[i, i]:.1%} to {rates_a[i, i]:.1%} ({d_recall:+.1f} pp), and "
-              f"{overall}.")]
-    # every other class that lost recall, and every class whose precision fell: the fix's cost
-    lost = [k for k in range(N_CLASSES) if k != i and rates_a[k, k] < rates_b[k, k]]
-    if lost:
-        lines.append("Recall fell for " + ", ".join(
-            f"'{CLASS_NAMES[k]}' ({rates_b[k, k]:.1%} -> {rates_a[k, k]:.1%})" for k in lost) + ".")
-    prec_b, prec_a = _precision(counts_b), _precision(counts_a)
-    diluted = [k for k in range(N_CLASSES) if not np.isnan(prec_b[k]) and not np.isnan(prec_a[k])
-               and 100 * (prec_b[k] - prec_a[k]) >= PRECISION_DROP_PP]
-    if diluted:
-        # more predictions at a lower precision means more wrong ones; fewer predictions may still be wrong more often
-        gained = all(counts_a[:, k].sum() > counts_b[:, k].sum() for k in diluted)
-        lines.append("Precision fell for " + ", ".join(
-            f"'{CLASS_NAMES[k]}' ({prec_b[k]:.1%} -> {prec_a[k]:.1%}; {int(counts_a[:, k].sum())} patches "
-            f"predicted as it, {int(counts_b[:, k].sum())} before)" for k in diluted)
-            + (": more patches are now given that class, and more of them wrongly." if gained else
-               ": a larger share of the patches given that class are now wrong."))
-    hurt = [CLASS_NAMES[k] for k in lost if 100 * (rates_b[k, k] - rates_a[k, k]) >= COLLAPSE_PP]
-    if d_pair < 0 and hurt:
-        verdict = (f"The targeted confusion fell, but recall of {', '.join(repr(n) for n in hurt)} fell by "
-                   f"{COLLAPSE_PP:.0f} pp or more: the fix moved errors to other classes rather than removing them.")
-    elif d_pair < 0 and d_recall >= 0 and d_acc >= 0 and not lost and not diluted:
-        verdict = "The fix worked: the targeted confusion fell without costing overall accuracy or another class."
-    elif d_pair < 0 and (lost or diluted):
-        verdict = "The targeted confusion fell, at the cost to other classes listed above."
-    elif d_pair < 0 and d_acc < 0:
-        verdict = ("The fix reduced the targeted confusion but overall accuracy fell: the model now errs more on "
-                   "other classes (over-correction).")
-    elif d_pair < 0:
-        verdict = ("The targeted confusion fell, but recall of the true class did not rise: its patches "
-                   "went to other wrong classes instead.")
-    elif d_pair == 0:
-        verdict = f"{whose} fix did not change the targeted confusion."
-    else:
-        verdict = f"{whose} fix did not work: the targeted confusion became more frequent."
-    lines.append(verdict)
-    n_true = int(counts_a[i].sum())
-    if n_true < 30:
-        lines.append(f"Only {n_true} validation patches are '{pair.true_name}', so one patch moves "
-                     f"its rates by {100 / max(n_true, 1):.1f} pp.")
-    return " ".join(lines) + tta
-
-
 # ----------------------------------------------------------------------------------------------
 # the fix of model2: the head only, on cached features
 # ----------------------------------------------------------------------------------------------
@@ -663,19 +592,27 @@ def bootstrap_difference(y_true, pred_before, pred_after, metric=None, n_boot: i
 class FixVerdict:
     model: str
     pair: list | None              # [true, predicted] the fix aimed at
-    pair_rate_before: float        # share of the true class predicted as the other, before / after
+    pair_support: int              # validation patches of the pair's true class
+    pair_count_before: int         # ... of them predicted as the other class, before / after
+    pair_count_after: int
+    pair_rate_before: float        # the same as shares of the true class
     pair_rate_after: float
     pair_se: float                 # binomial standard error of the rate before
     balanced_before: float
     balanced_after: float
+    balanced_change: float
     balanced_low: float            # paired-bootstrap 95% interval of the change in balanced accuracy
     balanced_high: float
+    confidence: float              # of that interval
     macro_f1_before: float
     macro_f1_after: float
     accuracy_before: float
-    accuracy_after: float          # of the fixed weights, without TTA: the accuracy a submission would quote
+    accuracy_after: float          # of the fixed weights, without TTA
+    recall_before: list            # per class
+    recall_after: list
     collapsed: list                # class names whose recall collapsed
     adopted: bool
+    reason: str = ""               # why adopted or not, in words
     text: str = ""
 
     def as_dict(self) -> dict:
@@ -683,12 +620,12 @@ class FixVerdict:
 
 
 def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) -> FixVerdict:
-    """Whether the fixed weights replace the final model in the submission, from the numbers of this run.
+    """Whether the fixed weights replace the final model, from paired statistics on the validation split.
 
     Judged on the fixed weights without TTA (``after_without_tta`` where the fix used TTA): the weights are
-    what is adopted, and the profile applies TTA to whichever model is submitted. Adopted when the targeted
-    confusion fell, the paired-bootstrap 95% interval of the balanced-accuracy change lies above zero (a
-    gain the validation split can tell from noise), and no class's recall collapsed.
+    what is adopted; whether to add TTA is chapter 7's decision. Adopted when the targeted confusion fell,
+    the paired-bootstrap 95% interval of the balanced-accuracy change lies above zero (a gain the validation
+    split can tell from noise), and no class's recall collapsed.
     """
     from sklearn.metrics import f1_score
 
@@ -710,38 +647,49 @@ def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) 
     pair = result.pair
     if pair is not None:
         i, j = pair.true_class, pair.predicted_class
-        n_i = max(int(counts[i]), 1)
-        rate_b, rate_a = float(((y == i) & (pb == j)).sum() / n_i), float(((y == i) & (pa == j)).sum() / n_i)
+        n_i = int(counts[i])
+        count_b, count_a = int(((y == i) & (pb == j)).sum()), int(((y == i) & (pa == j)).sum())
+        rate_b, rate_a = count_b / max(n_i, 1), count_a / max(n_i, 1)
         smoothed = (rate_b * n_i + 1) / (n_i + 2)  # so that a rate of 0% or 100% does not claim zero noise
-        se_pair = float(np.sqrt(smoothed * (1 - smoothed) / n_i))
+        se_pair = float(np.sqrt(smoothed * (1 - smoothed) / max(n_i, 1)))
     else:
+        n_i = count_b = count_a = 0
         rate_b = rate_a = se_pair = 0.0
     low, high = bootstrap_difference(y, pb, pa, n_boot=n_boot, seed=seed)
     ba_b, ba_a = balanced_accuracy(y, pb), balanced_accuracy(y, pa)
-    adopted = pair is not None and rate_a < rate_b and low > 0 and not collapsed
-    verdict = FixVerdict(model, [pair.true_class, pair.predicted_class] if pair else None, rate_b, rate_a, se_pair,
-                         ba_b, ba_a, low, high, f1(pb), f1(pa), accuracy(y, pb), accuracy(y, pa), collapsed, adopted)
-    verdict.text = describe_verdict(verdict, pair, len(y), result.after_without_tta is not None)
+    if pair is None:
+        reason = "nothing was misclassified, so there was no confusion to fix"
+    elif collapsed:
+        reason = "recall collapsed for " + ", ".join(
+            f"'{c}' ({recall_b[CLASS_NAMES.index(c)]:.1%} to {recall_a[CLASS_NAMES.index(c)]:.1%})" for c in collapsed)
+    elif count_a >= count_b:
+        reason = "the targeted confusion did not fall"
+    elif low <= 0:
+        reason = "the change in balanced accuracy is within the noise of this split"
+    else:
+        reason = "the targeted confusion fell and balanced accuracy rose beyond its noise, with no class collapsing"
+    adopted = pair is not None and count_a < count_b and low > 0 and not collapsed
+    verdict = FixVerdict(model, [pair.true_class, pair.predicted_class] if pair else None, n_i, count_b, count_a,
+                         float(rate_b), float(rate_a), se_pair, ba_b, ba_a, ba_a - ba_b, low, high, 0.95,
+                         f1(pb), f1(pa), accuracy(y, pb), accuracy(y, pa),
+                         [float(r) for r in recall_b], [float(r) for r in recall_a], collapsed, adopted, reason)
+    verdict.text = describe_verdict(verdict)
     return verdict
 
 
-def describe_verdict(v: FixVerdict, pair: ConfusedPair | None, n_val: int, had_tta: bool) -> str:
-    """The verdict in words; every number is this run's."""
-    pp = lambda x: f"{100 * x:+.1f} pp"
-    # the pair's rates and the accuracy are describe_fix's to say; the verdict adds what decides adoption
-    lines = [(f"Balanced accuracy (mean recall over the classes) went from {v.balanced_before:.1%} to "
-              f"{v.balanced_after:.1%} ({pp(v.balanced_after - v.balanced_before)}; paired-bootstrap 95% interval "
-              f"of the change {pp(v.balanced_low)} to {pp(v.balanced_high)} over the {n_val} validation patches), "
-              f"macro F1 from {v.macro_f1_before:.3f} to {v.macro_f1_after:.3f}.")]
-    if v.collapsed:
-        lines.append("Recall collapsed for " + ", ".join(f"'{c}'" for c in v.collapsed) + ".")
-    else:
-        lines.append(f"With {v.model}'s fix no class's recall fell by {COLLAPSE_PP:g} points or more beyond its noise.")
-    if v.adopted:
-        lines.append(f"**Adopted**: the fixed {v.model} replaces the final one in the submission (chapter 7).")
-    else:
-        why = ("a class's recall collapsed" if v.collapsed else
-               "the targeted confusion did not fall" if pair is None or v.pair_rate_after >= v.pair_rate_before else
-               "the gain in balanced accuracy is within the noise of this split")
-        lines.append(f"**Not adopted** ({why}): the submission keeps the final {v.model}.")
+def describe_verdict(v: FixVerdict) -> str:
+    """The verdict in two or three sentences; every number is one of the verdict's own."""
+    pp = lambda x: f"{100 * x:+.1f}"
+    if v.pair is None:
+        return f"**{v.model}** misclassified no validation patch: there was no confusion to fix."
+    true_name, predicted_name = CLASS_NAMES[v.pair[0]], CLASS_NAMES[v.pair[1]]
+    pair = (f"stayed at {v.pair_count_after}" if v.pair_count_after == v.pair_count_before else
+            f"went from {v.pair_count_before} to {v.pair_count_after}")
+    balanced = (f"balanced accuracy stayed at {v.balanced_after:.1%}" if v.balanced_low == v.balanced_high == 0 else
+                f"balanced accuracy from {v.balanced_before:.1%} to {v.balanced_after:.1%} (change "
+                f"{pp(v.balanced_change)} pp, paired-bootstrap {v.confidence:.0%} interval {pp(v.balanced_low)} to "
+                f"{pp(v.balanced_high)} pp)")
+    lines = [f"**{v.model}**: '{true_name}' taken for '{predicted_name}' {pair} of {v.pair_support} patches, and {balanced}."]
+    # each sentence names the model: two fixes in one chapter never read the same
+    lines.append(f"{v.model}'s fix is **{'adopted' if v.adopted else 'not adopted'}**: {v.reason}.")
     return " ".join(lines)

@@ -10,18 +10,19 @@
     fix_summary(fix)                  a JSON-able summary of diagnostics.fix_experiment's result
     final_val_acc(run, name)          validation accuracy of the final model's kept checkpoint
     save_fix(run, name, model, verdict)
-                                      the fixed weights and chapter 5's verdict on them
-    submission_model(run, name), submission_val_acc(run, name)
-                                      what chapter 7 submits: the fixed model where its fix was adopted
-    comparison_table(run)             one row per model: size, training cost, accuracy, macro F1
-    describe_comparison(table, ...)   generated text comparing the two models with this run's numbers
+                                      the fixed weights, and chapter 5's verdict in the record of conclusions
+    kept_model(run, name)             the model as finally kept: the fixed one where its fix was adopted
+    comparison_table(run, predictions)
+                                      one row per model as finally kept: size, start, accuracy, macro F1
+
+The decisions themselves (final weights, fixes, TTA, the submission) live in ``labkit.conclusions``.
 """
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from labkit import N_CLASSES
+from labkit import N_CLASSES, conclusions
 from labkit.diagnostics import describe_pair
 from labkit.models import count_layers
 from labkit.narrative import weights_start
@@ -59,6 +60,8 @@ def choose_final(run, name: str, tuned, config: dict, kept_because: str | None =
         run.path(f"{name}/tuned_history.json").unlink(missing_ok=True)  # a rerun's stale tuned run is not this one
         run.save_json(f"{name}/final_choice.json", {"final": "baseline", "retrained": False,
                                                     "baseline_val_acc": baseline_acc, "kept_because": kept_because})
+        conclusions.decide(run, f"final_{name}", weights="baseline", retrained=False, val_acc=baseline_acc,
+                           baseline_val_acc=baseline_acc, because=kept_because)
         return (f"**{name}**: {kept_because}. The baseline, already trained on the whole training split with the "
                 f"full budget ({baseline_acc:.1%} validation accuracy), is the final {name}, without a second run.")
     tuned_acc = tuned.fit.best_val_acc
@@ -67,6 +70,9 @@ def choose_final(run, name: str, tuned, config: dict, kept_because: str | None =
     run.save_json(f"{name}/tuned_history.json", tuned.fit.history.to_dict())
     run.save_json(f"{name}/final_choice.json", {"final": "tuned" if tuned_acc >= baseline_acc else "baseline",
                                                 "tuned_val_acc": tuned_acc, "baseline_val_acc": baseline_acc})
+    conclusions.decide(run, f"final_{name}", weights="tuned" if tuned_acc >= baseline_acc else "baseline",
+                       retrained=True, val_acc=max(tuned_acc, baseline_acc), tuned_val_acc=tuned_acc,
+                       baseline_val_acc=baseline_acc, change=tuned_acc - baseline_acc)
     if tuned_acc >= baseline_acc:
         if getattr(tuned.fit, "best_epoch", None) is not None:
             meta.setdefault("best_epoch", tuned.fit.best_epoch)
@@ -117,35 +123,16 @@ def describe_final_choice(run, name: str) -> str:
 
 
 def save_fix(run, name: str, model, verdict) -> None:
-    """``name``/fixed.pt (the weights after the fix, with the final checkpoint's metadata) and
-    diagnostics/fix_<name>.json (``diagnostics.judge_fix``'s verdict: adopted or not, and why)."""
+    """``name``/fixed.pt (the weights after the fix, with the final checkpoint's metadata) and chapter 5's
+    verdict (``diagnostics.judge_fix``: adopted or not, and why) as the record's ``fix_<name>``."""
     _, meta = run.load_checkpoint(f"{name}/final.pt")
     run.save_checkpoint(f"{name}/fixed.pt", model, **meta)
-    run.save_json(f"diagnostics/fix_{name}.json", verdict.as_dict())
+    conclusions.decide(run, f"fix_{name}", **verdict.as_dict())
 
 
-def _adopted_fix(run, name: str) -> dict | None:
-    path = f"diagnostics/fix_{name}.json"
-    if not run.exists(path):
-        return None
-    verdict = run.load_json(path)
-    return verdict if verdict.get("adopted") else None
-
-
-def submission_is_fixed(run, name: str) -> bool:
-    """Whether chapter 7 submits ``name``'s fixed weights (chapter 5 adopted its fix) rather than the final ones."""
-    return _adopted_fix(run, name) is not None
-
-
-def submission_model(run, name: str):
-    """The model chapter 7 submits for ``name``: the fixed one where chapter 5 adopted its fix, else the final."""
-    return load_final(run, name, "fixed" if submission_is_fixed(run, name) else "final")
-
-
-def submission_val_acc(run, name: str) -> float:
-    """Validation accuracy (no TTA) of ``submission_model``: the kept checkpoint's, or the fixed weights'."""
-    fix = _adopted_fix(run, name)
-    return float(fix["accuracy_after"]) if fix else final_val_acc(run, name)
+def kept_model(run, name: str):
+    """``name`` as finally kept: the fixed weights where chapter 5 adopted its fix, else the final ones."""
+    return load_final(run, name, conclusions.kept_stage(run, name))
 
 
 def fix_summary(fix) -> dict:
@@ -156,71 +143,29 @@ def fix_summary(fix) -> dict:
             "settings": fix.settings}
 
 
-def validation_accuracy(run, name: str) -> float:
-    """Accuracy of the final ``name`` on the validation split as chapter 5 measured it (its confusion matrix):
-    from chapter 5 on, the one source of this number (the comparison table quotes it too)."""
-    pred = run.load_json(f"diagnostics/{name}_val_predictions.json")
-    return float((np.asarray(pred["labels"]) == np.asarray(pred["preds"])).mean())
-
-
-def _macro_f1(run, name: str) -> float:
-    pred = run.load_json(f"diagnostics/{name}_val_predictions.json")
+def comparison_table(run, predictions: dict) -> pd.DataFrame:
+    """One row per model as finally kept. ``predictions``: name -> (labels, predicted classes) on the
+    validation split, as chapter 7 measured the kept model (with TTA where it decided to use it)."""
     from sklearn.metrics import f1_score  # here: importing sklearn costs seconds
 
-    return float(f1_score(pred["labels"], pred["preds"], average="macro", labels=list(range(N_CLASSES)),
-                          zero_division=0))
-
-
-def comparison_table(run) -> pd.DataFrame:
     rows = {}
     weights = run.load_json("model2/weights.json")
+    record = conclusions.read(run)
     for name in KINDS:
-        model = load_final(run, name)
-        history = run.load_json(f"{name}/final_history.json")
+        model = kept_model(run, name)
+        labels, preds = (np.asarray(x) for x in predictions[name])
         imagenet = recipe(name).imagenet
+        final = record.get(f"final_{name}", {}).get("weights", "final")
+        tta = record.get(f"tta_{name}", {}).get("used", False)
         rows[name] = {
             "architecture": weights["arch"] if imagenet else "own ConvNet",
             "weight layers": count_layers(model).weight_layers,
             "parameters": sum(p.numel() for p in model.parameters()),
             "start": weights_start(weights) if imagenet else "random",
-            "epochs": len(history["epoch"]),
-            "seconds per epoch": round(float(np.mean(history["seconds"])), 1),
-            "validation accuracy (%)": round(100 * validation_accuracy(run, name), 1),
-            "macro F1 (%)": round(100 * _macro_f1(run, name), 1),
+            "weights kept": final + (" + fix" if conclusions.fix_adopted(run, name) else ""),
+            "TTA": "yes" if tta else "no",
+            "validation accuracy (%)": round(100 * float((labels == preds).mean()), 1),
+            "macro F1 (%)": round(100 * float(f1_score(labels, preds, average="macro",
+                                                       labels=list(range(N_CLASSES)), zero_division=0)), 1),
         }
     return pd.DataFrame(rows).T.rename_axis("model")
-
-
-def describe_comparison(table: pd.DataFrame, is_stub: bool) -> str:
-    m1, m2 = table.loc["model1"], table.loc["model2"]
-    acc1, acc2 = float(m1["validation accuracy (%)"]), float(m2["validation accuracy (%)"])
-    better = "model2" if acc2 > acc1 else "model1"
-    gap = abs(acc2 - acc1)
-    size = int(m2["parameters"]) / max(int(m1["parameters"]), 1)
-    cost = float(m2["seconds per epoch"]) / max(float(m1["seconds per epoch"]), 1e-9)
-    lead = (f"**{better}** is the more accurate model on the validation split, by {gap:.1f} percentage points"
-            if gap >= 0.05 else "The two models are equally accurate on the validation split")
-    text = [
-        lead + " "
-        f"({acc1:.1f}% for model1 against {acc2:.1f}% "
-        f"for model2; macro F1 {float(m1['macro F1 (%)']):.1f}% against {float(m2['macro F1 (%)']):.1f}%, which weighs "
-        "the rare classes as much as the common ones).",
-        (f"model2 has {size:.0f} times as many parameters as model1 and one of its training epochs took {cost:.1f} "
-         "times as long."),
-    ]
-    if m2["start"] == weights_start({"pretrained": True, "verified": True}):
-        text.append("model2 starts from ImageNet features, so it needs fewer of our patches to learn useful "
-                    "filters; model1 must learn everything from the training split alone."
-                    + (" Here that advantage shows in the numbers." if better == "model2" else
-                       " Here it did not pay off within this budget: more fine-tuning epochs or unfreezing more "
-                       "stages may change that."))
-    elif m2["start"] == "random":
-        text.append("Both models started from random weights here, so this is a comparison of "
-                    "architectures trained from scratch, not of transfer learning.")
-    else:
-        text.append("model2 started from a weights file that could not be verified as ImageNet's, so this "
-                    "comparison cannot be read as a test of transfer learning.")
-    if gap < 1.0:
-        text.append("A gap this small is within the noise of one validation split; with the cost in mind, the "
-                    "small model is the better engineering choice here.")
-    return " ".join(text)

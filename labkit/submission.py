@@ -18,6 +18,8 @@ Public API (chapter 07 calls these):
   (the first one given wins a tie; pass each model's kept checkpoint's accuracy,
   ``results.final_val_acc``, not the highest of its epochs); the chapter writes ``submission_model1.csv``,
   ``submission_model2.csv`` and ``submission.csv`` (a copy of the better one).
+- ``choose_submission(test) -> (name, reason)``: the submitted model from a paired test of the two
+  (``conclusions.paired_test``): the more accurate where the test tells them apart, else the smaller model1.
 """
 from __future__ import annotations
 
@@ -224,3 +226,15 @@ def choose_best(val_accs: Mapping[str, float]) -> str:
     if not valid:
         raise ValueError(f"choose_best needs at least one validation accuracy, got {dict(val_accs)}")
     return max(valid, key=lambda name: (valid[name], -list(valid).index(name)))
+
+
+SMALLER_MODEL = "model1"   # far fewer parameters: cheaper to run and to retrain
+
+
+def choose_submission(test) -> tuple[str, str]:
+    """The model to submit, and why, from McNemar's test of model1 against model2 on the validation split
+    (a ``conclusions.PairedTest``). Where the test cannot tell them apart, a higher accuracy by a patch or two
+    is noise, so the smaller model is submitted."""
+    if test.winner is not None:
+        return test.winner, "the paired test favours it"
+    return SMALLER_MODEL, "where the test cannot separate the two, the smaller model is submitted"

@@ -2,68 +2,17 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 import pytest
+from builds import REPO, TEAM, run_build
 
-REPO = Path(__file__).resolve().parents[1]
-TEAM = "Test_Team"
 sys.path.insert(0, str(REPO))
 import build
-
-
-def run_build(*args, timeout=600, env=None):
-    return subprocess.run([sys.executable, str(REPO / "build.py"), *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=timeout, env=env, check=False)  # callers read the exit code
-
-
-@dataclass
-class QuickBuild:
-    out: Path
-    cache: Path
-    data: Path        # a stub in the real layout, zips only: read as real data (--data)
-    weights: Path     # a resnet18 state_dict with random weights, named as torchvision's file
-    address: str      # the Ray cluster's address
-    result: subprocess.CompletedProcess
-
-
-@pytest.fixture(scope="module")
-def quick_build(tmp_path_factory, ray_cluster):
-    """One quick build that uses every option, shared by the slow tests below (a build is minutes here).
-
-    --data is a stub in the real layout with zips only, so this is the real-data path, offline: it needs
-    --weights. --ray-address is a real `ray start` cluster with token authentication, joined with nothing
-    set but the token in ~/.ray/auth_token (HOME points at the cluster's home).
-    """
-    import torch
-    import torchvision
-
-    import data_stub
-    from labkit.models import default_weights, weights_file_name
-
-    root = tmp_path_factory.mktemp("quick_build")
-    out, cache = root / "out", root / "cache"
-    data = data_stub.make_stub(root / "data", n_train=320, n_test=80, seed=5, zip=True)
-    for folder in ("train", "test"):
-        shutil.rmtree(data / folder)
-    weights = root / "torch" / "hub" / "checkpoints" / weights_file_name(default_weights("resnet18"))[0]
-    weights.parent.mkdir(parents=True)
-    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
-    address, home = ray_cluster
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")}
-    env.update(HOME=str(home), TORCH_HOME=str(root / "no-torch-cache"),
-               MPLCONFIGDIR=str(Path.home() / ".cache" / "matplotlib"))  # keep matplotlib's font cache
-    result = run_build("--team", TEAM, "--profile", "quick", "--out", str(out), "--cache", str(cache),
-                       "--data", str(data), "--weights", str(weights), "--seed", "3", "--device", "cpu",
-                       "--ray-address", address, "--standalone", env=env)
-    assert result.returncode == 0, f"quick build failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return QuickBuild(out, cache, data, weights, address, result)
 
 
 def notebook_text(nb) -> str:

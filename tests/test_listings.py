@@ -39,7 +39,7 @@ RUBRIC_CODE = {
     "the sampler": "labkit.diagnostics.pair_sample_weights", "the fix": "labkit.diagnostics.fix_experiment",
     "the verdict": "labkit.diagnostics.judge_fix", "the Captum calls": "labkit.interpret.attribute",
     "the randomisation check": "labkit.interpret.randomisation_check",
-    "the submission": "labkit.submission.write_submission",
+    "the submission": "labkit.submission.write_submission", "the paired test": "labkit.conclusions.paired_test",
 }
 
 

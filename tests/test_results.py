@@ -4,7 +4,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from labkit import models, results
+from labkit import conclusions, models, results
 from labkit.artifacts import RunDir
 from labkit.train import History
 
@@ -32,6 +32,9 @@ def _tuned(acc):
 def test_a_better_tuned_model_becomes_final(run):
     text = results.choose_final(run, "model1", _tuned(0.9), {"channels": [4, 8, 16]})
     assert "the tuned model is the final model1" in text and "+10.0 percentage points" in text
+    assert conclusions.get(run, "final_model1") == {"weights": "tuned", "retrained": True, "val_acc": 0.9,
+                                                    "tuned_val_acc": 0.9, "baseline_val_acc": 0.8,
+                                                    "change": pytest.approx(0.1)}
     final = results.load_final(run, "model1")
     assert models.count_layers(final).by_type["Conv2d"] == 3
     assert run.load_json("model1/final_history.json")["val_acc"] == [0.9]
@@ -72,12 +75,12 @@ def _fixed_model1(run, adopted, accuracy_after=0.95):
 
 
 @pytest.mark.parametrize("adopted", [True, False])
-def test_the_submission_uses_the_fixed_model_only_when_its_fix_was_adopted(run, adopted):
+def test_the_kept_model_is_the_fixed_one_only_when_its_fix_was_adopted(run, adopted):
     fixed = _fixed_model1(run, adopted)
-    chosen = results.submission_model(run, "model1")
-    same = all(torch.equal(chosen.state_dict()[k], v) for k, v in fixed.state_dict().items())
-    assert same == adopted == results.submission_is_fixed(run, "model1")
-    assert results.submission_val_acc(run, "model1") == (0.95 if adopted else 0.9)
+    kept = results.kept_model(run, "model1")
+    same = all(torch.equal(kept.state_dict()[k], v) for k, v in fixed.state_dict().items())
+    assert same == adopted == conclusions.fix_adopted(run, "model1")
+    assert conclusions.get(run, "fix_model1")["accuracy_after"] == 0.95
 
 
 def test_a_search_won_by_the_baseline_keeps_it_without_retraining(run):
