@@ -316,3 +316,17 @@ def changed_reads(saved: dict | None, run_dir: Path, digest=None) -> list[str]:
             writer = f" (written by {read['writer']})" if read.get("writer") else ""
             reasons.append(f"{name}{writer} changed")
     return reasons
+
+
+def data_fingerprint(data_dir: Path) -> str:
+    """A hash of every file's name, size and modification time under ``data_dir``: new, removed, replaced or
+    edited files change it. (labkit.data keys its image cache the same way: stat takes milliseconds, while
+    hashing the bytes costs as much as decoding them.)"""
+    digest = hashlib.sha256()
+    for folder, dirs, files in sorted(os.walk(data_dir)):
+        dirs.sort()
+        for name in sorted(files):
+            stat = os.stat(os.path.join(folder, name))
+            digest.update(f"{os.path.relpath(os.path.join(folder, name), data_dir)}\0{stat.st_size}\0"
+                          f"{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
