@@ -941,7 +941,7 @@ class RebuildPlan:
         if self.fresh:
             return ["--fresh"]
         if not (self.work / f"{chapter.id}.ipynb").exists():
-            return ["it has not run with this output folder yet"]
+            return ["not run in this output folder yet"]
         saved = self.record.get(chapter.id)
         return (chapter_inputs.own_changes(saved, self.now[chapter.id])
                 or chapter_inputs.changed_reads(saved, self.run_dir, self._digest))
@@ -1007,6 +1007,9 @@ class RebuildPlan:
     def summary(self, expected: set[str]) -> str:
         if not expected:
             return "Nothing any chapter depends on has changed since the last build: re-assembling the notebook."
+        why = {"; ".join(self.reasons[cid]) for cid in expected}
+        if len(expected) == len(self.chapters) and len(why) == 1:
+            return f"Running all {len(expected)} chapters: {why.pop()}."
         lines = [f"Chapters to run: {len(expected)} of {len(self.chapters)}"]
         lines += [f"  {cid}: {'; '.join(self.reasons[cid])}" for cid in sorted(expected)]
         return "\n".join(lines)

@@ -286,7 +286,7 @@ def own_changes(saved: dict | None, now: dict) -> list[str]:
     """Why a chapter is out of date before it reads anything (empty: its script, code, parameters and
     environment are those it last ran with)."""
     if not saved:
-        return ["it has not run with this output folder yet"]
+        return ["not run in this output folder yet"]
     reasons = []
     if saved.get("script") != now["script"]:
         reasons.append("its script changed")
