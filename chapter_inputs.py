@@ -257,11 +257,17 @@ def environment_fingerprint(data_fingerprint: str = "") -> dict[str, str]:
             "data": data_fingerprint}
 
 
+# Parameters that say where the output folder is, not what is computed: a copied or moved output folder keeps
+# its results.
+OUTPUT_LOCATIONS = ("run_dir", "submission_file")
+
+
 def chapter_inputs(script: Path, code: LabkitCode, parameters: dict, environment: dict) -> dict:
     """The hashes of everything a chapter depends on before it reads the run folder."""
+    what = {name: value for name, value in parameters.items() if name not in OUTPUT_LOCATIONS}
     return {"script": hashlib.sha256(script.read_bytes()).hexdigest(),
             "code": code.closure(*chapter_code(script)),
-            "parameters": sha256_text(json.dumps(parameters, sort_keys=True)),
+            "parameters": sha256_text(json.dumps(what, sort_keys=True)),
             "environment": sha256_text(json.dumps(environment, sort_keys=True))}
 
 
