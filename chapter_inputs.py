@@ -318,7 +318,7 @@ def changed_reads(saved: dict | None, run_dir: Path, digest=None) -> list[str]:
         path = Path(run_dir) / name
         if not path.exists():
             reasons.append(f"{name} is gone")
-        elif digest(path) != read["sha256"]:
+        elif digest(path) not in (read["sha256"], read.get("left")):  # what it read, or what it left there
             writer = f" (written by {read['writer']})" if read.get("writer") else ""
             reasons.append(f"{name}{writer} changed")
     return reasons

@@ -6,7 +6,7 @@ SHA-256 and the chapter that wrote it, so a later chapter can tell what it is re
 
 A chapter that build.py runs records what it reads (``record_reads``, called by ``start_chapter``): every
 file any ``RunDir`` of that run folder loads in the chapter's process is listed in ``reads/<chapter>.json``
-with the SHA-256 of the bytes read and the chapter that wrote it. build.py re-runs the chapter when one of
+with the SHA-256 of the bytes read and the chapter that wrote them. build.py re-runs the chapter when one of
 those files changes (chapter_inputs.py).
 """
 from __future__ import annotations
@@ -86,21 +86,41 @@ def _json_default(obj: Any):
 
 def record_reads(run_root: str | os.PathLike, chapter: str) -> Path:
     """From now on, record in ``reads/<chapter>.json`` every run-folder file this process reads through a
-    ``RunDir`` (whichever code made it), except those the chapter wrote itself. Starts an empty record."""
+    ``RunDir`` (whichever code made it), except those it wrote itself before reading them. Starts an empty
+    record.
+
+    Each entry holds the SHA-256 of the bytes read and the chapter that wrote them; where the chapter then
+    writes the same file again (a cache it extends), also ``left``, the SHA-256 of what it left there: the
+    file may hold either when the chapter's inputs are unchanged."""
     root = Path(run_root).resolve()
-    _recording.update(root=root, chapter=chapter, reads={}, path=root / READS_DIR / f"{chapter}.json")
+    _recording.update(root=root, chapter=chapter, reads={}, written=set(),
+                      path=root / READS_DIR / f"{chapter}.json")
     atomic_write_text(_recording["path"], "{}")
     return _recording["path"]
 
 
-def _note_read(root: Path, name: str, manifest: dict) -> None:
-    if not _recording or root.resolve() != _recording["root"]:
-        return
-    writer = manifest.get(name, {}).get("chapter")
-    if writer == _recording["chapter"] or name.startswith(READS_DIR + "/"):
-        return  # its own files are not inputs from elsewhere
-    _recording["reads"][name] = {"sha256": sha256_file(root / name), "writer": writer}
+def _recorded(root: Path) -> bool:
+    return bool(_recording) and root.resolve() == _recording["root"]
+
+
+def _save_reads() -> None:
     atomic_write_text(_recording["path"], json.dumps(_recording["reads"], indent=1, sort_keys=True))
+
+
+def _note_read(root: Path, name: str, manifest: dict) -> None:
+    if not _recorded(root) or name in _recording["written"] or name in _recording["reads"]:
+        return  # what it wrote itself is not an input; the first read of a file is what it read
+    _recording["reads"][name] = {"sha256": sha256_file(root / name), "writer": manifest.get(name, {}).get("chapter")}
+    _save_reads()
+
+
+def _note_write(root: Path, name: str, sha256: str) -> None:
+    if not _recorded(root):
+        return
+    _recording["written"].add(name)
+    if name in _recording["reads"]:
+        _recording["reads"][name]["left"] = sha256
+        _save_reads()
 
 
 class RunDir:
@@ -129,8 +149,10 @@ class RunDir:
 
     def _register(self, name: str) -> None:
         manifest = self.manifest()
+        digest = sha256_file(self.path(name))
+        _note_write(self.root, name, digest)
         manifest[name] = {
-            "sha256": sha256_file(self.path(name)),
+            "sha256": digest,
             "chapter": self.chapter,
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
@@ -140,7 +162,8 @@ class RunDir:
         """The path of a file about to be read (recorded where ``record_reads`` asked for it)."""
         if not self.exists(name):
             raise self._missing(name)
-        _note_read(self.root, name, self.manifest() if _recording else {})
+        if _recorded(self.root):
+            _note_read(self.root, name, self.manifest())
         return self.path(name)
 
     def _missing(self, name: str) -> ArtifactError:

@@ -124,3 +124,18 @@ def test_nothing_is_recorded_outside_a_chapter(tmp_path, monkeypatch):
     run.save_json("x.json", 1)
     artifacts.RunDir(tmp_path, chapter="02_model1").load_json("x.json")
     assert not (tmp_path / "reads").exists()
+
+
+def test_a_file_a_chapter_reads_and_then_extends_does_not_make_it_stale_forever(tmp_path, monkeypatch):
+    monkeypatch.setattr(artifacts, "_recording", {})
+    artifacts.RunDir(tmp_path, chapter="03_model2").save_bytes("features/cache.pt", b"views 1")
+    tuning = artifacts.RunDir(tmp_path, chapter="04_tuning")
+    artifacts.record_reads(tmp_path, "04_tuning")
+    assert tuning.load_bytes("features/cache.pt") == b"views 1"
+    tuning.save_bytes("features/cache.pt", b"views 1 and 2")   # the cache, extended
+    record = {"reads": json.loads((tmp_path / "reads" / "04_tuning.json").read_text())}
+    assert chapter_inputs.changed_reads(record, tmp_path) == []  # what it left there
+    artifacts.RunDir(tmp_path, chapter="03_model2").save_bytes("features/cache.pt", b"views 1")
+    assert chapter_inputs.changed_reads(record, tmp_path) == []  # what it read (chapter 03 ran again, the same)
+    artifacts.RunDir(tmp_path, chapter="03_model2").save_bytes("features/cache.pt", b"other views")
+    assert chapter_inputs.changed_reads(record, tmp_path) == ["features/cache.pt (written by 03_model2) changed"]
