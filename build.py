@@ -965,6 +965,10 @@ class RebuildPlan:
             if reasons:
                 expected.add(chapter.id)
                 self.reasons[chapter.id] = reasons
+        never = [cid for cid, reasons in stale_before.items() if reasons == ["not run in this output folder yet"]]
+        if never:
+            raise BuildError(f"--only {self.only.number} needs the earlier chapters' results, but {', '.join(never)} "
+                             "never ran in this output folder: run the whole build first (without --only).")
         if stale_before:
             raise BuildError(
                 f"--only {self.only.number} would assemble a notebook that mixes two runs: chapters before it "

@@ -124,7 +124,7 @@ class ProgressBoard:
 
                 entry["bar"] = tqdm(total=cells, desc=f"  {chapter:<18}", unit="cell", leave=False,
                                     file=self.stream, position=len(self._chapters), dynamic_ncols=True,
-                                    bar_format="{desc} {bar:16} {n_fmt}/{total_fmt} cells {elapsed} {postfix}")
+                                    bar_format="{desc} {bar:16} {n_fmt}/{total_fmt} cells {elapsed}{postfix}")
             else:
                 self._print(f"  {chapter:<18} started: {cells} cells")
             self._chapters[chapter] = entry
