@@ -284,6 +284,16 @@ def test_failed_chapter_keeps_last_good_notebook(quick_build, rebuild, capsys):
     assert (work_out / "chapters" / "07_submission.failed.ipynb").exists()
 
 
+def test_only_in_a_new_output_folder_asks_for_the_whole_build_first(tmp_path, capsys):
+    code = build.main(["--team", TEAM, "--profile", "quick", "--out", str(tmp_path / "out"), "--data", str(tmp_path),
+                       "--device", "cpu", "--only", "05"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert ("--only 05 needs the earlier chapters' results, but 01_data, 02_model1, 03_model2, 04_tuning never ran "
+            "in this output folder: run the whole build first") in err
+    assert not list((tmp_path / "out" / "chapters").glob("*.ipynb"))
+
+
 def test_bad_team_name_is_refused_before_any_work(tmp_path):
     out = tmp_path / "out"
     result = run_build("--team", "Dogs Versus Cats!", "--out", str(out), "--cache", str(tmp_path / "cache"))
