@@ -117,13 +117,15 @@ class ProgressBoard:
         status_file = Path(status_file)
         status_file.unlink(missing_ok=True)  # an earlier run's last words are not this run's
         entry = {"file": status_file, "cells": cells, "done": 0, "shown": None, "started": time.perf_counter(),
-                 "bar": None}
+                 "bar": None, "line": 0}
         with self._lock:
             if self.live:
                 from tqdm import tqdm
 
+                taken = {other["line"] for other in self._chapters.values()}
+                entry["line"] = min(set(range(len(taken) + 1)) - taken)  # the first free line
                 entry["bar"] = tqdm(total=cells, desc=f"  {chapter:<18}", unit="cell", leave=False,
-                                    file=self.stream, position=len(self._chapters), dynamic_ncols=True,
+                                    file=self.stream, dynamic_ncols=True, position=entry["line"],
                                     bar_format="{desc} {bar:16} {n_fmt}/{total_fmt} cells {elapsed}{postfix}")
             else:
                 self._print(f"  {chapter:<18} started: {cells} cells")
@@ -145,6 +147,9 @@ class ProgressBoard:
         entry = self._chapters.pop(chapter, None)
         if entry is not None and entry["bar"] is not None:
             entry["bar"].close()
+            if entry["line"]:  # tqdm leaves the cursor at the end of a lower bar's cleared line
+                self.stream.write("\r")
+                self.stream.flush()
 
     def _print(self, line: str) -> None:
         if self.live:
