@@ -19,12 +19,13 @@ re-runs exactly when something it read is no longer byte for byte what it read (
 that wrote the same bytes leaves it alone; one that wrote new ones re-runs it). A kept chapter therefore
 always reflects the inputs the rest of the notebook was made from.
 
-The code is read with ``ast`` from labkit's source files: nothing is imported, so the check costs
-milliseconds and cannot be fooled by a module that was already loaded. Units are a module's top-level
-statements (a function, a class, an assignment); statements that bind no name (a setting made at import)
-count for every object of their module. The references found are a superset of those that run (a local
-name that shadows a module-level one counts too): an edit may re-run a chapter that did not need it, never
-the other way round.
+The code is read with ``ast`` from labkit's source files: nothing is imported, so the check takes about a
+second and cannot be fooled by a module that was already loaded. Units are a module's top-level statements
+(a function, a class, an assignment); statements that bind no name (a setting made at import) count for
+every object of their module and of the modules in its package. The references found are a superset of
+those that run (a local name that shadows a module-level one counts too): an edit may re-run a chapter that
+did not need it. One exception is deliberate: of a registry, a dict literal such as ``RECIPES``, a chapter
+reaches only the entries whose key it names in its code (see ``LabkitCode.closure``).
 """
 from __future__ import annotations
 
@@ -185,11 +186,18 @@ class LabkitCode:
             if unit.key in seen:
                 continue
             seen[unit.key] = unit
-            todo.extend(self.modules[unit.module].always)
+            for package in _enclosing(unit.module):  # importing labkit.x runs labkit/__init__.py first
+                todo.extend(self.modules[package].always if package in self.modules else [])
             todo.extend(entry for key, entry in unit.entries.items() if key in keys)
             for name in self.references(unit):
                 todo.extend(self.resolve(name))
         return {key: sha256_text(unit.text) for key, unit in sorted(seen.items())}
+
+
+def _enclosing(module: str) -> list[str]:
+    """``labkit.a.b`` -> ["labkit", "labkit.a", "labkit.a.b"]."""
+    parts = module.split(".")
+    return [".".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 def _dotted_references(tree: ast.AST, module_name: str | None, module_names: set[str],
