@@ -652,6 +652,11 @@ def hide_report_input(cell) -> None:
             cell.metadata["tags"] = [*tags, "remove-input"]
 
 
+def _listed(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def rubric_criteria() -> list[dict]:
     """The rubric's criteria (id, description), as the grader reads them."""
     rubric = json.loads((REPO / "grading" / "rubric.json").read_text())
@@ -690,14 +695,15 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
         overlap = (" Chapters " + "; ".join(", ".join(step) for step in together) + " ran side by side, so the "
                    f"chapter times (together {sum(ran.values()):.0f} s) add up to more than the wall time.")
     if earlier:
-        by_run: dict[str, list[str]] = {}
+        by_build: dict[str, list[str]] = {}
         for cid, when in earlier.items():
-            by_run.setdefault(when, []).append(cid)
-        kept = "; ".join(f"{', '.join(cids)} from the run of {when}" for when, cids in by_run.items())
-        ran_part = (f"This build ran {', '.join(ran)} ({timings})" if ran else "This build ran no chapter")
-        overlap += (f" {ran_part}. The other chapters' results were kept, because nothing they depend on (their "
-                    f"script, the labkit code they run, the options, the data, the files they read) had changed "
-                    f"since they ran: {kept}.")
+            by_build.setdefault(when, []).append(cid)
+        kept = "; ".join(f"{_listed(cids)} come{'s' if len(cids) == 1 else ''} from the build of {when}"
+                         for when, cids in by_build.items())
+        ran_part = ("This build ran " + _listed([f"{cid} ({s:.0f} s)" for cid, s in ran.items()])
+                    if ran else "This build ran no chapter")
+        overlap += (f" {ran_part}; {kept}, kept because nothing they depend on (their script, the labkit code they "
+                    "run, the options, the data, the files they read) has changed since.")
         timings = ""  # said in ran_part
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     on_device = torch.device(device)
@@ -923,6 +929,7 @@ class RebuildPlan:
         self.now = {c.id: chapter_inputs.chapter_inputs(c.path, code, params, environment) for c in chapters}
         self.reasons: dict[str, list[str]] = {}   # why each chapter that runs runs
         self.ran_now: set[str] = set()
+        self.started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # names this build's run
 
     def _digest(self, path: Path) -> str:
         """SHA-256 of a file, once per version of it (size and modification time) in this build."""
@@ -995,7 +1002,7 @@ class RebuildPlan:
         reads_file = self.run_dir / "reads" / f"{chapter.id}.json"
         reads = json.loads(reads_file.read_text()) if reads_file.exists() else {}
         self.record[chapter.id] = {**self.now[chapter.id], "reads": reads, "seconds": seconds,
-                                   "ran_at": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+                                   "build": self.started}
         self.ran_now.add(chapter.id)
         chapter_inputs.write_record(self.run_dir, self.record)
 
@@ -1004,8 +1011,8 @@ class RebuildPlan:
         return {c.id: self.record[c.id]["seconds"] for c in self.chapters if "seconds" in self.record.get(c.id, {})}
 
     def earlier(self) -> dict[str, str]:
-        """{chapter id: when it ran} for the chapters kept from an earlier build."""
-        return {c.id: self.record.get(c.id, {}).get("ran_at", "an earlier build") for c in self.chapters
+        """{chapter id: when the build it ran in started} for the chapters kept from an earlier build."""
+        return {c.id: self.record.get(c.id, {}).get("build", "an earlier time") for c in self.chapters
                 if c.id not in self.ran_now}
 
     def summary(self, expected: set[str]) -> str:
