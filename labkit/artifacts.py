@@ -158,11 +158,11 @@ class RunDir:
         }
         atomic_write_text(self.path(MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
 
-    def _read(self, name: str) -> Path:
+    def _read(self, name: str, recorded: bool = True) -> Path:
         """The path of a file about to be read (recorded where ``record_reads`` asked for it)."""
         if not self.exists(name):
             raise self._missing(name)
-        if _recorded(self.root):
+        if recorded and _recorded(self.root):
             _note_read(self.root, name, self.manifest())
         return self.path(name)
 
@@ -199,10 +199,12 @@ class RunDir:
         torch.save(obj, buffer)
         return self.save_bytes(name, buffer.getvalue())
 
-    def load_torch(self, name: str, map_location: str = "cpu") -> Any:
+    def load_torch(self, name: str, map_location: str = "cpu", *, recorded: bool = True) -> Any:
+        """``recorded=False`` for a cache whose name already says what it was computed from (its key): what
+        is in it is not an input of the chapter, and later chapters may extend it."""
         import torch  # see save_torch
 
-        return torch.load(self._read(name), map_location=map_location, weights_only=False)
+        return torch.load(self._read(name, recorded), map_location=map_location, weights_only=False)
 
     def save_checkpoint(self, name: str, model, **meta) -> Path:
         """A model's state_dict with metadata (config, arch, epoch, metrics)."""

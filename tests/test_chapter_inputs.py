@@ -139,3 +139,11 @@ def test_a_file_a_chapter_reads_and_then_extends_does_not_make_it_stale_forever(
     assert chapter_inputs.changed_reads(record, tmp_path) == []  # what it read (chapter 03 ran again, the same)
     artifacts.RunDir(tmp_path, chapter="03_model2").save_bytes("features/cache.pt", b"other views")
     assert chapter_inputs.changed_reads(record, tmp_path) == ["features/cache.pt (written by 03_model2) changed"]
+
+
+def test_a_keyed_cache_is_not_recorded_as_an_input(tmp_path, monkeypatch):
+    monkeypatch.setattr(artifacts, "_recording", {})
+    artifacts.RunDir(tmp_path, chapter="03_model2").save_torch("features/model2-u1-abc.pt", {"key": "abc"})
+    artifacts.record_reads(tmp_path, "04_tuning")
+    artifacts.RunDir(tmp_path).load_torch("features/model2-u1-abc.pt", recorded=False)
+    assert json.loads((tmp_path / "reads" / "04_tuning.json").read_text()) == {}
