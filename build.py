@@ -3,12 +3,29 @@
 
     python build.py --team Dogs_Versus_Cats                  # synthetic stub data, standard profile
     python build.py --team Dogs_Versus_Cats --data ~/kaggle  # the real Kaggle data
-    python build.py --team Dogs_Versus_Cats --only 05        # re-run one chapter, re-assemble
+    python build.py --team Dogs_Versus_Cats --only 05        # re-run chapter 05 (and what depends on it)
+    python build.py --team Dogs_Versus_Cats --fresh          # re-run every chapter
 
 Each chapter in chapters/ is a jupytext percent script. It is executed by papermill in a kernel of its
 own with the build's parameters; chapters hand results to each other only through the run folder
 (OUT/run). The executed chapters are then assembled into OUT/TEAM.ipynb (written atomically, so a failed
-build leaves the last good notebook in place), exported to OUT/TEAM.html, and checked by grading/.
+build leaves the last good notebook in place), exported to OUT/TEAM.html, and checked by grading/. While
+chapters run, a line per chapter shows its cells done and what it is doing (labkit.progress).
+
+Rebuilds redo only what changed. Running the same command again re-executes a chapter only when its script,
+the labkit code it runs (object by object), the options, the data or the environment changed, or when a
+run-folder file it read from another chapter is no longer byte for byte what it read; a chapter after a
+re-run one is checked at its turn, so it re-runs when the re-run changed what it reads. Unchanged chapters
+keep their executed notebooks, and a build with no change only re-assembles. ``--fresh`` re-runs
+everything; ``--only NN`` re-runs chapter NN and, after it, every chapter that is then out of date, and
+refuses, naming them, while a chapter before NN is out of date: a notebook never mixes two runs.
+
+Why content hashes kept in the run folder (chapter_inputs.py, ``run/chapter_inputs.json``) and not
+jupyter-cache, which Jupyter Book uses: jupyter-cache keys an executed notebook by its code cells alone, so
+it would miss what decides here whether a chapter is current (a change inside labkit, a file another chapter
+wrote) and would re-run a chapter for a markdown edit only if told to; it also executes notebooks itself,
+one kernel each, where this build runs chapters side by side in warm kernels. What is kept instead is a
+SHA-256 per input, which also says why a chapter runs again.
 """
 from __future__ import annotations
 
@@ -324,19 +341,30 @@ def chapter_imports(chapter: Chapter, libraries: tuple[str, ...] = ()) -> str:
             "del _preload\n")
 
 
-def run_chapter(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) -> Path:
+def code_cells(nb) -> int:
+    """The cells nbclient executes (code cells that are not blank), papermill's injected parameters included."""
+    return sum(1 for c in nb.cells if c.cell_type == "code" and c.source.strip()) + 1
+
+
+def run_chapter(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel, board=None) -> Path:
     """Execute one chapter with papermill in its (already started) kernel; return the executed notebook's
-    path in work/."""
+    path in work/. ``board`` (a labkit.progress.ProgressBoard) shows its cells and phase while it runs."""
     import papermill as pm
+
+    from labkit import progress
 
     source = jupytext.read(chapter.path)
     expand_listings(source.cells)  # "%load labkit.x.Name" cells become labkit's code, and run as such
     source.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3", "language": "python"}
     executed = work / f"{chapter.id}.ipynb"
     partial = work / f"{chapter.id}.partial.ipynb"
+    hooks = {}
+    if board is not None:
+        board.add(chapter.id, progress.status_path(params["run_dir"], chapter.id), code_cells(source))
+        hooks["on_cell_executed"] = lambda **_: board.cell_done(chapter.id)  # nbclient's hook, per code cell
     try:
         pm.execute_notebook(source, str(partial), parameters=params, kernel_name=KERNEL_NAME, km=kernel.km,
-                            progress_bar=False, log_output=False)
+                            progress_bar=False, log_output=False, **hooks)
     except pm.PapermillExecutionError as exc:
         failed = work / f"{chapter.id}.failed.ipynb"
         os.replace(partial, failed)
@@ -461,6 +489,12 @@ class KernelPool:
     def take(self, chapter: Chapter) -> WarmKernel:
         return self.kernels.pop(chapter.id)
 
+    def discard(self, chapter: Chapter) -> None:
+        """Shut down a chapter's warm kernel, if it has one: its earlier result is kept."""
+        kernel = self.kernels.pop(chapter.id, None)
+        if kernel is not None:
+            kernel.shutdown()
+
     def __enter__(self) -> KernelPool:  # noqa: PYI034  a final class: Self adds nothing
         return self
 
@@ -470,26 +504,47 @@ class KernelPool:
         self.kernels.clear()
 
 
-def run_chapters(steps: list[list[Chapter]], params: dict, work: Path, kernels: KernelPool):
-    """Run the steps' chapters (side by side within a step) with a progress line each; yield (chapter, seconds).
+def run_chapters(steps: list[list[Chapter]], params: dict, work: Path, kernels: KernelPool, due, expected: set[str],
+                 board=None):
+    """Run the chapters that are ``due`` (side by side within a step); yield (chapter, seconds) for each.
 
-    Each step's kernels are started (imports loaded) while the step before it runs. On a failure, the
-    chapters already started finish, then the first failure is raised.
+    ``due(chapter)`` is asked at the chapter's turn, after the steps before it ran: the reasons to run it now,
+    or [] to keep its earlier result. ``expected`` (chapter ids) are the chapters expected to run: their
+    kernels are started (imports loaded) while the step before runs. ``board`` shows their progress. On a
+    failure, the chapters already started finish, then the first failure is raised.
     """
-    total, done = sum(len(step) for step in steps), 0
+    count = {"done": 0, "of": len(expected)}  # for the [done/of] of each chapter's line
     for index, step in enumerate(steps):
-        kernels.start(step)   # (started earlier, unless this is the first step)
+        kept = [chapter for chapter in step if not due(chapter)]
+        for chapter in kept:
+            kernels.discard(chapter)
+        step = [chapter for chapter in step if chapter not in kept]
+        if not step:
+            continue
+        if kept:  # a kernel started for a side-by-side share takes the cores of those kept
+            kernels.share_cores([chapter.id for chapter in step])
+        count["of"] += sum(1 for chapter in step if chapter.id not in expected)
+        kernels.start(step)   # (started earlier, if expected)
         if index + 1 < len(steps):
-            kernels.start(steps[index + 1])
+            kernels.start([c for c in steps[index + 1] if c.id in expected])
         step_kernels = {chapter.id: kernels.take(chapter) for chapter in step}
         running, lock = [chapter.id for chapter in step], threading.Lock()
 
-        def run_and_free_cores(chapter, running=running, lock=lock, step_kernels=step_kernels):
-            outcome = _timed_run(chapter, params, work, step_kernels[chapter.id])
+        def run_and_free_cores(chapter, running=running, lock=lock, step_kernels=step_kernels, step=step):
+            seconds, error = _timed_run(chapter, params, work, step_kernels[chapter.id], board)
             with lock:  # the chapters still running beside it take its cores
                 running.remove(chapter.id)
                 kernels.share_cores(running)
-            return outcome
+                count["done"] += 1
+                together = " (side by side with " + ", ".join(c.id for c in step if c is not chapter) + ")" \
+                    if len(step) > 1 else ""
+                status = f"FAILED after {seconds:.0f} s" if error else f"{seconds:6.1f} s"
+                line = f"  [{count['done']}/{count['of']}] {chapter.id:<18} {status}{together}"
+                if board is not None:
+                    board.finish(chapter.id, line)
+                else:
+                    print(line, flush=True)
+            return seconds, error
 
         try:
             with ThreadPoolExecutor(len(step)) as pool:
@@ -497,12 +552,6 @@ def run_chapters(steps: list[list[Chapter]], params: dict, work: Path, kernels: 
         finally:
             for kernel in step_kernels.values():
                 kernel.shutdown()
-        for chapter, (seconds, error) in zip(step, outcomes):
-            done += 1
-            together = " (side by side with " + ", ".join(c.id for c in step if c is not chapter) + ")" \
-                if len(step) > 1 else ""
-            status = f"FAILED after {seconds:.0f} s" if error else f"{seconds:6.1f} s"
-            print(f"  [{done}/{total}] {chapter.id:<18} {status}{together}", flush=True)
         errors = [error for _, error in outcomes if error]
         if errors:
             raise BuildError(errors[0])
@@ -510,10 +559,10 @@ def run_chapters(steps: list[list[Chapter]], params: dict, work: Path, kernels: 
             yield chapter, seconds
 
 
-def _timed_run(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel) -> tuple[float, str | None]:
+def _timed_run(chapter: Chapter, params: dict, work: Path, kernel: WarmKernel, board=None) -> tuple[float, str | None]:
     t0 = time.perf_counter()
     try:
-        run_chapter(chapter, params, work, kernel)
+        run_chapter(chapter, params, work, kernel, board)
         error = None
     except BuildError as exc:
         error = str(exc)
@@ -616,6 +665,11 @@ def hide_report_input(cell) -> None:
             cell.metadata["tags"] = [*tags, "remove-input"]
 
 
+def _listed(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def rubric_criteria() -> list[dict]:
     """The rubric's criteria (id, description), as the grader reads them."""
     rubric = json.loads((REPO / "grading" / "rubric.json").read_text())
@@ -623,9 +677,13 @@ def rubric_criteria() -> list[dict]:
 
 
 def environment_markdown(args, profile, data_desc: str, device: str, seconds: float,
-                         chapter_seconds: dict, weights: dict | None = None, cluster: dict | None = None) -> str:
+                         chapter_seconds: dict, weights: dict | None = None, cluster: dict | None = None,
+                         earlier: dict[str, str] | None = None) -> str:
     """The appendix: how this notebook was made (the command, profile, data, device, versions, times). The
-    one place for the tool's language: the report body speaks of the work, not of the build."""
+    one place for the tool's language: the report body speaks of the work, not of the build.
+
+    ``chapter_seconds`` holds every chapter's seconds, from the run its notebook comes from; ``earlier``
+    ({chapter id: when it ran}) the chapters this build kept from an earlier run of the same command."""
     import importlib.metadata as md
 
     import torch
@@ -640,14 +698,26 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
 
     packages = ["torch", "torchvision", "ray", "captum", "scikit-learn", "pandas", "matplotlib", "papermill"]
     rows = "\n".join(f"| {p} | {version(p)} |" for p in packages)
-    timings = ", ".join(f"{cid} {s:.0f} s" for cid, s in chapter_seconds.items())
-    together = [[c.id for c in step] for step in _steps([c for c in find_chapters() if c.id in chapter_seconds])
+    earlier = earlier or {}
+    ran = {cid: s for cid, s in chapter_seconds.items() if cid not in earlier}
+    timings = ", ".join(f"{cid} {s:.0f} s" for cid, s in ran.items())
+    together = [[c.id for c in step] for step in _steps([c for c in find_chapters() if c.id in ran])
                 if len(step) > 1]
     overlap = ""
     if together:
         overlap = (" Chapters " + "; ".join(", ".join(step) for step in together) + " ran side by side, so the "
-                   f"chapter times (together {sum(chapter_seconds.values()):.0f} s) add up to more than the "
-                   "wall time.")
+                   f"chapter times (together {sum(ran.values()):.0f} s) add up to more than the wall time.")
+    if earlier:
+        by_build: dict[str, list[str]] = {}
+        for cid, when in earlier.items():
+            by_build.setdefault(when, []).append(cid)
+        kept = "; ".join(f"{_listed(cids)} come{'s' if len(cids) == 1 else ''} from the build of {when}"
+                         for when, cids in by_build.items())
+        ran_part = ("This build ran " + _listed([f"{cid} ({s:.0f} s)" for cid, s in ran.items()])
+                    if ran else "This build ran no chapter")
+        overlap += (f" {ran_part}; {kept}, kept because nothing they depend on (their script, the labkit code they "
+                    "run, the options, the data, the files they read) has changed since.")
+        timings = ""  # said in ran_part
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     on_device = torch.device(device)
     gpu = f" ({torch.cuda.get_device_name(on_device)})" if on_device.type == "cuda" else ""
@@ -668,8 +738,8 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
     return (
         "# Appendix: the environment of this run\n\n"
         f"Built by `python build.py --team {args.team} --profile {profile.name}"
-        f"{' --data ' + str(args.data) if args.data else ''}` on {built} in {seconds:.0f} s of wall time "
-        f"({timings}).{overlap}\n\n"
+        f"{' --data ' + str(args.data) if args.data else ''}` on {built} in {seconds:.0f} s of wall time"
+        f"{f' ({timings})' if timings else ''}.{overlap}\n\n"
         f"- **Data:** {data_desc}\n- **Profile:** {profile.name} (the training budget)\n- **Device:** {device}{gpu}\n"
         f"- **Precision:** {precision_name(on_device)}\n"
         f"- **Seed:** {args.seed}\n- **Python:** {platform.python_version()} on {platform.platform()}"
@@ -758,7 +828,11 @@ def parse_args(argv=None):
     parser.add_argument("--profile", choices=["quick", "standard", "full"],
                         help="training budget (default: standard here; full in the --standalone Kaggle copy)")
     parser.add_argument("--out", type=Path, default=REPO / "build", help="output folder (default: build/)")
-    parser.add_argument("--only", metavar="NN", help="re-run one chapter (e.g. 05) from saved artifacts")
+    parser.add_argument("--only", metavar="NN",
+                        help="re-run chapter NN (e.g. 05) and what depends on it; refuses if an earlier chapter "
+                             "is out of date")
+    parser.add_argument("--fresh", action="store_true",
+                        help="re-run every chapter (by default a chapter re-runs only when something it uses changed)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--ray-address", help="join an existing Ray cluster instead of starting one")
     parser.add_argument("--weights", type=Path, help="ImageNet weights file for model2 (checked by SHA-256)")
@@ -775,49 +849,66 @@ def parse_args(argv=None):
 
 def build(args) -> int:
     from labkit.profiles import get_profile
+    from labkit.train import pick_device
 
     started = time.perf_counter()
     check_team_name(args.team)  # before any work
     profile = get_profile(args.profile or "standard")
     chapters = find_chapters()
+    only = None
     if args.only:
-        selected = [c for c in chapters if c.number == args.only.zfill(2) or c.id == args.only]
-        if not selected:
+        only = next((c for c in chapters if c.number == args.only.zfill(2) or c.id == args.only), None)
+        if only is None:
             raise BuildError(f"--only {args.only}: no such chapter; chapters are "
                              + ", ".join(c.id for c in chapters))
-    else:
-        selected = chapters
 
     out = args.out.resolve()
     run_dir = out / "run"
     work = out / "chapters"
     for folder in (out, run_dir, work):
         folder.mkdir(parents=True, exist_ok=True)
-    if args.only:
-        missing = [c.id for c in chapters if c not in selected and not (work / f"{c.id}.ipynb").exists()]
-        if missing:
-            raise BuildError(f"--only {args.only} needs the other chapters' saved results, but "
-                             f"{', '.join(missing)} never ran here: run the whole build first.")
 
-    if forked_kernels.available():  # it imports the chapters' libraries while the stub is made and checked
-        forked_kernels.start_server(list(dict.fromkeys(
-            module for chapter in selected for module in chapter_modules(chapter, PRELOADED_LIBRARIES))))
     data_dir, data_desc = prepare_data(args, profile)
-    steps = _steps(selected)
-    with KernelPool(ensure_kernel(out), kernels_dir(out), work / "cpu_share") as kernels:
-        kernels.start(steps[0], libraries=())   # the first chapters' kernels start while the preflight runs
-        print(f"Checking the data{', the weights' if args.weights or args.data else ''}"
-              f"{' and the Ray cluster' if args.ray_address else ''} ...", flush=True)
-        preflight(args, data_dir)
-        chapter_seconds, device = _build_chapters(args, steps, profile, data_dir, data_desc, out, run_dir, work,
-                                                  kernels)
+    device = str(pick_device(args.device))
+    params = asdict(ChapterParameters(
+        team=args.team, data_dir=str(data_dir), is_stub=not args.data, profile=profile.name,
+        run_dir=str(run_dir), cache_dir=str(args.cache.resolve()), device=device,
+        ray_address=args.ray_address or "", weights_file=str(args.weights.resolve()) if args.weights else "",
+        submission_file=str(out / "submission.csv"), seed=args.seed))
+    plan = RebuildPlan(chapters, params, data_dir, run_dir, work, fresh=args.fresh, only=only)
+    expected = plan.expected()
+    print(plan.summary(expected), flush=True)
+
+    chapter_seconds: dict[str, float] = {}
+    if expected:
+        if forked_kernels.available():  # it imports the chapters' libraries while the data is checked
+            forked_kernels.start_server(list(dict.fromkeys(
+                module for chapter in chapters if chapter.id in expected
+                for module in chapter_modules(chapter, PRELOADED_LIBRARIES))))
+        steps = _steps(chapters)
+        with KernelPool(ensure_kernel(out), kernels_dir(out), work / "cpu_share") as kernels:
+            first = next(step for step in steps if any(c.id in expected for c in step))
+            kernels.start([c for c in first if c.id in expected], libraries=())  # while the preflight runs
+            print(f"Checking the data{', the weights' if args.weights or args.data else ''}"
+                  f"{' and the Ray cluster' if args.ray_address else ''} ...", flush=True)
+            preflight(args, data_dir)
+            print(f"Building {args.team}.ipynb: profile {profile.name}, {data_desc}, device {device}", flush=True)
+            from labkit.progress import ProgressBoard
+
+            with ProgressBoard() as board:
+                for chapter, seconds in run_chapters(steps, params, work, kernels, plan.due, expected, board):
+                    chapter_seconds[chapter.id] = seconds
+                    plan.ran(chapter, seconds)
+        # read by bench/build.py (also for older commits): the seconds of the chapters this build ran
+        (work / "timings.json").write_text(json.dumps(chapter_seconds))
 
     total = time.perf_counter() - started
     weights_json = run_dir / "model2" / "weights.json"
     weights = json.loads(weights_json.read_text()) if weights_json.exists() else None
     cluster_json = run_dir / "tuning" / "cluster.json"
     cluster = json.loads(cluster_json.read_text()) if cluster_json.exists() else None
-    env_md = environment_markdown(args, profile, data_desc, device, total, chapter_seconds, weights, cluster)
+    env_md = environment_markdown(args, profile, data_desc, device, total, plan.seconds(), weights, cluster,
+                                  earlier=plan.earlier())
     nb = assemble(args.team, chapters, work, portable_paths.portable(env_md, out), labkit_configuration.read(run_dir))
     show_parameters_portably(nb, out)
     notebook_path = out / f"{args.team}.ipynb"
@@ -830,24 +921,121 @@ def build(args) -> int:
     return 0
 
 
-def _build_chapters(args, steps, profile, data_dir: Path, data_desc: str, out: Path, run_dir: Path, work: Path,
-                    kernels: KernelPool) -> tuple[dict, str]:
-    """Run the chapters with the build's parameters; returns ({chapter id: seconds}, device)."""
-    from labkit.train import pick_device
+class RebuildPlan:
+    """Which chapters this build runs and which it keeps from an earlier one (see the module's docstring).
 
-    device = str(pick_device(args.device))
-    params = asdict(ChapterParameters(
-        team=args.team, data_dir=str(data_dir), is_stub=not args.data, profile=profile.name,
-        run_dir=str(run_dir), cache_dir=str(args.cache.resolve()), device=device,
-        ray_address=args.ray_address or "", weights_file=str(args.weights.resolve()) if args.weights else "",
-        submission_file=str(out / "submission.csv"), seed=args.seed))
-    print(f"Building {args.team}.ipynb: profile {profile.name}, {data_desc}, device {device}")
-    timings_path = work / "timings.json"
-    chapter_seconds = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    for chapter, seconds in run_chapters(steps, params, work, kernels):
-        chapter_seconds[chapter.id] = seconds
-        timings_path.write_text(json.dumps(chapter_seconds))
-    return chapter_seconds, device
+    Before anything runs, ``expected`` names the chapters that will run: those whose own inputs changed,
+    those that read a file that changed, and those that read what an expected chapter writes (they run if the
+    new bytes differ: ``due`` decides at their turn). ``ran`` records a chapter's inputs once it has run, in
+    the run folder, so an interrupted build keeps what finished."""
+
+    def __init__(self, chapters: list[Chapter], params: dict, data_dir: Path, run_dir: Path, work: Path, *,
+                 fresh: bool = False, only: Chapter | None = None):
+        import chapter_inputs
+
+        self.chapters, self.run_dir, self.work, self.fresh, self.only = chapters, run_dir, work, fresh, only
+        self.record = chapter_inputs.read_record(run_dir)
+        self._digests: dict[tuple, str] = {}
+        code = chapter_inputs.LabkitCode(REPO / "labkit")
+        environment = chapter_inputs.environment_fingerprint(chapter_inputs.data_fingerprint(data_dir))
+        self.now = {c.id: chapter_inputs.chapter_inputs(c.path, code, params, environment) for c in chapters}
+        self.reasons: dict[str, list[str]] = {}   # why each chapter that runs runs
+        self.ran_now: set[str] = set()
+        self.started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")  # names this build's run
+
+    def _digest(self, path: Path) -> str:
+        """SHA-256 of a file, once per version of it (size and modification time) in this build."""
+        from labkit.artifacts import sha256_file
+
+        stat = path.stat()
+        key = (str(path), stat.st_size, stat.st_mtime_ns)
+        if key not in self._digests:
+            self._digests[key] = sha256_file(path)
+        return self._digests[key]
+
+    def own_reasons(self, chapter: Chapter) -> list[str]:
+        """Why ``chapter`` must run, from its own inputs and the files it read as they are now ([]: none)."""
+        import chapter_inputs
+
+        if self.fresh:
+            return ["--fresh"]
+        if not (self.work / f"{chapter.id}.ipynb").exists():
+            return ["not run in this output folder yet"]
+        saved = self.record.get(chapter.id)
+        return (chapter_inputs.own_changes(saved, self.now[chapter.id])
+                or chapter_inputs.changed_reads(saved, self.run_dir, self._digest))
+
+    def expected(self) -> set[str]:
+        """The chapters expected to run; with --only, refuses while a chapter before it is out of date."""
+        expected: set[str] = set()
+        stale_before: dict[str, list[str]] = {}
+        for chapter in self.chapters:
+            if self.only is not None and chapter.number < self.only.number:
+                reasons = self.own_reasons(chapter)
+                if reasons:
+                    stale_before[chapter.id] = reasons
+                continue
+            reasons = ["--only"] if chapter is self.only else self.own_reasons(chapter)
+            if not reasons:
+                reads = self.record.get(chapter.id, {}).get("reads", {})
+                writers = {read.get("writer") for read in reads.values()} & expected
+                if writers:
+                    reasons = [f"it reads what {', '.join(sorted(writers))} writes"]
+            if reasons:
+                expected.add(chapter.id)
+                self.reasons[chapter.id] = reasons
+        never = [cid for cid, reasons in stale_before.items() if reasons == ["not run in this output folder yet"]]
+        if never:
+            raise BuildError(f"--only {self.only.number} needs the earlier chapters' results, but {', '.join(never)} "
+                             "never ran in this output folder: run the whole build first (without --only).")
+        if stale_before:
+            raise BuildError(
+                f"--only {self.only.number} would assemble a notebook that mixes two runs: chapters before it "
+                "are out of date:\n" + "\n".join(f"  {cid}: {'; '.join(r)}" for cid, r in stale_before.items())
+                + f"\nRun the same command without --only: it re-runs {', '.join(stale_before)} and then only "
+                "what depends on them.")
+        return expected
+
+    def due(self, chapter: Chapter) -> list[str]:
+        """At the chapter's turn: why it runs now, or [] to keep its earlier result."""
+        if chapter is self.only:
+            return ["--only"]
+        if self.only is not None and chapter.number < self.only.number:
+            return []
+        reasons = self.own_reasons(chapter)
+        if reasons:
+            self.reasons[chapter.id] = reasons
+        return reasons
+
+    def ran(self, chapter: Chapter, seconds: float) -> None:
+        """Record what ``chapter`` ran with (and what it read), now that it has run."""
+        import chapter_inputs
+
+        reads_file = self.run_dir / "reads" / f"{chapter.id}.json"
+        reads = json.loads(reads_file.read_text()) if reads_file.exists() else {}
+        self.record[chapter.id] = {**self.now[chapter.id], "reads": reads, "seconds": seconds,
+                                   "build": self.started}
+        self.ran_now.add(chapter.id)
+        chapter_inputs.write_record(self.run_dir, self.record)
+
+    def seconds(self) -> dict[str, float]:
+        """Each chapter's seconds, from the run its executed notebook comes from."""
+        return {c.id: self.record[c.id]["seconds"] for c in self.chapters if "seconds" in self.record.get(c.id, {})}
+
+    def earlier(self) -> dict[str, str]:
+        """{chapter id: when the build it ran in started} for the chapters kept from an earlier build."""
+        return {c.id: self.record.get(c.id, {}).get("build", "an earlier time") for c in self.chapters
+                if c.id not in self.ran_now}
+
+    def summary(self, expected: set[str]) -> str:
+        if not expected:
+            return "Nothing any chapter depends on has changed since the last build: re-assembling the notebook."
+        why = {"; ".join(self.reasons[cid]) for cid in expected}
+        if len(expected) == len(self.chapters) and len(why) == 1:
+            return f"Running all {len(expected)} chapters: {why.pop()}."
+        lines = [f"Chapters to run: {len(expected)} of {len(self.chapters)}"]
+        lines += [f"  {cid}: {'; '.join(self.reasons[cid])}" for cid in sorted(expected)]
+        return "\n".join(lines)
 
 
 def self_check(notebook_path: Path, team: str, out: Path) -> None:

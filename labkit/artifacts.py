@@ -3,6 +3,11 @@
 Every write is atomic (a temp file in the same folder, then ``os.replace``), so an interrupted chapter
 never leaves half a checkpoint behind, and every file written is listed in ``manifest.json`` with its
 SHA-256 and the chapter that wrote it, so a later chapter can tell what it is reading.
+
+A chapter that build.py runs records what it reads (``record_reads``, called by ``start_chapter``): every
+file any ``RunDir`` of that run folder loads in the chapter's process is listed in ``reads/<chapter>.json``
+with the SHA-256 of the bytes read and the chapter that wrote them. build.py re-runs the chapter when one of
+those files changes (chapter_inputs.py).
 """
 from __future__ import annotations
 
@@ -16,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 MANIFEST = "manifest.json"
+READS_DIR = "reads"
+
+# (run folder, chapter) whose reads this process records; set once per chapter kernel by record_reads
+_recording: dict = {}
 
 
 class ArtifactError(RuntimeError):
@@ -75,6 +84,45 @@ def _json_default(obj: Any):
     raise TypeError(f"cannot store {type(obj).__name__} as JSON")
 
 
+def record_reads(run_root: str | os.PathLike, chapter: str) -> Path:
+    """From now on, record in ``reads/<chapter>.json`` every run-folder file this process reads through a
+    ``RunDir`` (whichever code made it), except those it wrote itself before reading them. Starts an empty
+    record.
+
+    Each entry holds the SHA-256 of the bytes read and the chapter that wrote them; where the chapter then
+    writes the same file again (a cache it extends), also ``left``, the SHA-256 of what it left there: the
+    file may hold either when the chapter's inputs are unchanged."""
+    root = Path(run_root).resolve()
+    _recording.update(root=root, chapter=chapter, reads={}, written=set(),
+                      path=root / READS_DIR / f"{chapter}.json")
+    atomic_write_text(_recording["path"], "{}")
+    return _recording["path"]
+
+
+def _recorded(root: Path) -> bool:
+    return bool(_recording) and root.resolve() == _recording["root"]
+
+
+def _save_reads() -> None:
+    atomic_write_text(_recording["path"], json.dumps(_recording["reads"], indent=1, sort_keys=True))
+
+
+def _note_read(root: Path, name: str, manifest: dict) -> None:
+    if not _recorded(root) or name in _recording["written"] or name in _recording["reads"]:
+        return  # what it wrote itself is not an input; the first read of a file is what it read
+    _recording["reads"][name] = {"sha256": sha256_file(root / name), "writer": manifest.get(name, {}).get("chapter")}
+    _save_reads()
+
+
+def _note_write(root: Path, name: str, sha256: str) -> None:
+    if not _recorded(root):
+        return
+    _recording["written"].add(name)
+    if name in _recording["reads"]:
+        _recording["reads"][name]["left"] = sha256
+        _save_reads()
+
+
 class RunDir:
     """A folder of named artifacts with a manifest.
 
@@ -101,12 +149,22 @@ class RunDir:
 
     def _register(self, name: str) -> None:
         manifest = self.manifest()
+        digest = sha256_file(self.path(name))
+        _note_write(self.root, name, digest)
         manifest[name] = {
-            "sha256": sha256_file(self.path(name)),
+            "sha256": digest,
             "chapter": self.chapter,
             "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
         atomic_write_text(self.path(MANIFEST), json.dumps(manifest, indent=1, sort_keys=True))
+
+    def _read(self, name: str, recorded: bool = True) -> Path:
+        """The path of a file about to be read (recorded where ``record_reads`` asked for it)."""
+        if not self.exists(name):
+            raise self._missing(name)
+        if recorded and _recorded(self.root):
+            _note_read(self.root, name, self.manifest())
+        return self.path(name)
 
     def _missing(self, name: str) -> ArtifactError:
         return ArtifactError(
@@ -123,11 +181,13 @@ class RunDir:
     def save_json(self, name: str, obj: Any) -> Path:
         return self.save_bytes(name, json.dumps(obj, indent=1, default=_json_default).encode())
 
+    def load_bytes(self, name: str) -> bytes:
+        return self._read(name).read_bytes()
+
     def load_json(self, name: str) -> Any:
-        if not self.exists(name):
-            raise self._missing(name)
+        path = self._read(name)
         try:
-            return json.loads(self.path(name).read_text())
+            return json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             raise ArtifactError(f"{self.path(name)} is not valid JSON ({exc}); delete it and re-run the build") from exc
 
@@ -139,12 +199,12 @@ class RunDir:
         torch.save(obj, buffer)
         return self.save_bytes(name, buffer.getvalue())
 
-    def load_torch(self, name: str, map_location: str = "cpu") -> Any:
+    def load_torch(self, name: str, map_location: str = "cpu", *, recorded: bool = True) -> Any:
+        """``recorded=False`` for a cache whose name already says what it was computed from (its key): what
+        is in it is not an input of the chapter, and later chapters may extend it."""
         import torch  # see save_torch
 
-        if not self.exists(name):
-            raise self._missing(name)
-        return torch.load(self.path(name), map_location=map_location, weights_only=False)
+        return torch.load(self._read(name, recorded), map_location=map_location, weights_only=False)
 
     def save_checkpoint(self, name: str, model, **meta) -> Path:
         """A model's state_dict with metadata (config, arch, epoch, metrics)."""
@@ -163,6 +223,4 @@ class RunDir:
     def load_frame(self, name: str):
         import pandas as pd  # here, not at the top: see save_torch
 
-        if not self.exists(name):
-            raise self._missing(name)
-        return pd.read_csv(self.path(name))
+        return pd.read_csv(self._read(name))

@@ -252,7 +252,7 @@ def build_cache(model: nn.Module, data, unfrozen_stages: int, *, run_dir=None, d
         run_dir = RunDir(run_dir)
     name = _cache_name(unfrozen_stages, key)
     if run_dir is not None and run_dir.exists(name):
-        saved = run_dir.load_torch(name)
+        saved = run_dir.load_torch(name, recorded=False)  # keyed by what it is computed from: not an input
         if saved.get("key") == key and saved.get("version") == CACHE_VERSION:
             cache.features[saved["filled"]] = saved["features"]
             cache.filled = saved["filled"]

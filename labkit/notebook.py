@@ -107,7 +107,8 @@ def start_chapter(chapter: str, *, load_data: bool = True, **parameters) -> Chap
     """
     import matplotlib
 
-    from labkit.artifacts import RunDir
+    from labkit import progress
+    from labkit.artifacts import RunDir, record_reads
     from labkit.cpu_share import follow_build_share
     from labkit.profiles import get_profile
     from labkit.timing import PhaseTimer
@@ -130,6 +131,8 @@ def start_chapter(chapter: str, *, load_data: bool = True, **parameters) -> Chap
     seed_everything(params.seed)
     prof = get_profile(params.profile)
     run = RunDir(params.run_dir, chapter=chapter)
+    record_reads(run.root, chapter)  # what it reads of other chapters' results decides when it must re-run
+    progress.start(run.root, chapter)  # what it is doing, for build.py's progress lines
     run.save_json(f"parameters/{chapter}.json", asdict(params))
     timer = PhaseTimer(chapter, run)  # its before_timer: kernel start and imports
     data = None

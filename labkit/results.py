@@ -56,7 +56,7 @@ def choose_final(run, name: str, tuned, config: dict, kept_because: str | None =
     if tuned is None:
         kept_because = kept_because or BASELINE_CONFIRMED
         for suffix in (".pt", "_history.json"):
-            run.save_bytes(f"{name}/final{suffix}", run.path(f"{name}/baseline{suffix}").read_bytes())
+            run.save_bytes(f"{name}/final{suffix}", run.load_bytes(f"{name}/baseline{suffix}"))
         run.path(f"{name}/tuned_history.json").unlink(missing_ok=True)  # a rerun's stale tuned run is not this one
         run.save_json(f"{name}/final_choice.json", {"final": "baseline", "retrained": False,
                                                     "baseline_val_acc": baseline_acc, "kept_because": kept_because})
@@ -81,7 +81,7 @@ def choose_final(run, name: str, tuned, config: dict, kept_because: str | None =
         return (f"**{name}**: the tuned settings reach {tuned_acc:.1%} validation accuracy against the "
                 f"baseline's {baseline_acc:.1%} ({change}); the tuned model is the final {name}.")
     for suffix in (".pt", "_history.json"):
-        run.save_bytes(f"{name}/final{suffix}", run.path(f"{name}/baseline{suffix}").read_bytes())
+        run.save_bytes(f"{name}/final{suffix}", run.load_bytes(f"{name}/baseline{suffix}"))
     return (f"**{name}**: fully trained, the search's best settings reach {tuned_acc:.1%} validation accuracy, "
             f"below the baseline's {baseline_acc:.1%} ({change}): the short trials on a subset favoured settings "
             f"that learn fast rather than far. The baseline stays the final {name}; since this choice is made on "

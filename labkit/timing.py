@@ -55,6 +55,9 @@ class PhaseTimer:
 
     @contextlib.contextmanager
     def phase(self, name: str):
+        from labkit import progress
+
+        progress.set_phase(name)  # build.py shows it while the chapter runs
         wall, cpu = time.perf_counter(), time.process_time()
         try:
             yield

@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from labkit import progress
 from labkit.profiles import budget_epochs
 
 
@@ -306,6 +307,7 @@ def fit(model: nn.Module, train_loader, val_loader, *, epochs: int | None = None
     history = History()
     best_state, best_epoch, best_loss, best_acc, waited = None, 0, math.inf, 0.0, 0
     for epoch in range(1, epochs + 1):
+        progress.step(name, "epoch", epoch, epochs)  # for a live progress line while the chapter runs
         if on_epoch_start is not None:
             on_epoch_start(epoch)
         start = time.perf_counter()

@@ -28,7 +28,7 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import BasicVariantGenerator
 
-from labkit import features
+from labkit import features, progress
 
 # Starting, joining (with Ray's token authentication) and checking a cluster live in labkit.cluster;
 # chapters call them as tune.init_ray / tune.shutdown_ray.
@@ -213,6 +213,20 @@ class _TrialLog(tune.Callback):
         self.log(f"{self.kind} trial {index} failed: {_last_line(error)} (the search goes on)")
 
 
+class _TrialCount(tune.Callback):
+    """Finished trials, for the live progress line of the chapter that runs the search."""
+
+    def __init__(self, kind: str, total: int):
+        self.kind, self.total, self.done = kind, total, 0
+        progress.step(kind, "trial", 0, total, running=False)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        progress.step(self.kind, "trial", self.done, self.total, running=False)
+
+    on_trial_error = on_trial_complete
+
+
 @contextlib.contextmanager
 def _quiet_ray():
     """No status tables, result tables or tracebacks from Ray while a search runs (errors are collected)."""
@@ -297,7 +311,7 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
         run_config=tune.RunConfig(
             name=f"{kind}_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(Path(storage_dir).resolve()) if storage_dir else None,
-            verbose=0, callbacks=[trial_log], failure_config=tune.FailureConfig(max_failures=0)))
+            verbose=0, callbacks=[trial_log, _TrialCount(kind, trials * grid_size)], failure_config=tune.FailureConfig(max_failures=0)))
     with _quiet_ray():
         grid = tuner.fit()
     result = _collect(kind, grid, space, epochs, trial_log, time.perf_counter() - started)

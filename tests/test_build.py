@@ -145,26 +145,104 @@ def test_submission_is_valid_against_example(quick_build):
     assert report.rows == len(example.read_text().splitlines()) - 1
 
 
-@pytest.mark.slow
-def test_failed_chapter_keeps_last_good_notebook(quick_build, tmp_path, monkeypatch, capsys):
-    out, cache = quick_build.out, quick_build.cache
-    work_out = tmp_path / "out"
-    shutil.copytree(out, work_out)
-    good = (work_out / f"{TEAM}.ipynb").read_bytes()
-    chapters = tmp_path / "chapters"
+def same_options(quick_build, out: Path, *more: str) -> list[str]:
+    """The quick build's options, with another output folder (a copy of its own)."""
+    return ["--team", TEAM, "--profile", "quick", "--out", str(out), "--cache", str(quick_build.cache),
+            "--data", str(quick_build.data), "--weights", str(quick_build.weights), "--seed", "3",
+            "--device", "cpu", "--ray-address", quick_build.address, *more]
+
+
+@pytest.fixture
+def rebuild(quick_build, tmp_path, monkeypatch, ray_cluster):
+    """A copy of the quick build's output folder and chapters, and this process set up as the build's was
+    (the Ray cluster's token under HOME); returns (out, chapters folder)."""
+    out, chapters = tmp_path / "out", tmp_path / "chapters"
+    shutil.copytree(quick_build.out, out)
     shutil.copytree(REPO / "chapters", chapters)
+    monkeypatch.setattr(build, "CHAPTERS_DIR", chapters)
+    monkeypatch.setenv("MPLCONFIGDIR", str(Path.home() / ".cache" / "matplotlib"))
+    monkeypatch.setenv("HOME", str(ray_cluster[1]))
+    for name in [name for name in os.environ if name.startswith("RAY_AUTH")]:
+        monkeypatch.delenv(name)
+    return out, chapters
+
+
+def executed_times(out: Path) -> dict[str, int]:
+    return {p.stem: p.stat().st_mtime_ns for p in sorted((out / "chapters").glob("[0-9][0-9]_*.ipynb"))}
+
+
+@pytest.mark.slow
+def test_an_unchanged_rebuild_runs_no_chapter_and_the_appendix_says_where_each_came_from(quick_build, rebuild,
+                                                                                          capsys):
+    out, _ = rebuild
+    before = executed_times(out)
+    assert build.main(same_options(quick_build, out)) == 0
+    printed = capsys.readouterr().out
+    assert "Nothing any chapter depends on has changed" in printed
+    assert executed_times(out) == before
+    appendix = nbformat.read(out / f"{TEAM}.ipynb", as_version=4).cells[-1].source
+    assert "This build ran no chapter" in appendix
+    assert ("01_data, 02_model1, 03_model2, 04_tuning, 05_diagnostics, 06_interpretation and 07_submission come "
+            "from the build of") in appendix
+
+
+@pytest.mark.slow
+def test_only_refuses_to_mix_two_runs_and_names_the_stale_chapter(quick_build, rebuild, capsys):
+    out, chapters = rebuild
+    script = chapters / "02_model1.py"
+    script.write_text(script.read_text() + "\n# %% [markdown]\n# One more sentence about model1.\n")
+    before, notebook = executed_times(out), (out / f"{TEAM}.ipynb").read_bytes()
+    assert build.main(same_options(quick_build, out, "--only", "05")) == 1
+    err = capsys.readouterr().err
+    assert "--only 05 would assemble a notebook that mixes two runs" in err
+    assert "02_model1: its script changed" in err
+    assert "03_model2" not in err and "01_data" not in err
+    assert executed_times(out) == before and (out / f"{TEAM}.ipynb").read_bytes() == notebook
+
+
+@pytest.mark.slow
+def test_a_markdown_edit_in_chapter_06_re_runs_only_06(quick_build, rebuild, capsys):
+    out, chapters = rebuild
+    script = chapters / "06_interpretation.py"
+    script.write_text(script.read_text() + "\n# %% [markdown]\n# A closing remark on the attributions.\n")
+    before = executed_times(out)
+    assert build.main(same_options(quick_build, out)) == 0
+    printed = capsys.readouterr().out
+    assert "Chapters to run: 1 of 7\n  06_interpretation: its script changed" in printed
+    after = executed_times(out)
+    assert {cid for cid in after if after[cid] != before[cid]} == {"06_interpretation"}
+    # not a terminal: plain progress lines, and the chapter's result line
+    assert "06_interpretation  started:" in printed and "[1/1] 06_interpretation" in printed
+    nb = nbformat.read(out / f"{TEAM}.ipynb", as_version=4)
+    assert "A closing remark on the attributions." in "\n".join(c.source for c in nb.cells)
+    assert "This build ran 06_interpretation (" in nb.cells[-1].source
+    assert "05_diagnostics and 07_submission come from the build of" in nb.cells[-1].source
+
+
+@pytest.mark.slow
+def test_failed_chapter_keeps_last_good_notebook(quick_build, rebuild, capsys):
+    work_out, chapters = rebuild
+    good = (work_out / f"{TEAM}.ipynb").read_bytes()
     broken = chapters / "07_submission.py"
     broken.write_text(broken.read_text() + '\n# %%\nraise RuntimeError("deliberately broken for the test")\n')
-    monkeypatch.setattr(build, "CHAPTERS_DIR", chapters)
 
-    code = build.main(["--team", TEAM, "--profile", "quick", "--out", str(work_out), "--cache", str(cache),
-                       "--data", str(quick_build.data), "--weights", str(quick_build.weights), "--only", "07"])
+    code = build.main(same_options(quick_build, work_out, "--only", "07"))
     err = capsys.readouterr().err
     assert code == 1
     assert "chapter 07_submission failed in cell" in err
     assert "deliberately broken for the test" in err
     assert (work_out / f"{TEAM}.ipynb").read_bytes() == good
     assert (work_out / "chapters" / "07_submission.failed.ipynb").exists()
+
+
+def test_only_in_a_new_output_folder_asks_for_the_whole_build_first(tmp_path, capsys):
+    code = build.main(["--team", TEAM, "--profile", "quick", "--out", str(tmp_path / "out"), "--data", str(tmp_path),
+                       "--device", "cpu", "--only", "05"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert ("--only 05 needs the earlier chapters' results, but 01_data, 02_model1, 03_model2, 04_tuning never ran "
+            "in this output folder: run the whole build first") in err
+    assert not list((tmp_path / "out" / "chapters").glob("*.ipynb"))
 
 
 def test_bad_team_name_is_refused_before_any_work(tmp_path):
