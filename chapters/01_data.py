@@ -55,12 +55,11 @@ nuclei = ctx.data
 # %% [markdown]
 # ## 1.1 Reading the data, and the Dataset
 #
-# `train.csv` lists each training image's file name and label. Opening every PNG each time the training loop
-# asks for it would repeat thousands of decodes in every epoch and every tuning trial, so each image is
-# decoded exactly once into a uint8 tensor (cached on disk). The split's tensor is copied once to the device
-# that trains, and each batch is made there in a few tensor operations: `BatchIndices` draws the batch's
-# indices (a new random order each epoch, or a weighted draw with `torch.multinomial`), and the `Dataset`'s
-# `__getitems__` gathers those patches, flips and rotates them, and normalises them, all at once.
+# `train.csv` lists each training image's file name and label. Decoding every PNG each time a batch needs
+# it would repeat thousands of decodes per epoch and per tuning trial, so each image is decoded once into a
+# uint8 tensor, cached on disk. That tensor is copied once to the device that trains, and each batch is made
+# there in a few tensor operations: `BatchIndices` draws the batch's indices, and the `Dataset`'s
+# `__getitems__` gathers those patches, flips and rotates them, and normalises them together.
 
 # %%
 # %load labkit.data._decode
@@ -75,15 +74,15 @@ assert torch.equal(images, nuclei.train_images[:8])  # the cache holds exactly t
 display(train_csv.head(3))
 
 # %% tags=["report"]
-say(f"This report uses {narrative.describe_data_source(nuclei.layout.root, is_stub)}: "
-    f"**{len(nuclei.train_labels):,}** labelled training patches and **{len(nuclei.test_files):,}** "
-    f"unlabelled test patches, each {tuple(nuclei.train_images.shape[1:])} (channels, height, width).")
+say(f"**{len(nuclei.train_labels):,}** labelled patches and **{len(nuclei.test_files):,}** unlabelled test "
+    f"patches, each {' x '.join(map(str, nuclei.train_images.shape[1:]))} (channels, height, width): "
+    f"{narrative.describe_data_source(nuclei.layout.root, is_stub)}.")
 
 # %% [markdown]
 # ## 1.2 Class mix
 #
 # Where one class dominates, a model that always answers that class already scores well, so the mix decides
-# how far accuracy alone can be trusted.
+# how far accuracy alone can be trusted. The figure counts every labelled patch, before the split.
 
 # %%
 show_figure(exploration.class_mix_figure(nuclei.train_labels), ctx.run, "class_mix")
@@ -104,9 +103,10 @@ show_figure(exploration.example_grid(nuclei.train_images, nuclei.train_labels, p
 # %% [markdown]
 # ## 1.4 Train/validation split and normalisation
 #
-# I hold out a stratified validation set: each class keeps its share on both sides. The split is seeded, so
-# every chapter gets the same one. The per-channel mean and standard deviation used for normalisation come
-# from the training part only, so nothing leaks from the validation set.
+# I hold out a stratified validation set, so that each class keeps its share on both sides, and report
+# recall and F1 per class beside accuracy. The split is seeded, so every chapter gets the same one. The
+# per-channel mean and standard deviation used for normalisation come from the training part only, so
+# nothing leaks from the validation set.
 
 # %%
 # %load labkit.data.stratified_split
@@ -127,10 +127,10 @@ evidence.record("validation_split",
 # %% [markdown]
 # ## 1.5 Augmentation
 #
-# A nucleus has no natural orientation: flipped or rotated by 90 degrees it is an equally valid nucleus of the
-# same class. Training draws one of the eight views below at random for each patch. I avoid colour jitter,
-# which changes the stain cues that separate the classes, and arbitrary-angle rotations, which blur and crop
-# the corners.
+# A nucleus has no natural orientation: flipped or rotated by 90 degrees it is still a nucleus of the same
+# class. Training draws one of the eight views below at random for each patch. I avoid colour jitter, which
+# changes the stain cues that separate the classes, and arbitrary-angle rotations, which blur and crop the
+# corners.
 
 # %%
 show_figure(exploration.augmentation_preview(nuclei.train_images[train_idx[0]]), ctx.run, "augmentation")
