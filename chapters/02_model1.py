@@ -11,11 +11,10 @@
 # %% [markdown]
 # # 2. Model 1: a small ConvNet trained from scratch
 #
-# The first model is my own, trained from random weights on the training split only. Each block is a 3x3
-# convolution, batch normalisation, ReLU and a max pool that halves the resolution. A global average pool then
-# reduces each feature map to one number, so the classifier needs few weights and tolerates a nucleus that is
-# not exactly centred. Dropout before the classifier limits overfitting. Depth, width and dropout are
-# arguments of `Model1`.
+# The first model is my own, trained from random weights. Each block is a 3x3 convolution, batch
+# normalisation, ReLU and a max pool that halves the resolution. A global average pool then reduces each
+# feature map to one number, so the classifier needs few weights and tolerates a nucleus that is not exactly
+# centred. Dropout before the classifier limits overfitting.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -46,10 +45,9 @@ nuclei = ctx.data
 # ## 2.1 The architecture, and its size
 #
 # The coursework allows no more than 8 layers. I count layers as networks are usually counted: VGG-16's 16
-# are its 13 convolutions and 3 fully connected layers, each a weighted sum over its inputs, while the batch
-# normalisation, ReLU, pooling and dropout that follow them are not counted. `Model1` refuses to be built
-# with more than 8 such layers. So that a reader who counts differently can check, the cell below also
-# counts every module that transforms the tensor, by type.
+# are its 13 convolutions and 3 fully connected layers, while the batch normalisation, ReLU, pooling and
+# dropout around them are not counted. `Model1` refuses more than 8 such layers. For a reader who counts
+# differently, the cell below also counts every module, by type.
 
 # %%
 # %load labkit.models.Model1
@@ -76,11 +74,10 @@ evidence.record("model1_small_convnet",
 # %% [markdown]
 # ## 2.2 The training loop
 #
-# One loop trains both models. Each epoch it trains on the training split with augmentation, then measures
-# loss and accuracy on the validation split. It keeps the weights with the lowest validation loss, can stop
-# early when that stops improving, and follows a one-cycle learning-rate schedule: a short warm-up, then a
-# smooth decay to almost zero. The loss axis of the curves is logarithmic, so that a high first epoch does
-# not flatten the rest.
+# One loop trains both models. Each epoch trains on the augmented training split, then measures validation
+# loss and accuracy. The loop keeps the weights with the lowest validation loss, can stop early when it stops
+# improving, and follows a one-cycle learning-rate schedule: a short warm-up, then a decay to almost zero.
+# The curves' loss axis is logarithmic, so that a high first epoch does not flatten the rest.
 
 # %%
 # %load labkit.train.fit

@@ -76,9 +76,8 @@ say(narrative.describe_weights(weights.as_dict()))
 #
 # model2 starts from the loaded weights, so its early stages stay frozen and the last ones train with a
 # smaller learning rate than the new head: the loaded features are adjusted rather than overwritten.
-# `set_unfrozen_stages` freezes the backbone except its last stages; `model2_param_groups` gives the head and
-# the backbone their own learning rates. The table counts the parameters trained with 0, 1 or 2 stages
-# unfrozen, and with all of them.
+# `set_unfrozen_stages` and `model2_param_groups` do this; the table counts the parameters trained with 0, 1,
+# 2 or all stages unfrozen.
 
 # %% [markdown] tags=["if:not-pretrained"]
 # ## 3.2 What is trained

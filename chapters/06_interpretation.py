@@ -13,11 +13,10 @@
 #
 # Does a model look at the nucleus in the centre, or at something incidental such as the background stain?
 # Three **Captum** methods give each pixel a share of a prediction: **Saliency** (the gradient of the class
-# score; fast, noisy), **Integrated Gradients** from a patch of the training images' mean colour, averaged over
-# noisy copies (**NoiseTunnel**, SmoothGrad; steadier), and **Occlusion** (how much the score drops when a
-# square of the patch is replaced by that mean colour). For every class I show one right and, where there is
-# one, one wrong validation patch; under each map is the share of its positive attribution that lies inside
-# the dashed disc.
+# score; fast, noisy), **Integrated Gradients** from a patch of the training images' mean colour, averaged
+# over noisy copies (**NoiseTunnel**, SmoothGrad), and **Occlusion** (how much the score drops when a square
+# of the patch is replaced by that mean colour). Each class has one right and, where there is one, one wrong
+# validation patch; under each map is the share of its positive attribution inside the dashed disc.
 
 # %% [markdown] tags=["if:pretrained"]
 # model2 started from loaded weights, so its maps show what those weights and the training here hold
@@ -105,14 +104,12 @@ evidence.record("captum_model2", f"Saliency, Integrated Gradients + NoiseTunnel 
 # %% [markdown]
 # ## 6.2 A number behind the pictures, and a sanity check
 #
-# Heat maps are easy to over-read, so I measure the share of positive attribution inside the dashed disc,
-# averaged over the patches, against the disc's share of the area. The disc marks where the nucleus to
-# classify lies, but it holds some of its neighbourhood too, so a share inside it is not a share on the
-# nucleus. Two checks say whether a method explains the model at all: the sanity check of Adebayo et al.
-# (2018) recomputes the maps for a copy with re-initialised weights (maps that barely change explain nothing
-# the model learned), and maps of different patches should differ (the same picture for every patch shows the
-# network, not the patch). A method fails when either mean rank correlation reaches the threshold printed
-# below, and its shares are then not read.
+# Heat maps are easy to over-read, so the table gives each method's share of positive attribution inside the
+# disc, averaged over the patches, against the disc's share of the area. The disc holds the nucleus and some
+# of its neighbourhood, so a share inside it is not a share on the nucleus. Two checks say whether a method
+# explains the model at all: maps recomputed for a copy with re-initialised weights should change (Adebayo et
+# al., 2018), and maps of different patches should differ. A method fails when either mean rank correlation
+# reaches the threshold printed below, and its shares are then not read.
 
 # %%
 # %load labkit.interpret.randomised_copy
