@@ -15,7 +15,8 @@
    and computes the normalisation statistics on the training split only.
 
 :class:`NucleiDataset` then reads samples by slicing that in-memory tensor: no PNG is opened again, and
-``make_loader`` makes every batch on the training device (a GPU when there is one) with a few tensor ops.
+``make_loader`` makes every batch on the training device (a GPU when there is one) with a few tensor ops;
+bench/loader.py measures that against the per-item DataLoader path.
 
 Two details of ``NucleiDataset`` are there for speed on a CPU. The normalisation constants are shaped
 [3, 1, 1], not [1, 3, 1, 1]: PyTorch also reads a [1, 3, 1, 1] tensor as channels_last, and the result then
@@ -460,7 +461,6 @@ def make_loader(dataset, batch_size: int, shuffle: bool, device="cpu", sampler=N
     worker processes, no pinned copies, no Python per image. Other datasets, or an explicit ``sampler`` or
     ``num_workers``, get the usual per-item DataLoader. Training loaders (``shuffle`` or ``weights`` or a
     ``sampler``) drop the last incomplete batch so that a batch of one never reaches BatchNorm.
-    bench/loader.py measures this against the per-item path.
     """
     training = shuffle or sampler is not None or weights is not None
     drop_last = training and len(dataset) > batch_size

@@ -257,7 +257,7 @@ def build_model2(arch: str = DEFAULT_MODEL2_ARCH, weights_file=None, allow_rando
     ``weights_cache_dir()``), else from a download. The file's SHA-256 is checked against the hash
     prefix in torchvision's URL. A given file that fails the check is still used if it is a valid
     state_dict for ``arch``, with ``verified=False`` and a warning. With no weights at all:
-    random initialisation and a warning if ``allow_random`` (the stub), else MissingWeightsError.
+    random initialisation and a warning if ``allow_random`` (synthetic data), else MissingWeightsError.
     """
     weights = default_weights(arch)
     file_name, prefix = weights_file_name(weights)
