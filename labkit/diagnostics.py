@@ -94,6 +94,8 @@ def share_label(value: float, digits: int = 1) -> str:
 def _epoch_ticks(ax, epochs: Sequence[int]) -> None:
     # integer epochs only, and not one tick per epoch when there are many
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=10))
+    if len(set(epochs)) == 1:  # one point: matplotlib would spread fractions of an epoch around it
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     ax.set_xlabel("epoch")
 
 

@@ -323,3 +323,10 @@ def test_curves_share_one_accuracy_axis_and_plot_loss_on_a_log_scale():
         assert loss.get_yscale() == "log" and "log scale" in loss.get_ylabel()
         assert acc.get_ylim() == (0.0, 100.0)
         plt.close(fig)
+
+
+def test_a_single_epoch_gets_whole_epoch_ticks():
+    fig = dg.curves_figure(history(1), "one epoch")
+    ticks = fig.axes[0].get_xticks()
+    assert all(float(t).is_integer() for t in ticks) and 1 in ticks
+    plt.close(fig)
