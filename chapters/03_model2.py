@@ -66,7 +66,7 @@ print("new head:", head_of(model2))
 # %% tags=["report"]
 configuration.note(ctx.run, pretrained=weights.pretrained)
 evidence.record("model2_pretrained",
-                f"{weights.arch} from {narrative.weights_start(weights.as_dict())} ({weights.source}); "
+                f"{weights.arch}, starting from: {narrative.weights_start(weights.as_dict())}; "
                 f"pretrained={weights.pretrained}, verified={weights.verified}",
                 model="model2", **weights.as_dict())
 say(narrative.describe_weights(weights.as_dict()))

@@ -246,6 +246,8 @@ def describe_central_share(table: pd.DataFrame, area_share: float | None = None)
         if not lines:
             lines.append("Every method passes both checks for every model.")
     trusted = table[~table.apply(_fails_check, axis=1)] if checked else table
+    if len(trusted):
+        lines.append(f"The disc covers {area_share:.1%} of the patch.")
     for model_name, group in trusted.groupby("model", sort=False):
         above = [f"{row['method']} ({row['central_share']:.1%})" for _, row in group.iterrows()
                  if row["central_share"] > area_share]
@@ -253,14 +255,16 @@ def describe_central_share(table: pd.DataFrame, area_share: float | None = None)
                  if not row["central_share"] > area_share]  # NaN too: no positive attribution to measure
         parts = ([f"more than that by {_joined(above)}"] if above else []) + \
             ([f"{'no more' if above else 'no more than that'} by {_joined(below)}"] if below else [])
-        lines.append(f"Inside the disc, which covers {area_share:.1%} of the patch, {model_name}'s maps "
-                     + ("that pass put " if checked else "put ") + " and ".join(parts) + ".")
+        some_failed = checked and len(group) < int((table["model"] == model_name).sum())
+        lines.append(f"{model_name}'s maps{' that pass' if some_failed else ''} put " + " and ".join(parts)
+                     + " inside it.")
     if checked and trusted.empty:
         lines.append("No map passes both checks, so none is read for where the models look.")
     counts = table.groupby("model", sort=False)["images"].min()
     if counts.max() < 20:
-        lines.append(f"{_joined([f'{n} patches for {name}' for name, n in counts.items()])} make these shares "
-                     "an indication, not a measurement.")
+        shown = (f"{counts.iloc[0]} patches per model" if counts.nunique() == 1
+                 else _joined([f"{n} patches for {name}" for name, n in counts.items()]))
+        lines.append(f"{shown[0].upper()}{shown[1:]} make these shares an indication, not a measurement.")
     return " ".join(lines)
 
 
