@@ -219,15 +219,13 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
     if v.kind == "overfitting":
         rise = (f"; validation loss rose from {v.kept_val_loss:.3f} at epoch {v.kept_epoch} to "
                 f"{v.last_val_loss:.3f}" if v.last_val_loss > v.kept_val_loss else "")
-        return (f"**{name}** overfits: {accs} ({100 * (v.train_acc - v.val_acc):+.1f} points){rise}. More "
-                "epochs would not help it; more data or regularisation might.")
+        return f"**{name}** overfits: {accs} ({100 * (v.train_acc - v.val_acc):+.1f} points){rise}."
     if v.kind == "gap while improving":
         return (f"**{name}** fits its training patches far more closely than new ones ({accs}), but its "
                 f"validation loss was still at its lowest at the last epoch.")
     if v.kind == "underfitting":
         return (f"**{name}** was still learning when training stopped: validation loss was lowest at the last "
-                f"epoch and training loss fell {_pct(v.train_loss_drop)} in it. A longer run might help; none "
-                "was made.")
+                f"epoch and training loss fell {_pct(v.train_loss_drop)} in it.")
     if abs(v.train_loss_drop) >= STILL_FALLING:  # validation has levelled off, the (small) training loss not
         return (f"**{name}**'s validation loss was lowest at epoch {v.kept_epoch}, not at the last, while its "
                 f"training loss still changed {_pct(abs(v.train_loss_drop))} in the last epoch ({accs}).")
