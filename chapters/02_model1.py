@@ -77,7 +77,8 @@ evidence.record("model1_small_convnet",
 # One loop trains both models. Each epoch trains on the augmented training split, then measures validation
 # loss and accuracy. The loop keeps the weights with the lowest validation loss, can stop early when it stops
 # improving, and follows a one-cycle learning-rate schedule: a short warm-up, then a decay to almost zero.
-# The curves' loss axis is logarithmic, so that a high first epoch does not flatten the rest.
+# Where the losses span more than a factor of five, the curves' loss axis is logarithmic, so that a high
+# first epoch does not flatten the rest.
 
 # %%
 # %load labkit.train.fit

@@ -99,15 +99,23 @@ def _epoch_ticks(ax, epochs: Sequence[int]) -> None:
     ax.set_xlabel("epoch")
 
 
-def _log_loss_axis(ax, label: str) -> None:
-    """A logarithmic loss axis with plain tick labels (0.1, 0.5, 2 rather than 10^-1)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator
+LOG_LOSS_RATIO = 5.0  # losses spanning more than this factor are drawn on a log axis
 
+
+def _loss_axis(ax, label: str, losses: Sequence[float]) -> None:
+    """A log loss axis (plain tick labels: 0.5, 1, 2) where the losses span more than LOG_LOSS_RATIO, so that a
+    high first epoch does not flatten the rest; a linear one otherwise, where a log axis would show a tick or
+    two at most. The label says which."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    positive = [float(v) for v in losses if np.isfinite(v) and v > 0]
+    if not positive or max(positive) / min(positive) <= LOG_LOSS_RATIO:
+        ax.set_ylabel(label)
+        return
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_minor_locator(LogLocator(base=10, subs="auto"))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel(f"{label} (log scale)")
 
 
@@ -151,15 +159,16 @@ def curves_figure(history, title: str = "Training curves") -> Figure:
     loss: the weights ``fit`` keeps) is marked on both panels, and its validation accuracy, the run's one
     quoted accuracy, is written in a corner box away from the curves.
 
-    The loss axis is logarithmic: a first epoch's loss can be ten times the later ones (a network started from
-    random weights), and on a linear axis it flattens every later epoch into one line. The accuracy axis is
-    always 0 to 100%, so that any two curves figures of the notebook can be compared by eye."""
+    The loss axis is logarithmic where the losses span more than a factor of LOG_LOSS_RATIO: a first epoch's
+    loss can be ten times the later ones (a network started from random weights), and on a linear axis it
+    flattens every later epoch into one line. The accuracy axis is always 0 to 100%, so that any two curves
+    figures of the notebook can be compared by eye."""
     h = _history_dict(history)
     epochs = list(h["epoch"])
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
     ax_loss.plot(epochs, h["train_loss"], "o-", label="train")
     ax_loss.plot(epochs, h["val_loss"], "s--", label="validation")
-    _log_loss_axis(ax_loss, "cross-entropy loss")
+    _loss_axis(ax_loss, "cross-entropy loss", [*h["train_loss"], *h["val_loss"]])
     ax_loss.set_title("Loss")
     train_acc, ylabel = _acc_scale(h["train_acc"])
     val_acc, _ = _acc_scale(h["val_acc"])
@@ -195,7 +204,8 @@ def comparison_figure(histories: Mapping[str, Any], title: str = "Validation cur
         kept = int(np.argmin(h["val_loss"])) if val_acc else 0  # the epoch fit keeps
         ax_acc.plot(epochs, val_acc, "o-", label=f"{name} (kept epoch {epochs[kept]}: "
                     f"{share_label(val_acc[kept] / 100)})" if val_acc else name)
-    _log_loss_axis(ax_loss, "validation loss")
+    _loss_axis(ax_loss, "validation loss", [v for history in histories.values()
+                                            for v in _history_dict(history)["val_loss"]])
     ax_loss.set_title("Validation loss")
     ax_acc.set_ylabel(f"validation {ylabel}")
     ax_acc.set_ylim(0, 100)
