@@ -72,8 +72,8 @@ assert torch.equal(images, nuclei.train_images[:8])  # the cache holds exactly t
 display(train_csv.head(3))
 
 # %% tags=["report"]
-say(f"**{len(nuclei.train_labels):,}** labelled patches and **{len(nuclei.test_files):,}** unlabelled test "
-    f"patches, each {' x '.join(map(str, nuclei.train_images.shape[1:]))} (channels, height, width): "
+say(f"**{len(nuclei.train_labels):,}** labelled and **{len(nuclei.test_files):,}** unlabelled test patches, "
+    f"each {' x '.join(map(str, nuclei.train_images.shape[1:]))} (channels, height, width): "
     f"{narrative.describe_data_source(nuclei.layout.root, is_stub)}.")
 
 # %% [markdown]
