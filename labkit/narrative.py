@@ -221,7 +221,7 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
                 f"{v.last_val_loss:.3f}" if v.last_val_loss > v.kept_val_loss else "")
         return f"**{name}** overfits: {accs} ({100 * (v.train_acc - v.val_acc):+.1f} points){rise}."
     if v.kind == "gap while improving":
-        return (f"**{name}** fits its training patches far more closely than new ones ({accs}), but its "
+        return (f"**{name}** fits its training patches more closely than new ones ({accs}), but its "
                 f"validation loss was still at its lowest at the last epoch.")
     if v.kind == "underfitting":
         return (f"**{name}** was still learning when training stopped: validation loss was lowest at the last "
