@@ -253,11 +253,13 @@ def describe_central_share(table: pd.DataFrame, area_share: float | None = None)
                  if row["central_share"] > area_share]
         below = [f"{row['method']} ({row['central_share']:.1%})" for _, row in group.iterrows()
                  if not row["central_share"] > area_share]  # NaN too: no positive attribution to measure
-        parts = ([f"more than that by {_joined(above)}"] if above else []) + \
-            ([f"{'no more' if above else 'no more than that'} by {_joined(below)}"] if below else [])
+        if above:
+            share = f"more than that inside it by {_joined(above)}" + (f", but no more by {_joined(below)}"
+                                                                      if below else "")
+        else:
+            share = f"no more than that inside it by {_joined(below)}"
         some_failed = checked and len(group) < int((table["model"] == model_name).sum())
-        lines.append(f"{model_name}'s maps{' that pass' if some_failed else ''} put " + " and ".join(parts)
-                     + " inside it.")
+        lines.append(f"{model_name}'s maps{' that pass' if some_failed else ''} put {share}.")
     if checked and trusted.empty:
         lines.append("No map passes both checks, so none is read for where the models look.")
     counts = table.groupby("model", sort=False)["images"].min()

@@ -111,8 +111,8 @@ def test_table_and_text_compare_with_chance(tmp_path):
     assert (table["times_chance"] == table["central_share"] / table["area_share"]).all()
     text = it.describe_central_share(table)
     area = f"{table['area_share'].iloc[0]:.1%}"
-    assert f"The disc covers {area} of the patch. centre model's maps put more than that by" in text
-    assert "border model's maps put no more than that by" in text and text.count("The disc covers") == 1
+    assert f"The disc covers {area} of the patch. centre model's maps put more than that inside it by" in text
+    assert "border model's maps put no more than that inside it by" in text and text.count("The disc covers") == 1
     # the measure only: no claim about the nucleus, no ranking of the models, no check that was not run
     assert "nucleus" not in text and "looks more" not in text and "randomisation check" not in text
     for _, row in table.iterrows():
@@ -138,8 +138,8 @@ def test_text_for_equal_models_names_both():
     attr = {it.SALIENCY: np.ones((1, SIZE, SIZE))}
     text = it.describe_central_share(it.central_share_table({"model1": attr, "model2": attr}))
     # a map spread evenly puts exactly the disc's area share inside it: not "more than" the area
-    assert "model1's maps put no more than that by Saliency (19.8%) inside it" in text
-    assert "model2's maps put no more than that by Saliency (19.8%) inside it" in text
+    assert "model1's maps put no more than that inside it by Saliency (19.8%)" in text
+    assert "model2's maps put no more than that inside it by Saliency (19.8%)" in text
 
 
 class PixelWeights(nn.Module):
@@ -199,10 +199,10 @@ def test_text_discounts_a_method_that_fails_the_randomisation_check():
             "maps up to 0.90)") in text
     assert "model2" not in text.split("fails")[0]  # model2 passes: nothing is said against it
     # model1's centred Saliency maps fail the check, so only its border-bound Occlusion is read
-    assert "model1's maps that pass put no more than that by Occlusion (0.0%) inside it" in text
+    assert "model1's maps that pass put no more than that inside it by Occlusion (0.0%)." in text
     assert "model1's maps that pass put more" not in text
     # every map of model2 passes, so its sentence needs no "that pass"
-    assert "model2's maps put more than that by Occlusion (100.0%) and no more by Saliency (0.0%) inside it" in text
+    assert "model2's maps put more than that inside it by Occlusion (100.0%), but no more by Saliency (0.0%)." in text
     assert "2 patches per model make these shares an indication" in text
 
 
