@@ -174,7 +174,7 @@ def test_every_option_reaches_the_chapters(quick_build):
     assert f"run on the Ray cluster at `{b.address}` (1 CPUs" in appendix and "**Profile:** quick" in appendix
     # --weights: named (in the appendix), NOT verified, loaded (no random initialisation)
     assert str(b.weights) in appendix and "NOT verified" in appendix and "RANDOMLY INITIALISED" not in text
-    assert "verified: False" in text and "does **not** match the published hash" in text
+    assert "starts from: unverified weights file" in text and "does **not** match the hash torchvision" in text
     loaded = json.loads((b.out / "run" / "model2" / "weights.json").read_text())
     assert (loaded["source"], loaded["path"], loaded["pretrained"], loaded["verified"]) == \
         ("file", str(b.weights), True, False)
