@@ -278,7 +278,7 @@ def test_standalone_notebook_runs_as_on_kaggle(quick_build, tmp_path, monkeypatc
     assert f"from {working / 'labkit' / '__init__.py'} (the embedded copy)" in text
     loaded = json.loads((working / "run" / "model2" / "weights.json").read_text())
     assert Path(loaded["path"]).name == quick_build.weights.name and loaded["pretrained"]
-    assert "verified: False" in text and "RANDOMLY INITIALISED" not in text
+    assert "starts from: unverified weights file" in text and "RANDOMLY INITIALISED" not in text
     validate_submission(working / "submission.csv", kaggle_input / "example.csv")  # where the Output tab looks
     assert sorted(p.relative_to(kaggle_input) for p in kaggle_input.rglob("*")) == before
 
