@@ -11,9 +11,9 @@
 # %% [markdown]
 # # 1. Introduction, data and preprocessing
 #
-# Pathologists grade colon cancer by looking at the cell nuclei in tissue stained with haematoxylin and
-# eosin (H&E): haematoxylin colours nuclei purple-blue, eosin colours cytoplasm and fibres pink. I classify
-# 100x100-pixel patches, each centred on one nucleus, into four types:
+# Pathologists grade colon cancer by the cell nuclei in tissue stained with haematoxylin and eosin (H&E):
+# haematoxylin colours nuclei purple-blue, eosin colours cytoplasm and fibres pink. I classify 100x100-pixel
+# patches, each centred on one nucleus, into four types:
 #
 # | label | class | what it looks like |
 # |---|---|---|
@@ -22,9 +22,8 @@
 # | 2 | muscle | long thin "cigar" nuclei in pink fibrous tissue |
 # | 3 | immune | small, round, very dark nuclei, often in clusters |
 #
-# **model1** is a small ConvNet of my own; **model2** is a torchvision ResNet with a new classifier head.
-# Both are tuned with Ray Tune, diagnosed with confusion matrices, interpreted with Captum, and used to
-# predict the test set.
+# **model1** is a small ConvNet of my own, **model2** a torchvision ResNet with a new head. Both are tuned
+# with Ray Tune, diagnosed with confusion matrices and interpreted with Captum.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -55,12 +54,10 @@ nuclei = ctx.data
 # %% [markdown]
 # ## 1.1 Reading the data, and the Dataset
 #
-# `train.csv` lists each training image's file name and label. Opening every PNG each time the training loop
-# asks for it would repeat thousands of decodes in every epoch and every tuning trial, so each image is
-# decoded exactly once into a uint8 tensor (cached on disk). The split's tensor is copied once to the device
-# that trains, and each batch is made there in a few tensor operations: `BatchIndices` draws the batch's
-# indices (a new random order each epoch, or a weighted draw with `torch.multinomial`), and the `Dataset`'s
-# `__getitems__` gathers those patches, flips and rotates them, and normalises them, all at once.
+# `train.csv` lists each image's file name and label. Each PNG is decoded once into a uint8 tensor cached on
+# disk, not once per epoch and tuning trial. The tensor is copied once to the training device, and each batch
+# is made there: `BatchIndices` draws its indices, and the `Dataset`'s `__getitems__` gathers, flips, rotates
+# and normalises those patches together.
 
 # %%
 # %load labkit.data._decode
@@ -75,15 +72,15 @@ assert torch.equal(images, nuclei.train_images[:8])  # the cache holds exactly t
 display(train_csv.head(3))
 
 # %% tags=["report"]
-say(f"This report uses {narrative.describe_data_source(nuclei.layout.root, is_stub)}: "
-    f"**{len(nuclei.train_labels):,}** labelled training patches and **{len(nuclei.test_files):,}** "
-    f"unlabelled test patches, each {tuple(nuclei.train_images.shape[1:])} (channels, height, width).")
+say(f"**{len(nuclei.train_labels):,}** labelled and **{len(nuclei.test_files):,}** unlabelled test patches, "
+    f"each {' x '.join(map(str, nuclei.train_images.shape[1:]))} (channels, height, width): "
+    f"{narrative.describe_data_source(nuclei.layout.root, is_stub)}.")
 
 # %% [markdown]
 # ## 1.2 Class mix
 #
-# Where one class dominates, a model that always answers that class already scores well, so the mix decides
-# how far accuracy alone can be trusted.
+# Where one class dominates, always answering it already scores well, so the mix decides how far accuracy
+# can be trusted. The figure counts every labelled patch, before the split.
 
 # %%
 show_figure(exploration.class_mix_figure(nuclei.train_labels), ctx.run, "class_mix")
@@ -94,8 +91,7 @@ say(narrative.describe_class_mix(nuclei.class_counts()))
 # %% [markdown]
 # ## 1.3 What the patches look like
 #
-# One row per class. The nucleus to classify sits in the centre; its neighbours and the surrounding tissue
-# fill the rest of the patch.
+# One row per class; the nucleus to classify sits in the centre, among its neighbours.
 
 # %%
 show_figure(exploration.example_grid(nuclei.train_images, nuclei.train_labels, per_class=6, seed=seed),
@@ -104,9 +100,9 @@ show_figure(exploration.example_grid(nuclei.train_images, nuclei.train_labels, p
 # %% [markdown]
 # ## 1.4 Train/validation split and normalisation
 #
-# I hold out a stratified validation set: each class keeps its share on both sides. The split is seeded, so
-# every chapter gets the same one. The per-channel mean and standard deviation used for normalisation come
-# from the training part only, so nothing leaks from the validation set.
+# The validation split is stratified, so each class keeps its share on both sides, and seeded, so every
+# chapter gets the same one. Normalisation uses the training part's per-channel mean and standard deviation
+# only, so nothing leaks from the validation patches.
 
 # %%
 # %load labkit.data.stratified_split
@@ -127,10 +123,9 @@ evidence.record("validation_split",
 # %% [markdown]
 # ## 1.5 Augmentation
 #
-# A nucleus has no natural orientation: flipped or rotated by 90 degrees it is an equally valid nucleus of the
-# same class. Training draws one of the eight views below at random for each patch. I avoid colour jitter,
-# which changes the stain cues that separate the classes, and arbitrary-angle rotations, which blur and crop
-# the corners.
+# A nucleus has no natural orientation, so training draws one of the eight flips and 90-degree rotations
+# below at random for each patch. I avoid colour jitter, which changes the stain cues that separate the
+# classes, and arbitrary rotations, which blur and crop the corners.
 
 # %%
 show_figure(exploration.augmentation_preview(nuclei.train_images[train_idx[0]]), ctx.run, "augmentation")

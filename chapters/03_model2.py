@@ -9,13 +9,12 @@
 # ---
 
 # %% [markdown]
-# # 3. Model 2: a torchvision network with a new head
+# # 3. Model 2: a torchvision ResNet with a new head
 #
-# The second model is meant for transfer learning: a ResNet trained on ImageNet's photographs already detects
-# edges, blobs and textures that are useful in histology. Its 1000-class classifier is replaced by a 4-class
-# head; early stages stay frozen and the last ones train with a smaller learning rate than the head, so that
-# pretrained features are adjusted rather than overwritten. Section 3.1 says whether this run had those
-# weights.
+# The second model is torchvision's ResNet-18 with its 1000-class ImageNet classifier replaced by a new
+# 4-class layer. The idea is transfer learning: trained on ImageNet's photographs, a ResNet's early stages
+# detect edges, blobs and textures that also occur in H&E patches, so it needs fewer patches to learn the
+# classes than a network that starts from nothing.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -37,7 +36,7 @@ import warnings
 
 from IPython.display import display
 
-from labkit import evidence, narrative, recipes
+from labkit import configuration, evidence, narrative, recipes
 from labkit.diagnostics import curves_figure
 from labkit.models import head_of, trainable_table
 from labkit.notebook import chapter_parameters, pct, say, show_figure, start_chapter
@@ -49,9 +48,8 @@ nuclei = ctx.data
 # %% [markdown]
 # ## 3.1 The torchvision model and its weights
 #
-# The ImageNet weights come through torchvision's weights API (its cache, then a download) or from a given
-# file; their SHA-256 is compared with the hash torchvision publishes in the file's name. Without any weights
-# the model is randomly initialised, and says so.
+# The weights come through torchvision's weights API (its cache, then a download) or from a given file.
+# torchvision publishes the first digits of each file's SHA-256 in its name, so the file can be checked.
 
 # %%
 # %load labkit.models.build_model2
@@ -62,22 +60,32 @@ with warnings.catch_warnings():  # the warning is shown once, as the note below
     warnings.simplefilter("ignore")
     model2, weights = build_model2(weights_file=ctx.weights_file or None, allow_random=ctx.is_stub)
 ctx.run.save_json("model2/weights.json", weights.as_dict())
-print(weights.arch, "weights:", weights.weights or "none (random)", "| verified:", weights.verified)
+print(weights.arch, "starts from:", narrative.weights_start(weights.as_dict()))
 print("new head:", head_of(model2))
 
 # %% tags=["report"]
+configuration.note(ctx.run, pretrained=weights.pretrained)
 evidence.record("model2_pretrained",
-                f"{weights.arch} with {weights.weights or 'no'} weights from {weights.source}; "
+                f"{weights.arch}, starting from: {narrative.weights_start(weights.as_dict())}; "
                 f"pretrained={weights.pretrained}, verified={weights.verified}",
                 model="model2", **weights.as_dict())
 say(narrative.describe_weights(weights.as_dict()))
 
-# %% [markdown]
+# %% [markdown] tags=["if:pretrained"]
 # ## 3.2 What is trained
 #
-# `set_unfrozen_stages` freezes the backbone except its last stages; `model2_param_groups` gives the head and
-# the backbone their own learning rates. The table counts the parameters trained with 0, 1 or 2 stages
-# unfrozen, and with all of them.
+# model2 starts from the loaded weights, so its early stages stay frozen and the last ones train with a
+# smaller learning rate than the new head: the loaded features are adjusted rather than overwritten.
+# `set_unfrozen_stages` and `model2_param_groups` do this; the table counts the parameters trained with 0, 1,
+# 2 or all stages unfrozen.
+
+# %% [markdown] tags=["if:not-pretrained"]
+# ## 3.2 What is trained
+#
+# Without pretrained weights, frozen stages would only pass on random features, so every stage trains, at
+# the head's learning rate: model2 is then a deep network trained from scratch on these patches, not
+# transfer learning. The functions below freeze stages and split the learning rates where pretrained
+# weights are loaded; the table counts the parameters each number of unfrozen stages would train.
 
 # %%
 # %load labkit.models.backbone_stages
@@ -87,12 +95,17 @@ say(narrative.describe_weights(weights.as_dict()))
 # %%
 display(trainable_table(model2, [0, 1, 2, -1]))
 
-# %% [markdown]
+# %% [markdown] tags=["if:pretrained"]
 # ## 3.3 A first run with hand-picked settings
 #
-# `train_model` trains model2 with the same `fit` as model1. With frozen early stages their output does not
-# change between epochs, so it is computed once per patch and view and cached, and only the trained stages
-# run every step (`labkit.features`).
+# `train_model` trains model2 with the same `fit` as model1. The frozen stages give the same output every
+# epoch, so on a CPU that output is computed once per patch and view and cached, and only the trained
+# stages run at every step.
+
+# %% [markdown] tags=["if:not-pretrained"]
+# ## 3.3 A first run with hand-picked settings
+#
+# `train_model` trains model2 with the same `fit` as model1, every stage at every step.
 
 # %%
 # %load labkit.recipes.train_model
@@ -101,8 +114,8 @@ display(trainable_table(model2, [0, 1, 2, -1]))
 config = recipes.baseline_config("model2", ctx.profile, pretrained=weights.pretrained)
 set_unfrozen_stages(model2, config["unfrozen_stages"])
 trained = sum(p.numel() for p in model2.parameters() if p.requires_grad)
-print(f"{recipes.describe_settings(config)}: {trained:,} of {sum(p.numel() for p in model2.parameters()):,} "
-      "parameters trained")
+print(f"settings: {recipes.describe_settings(config)}")
+print(f"{trained:,} of {sum(p.numel() for p in model2.parameters()):,} parameters trained")
 with ctx.timer.phase("training"):
     baseline = train_model("model2", model2, config, nuclei, device=ctx.device, seed=seed, run_dir=ctx.run,
                            epochs=ctx.profile.epochs_for("model2", len(nuclei.train_idx)),
@@ -119,9 +132,7 @@ ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
 h = baseline.history
 evidence.record("curves_model2", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model="model2",
                 epochs=len(h.epoch), best_val_acc=baseline.best_val_acc)
-say(f"model2 ({narrative.model2_name(weights.as_dict())}) reaches **{pct(baseline.best_val_acc)} validation "
-    f"accuracy** with the weights it keeps, those of epoch {baseline.best_epoch}; "
-    f"{describe_stop(baseline, steps_per_epoch=max(1, len(nuclei.train_idx) // config['batch_size']))}. "
+say(f"The baseline reaches **{pct(baseline.best_val_acc)} validation accuracy** with the weights of epoch "
+    f"{baseline.best_epoch}; {describe_stop(baseline)}. "
     + narrative.describe_training(h, "model2 baseline", baseline.best_epoch)
-    + narrative.describe_spikes(h)
-    + f" One epoch took {sum(h.seconds) / len(h.seconds):.1f} s.")
+    + narrative.describe_spikes(h))

@@ -13,9 +13,18 @@
 #
 # Does a model look at the nucleus in the centre, or at something incidental such as the background stain?
 # Three **Captum** methods give each pixel a share of a prediction: **Saliency** (the gradient of the class
-# score; fast, noisy), **Integrated Gradients** from a mean-colour patch, averaged over noisy copies
-# (**NoiseTunnel**, SmoothGrad; steadier), and **Occlusion** (how much the score drops when a square of the
-# patch is greyed out). For every class I show one right and, where there is one, one wrong validation patch.
+# score; fast, noisy), **Integrated Gradients** from a patch of the training images' mean colour, averaged
+# over noisy copies (**NoiseTunnel**, SmoothGrad), and **Occlusion** (how much the score drops when a square
+# of the patch is replaced by that mean colour). Each class has one right and, where there is one, one wrong
+# validation patch; under each map is the share of its positive attribution inside the dashed disc.
+
+# %% [markdown] tags=["if:pretrained"]
+# model2 started from loaded weights, so its maps show what those weights and the training here hold
+# together; nothing in them separates the two.
+
+# %% [markdown] tags=["if:not-pretrained"]
+# model2 was trained from random weights on these patches alone, so its maps show what it learned here, as
+# model1's do; they cannot show what a network pretrained on ImageNet would look at.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -74,7 +83,6 @@ show_figure(attribution_figure(model1, inputs1, val_images[picks1], labels1[pick
 # %% tags=["report"]
 evidence.record("captum_model1", f"Saliency, Integrated Gradients + NoiseTunnel and Occlusion on {len(picks1)} "
                 "validation patches", model="model1", patches=len(picks1))
-say(interpret.describe_rows(attributions1, labels1[picks1], preds1[picks1], "model1"))
 
 # %%
 pred2 = ctx.run.load_json("diagnostics/model2_val_predictions.json")
@@ -92,17 +100,16 @@ show_figure(attribution_figure(model2, inputs2, val_images[picks2], labels2[pick
 # %% tags=["report"]
 evidence.record("captum_model2", f"Saliency, Integrated Gradients + NoiseTunnel and Occlusion on {len(picks2)} "
                 "validation patches", model="model2", patches=len(picks2))
-say(interpret.describe_rows(attributions2, labels2[picks2], preds2[picks2], "model2"))
 
 # %% [markdown]
 # ## 6.2 A number behind the pictures, and a sanity check
 #
-# Heat maps are easy to over-read, so I measure the share of positive attribution inside the dashed central
-# disc, against the disc's share of the area. Two checks say whether a method explains the model at all: the
-# sanity check of Adebayo et al. (2018) recomputes the maps for a copy with re-initialised weights (maps that
-# barely change explain nothing the model learned), and maps of different patches should differ (the same
-# picture for every patch shows the network, not the patch). A method fails when either mean rank
-# correlation reaches the threshold printed below.
+# Heat maps are easy to over-read, so the table gives each method's share of positive attribution inside the
+# disc, averaged over the patches, against the disc's share of the area. The disc holds the nucleus and some
+# of its neighbourhood, so a share inside it is not a share on the nucleus. Two checks say whether a method
+# explains the model at all: maps recomputed for a copy with re-initialised weights should change (Adebayo et
+# al., 2018), and maps of different patches should differ. A method fails when either mean rank correlation
+# reaches the threshold printed below, and its shares are then not read.
 
 # %%
 # %load labkit.interpret.randomised_copy

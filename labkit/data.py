@@ -15,7 +15,14 @@
    and computes the normalisation statistics on the training split only.
 
 :class:`NucleiDataset` then reads samples by slicing that in-memory tensor: no PNG is opened again, and
-``make_loader`` makes every batch on the training device (a GPU when there is one) with a few tensor ops.
+``make_loader`` makes every batch on the training device (a GPU when there is one) with a few tensor ops;
+bench/loader.py measures that against the per-item DataLoader path.
+
+Two details of ``NucleiDataset`` are there for speed on a CPU. The normalisation constants are shaped
+[3, 1, 1], not [1, 3, 1, 1]: PyTorch also reads a [1, 3, 1, 1] tensor as channels_last, and the result then
+came out in that layout and took ten times as long. And the batch is normalised in place, into one new float
+buffer rather than three: a fresh 8 MB buffer costs page faults, which made ``x * scale + shift`` forty times
+slower than ``mul_``/``add_``.
 """
 from __future__ import annotations
 
@@ -385,9 +392,7 @@ class NucleiDataset(Dataset):
         self.labels = (labels if labels is not None
                        else torch.full((len(images),), -1, dtype=torch.int64, device=images.device))
         self.mean, self.std = torch.as_tensor(mean).tolist(), torch.as_tensor(std).tolist()
-        # (x / 255 - mean) / std as one multiply-add: x * scale + shift. Shaped [3, 1, 1], not [1, 3, 1, 1]:
-        # a [1, 3, 1, 1] tensor also looks channels_last to PyTorch, whose result then came out in that
-        # layout and took 10x as long on a CPU
+        # (x / 255 - mean) / std as one multiply-add: x * scale + shift
         mean = torch.tensor(self.mean, dtype=torch.float32, device=images.device).view(3, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32, device=images.device).view(3, 1, 1)
         self.scale, self.shift = 1 / (255 * std), -mean / std
@@ -404,13 +409,11 @@ class NucleiDataset(Dataset):
     def __getitems__(self, indices):
         """A whole batch (images [B, 3, 100, 100] float32, labels [B]) for a list or tensor of indices."""
         indices = torch.as_tensor(indices, device=self.images.device)
-        if self.augment and not indices.is_cuda:  # random_dihedral's eighths (CPU) need a random order
+        if self.augment and not indices.is_cuda:  # on a CPU each eighth of a batch gets one view
             indices = indices[torch.randperm(len(indices))]
         x = self.images[indices]  # one gather, still uint8: flipping 1-byte pixels moves a quarter of the bytes
         if self.augment:
             x = random_dihedral(x)
-        # in place: one new float buffer rather than three (on a CPU a fresh 8 MB buffer costs page faults,
-        # which made the out-of-place x * scale + shift 40x slower than this)
         return x.float().mul_(self.scale).add_(self.shift), self.labels[indices]
 
     def __getitem__(self, i):
@@ -458,7 +461,6 @@ def make_loader(dataset, batch_size: int, shuffle: bool, device="cpu", sampler=N
     worker processes, no pinned copies, no Python per image. Other datasets, or an explicit ``sampler`` or
     ``num_workers``, get the usual per-item DataLoader. Training loaders (``shuffle`` or ``weights`` or a
     ``sampler``) drop the last incomplete batch so that a batch of one never reaches BatchNorm.
-    bench/loader.py measures this against the per-item path.
     """
     training = shuffle or sampler is not None or weights is not None
     drop_last = training and len(dataset) > batch_size

@@ -79,10 +79,45 @@ def _acc_scale(values: Sequence[float]) -> tuple[list[float], str]:
     return vals, "accuracy (%)"
 
 
+def share_label(value: float, digits: int = 1) -> str:
+    """A share 0..1 as a percent with ``digits`` decimals that never rounds up to 100% (or down to 0%) unless
+    it is exactly that: 284 of 285 reads "99.6%", 9,999 of 10,000 "99.9%", not "100.0%"."""
+    value = float(value)
+    step = 10.0 ** -digits
+    shown = round(100 * value, digits)
+    if value < 1 and shown >= 100:
+        shown = 100 - step
+    elif value > 0 and shown <= 0:
+        shown = step
+    return f"{shown:.{digits}f}%"
+
+
 def _epoch_ticks(ax, epochs: Sequence[int]) -> None:
     # integer epochs only, and not one tick per epoch when there are many
     ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=10))
+    if len(set(epochs)) == 1:  # one point: matplotlib would spread fractions of an epoch around it
+        ax.set_xlim(epochs[0] - 1, epochs[0] + 1)
     ax.set_xlabel("epoch")
+
+
+LOG_LOSS_RATIO = 5.0  # losses spanning more than this factor are drawn on a log axis
+
+
+def _loss_axis(ax, label: str, losses: Sequence[float]) -> None:
+    """A log loss axis (plain tick labels: 0.5, 1, 2) where the losses span more than LOG_LOSS_RATIO, so that a
+    high first epoch does not flatten the rest; a linear one otherwise, where a log axis would show a tick or
+    two at most. The label says which."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    positive = [float(v) for v in losses if np.isfinite(v) and v > 0]
+    if not positive or max(positive) / min(positive) <= LOG_LOSS_RATIO:
+        ax.set_ylabel(label)
+        return
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_ylabel(f"{label} (log scale)")
 
 
 def _finish_curves(fig: Figure, axes, epochs: Sequence[int], title: str) -> Figure:
@@ -123,19 +158,25 @@ def accuracy(y_true, y_pred) -> float:
 def curves_figure(history, title: str = "Training curves") -> Figure:
     """Loss (left) and accuracy (right), train and validation, by epoch. The kept epoch (lowest validation
     loss: the weights ``fit`` keeps) is marked on both panels, and its validation accuracy, the run's one
-    quoted accuracy, is written in a corner box away from the curves."""
+    quoted accuracy, is written in a corner box away from the curves.
+
+    The loss axis is logarithmic where the losses span more than a factor of LOG_LOSS_RATIO: a first epoch's
+    loss can be ten times the later ones (a network started from random weights), and on a linear axis it
+    flattens every later epoch into one line. The accuracy axis is always 0 to 100%, so that any two curves
+    figures of the notebook can be compared by eye."""
     h = _history_dict(history)
     epochs = list(h["epoch"])
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
     ax_loss.plot(epochs, h["train_loss"], "o-", label="train")
     ax_loss.plot(epochs, h["val_loss"], "s--", label="validation")
-    ax_loss.set_ylabel("cross-entropy loss")
+    _loss_axis(ax_loss, "cross-entropy loss", [*h["train_loss"], *h["val_loss"]])
     ax_loss.set_title("Loss")
     train_acc, ylabel = _acc_scale(h["train_acc"])
     val_acc, _ = _acc_scale(h["val_acc"])
     ax_acc.plot(epochs, train_acc, "o-", label="train")
     ax_acc.plot(epochs, val_acc, "s--", label="validation")
     ax_acc.set_ylabel(ylabel)
+    ax_acc.set_ylim(0, 100)
     ax_acc.set_title("Accuracy")
     if val_acc:
         kept = train.kept_index(h)  # the epoch fit keeps
@@ -143,7 +184,7 @@ def curves_figure(history, title: str = "Training curves") -> Figure:
             ax.axvline(epochs[kept], color="grey", linestyle=":", linewidth=1.2)
         ax_loss.plot(epochs[kept], h["val_loss"][kept], "*", color="black", markersize=13, label="kept epoch")
         ax_acc.plot(epochs[kept], val_acc[kept], "*", color="black", markersize=13, label="kept epoch")
-        ax_acc.text(0.98, 0.04, f"kept epoch {epochs[kept]}: val {val_acc[kept]:.1f}%", transform=ax_acc.transAxes,
+        ax_acc.text(0.98, 0.04, f"kept epoch {epochs[kept]}: val {share_label(val_acc[kept] / 100)}", transform=ax_acc.transAxes,
                     ha="right", va="bottom", fontsize=9,
                     bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "grey", "alpha": 0.9})
     return _finish_curves(fig, (ax_loss, ax_acc), epochs, title)
@@ -162,11 +203,13 @@ def comparison_figure(histories: Mapping[str, Any], title: str = "Validation cur
         val_acc, ylabel = _acc_scale(h["val_acc"])
         ax_loss.plot(epochs, h["val_loss"], "o-", label=name)
         kept = int(np.argmin(h["val_loss"])) if val_acc else 0  # the epoch fit keeps
-        ax_acc.plot(epochs, val_acc, "o-", label=f"{name} (kept epoch {epochs[kept]}: {val_acc[kept]:.1f}%)"
-                    if val_acc else name)
-    ax_loss.set_ylabel("validation loss")
+        ax_acc.plot(epochs, val_acc, "o-", label=f"{name} (kept epoch {epochs[kept]}: "
+                    f"{share_label(val_acc[kept] / 100)})" if val_acc else name)
+    _loss_axis(ax_loss, "validation loss", [v for history in histories.values()
+                                            for v in _history_dict(history)["val_loss"]])
     ax_loss.set_title("Validation loss")
     ax_acc.set_ylabel(f"validation {ylabel}")
+    ax_acc.set_ylim(0, 100)
     ax_acc.set_title("Validation accuracy")
     return _finish_curves(fig, (ax_loss, ax_acc), all_epochs, title)
 
@@ -196,7 +239,7 @@ def _draw_matrix(ax, fig, matrix: np.ndarray, *, as_rate: bool, title: str, cmap
     for i in CLASS_IDS:
         for j in CLASS_IDS:
             value = matrix[i, j]
-            text = f"{value:.0%}" if as_rate else f"{int(value)}"
+            text = share_label(value) if as_rate else f"{int(value)}"
             light = value > 0.55 * vmax  # white text on dark cells
             ax.text(j, i, text, ha="center", va="center", fontsize=10,
                     color="white" if light else "black")
@@ -208,7 +251,7 @@ def confusion_figure(y_true, y_pred, title: str = "Confusion matrix") -> Figure:
     fig, (ax_counts, ax_rates) = plt.subplots(1, 2, figsize=(12, 5), dpi=100)
     _draw_matrix(ax_counts, fig, counts, as_rate=False, title="Counts")
     _draw_matrix(ax_rates, fig, rates, as_rate=True, title="Rates (each row sums to 100%)")
-    fig.suptitle(f"{title}  (accuracy {accuracy(y_true, y_pred):.1%}, n={int(counts.sum())})", fontsize=13)
+    fig.suptitle(f"{title}  (accuracy {share_label(accuracy(y_true, y_pred))}, n={int(counts.sum())})", fontsize=13)
     fig.tight_layout()
     return fig
 
@@ -475,9 +518,9 @@ def fix_figure(result: FixResult, title: str | None = None, model: str | None = 
     grid = fig.add_gridspec(2, 2, height_ratios=[1.25, 1])
     matrices = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])]
     _draw_matrix(matrices[0], fig, rates_before, as_rate=True, tick_size=10,
-                 title=f"Before (acc {accuracy(before.labels, before.preds):.1%})")
+                 title=f"Before (acc {share_label(accuracy(before.labels, before.preds))})")
     _draw_matrix(matrices[1], fig, rates_after, as_rate=True, cmap="Greens", tick_size=10,
-                 title=f"After (acc {accuracy(after.labels, after.preds):.1%})")
+                 title=f"After (acc {share_label(accuracy(after.labels, after.preds))})")
     for ax in matrices:
         ax.set_xticks(CLASS_IDS, _first_words(CLASS_NAMES), fontsize=10)
         ax.set_yticks(CLASS_IDS, _first_words(CLASS_NAMES), fontsize=10)
@@ -491,14 +534,18 @@ def fix_figure(result: FixResult, title: str | None = None, model: str | None = 
     r_before, r_after = 100 * np.diag(rates_before), 100 * np.diag(rates_after)
     ax.bar(x - 0.2, r_before, width=0.4, label="before", color="tab:blue")
     ax.bar(x + 0.2, r_after, width=0.4, label="after", color="tab:green")
-    for xi, b, a in zip(x, r_before, r_after):
-        ax.text(xi - 0.2, b + 1, f"{b:.0f}%", ha="center", fontsize=9)
-        ax.text(xi + 0.2, a + 1, f"{a:.0f}%", ha="center", fontsize=9)
+    for xi, b, a in zip(x, np.diag(rates_before), np.diag(rates_after)):
+        for offset, value in ((-0.2, b), (0.2, a)):
+            # inside the top of a tall bar (the axis ends at 100%), above a short one
+            inside = value > 0.12
+            ax.text(xi + offset, 100 * value + (-2 if inside else 1), share_label(value), ha="center",
+                    va="top" if inside else "bottom", fontsize=8.5, color="white" if inside else "black")
     ax.set_xticks(x, list(CLASS_NAMES), fontsize=10)
-    ax.set_ylim(0, 125)  # headroom for the legend above the bars
-    ax.set_ylabel("recall (%)")
+    ax.set_ylim(0, 100)  # recall cannot pass 100%
+    ax.yaxis.set_major_formatter(PercentFormatter(100))
+    ax.set_ylabel("recall")
     ax.set_title("Per-class recall (the diagonal of each matrix)")
-    ax.legend(loc="upper center", ncol=2, fontsize=9)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=9)
     ax.grid(axis="y", alpha=0.3)
     if title is None:
         title = ((f"{model}: fix" if model else "Fix") + " for "

@@ -29,15 +29,15 @@ def class_counts(labels) -> pd.Series:
     return pd.Series(counts, index=pd.Index(CLASS_NAMES, name="class"), name="images")
 
 
-def class_mix_figure(labels, title: str = "Class mix of the training set"):
+def class_mix_figure(labels, title: str = "Class mix of all labelled patches (before the split)"):
     counts = class_counts(labels)
     shares = counts / counts.sum()
     fig, ax = plt.subplots(figsize=(8, 3.2))
     bars = ax.barh(counts.index, counts.values, color=["#7b9acc", "#c0504d", "#9bbb59", "#8064a2"])
     for bar, n, share in zip(bars, counts.values, shares.values):
-        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f"  {n} ({share:.0%})", va="center")
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f"  {n:,} ({100 * share:.1f}%)", va="center")
     ax.invert_yaxis()
-    ax.set_xlabel("number of images")
+    ax.set_xlabel("patches")
     ax.set_xlim(0, counts.max() * 1.25)
     ax.set_title(title)
     fig.tight_layout()

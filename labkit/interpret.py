@@ -15,14 +15,16 @@ Public API (chapter 06 calls these):
   correctly and ``per_class`` wrongly classified indices (when there are any), class by class.
 - ``attribution_figure(model, images_norm, images_uint8, labels, preds, title, *, attributions=None,
   probs=None, radius_fraction=0.25) -> Figure``: rows = examples, columns = patch + one heat map per
-  method (overlaid on the grey patch, the central disc dashed, one colour bar per method).
+  method (overlaid on the grey patch, the central disc dashed, each map's central share under it, one
+  colour bar per method).
 - ``central_share(attr, radius_fraction=0.25) -> float``: share of the positive attribution inside the
   central disc of radius ``radius_fraction * min(H, W)`` (where the nucleus is), averaged over images.
 - ``central_area_share(height=100, width=100, radius_fraction=0.25) -> float``: the disc's share of the
   area, i.e. the central share of attribution spread uniformly (chance level).
 - ``central_share_table(attributions_by_model: dict[model name, dict[method, array]], radius_fraction=0.25)
   -> DataFrame`` (model, method, images, central_share, area_share, times_chance).
-- ``describe_central_share(table, area_share=None) -> str``: generated text comparing with chance.
+- ``describe_central_share(table, area_share=None) -> str``: generated text quoting the table's measure:
+  the methods that fail a check, then each model's central shares against the disc's share of the area.
 - ``randomised_copy(model, seed=0)``, ``map_similarity(a, b) -> float``, ``randomisation_check(model,
   inputs, targets, attributions, seed=0, **settings) -> dict[method, float]``: the model-randomisation
   sanity check (Adebayo et al., 2018): the rank correlation between each method's maps for the trained
@@ -66,11 +68,11 @@ def attribute(model: torch.nn.Module, inputs, targets, method: str, *, n_samples
               noise_std: float = 0.15, window: int = 16, stride: int = 12, batch_size: int = 64) -> np.ndarray:
     """Heat maps [N, H, W] (channels summed) of ``method`` for ``inputs`` [N, C, H, W] (normalised).
 
-    The defaults are chosen for a CPU build (bench/interpret.py): 3 noisy copies x 8 IG steps = 24
-    forward/backward passes per image; a 16 px occlusion window every 12 px tiles a 100 px patch
-    exactly (8 x 8 = 64 forward passes per image). ``noise_std`` is in normalised units (data std 1).
+    The defaults keep the cost small: 3 noisy copies x 8 IG steps = 24 forward/backward passes per image;
+    a 16 px occlusion window every 12 px tiles a 100 px patch exactly (8 x 8 = 64 forward passes per
+    image). ``noise_std`` is in normalised units (data std 1). The baseline of Integrated Gradients and
+    Occlusion is 0 in normalised units: the training images' mean colour.
     """
-    # imported here so that chapter 6's copy of this function shows where the Captum classes come from
     from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 
     if method not in METHODS:
@@ -210,18 +212,6 @@ def _same_for_every_patch(row) -> bool:
     return bool(value >= RANDOMISATION_SIMILAR)
 
 
-def _verdict(times_chance: float) -> str:
-    if np.isnan(times_chance):
-        return "have no positive attribution to measure"
-    if times_chance >= 2.0:
-        return "concentrate on the central nucleus"
-    if times_chance >= 1.2:
-        return "lean towards the centre but also use the surrounding tissue"
-    if times_chance > 0.8:
-        return "are spread about as evenly as chance"
-    return "look mostly at the surroundings rather than the central nucleus"
-
-
 def _joined(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
@@ -231,82 +221,53 @@ def _fails_check(row) -> bool:
 
 
 def describe_central_share(table: pd.DataFrame, area_share: float | None = None) -> str:
-    """Generated text: each model's methods against chance (grouped by verdict), the randomisation check,
-    and which model looks more at the centre, counting only methods that pass the check."""
+    """Generated text that says no more than the table's measure: which methods fail a check (and by how
+    much), then, per model and for the methods that pass, the share of positive attribution inside the disc
+    against the disc's share of the area. It does not rank the models: the table's numbers per method do."""
     if table.empty:
         return "No attributions were computed, so there is no central share to report."
     if area_share is None:
         area_share = float(table["area_share"].iloc[0])
-    lines = [f"Chance level is {area_share:.1%}, the central disc's share of the patch."]
     checked = table["similarity_to_random"].notna().any()
-    for model_name, group in table.groupby("model", sort=False):
-        by_verdict: dict[str, list[str]] = {}
-        for _, row in group.iterrows():
-            by_verdict.setdefault(_verdict(row["times_chance"]), []).append(
-                f"{row['method']} ({row['times_chance']:.1f}x chance)")
-        parts = [f"{_joined(methods)} {verdict}" for verdict, methods in by_verdict.items()]
-        lines.append(f"For {model_name}, the maps of " + "; those of ".join(parts) + ".")
-        if checked:
-            failed = group[group.apply(_fails_check, axis=1)]
-            passed = group[~group.index.isin(failed.index) & group["similarity_to_random"].notna()]
-            random_like = failed[failed["similarity_to_random"] >= RANDOMISATION_SIMILAR]
+    lines = []
+    if checked:
+        for model_name, group in table.groupby("model", sort=False):
+            random_like = group[group["similarity_to_random"] >= RANDOMISATION_SIMILAR]
             if len(random_like):
-                lines.append(f"But {model_name}'s {_joined(list(random_like['method']))} maps hardly change when its "
-                             f"weights are re-initialised (rank correlation up to "
-                             f"{random_like['similarity_to_random'].max():.2f}): they show the patch itself rather "
-                             "than what the model learned, so their central share says little.")
-            same = failed[failed.apply(_same_for_every_patch, axis=1)]
+                lines.append(f"For {model_name}, {_joined(list(random_like['method']))} "
+                             f"{'fails' if len(random_like) == 1 else 'fail'} the randomisation check (rank "
+                             f"correlation with a re-initialised copy's maps up to "
+                             f"{random_like['similarity_to_random'].max():.2f}).")
+            same = group[group.apply(_same_for_every_patch, axis=1) & ~group.index.isin(random_like.index)]
             if len(same):
-                lines.append(f"{model_name}'s {_joined(list(same['method']))} maps are nearly the same picture for "
-                             f"every patch (rank correlation between different patches up to "
-                             f"{same['similarity_across_patches'].max():.2f}): a pattern of the network rather than "
-                             "of the patch, so they do not explain any one prediction and their share is not used.")
-            passed = passed[~passed.index.isin(same.index)]
-            if len(passed):
-                lines.append(f"{_joined(list(passed['method']))} pass the randomisation check for {model_name}: "
-                             f"a randomly initialised copy gives different maps (rank correlation at most "
-                             f"{passed['similarity_to_random'].max():.2f}).")
+                lines.append(f"For {model_name}, {_joined(list(same['method']))} draws nearly the same map for "
+                             f"every patch (rank correlation between patches up to "
+                             f"{same['similarity_across_patches'].max():.2f}).")
+        if not lines:
+            lines.append("Every method passes both checks for every model.")
     trusted = table[~table.apply(_fails_check, axis=1)] if checked else table
-    models = list(dict.fromkeys(trusted["model"]))
-    if len(models) >= 2:
-        means = trusted.groupby("model", sort=False)["central_share"].mean()
-        top, low = means.idxmax(), means.idxmin()
-        basis = "the methods that pass the check" if checked else "the methods"
-        if means[top] - means[low] < 0.03:
-            shares = " vs ".join(f"{name} {means[name]:.1%}" for name in models)
-            lines.append(f"Averaged over {basis}, the models look at the centre about equally ({shares}).")
+    if len(trusted):
+        lines.append(f"The disc covers {area_share:.1%} of the patch.")
+    for model_name, group in trusted.groupby("model", sort=False):
+        above = [f"{row['method']} ({row['central_share']:.1%})" for _, row in group.iterrows()
+                 if row["central_share"] > area_share]
+        below = [f"{row['method']} ({row['central_share']:.1%})" for _, row in group.iterrows()
+                 if not row["central_share"] > area_share]  # NaN too: no positive attribution to measure
+        if above:
+            share = f"more than that inside it by {_joined(above)}" + (f", but no more by {_joined(below)}"
+                                                                      if below else "")
         else:
-            lines.append(f"Averaged over {basis}, {top} puts more of its attribution on the central nucleus "
-                         f"than {low} ({means[top]:.1%} vs {means[low]:.1%}), so {low} leans more on the "
-                         "context around the nucleus.")
+            share = f"no more than that inside it by {_joined(below)}"
+        some_failed = checked and len(group) < int((table["model"] == model_name).sum())
+        lines.append(f"{model_name}'s maps{' that pass' if some_failed else ''} put {share}.")
+    if checked and trusted.empty:
+        lines.append("No map passes both checks, so none is read for where the models look.")
     counts = table.groupby("model", sort=False)["images"].min()
     if counts.max() < 20:
-        shown = _joined([f"{n} for {name}" for name, n in counts.items()])
-        lines.append(f"These shares rest on few patches ({shown}): read them as an indication, "
-                     "not a measurement.")
+        shown = (f"{counts.iloc[0]} patches per model" if counts.nunique() == 1
+                 else _joined([f"{n} patches for {name}" for name, n in counts.items()]))
+        lines.append(f"{shown[0].upper()}{shown[1:]} make these shares an indication, not a measurement.")
     return " ".join(lines)
-
-
-def describe_rows(attributions: Mapping[str, np.ndarray], labels, preds, name: str, method: str = OCCLUSION,
-                 radius_fraction: float = 0.25) -> str:
-    """The attribution figure read row by row with one method: where each patch's strongest evidence for the
-    prediction lies (the pixel of the largest positive attribution), on the central nucleus or around it."""
-    maps = np.asarray(attributions[method], dtype=float)
-    labels, preds = np.asarray(labels).ravel(), np.asarray(preds).ravel()
-    mask = central_mask(maps.shape[-2], maps.shape[-1], radius_fraction)
-    where: dict[str, list[str]] = {"on the central nucleus": [], "in the surrounding tissue": []}
-    for r, attr in enumerate(maps):
-        if attr.max() <= 0:
-            continue
-        y, x = np.unravel_index(np.argmax(attr), attr.shape)
-        row = f"row {r + 1} ({CLASS_NAMES[labels[r]]}" + (
-            "" if labels[r] == preds[r] else f", taken for {CLASS_NAMES[preds[r]]}") + ")"
-        where["on the central nucleus" if mask[y, x] else "in the surrounding tissue"].append(row)
-    parts = [f"{place} in {_joined(rows)}" for place, rows in where.items() if rows]
-    if not parts:
-        return ""
-    return (f"Read row by row with {method}, {name}'s strongest evidence for its prediction lies "
-            + "; and ".join(parts) + ".")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -411,6 +372,9 @@ def attribution_figure(model, images_norm, images_uint8, labels, preds, title: s
             else:
                 im = ax.imshow(attr, cmap="inferno", vmin=0, vmax=1, alpha=0.7)
             ax.add_patch(Circle(((w - 1) / 2, (h - 1) / 2), radius, fill=False, ls="--", lw=1, color="lime"))
+            # the table's measure for this one map, so that the picture and the number can be read together
+            share = central_share(attributions[method][r], radius_fraction)
+            ax.set_xlabel("no positive attribution" if np.isnan(share) else f"in the disc: {share:.0%}", fontsize=8.5)
             if r == 0:
                 ax.set_title(method, fontsize=10, fontweight="bold")
             if r == n - 1:
@@ -423,5 +387,6 @@ def attribution_figure(model, images_norm, images_uint8, labels, preds, title: s
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{title}\n(dashed circle: the centre disc whose share of each map the table reports)", fontsize=11)
+    fig.suptitle(f"{title}\n(dashed circle: the central disc; under each map, its share of the positive "
+                 "attribution inside the disc)", fontsize=11)
     return fig

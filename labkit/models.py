@@ -71,10 +71,12 @@ class Model1(nn.Module):
     what is left (``pool="avg"`` or ``"max"``), dropout, an optional hidden linear layer, and a linear layer
     to the 4 classes.
 
-    Layer counting: a *weight layer* is a Conv2d or a Linear (the layers with learned weight matrices).
-    ``len(channels)`` convolutions + (1 if ``hidden`` else 0) + 1 output layer must be at most 8;
-    more is refused with LayerLimitError. Batch norm, ReLU, pooling and dropout are counted in
-    ``count_layers(model).all_layers`` but not as weight layers.
+    Layer counting: the limit of 8 is on depth as networks are conventionally counted (VGG-16's 16 are its
+    13 convolutions and 3 fully connected layers): every Conv2d and Linear, each a weighted sum over its
+    inputs. ``len(channels)`` convolutions + (1 if ``hidden`` else 0) + 1 output layer must be at most 8;
+    more is refused with LayerLimitError. Batch norm (a scale and shift per channel), ReLU, pooling and
+    dropout belong to those layers; ``count_layers(model).all_layers`` counts them too. In the blocks, a
+    conv has no bias where batch norm follows it, since batch norm's shift does the same job.
     """
 
     def __init__(self, channels=(16, 32, 64, 128), hidden=0, dropout=0.3, batch_norm=True, pool="avg",
@@ -93,7 +95,6 @@ class Model1(nn.Module):
             raise ValueError(f"pool must be 'avg' or 'max', not {pool!r}")
         blocks, in_ch = [], 3
         for out_ch in channels:
-            # batch norm has its own shift, so a conv bias before it would be redundant
             relu, max_pool = nn.ReLU(inplace=True), nn.MaxPool2d(2, ceil_mode=True)
             blocks += [nn.Conv2d(in_ch, out_ch, 3, padding=1, bias=not batch_norm),
                        nn.BatchNorm2d(out_ch) if batch_norm else nn.Identity(),
@@ -123,13 +124,18 @@ def build_model1(config: dict) -> Model1:
 
 @dataclass
 class LayerCount:
-    weight_layers: int            # Conv2d and Linear modules
-    all_layers: int               # every leaf module (also batch norm, activations, pooling, dropout)
+    weight_layers: int            # Conv2d and Linear modules: the network's depth as VGG-16 counts its 16
+    all_layers: int               # every leaf module (also batch norm, activations, pooling, flatten, dropout)
     by_type: dict = field(default_factory=dict)
 
 
 def count_layers(model: nn.Module) -> LayerCount:
-    """Count the leaf modules of a model: weight layers (Conv2d, Linear) and all layers."""
+    """Count a model's layers two ways: its depth, the convolutional and fully connected layers (the
+    count that names VGG-16 and ResNet-18), and every leaf module that transforms the tensor.
+
+    ``by_type`` gives the leaf modules by class, in the order they first appear, so that both counts can be
+    checked against the printed model. ``nn.Identity`` (batch norm switched off) does nothing and is left out.
+    """
     leaves = [m for m in model.modules() if not list(m.children()) and not isinstance(m, nn.Identity)]
     by_type = Counter(type(m).__name__ for m in leaves)
     weight = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in leaves)
@@ -251,15 +257,14 @@ def build_model2(arch: str = DEFAULT_MODEL2_ARCH, weights_file=None, allow_rando
     ``weights_cache_dir()``), else from a download. The file's SHA-256 is checked against the hash
     prefix in torchvision's URL. A given file that fails the check is still used if it is a valid
     state_dict for ``arch``, with ``verified=False`` and a warning. With no weights at all:
-    random initialisation and a warning if ``allow_random`` (the stub), else MissingWeightsError.
+    random initialisation and a warning if ``allow_random`` (synthetic data), else MissingWeightsError.
     """
     weights = default_weights(arch)
     file_name, prefix = weights_file_name(weights)
     cache_dir = Path(cache_dir) if cache_dir else weights_cache_dir()
-    import torchvision  # where needed: see default_weights
+    import torchvision
 
-    # a fixed seed: without ImageNet weights (the stub offline) every chapter gets the same random backbone, so
-    # the cached prefix features (labkit.features) carry over between chapters as they do with real weights
+    # a fixed seed: without ImageNet weights, every chapter still builds the same starting network
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = torchvision.models.get_model(arch, weights=None)

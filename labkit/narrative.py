@@ -7,13 +7,13 @@ underfitting vs converged, random vs verified vs unverified weights) and check t
 
     describe_data_source(root, is_stub)        "synthetic patches in ..." / "the provided data"
     class_balance(counts) -> ClassBalance      largest and smallest class, their ratio, a verdict
-    describe_class_mix(counts)                 the class mix and what the report does about it
+    describe_class_mix(counts)                 the class mix in numbers and the bar it sets for accuracy
     weights_start(weights)                     the comparison table's "start" cell for model2
-    describe_weights(weights)                  section 3.1's sentence about model2's starting weights
+    describe_weights(weights)                  section 3.1's result: are the weights torchvision's, by their hash
     model2_name(weights)                       "resnet18 fine-tuned from verified ImageNet weights" / "resnet18
                                                trained from random weights" / ... an unverified weights file
     weights_limitation(weights)                a limitation to list in chapter 7, or None
-    training_verdict(history, kept_epoch)      overfitting / underfitting / converged, with the numbers
+    training_verdict(history, kept_epoch)      overfitting / still learning / flattened, with the numbers
     describe_training(history, name, kept_epoch)  the verdict as a sentence
     describe_predicted_mix(pred, reference, name)  classes a model predicts far less (or more) than their share
     describe_gallery(labels, preds, probs, shown)  the mistakes the misclassified gallery shows
@@ -85,27 +85,15 @@ def class_balance(counts: Mapping[str, int]) -> ClassBalance:
 
 
 def describe_class_mix(counts: Mapping[str, int]) -> str:
-    """The class mix in numbers, and what follows from it for the metrics and the training."""
+    """The class mix in numbers: the largest and smallest class, their ratio, and the accuracy of always
+    answering the largest class (the bar any accuracy has to clear)."""
     b = class_balance(counts)
-    ratio = "no patches at all" if np.isinf(b.ratio) else f"a ratio of {b.ratio:.1f} to 1"
-    text = (f"The largest class is **{b.largest}** ({_pct(b.largest_share)} of the patches) and the smallest "
-            f"**{b.smallest}** ({_pct(b.smallest_share)}), {ratio}. ")
-    always = (f"A model that always answered '{b.largest}' would be right on {_pct(b.largest_share)} of the "
-              "patches: that is the bar any accuracy below has to clear.")
-    if b.verdict == "balanced":
-        return text + ("The classes are close to balanced, so accuracy is a fair summary and the class mix "
-                       "itself needs no sampler or loss weights; the split is stratified all the same. (Chapter "
-                       "5's fix still draws the class a model confuses most more often: that aims at a "
-                       "confusion, not at the mix.) " + always)
-    if b.verdict == "mildly imbalanced":
-        return text + ("The classes are mildly imbalanced: the split is stratified (every class keeps its share "
-                       "in both parts) and chapter 5 reports recall and F1 per class beside accuracy, but the "
-                       "mix is not skewed enough to resample it for training (chapter 5's fix draws the class a "
-                       "model confuses most more often: that aims at a confusion, not at the mix). " + always)
-    return text + ("The classes are clearly imbalanced, so accuracy alone flatters the large classes. The split "
-                   "is stratified, chapter 5 reports recall and F1 per class, and its fix trains with a "
-                   "class-balanced sampler that also draws the true class of each model's most frequent "
-                   "confusion more often. " + always)
+    ratio = "no patches at all" if np.isinf(b.ratio) else f"{b.ratio:.1f} to 1"
+    verdict = {"balanced": "close to balanced", "mildly imbalanced": "mildly imbalanced",
+               "imbalanced": "clearly imbalanced"}[b.verdict]
+    return (f"The largest class, **{b.largest}**, holds {_pct(b.largest_share)} of the labelled patches and the "
+            f"smallest, **{b.smallest}**, {_pct(b.smallest_share)} ({ratio}): {verdict}. Always answering "
+            f"'{b.largest}' would be right {_pct(b.largest_share)} of the time.")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -124,21 +112,17 @@ def weights_start(weights: Mapping) -> str:
 
 
 def describe_weights(weights: Mapping) -> str:
-    """The sentence of section 3.1: where model2's weights came from and whether they are ImageNet's."""
-    kind, arch = _weights_kind(weights), weights.get("arch", "model2")
+    """Section 3.1's result: whether model2's weights are torchvision's ImageNet weights, by their hash."""
+    kind = _weights_kind(weights)
     if kind == "verified":
-        return (f"**{arch}** starts from torchvision's **{weights['weights']}** ({weights['source']}); their "
-                f"SHA-256 `{str(weights['sha256'])[:16]}...` matches the hash torchvision publishes, so these "
-                "are the published ImageNet weights and everything below is transfer learning.")
+        return (f"The file's SHA-256 (`{str(weights['sha256'])[:16]}...`) matches the hash torchvision publishes "
+                f"for **{weights['weights']}**: model2 starts from ImageNet weights.")
     if kind == "unverified":
-        return (f"> **Caution:** {arch} starts from a given weights file (named in the appendix), whose SHA-256 "
-                f"`{str(weights.get('sha256'))[:16]}...` does **not** match the published hash of torchvision's "
-                f"{weights.get('weights')}. It fits the architecture, but nothing shows that it holds ImageNet "
-                "weights: read the results below as those of a network started from an unknown state.")
-    return (f"> **Warning: model2 is NOT pretrained here.** No ImageNet weights for {arch} were available, so it "
-            "starts from random weights and every stage of it is trained (frozen random stages would compute "
-            "nothing useful). Everything below measures the architecture trained from scratch, not transfer "
-            "learning.")
+        return (f"> **Caution:** the weights file's SHA-256 (`{str(weights.get('sha256'))[:16]}...`) does **not** "
+                f"match the hash torchvision publishes for {weights.get('weights')}. It fits the architecture, but "
+                "nothing shows it holds ImageNet weights: model2 starts from an unknown state.")
+    return ("> **model2 is not pretrained here:** no ImageNet weights were available, so it starts from random "
+            "weights.")
 
 
 def model2_name(weights: Mapping) -> str:
@@ -225,36 +209,28 @@ def training_verdict(history, kept_epoch: int | None = None) -> TrainingVerdict:
 
 
 def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
-    """The verdict of ``training_verdict`` as sentences quoting the curves' numbers."""
+    """The verdict of ``training_verdict`` in one or two sentences quoting the curves' numbers. It says what
+    the curves show and nothing more: a flat training loss is "flattened", never "converged" (a learning rate
+    decayed to almost nothing flattens any curve)."""
     v = training_verdict(history, kept_epoch)
-    accs = (f"training accuracy {_pct(v.train_acc)} against validation {_pct(v.val_acc)} at the last epoch "
-            f"({100 * (v.train_acc - v.val_acc):+.1f} points)")
-    kept = (f"the weights kept are those of epoch {v.kept_epoch} (validation loss {v.kept_val_loss:.3f}, "
-            f"accuracy {_pct(v.kept_val_acc)})")
+    accs = f"training accuracy {_pct(v.train_acc)} against validation {_pct(v.val_acc)} at the last epoch"
     if v.kind == "too short":
-        return (f"**{name}** trained for a single epoch, with {accs}. One point shows no trend, so {name}'s "
-                "curves cannot tell overfitting from underfitting.")
+        return f"**{name}** trained for a single epoch, so its curves show no trend."
     if v.kind == "overfitting":
-        rise = (f" Validation loss rose from {v.kept_val_loss:.3f} at epoch {v.kept_epoch} to "
-                f"{v.last_val_loss:.3f} at epoch {v.epochs}." if v.last_val_loss > v.kept_val_loss else "")
-        return (f"**{name}** overfits: {accs}.{rise} It fits the training patches more closely than it "
-                f"generalises; {kept}, which limits the damage. For {name}, more epochs would not help; more "
-                "data, stronger regularisation (dropout, weight decay) or more augmentation would.")
+        rise = (f"; validation loss rose from {v.kept_val_loss:.3f} at epoch {v.kept_epoch} to "
+                f"{v.last_val_loss:.3f}" if v.last_val_loss > v.kept_val_loss else "")
+        return f"**{name}** overfits: {accs} ({100 * (v.train_acc - v.val_acc):+.1f} points){rise}."
     if v.kind == "gap while improving":
-        return (f"**{name}** fits the training patches far more closely than new ones ({accs}), but its "
-                f"validation loss was still at its lowest at the last epoch ({v.kept_val_loss:.3f}): it has not "
-                "started to get worse on validation, so more epochs may still help a little, while the gap shows "
-                "how much it relies on memorising the training patches.")
+        return (f"**{name}** fits its training patches more closely than new ones ({accs}), but its "
+                f"validation loss was still at its lowest at the last epoch.")
     if v.kind == "underfitting":
         return (f"**{name}** was still learning when training stopped: validation loss was lowest at the last "
-                f"epoch ({v.kept_val_loss:.3f}) and training loss fell by {_pct(v.train_loss_drop)} in that "
-                f"epoch, with {accs}. A longer run would likely raise {name}'s accuracy (none was made here).")
-    settled = (f"{_pct(abs(v.train_loss_drop))} in the last epoch, with {accs}; {kept}. Neither more epochs "
-               "nor more regularisation is the obvious next step.")
+                f"epoch and training loss fell {_pct(v.train_loss_drop)} in it.")
     if abs(v.train_loss_drop) >= STILL_FALLING:  # validation has levelled off, the (small) training loss not
-        return (f"**{name}** levelled off on validation within {v.epochs} epochs: validation loss was lowest at "
-                f"epoch {v.kept_epoch}, not at the last, although training loss still changed by {settled}")
-    return f"**{name}** has converged within {v.epochs} epochs: training loss changed by {settled}"
+        return (f"**{name}**'s validation loss was lowest at epoch {v.kept_epoch}, not at the last, while its "
+                f"training loss still changed {_pct(abs(v.train_loss_drop))} in the last epoch ({accs}).")
+    return (f"**{name}**'s curves have flattened: training loss changed {_pct(abs(v.train_loss_drop))} in the "
+            f"last epoch, with {accs}.")
 
 
 def describe_spikes(history, jump: float = 0.2) -> str:
@@ -266,12 +242,12 @@ def describe_spikes(history, jump: float = 0.2) -> str:
               (loss[i] > (1 + jump) * min(loss[i - 1], loss[i + 1]) and loss[i] > max(loss[i - 1], loss[i + 1]))]
     if not spikes:
         return ""
-    epochs = _and([str(history.epoch[i]) for i in spikes])
-    values = _and([f"{loss[i]:.3f} ({_pct(acc[i])})" for i in spikes])
     one = len(spikes) == 1
-    return (f" At epoch{'' if one else 's'} {epochs} validation loss jumped (to {values}, accuracy in brackets) and "
-            f"fell back the epoch after: {'a noisy epoch' if one else 'noisy epochs'} on the validation split, not a "
-            f"trend, and not {'the epoch' if one else 'epochs'} whose weights are kept.")
+    epochs = _and([str(history.epoch[i]) for i in spikes])
+    values = _and([f"{loss[i]:.3f}" for i in spikes])
+    accuracy = _and([_pct(acc[i]) for i in spikes])
+    return (f" Validation loss jumped at epoch{'' if one else 's'} {epochs} (to {values}; validation accuracy "
+            f"{accuracy}) and fell back the epoch after.")
 
 
 def _and(items: list[str]) -> str:

@@ -279,3 +279,52 @@ def test_the_fixs_balanced_sampler_is_a_weighted_draw_made_on_the_device():
                       before=before, fit=recording_fit, evaluate=lambda *a, **k: before)
     shares = np.bincount(seen, minlength=4) / len(seen)
     np.testing.assert_allclose(shares, [0.2, 0.2, 0.4, 0.2], atol=0.03)  # class 2 (taken for 0) x2
+
+
+def test_share_label_never_rounds_to_a_whole_class_unless_exact():
+    assert dg.share_label(284 / 285) == "99.6%"
+    assert dg.share_label(9999 / 10000) == "99.9%"   # would round to 100.0%
+    assert dg.share_label(1 / 10000) == "0.1%"       # would round to 0.0%
+    assert dg.share_label(1.0) == "100.0%" and dg.share_label(0.0) == "0.0%"
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for ax in fig.axes for t in ax.texts]
+
+
+def test_rates_panels_show_284_of_285_as_99_6_percent():
+    y_true = np.array([0] * 285 + [1] * 5 + [2] * 5 + [3] * 5)
+    y_pred = y_true.copy()
+    y_pred[0] = 3
+    fig = dg.confusion_figure(y_true, y_pred)
+    assert "99.6%" in _texts(fig) and "100%" not in _texts(fig)
+    plt.close(fig)
+
+
+def test_fix_figure_recall_axis_ends_at_100_percent():
+    fixed = Y_PRED.copy()
+    fixed[20:23] = 2
+    result = dg.FixResult(preds(Y_TRUE, Y_PRED), preds(Y_TRUE, fixed), dg.most_confused_pair(Y_TRUE, Y_PRED), "x")
+    fig = dg.fix_figure(result, model="model1")
+    recall_axis = next(ax for ax in fig.axes if ax.get_ylabel() == "recall")
+    assert recall_axis.get_ylim() == (0.0, 100.0)
+    plt.close(fig)
+
+
+def test_curves_share_one_accuracy_axis_and_plot_loss_on_a_log_scale():
+    steep = history(4)
+    steep["val_loss"] = [8.96, 0.6, 0.5, 0.45]  # a random start's first epoch
+    figs = [dg.curves_figure(history(5), "a"), dg.curves_figure(steep, "b")]
+    for fig, log in zip(figs, (False, True)):
+        loss, acc = fig.axes[:2]
+        # log only where the losses span more than a factor of 5 (here 0.3..1.2 does not; 0.45..8.96 does)
+        assert (loss.get_yscale() == "log") is log and ("log scale" in loss.get_ylabel()) is log
+        assert acc.get_ylim() == (0.0, 100.0)
+        plt.close(fig)
+
+
+def test_a_single_epoch_gets_whole_epoch_ticks():
+    fig = dg.curves_figure(history(1), "one epoch")
+    ticks = fig.axes[0].get_xticks()
+    assert all(float(t).is_integer() for t in ticks) and 1 in ticks
+    plt.close(fig)

@@ -110,9 +110,13 @@ def test_table_and_text_compare_with_chance(tmp_path):
     assert len(table) == 6 and set(table["model"]) == {"centre model", "border model"}
     assert (table["times_chance"] == table["central_share"] / table["area_share"]).all()
     text = it.describe_central_share(table)
-    assert "chance" in text and "centre model puts more of its attribution on the central nucleus than border model" in text
-    assert "concentrate on the central nucleus" in text and "look mostly at the surroundings" in text
-    assert "randomisation check" not in text  # no check was run, so none is claimed
+    area = f"{table['area_share'].iloc[0]:.1%}"
+    assert f"The disc covers {area} of the patch. centre model's maps put more than that inside it by" in text
+    assert "border model's maps put no more than that inside it by" in text and text.count("The disc covers") == 1
+    # the measure only: no claim about the nucleus, no ranking of the models, no check that was not run
+    assert "nucleus" not in text and "looks more" not in text and "randomisation check" not in text
+    for _, row in table.iterrows():
+        assert f"{row['method']} ({row['central_share']:.1%})" in text
 
     model = centre_model()
     images_uint8 = (x.clamp(-2, 2) * 60 + 128).to(torch.uint8)
@@ -133,8 +137,9 @@ def test_bad_targets_are_refused():
 def test_text_for_equal_models_names_both():
     attr = {it.SALIENCY: np.ones((1, SIZE, SIZE))}
     text = it.describe_central_share(it.central_share_table({"model1": attr, "model2": attr}))
-    assert "about equally (model1 19.8% vs model2 19.8%)" in text
-    assert "spread about as evenly as chance" in text
+    # a map spread evenly puts exactly the disc's area share inside it: not "more than" the area
+    assert "model1's maps put no more than that inside it by Saliency (19.8%)" in text
+    assert "model2's maps put no more than that inside it by Saliency (19.8%)" in text
 
 
 class PixelWeights(nn.Module):
@@ -190,11 +195,15 @@ def test_text_discounts_a_method_that_fails_the_randomisation_check():
         randomisation={"model1": {it.SALIENCY: 0.9, it.OCCLUSION: 0.1}, "model2": {it.SALIENCY: 0.2, it.OCCLUSION: 0.1}})
     assert list(table["similarity_to_random"]) == [0.9, 0.1, 0.2, 0.1]
     text = it.describe_central_share(table)
-    assert "model1's Saliency maps hardly change when its weights are re-initialised (rank correlation up to 0.90)" in text
-    assert "Saliency and Occlusion pass the randomisation check for model2" in text
-    # model1's centred Saliency maps fail the check, so model1's trusted share is its border-bound Occlusion
-    assert "model2 puts more of its attribution on the central nucleus than model1" in text
-    assert "(2 for model1 and 2 for model2)" in text
+    assert ("For model1, Saliency fails the randomisation check (rank correlation with a re-initialised copy's "
+            "maps up to 0.90)") in text
+    assert "model2" not in text.split("fails")[0]  # model2 passes: nothing is said against it
+    # model1's centred Saliency maps fail the check, so only its border-bound Occlusion is read
+    assert "model1's maps that pass put no more than that inside it by Occlusion (0.0%)." in text
+    assert "model1's maps that pass put more" not in text
+    # every map of model2 passes, so its sentence needs no "that pass"
+    assert "model2's maps put more than that inside it by Occlusion (100.0%), but no more by Saliency (0.0%)." in text
+    assert "2 patches per model make these shares an indication" in text
 
 
 def test_captum_costs_less_in_cheaper_profiles():
@@ -220,21 +229,20 @@ def test_maps_that_are_the_same_for_every_patch_are_not_trusted():
                                    randomisation={"model2": {it.SALIENCY: 0.1, it.OCCLUSION: 0.1}},
                                    across_patches=True)
     text = it.describe_central_share(table)
-    assert "model2's Saliency maps are nearly the same picture for every patch" in text
-    assert "Occlusion pass the randomisation check for model2" in text and "Saliency pass" not in text
+    assert "For model2, Saliency draws nearly the same map for every patch" in text
+    assert "by Occlusion" in text and "by Saliency" not in text  # the failing method's share is not read
 
 
-def test_the_figure_is_read_row_by_row_and_its_first_column_has_a_header():
+def test_the_figure_shows_each_map_s_central_share_and_its_first_column_has_a_header():
     labels, preds = np.array([0, 3]), np.array([0, 1])
     occlusion = np.zeros((2, SIZE, SIZE))
-    occlusion[0, 50, 50] = 1          # row 1: the centre decided
-    occlusion[1, 2, 2] = 1            # row 2: a corner decided
-    text = it.describe_rows({it.OCCLUSION: occlusion}, labels, preds, "model1")
-    assert "on the central nucleus in row 1 (normal epithelial)" in text
-    assert "in the surrounding tissue in row 2 (immune, taken for cancer epithelial)" in text
+    occlusion[0, 45:55, 45:55] = 1    # row 1: all inside the disc
+    occlusion[1, :10, :] = 1          # row 2: all outside it
     model = centre_model()
     x = inputs(2)
     fig = it.attribution_figure(model, x, (x * 0 + 128).to(torch.uint8), labels, preds, "t",
                                 attributions={it.OCCLUSION: occlusion})
     assert "patch" in [t.get_text() for t in fig.axes[0].texts]
     assert fig.axes[0].get_title().startswith("row 1: true normal epithelial")
+    assert fig.axes[1].get_xlabel() == "in the disc: 100%" and fig.axes[3].get_xlabel() == "in the disc: 0%"
+    plt.close(fig)
