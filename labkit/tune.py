@@ -539,19 +539,24 @@ def restore_trial(result: SearchResult, trial: int, base=None) -> torch.nn.Modul
     return model.eval()
 
 
-def trial_correct(result: SearchResult, trial: int, data, *, base=None, device="cpu", run_dir=None, log=print):
-    """Whether trial ``trial``'s checkpoint classifies each validation patch correctly (bool array, in the order
-    of ``data.val_idx``), scored as the trial scored itself: on model2's cached features where it trained on them."""
-    model = restore_trial(result, trial, base)
-    config = trial_config(result, trial)
-    batch = int(config["batch_size"])
-    if result.kind == "model2" and features.uses_cache(model, int(config["unfrozen_stages"]), device):
+def val_correct(kind: str, model: torch.nn.Module, config: dict, data, *, device="cpu", run_dir=None, log=print):
+    """Whether ``model`` (trained with ``config``) classifies each validation patch correctly (bool array, in the
+    order of ``data.val_idx``), scored as its training scored it: model2 on cached prefix features where it
+    trained on them, so the count matches the validation accuracy its run reported."""
+    batch = int(config.get("batch_size", 64))
+    if kind == "model2" and features.uses_cache(model, int(config["unfrozen_stages"]), device):
         cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
         predictions = features.evaluate_on_features(model, cache, data.val_idx, batch_size=batch, device=device)
     else:
         loader = make_loader(data.val_dataset(), batch, shuffle=False, device=device)
         predictions = evaluate(model, loader, device=device)
     return predictions.preds == predictions.labels
+
+
+def trial_correct(result: SearchResult, trial: int, data, *, base=None, device="cpu", run_dir=None, log=print):
+    """``val_correct`` for trial ``trial``'s checkpoint (its lowest-loss epoch)."""
+    return val_correct(result.kind, restore_trial(result, trial, base), trial_config(result, trial), data,
+                       device=device, run_dir=run_dir, log=log)
 
 
 def paired_test(correct_a, correct_b) -> dict:

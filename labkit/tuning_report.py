@@ -12,6 +12,8 @@ import this module, so Ray's workers never pay for importing matplotlib.
     trials_figure(result)     validation accuracy of each trial over epochs, ASHA's stops marked
     score_figure(result)      each trial's accuracy after the epochs every trial ran, against each hyperparameter
     why_not_retrained(result) why chapter 4 trains no full-budget run of the search's best (None: it does)
+    describe_retrained(run, name, final, data)
+                              a retrained winner against its baseline, both fully trained (McNemar)
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from ray.tune.search.sample import Categorical, Float, Integer
 from labkit.profiles import asha_grace_period
 from labkit.recipes import is_log_scale
 from labkit.results import BASELINE_CONFIRMED
-from labkit.tune import SIGNIFICANCE
+from labkit.tune import SIGNIFICANCE, paired_test, val_correct
 
 # one scatter panel per hyperparameter says something only with enough points: fewer trials, no scatter
 MIN_TRIALS_FOR_SCATTER = 8
@@ -167,6 +169,26 @@ def _colour_scale(result, name):
     values = result.table.loc[result.table["status"] != "failed", name].astype(float)
     norm = LogNorm if name in result.log_params else Normalize
     return plt.get_cmap("viridis"), norm(vmin=values.min(), vmax=values.max())
+
+
+def describe_retrained(run, name: str, final, data, *, device="cpu") -> str:
+    """The retrained ``final`` (a tune.FinalRun) against ``name``'s baseline from chapter 2 or 3, both trained on
+    the whole split with the full budget, on the same validation patches (McNemar's exact test)."""
+    from labkit.results import load_final
+
+    _, meta = run.load_checkpoint(f"{name}/baseline.pt")  # its config: how chapter 2 or 3 trained it
+    baseline = load_final(run, name, stage="baseline")
+    c = paired_test(val_correct(name, final.model, final.config, data, device=device, run_dir=run),
+                    val_correct(name, baseline, meta.get("config", final.config), data, device=device, run_dir=run))
+    differ = (f"Retrained with the full budget, the search's settings and the baseline's disagree on "
+              f"{c['only_a'] + c['only_b']} of {c['n']} validation patches, {c['only_a']} to {c['only_b']} "
+              f"(McNemar's exact test, p = {c['p_value']:.2g}): ")
+    if c["p_value"] >= SIGNIFICANCE:
+        return differ + "the two cannot be told apart."
+    if c["only_a"] > c["only_b"]:
+        return differ + "the search's settings are better."
+    return differ + ("the baseline's are better. The short trials on a subset favoured settings that learn fast, "
+                     "not the ones that end up best.")
 
 
 def trials_figure(result):
