@@ -281,8 +281,8 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     """Search ``kind``'s hyperparameters with Ray Tune and ASHA; returns a SearchResult.
 
     ``data`` is a NucleiData; trials train on ``profile.tune_subset`` of its training split (stratified) for
-    at most ``profile.trial_epochs`` epochs (the final runs' budget rule, with ``profile.tune_budget_share``
-    of the budget) and are scored on the whole validation split by the accuracy of the epoch with the lowest
+    at most ``profile.trial_epochs`` epochs (the final runs' budget rule, with a trial's own steps) and are
+    scored on the whole validation split by the accuracy of the epoch with the lowest
     validation loss, the one a final run would keep. ``space``,
     ``trials`` and ``epochs`` override the profile's (each ``tune.grid_search`` value in ``space``
     multiplies the trials). model2 trials start from ``base_model2`` or, if None, from the recipe's
