@@ -362,3 +362,23 @@ def test_each_trial_reports_setup_seconds_per_epoch_and_images_per_second(model1
     assert (ran["images_per_second"] > 0).all()
     # images/s is the epochs' training images over their seconds: a whole number of batches per epoch
     assert (ran["images_per_second"] * ran["train_seconds"] / ran["epochs"]).round().mod(2).eq(0).all()
+
+
+def test_a_retrained_winner_is_compared_with_its_baseline_on_the_same_patches(tiny_data, tmp_path):
+    # two model1s, the baseline's weights and a differently seeded "retrained" one: no Ray, no training
+    from labkit.train import seed_everything
+
+    run = RunDir(tmp_path / "run", chapter="04_tuning")
+    config = recipes.baseline_config("model1", TINY)
+    models = []
+    for seed in (0, 1):
+        seed_everything(seed)
+        models.append(recipes.recipe("model1").make_model(config, None))
+    run.save_checkpoint("model1/baseline.pt", models[0], config=config)
+    final = tune.FinalRun(model=models[1], fit=None, config=config)
+    text = tuning_report.describe_retrained(run, "model1", final, tiny_data)
+    correct = [tune.val_correct("model1", m, config, tiny_data) for m in models]
+    test = tune.paired_test(*reversed(correct))
+    assert f"disagree on {test['only_a'] + test['only_b']} of {len(tiny_data.val_idx)} validation patches" in text
+    assert f"{test['only_a']} to {test['only_b']}" in text
+    assert ("cannot be told apart" in text) == (test["p_value"] >= tune.SIGNIFICANCE)
