@@ -93,8 +93,8 @@ display(tuning_report.describe_space(space2).rename_axis("model2"))
 #
 # The best trial is the one with the highest validation accuracy among those that ran every epoch. It is chosen
 # on the validation split, so its score is optimistic; what matters is whether it beats the baseline's trial.
-# Both trials' checkpoints are restored and scored on the same validation patches, and McNemar's exact test
-# asks whether the patches only one of them gets right split more unevenly than chance would.
+# Unless it is that trial, both checkpoints are restored and scored on the same validation patches, and
+# McNemar's exact test asks whether the patches only one of them gets right split more unevenly than chance.
 
 # %%
 with ctx.timer.phase("tuning"):

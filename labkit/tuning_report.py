@@ -96,7 +96,7 @@ def describe_result(result, kind: str | None = None, *, majority_rate: float | N
         asha = f"ASHA stopped {stopped} of them after {grace} epochs"
     completed = t[t["status"] == "completed"]
     text = (f"The {kind} search ran {len(t)} trials of up to {epochs}; {asha}. Of the {len(completed)} that ran "
-            f"all {epochs}, trial {result.best_trial} reached the highest validation accuracy, "
+            f"every epoch, trial {result.best_trial} reached the highest validation accuracy, "
             f"**{100 * result.best_score:.1f}%** (at its lowest validation loss), with {settings}.")
     if result.winner_is_baseline:
         text += " These are the baseline's own settings: no sampled setting beat them at this budget."
@@ -133,9 +133,12 @@ def describe_comparison(result) -> str:
     c = result.comparison
     if not c:
         return ""
-    same = (f"Both ran {result.max_epochs} epoch" + ("s" if result.max_epochs != 1 else "")
-            + f"; of the {c['n']} validation patches, {c['only_a'] + c['only_b']} are classified differently: "
-            f"trial {c['best_trial']} alone gets {c['only_a']} right and the baseline's trial alone {c['only_b']} "
+    both = f"Trial {c['best_trial']} and the baseline's trial both ran {result.max_epochs} epoch" + (
+        "s" if result.max_epochs != 1 else "")
+    if c["only_a"] + c["only_b"] == 0:
+        return both + f" and get the same {c['correct_a']} of the {c['n']} validation patches right: they cannot be told apart."
+    same = (both + f"; they disagree on {c['only_a'] + c['only_b']} of the {c['n']} validation patches, of which "
+            f"trial {c['best_trial']} gets {c['only_a']} right and the baseline's trial {c['only_b']} "
             f"(McNemar's exact test, p = {c['p_value']:.2g}).")
     if c["retrain"]:
         verdict = (f" The best settings are better than the baseline's at this budget (p < {SIGNIFICANCE:g}), "
