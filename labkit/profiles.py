@@ -100,7 +100,7 @@ PROFILES = {
     "standard": Profile("standard", stub_train=3000, stub_test=800, val_fraction=0.2,
                         model1_steps=300, model2_steps=114, max_epochs=40, min_epochs=2, patience=6,
                         # 8 short trials a model on 15% of the split (6 steps an epoch): model1 4 epochs,
-                        # model2 3 (a step of it costs several of model1's), so that a search costs what 4
+                        # model2 3 (its steps cost more), so that a search costs about what 4
                         # trials on 40% did, and ASHA's first rung (epoch 2) compares all 8 alike
                         tune_trials=8, model1_trial_steps=24, model2_trial_steps=18, tune_subset=0.15,
                         interpret_per_class=1, batch_size=64,
