@@ -220,9 +220,10 @@ def trials_figure(result):
     if numeric:
         bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax)
         bar.set_label(first + (" (log scale)" if first in result.log_params else ""))
-        plain = plt.FuncFormatter(lambda v, _: f"{v:g}")  # 0.003, not 3x10^-3
-        bar.ax.yaxis.set_major_formatter(plain)
-        bar.ax.yaxis.set_minor_formatter(plain)
+        if first in result.log_params:  # ticks at 1 and 3 times powers of ten, written 0.003, not 3x10^-3
+            bar.ax.yaxis.set_major_locator(plt.LogLocator(base=10, subs=(1.0, 3.0)))
+            bar.ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+            bar.ax.yaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_xticks(range(1, max(result.max_epochs, 1) + 1))
