@@ -63,7 +63,7 @@ def test_search_spaces_are_described_for_the_notebook():
     rows = described.set_index("hyperparameter")
     assert rows.loc["lr", "distribution"] == "log-uniform"
     assert rows.loc["dropout", "distribution"] == "uniform"
-    assert rows.loc["channels", "range / choices"].startswith("16-32-64")
+    assert rows.loc["weight_decay", "distribution"] == "log-uniform"
 
 
 def test_resources_split_cpus_and_share_gpus():
