@@ -11,11 +11,11 @@
 # %% [markdown]
 # # 4. Hyperparameter search with Ray Tune
 #
-# Learning rate, weight decay, width, dropout and batch size interact, so I search them together with
-# **Ray Tune**: each trial reports validation loss and accuracy after every epoch, and the **ASHA** scheduler
-# stops trials that are clearly behind. Trials train on a subset of the training split with a share of the
-# final budget; the first trial of each search is the baseline's hand-picked settings, so the search is
-# measured against them on equal terms.
+# For each model I search the two or three settings that most change what it learns and keep the others at
+# the baseline's values. A trial trains on part of the training split for a few epochs and reports validation
+# loss and accuracy after every epoch, with a checkpoint of its weights at its lowest validation loss. The
+# **ASHA** scheduler stops trials that fall behind, except the trial with the baseline's own settings: it always
+# runs to the end, so the search's best can be compared with it after the same number of epochs.
 
 # %% tags=["parameters"]
 # Set by build.py through papermill (the contract: labkit.notebook.ChapterParameters);
@@ -35,7 +35,7 @@ seed = 0
 # %%
 from IPython.display import display
 
-from labkit import evidence, narrative, results, tuning_report
+from labkit import configuration, evidence, narrative, results, tuning_report
 from labkit.diagnostics import curves_figure
 from labkit.notebook import chapter_parameters, pct, say, show_figure, start_chapter
 from labkit.tune import init_ray, shutdown_ray, train_final
@@ -46,17 +46,24 @@ with ctx.timer.phase("ray start"):
     cluster = init_ray(ctx.ray_address or None)
 ctx.run.save_json("tuning/cluster.json", {"address": ctx.ray_address, "resources": cluster})  # for the appendix
 p = ctx.profile
-n_val = len(nuclei.val_idx)
 val_counts = nuclei.class_counts("val")  # the bar a trial must clear: always predicting the largest class
 always_largest = {"majority_rate": val_counts.max() / val_counts.sum(), "majority_class": val_counts.idxmax(),
-                  "n_val": n_val}
+                  "n_val": len(nuclei.val_idx)}
 
 # %% [markdown]
 # ## 4.1 Search spaces
 #
-# Learning rates and weight decay are sampled on a log scale, because their effect is about ratios, not
-# differences. For model2 the head and the backbone have separate learning rates, and the number of unfrozen
-# backbone stages is searched too.
+# Learning rates and weight decay act by ratios, so they are sampled on a log scale; model1's dropout is
+# sampled uniformly.
+
+# %% [markdown] tags=["if:model2_stages_searched"]
+# model2's new head and its pretrained backbone get separate learning rates: the backbone's range is lower, so
+# that fine-tuning adjusts the ImageNet features rather than overwriting them. The number of backbone stages
+# unfrozen from the end is searched as well; weight decay stays the baseline's.
+
+# %% [markdown] tags=["if:not-model2_stages_searched"]
+# model2 starts from random weights here, so every stage trains and there is no choice of how many to
+# unfreeze. Its search varies the learning rates of the new head and of the backbone, and weight decay.
 
 # %%
 # %load labkit.recipes.model1_search_space
@@ -64,15 +71,18 @@ always_largest = {"majority_rate": val_counts.max() / val_counts.sum(), "majorit
 
 # %%
 weights = ctx.run.load_json("model2/weights.json")  # chapter 3: ImageNet weights, or random ones
+space2 = model2_search_space(p, pretrained=weights["pretrained"])
+configuration.note(ctx.run, model2_stages_searched="unfrozen_stages" in space2)
 display(tuning_report.describe_space(model1_search_space(p)).rename_axis("model1"))
-display(tuning_report.describe_space(model2_search_space(p, pretrained=weights["pretrained"])).rename_axis("model2"))
+display(tuning_report.describe_space(space2).rename_axis("model2"))
 
 # %% [markdown]
 # ## 4.2 The Ray Tune code
 #
 # `run_search` builds the `Tuner` from the trainable `_run_trial` (the image tensors go into Ray's object store
 # once, through `tune.with_parameters`), the search space and the ASHA scheduler. Each trial trains with the
-# same `fit` as chapters 2 and 3, whose `report` hook passes each epoch's metrics to `tune.report`.
+# same `fit` as chapters 2 and 3; its `report` hook passes each epoch's metrics to `tune.report`, with a
+# checkpoint whenever the validation loss is the lowest so far.
 
 # %%
 # %load labkit.tune._run_trial
@@ -81,8 +91,10 @@ display(tuning_report.describe_space(model2_search_space(p, pretrained=weights["
 # %% [markdown]
 # ## 4.3 Searching model1
 #
-# A search's best score is the highest of several on the same validation split, so it is slightly optimistic;
-# section 4.5 therefore retrains a winner before it is compared with its baseline.
+# The best trial is the one with the highest validation accuracy among those that ran every epoch. It is chosen
+# on the validation split, so its score is optimistic; what matters is whether it beats the baseline's trial.
+# Unless it is that trial, both checkpoints are restored and scored on the same validation patches, and
+# McNemar's exact test asks whether the patches only one of them gets right split more unevenly than chance.
 
 # %%
 with ctx.timer.phase("tuning"):
@@ -100,13 +112,14 @@ evidence.record("tuning_model1",
                 f"Ray Tune with ASHA: {len(result1.table)} trials, best validation accuracy "
                 f"{pct(result1.best_score)}", model="model1", trials=len(result1.table),
                 failed=len(result1.failed), best_config=result1.best_config)
-say(tuning_report.describe_result(result1, "model1", **always_largest) + " " + tuning_report.describe_cost(result1))
+say(" ".join(filter(None, (tuning_report.describe_result(result1, "model1", **always_largest),
+                           tuning_report.describe_comparison(result1), tuning_report.describe_cost(result1)))))
 
 # %% [markdown]
 # ## 4.4 Searching model2
 
 # %%
-with ctx.timer.phase("tuning"):  # model2's trials share cached features of the frozen stages
+with ctx.timer.phase("tuning"):  # model2's trials share cached features of frozen stages where there are any
     result2 = run_search("model2", nuclei, p, device=ctx.device, seed=seed, ray_address=ctx.ray_address or None,
                          storage_dir=ctx.run.path("tuning/ray"), weights_file=ctx.weights_file or None,
                          allow_random=ctx.is_stub, run_dir=ctx.run)
@@ -122,36 +135,42 @@ evidence.record("tuning_model2",
                 f"Ray Tune with ASHA: {len(result2.table)} trials, best validation accuracy "
                 f"{pct(result2.best_score)}", model="model2", trials=len(result2.table),
                 failed=len(result2.failed), best_config=result2.best_config)
-say(tuning_report.describe_result(result2, "model2", **always_largest) + " " + tuning_report.describe_cost(result2))
+say(" ".join(filter(None, (tuning_report.describe_result(result2, "model2", **always_largest),
+                           tuning_report.describe_comparison(result2), tuning_report.describe_cost(result2)))))
 
 # %% [markdown]
-# ## 4.5 Retraining with the best configurations, where a search earned it
+# ## 4.5 The final models
 #
-# Where a search's best settings beat the baseline's trial by more than one standard error of the validation
-# accuracy, that model is retrained on the whole training split with the full budget, and the better of it
-# and its baseline becomes the final model; otherwise the baseline stays final.
+# A search earns a full-budget run of its best settings, on the whole training split, only when its best trial
+# got significantly more validation patches right than the baseline's trial (p < 0.05). Otherwise the baseline
+# that chapter 2 or 3 trained with the full budget stays final, and no minutes are spent on a second run.
 
 # %%
-why_not1 = tuning_report.why_not_retrained(result1, n_val)
-why_not2 = tuning_report.why_not_retrained(result2, n_val)
 shutdown_ray()  # the searches are over: a final run should not share the cores with Ray's idle workers
 with ctx.timer.phase("training"):
-    final1 = None if why_not1 else train_final("model1", result1.best_config, nuclei, p, device=ctx.device,
-                                               seed=seed)
-    final2 = None if why_not2 else train_final(
-        "model2", result2.best_config, nuclei, p, device=ctx.device, seed=seed, weights_file=ctx.weights_file or None,
-        allow_random=ctx.is_stub, run_dir=ctx.run)
-verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config, kept_because=why_not1)
-verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config, kept_because=why_not2,
-                                arch=weights["arch"])
+    final1 = train_final("model1", result1.best_config, nuclei, p, device=ctx.device,
+                         seed=seed) if result1.retrain else None
+    final2 = train_final("model2", result2.best_config, nuclei, p, device=ctx.device, seed=seed,
+                         weights_file=ctx.weights_file or None, allow_random=ctx.is_stub,
+                         run_dir=ctx.run) if result2.retrain else None
+verdict1 = results.choose_final(ctx.run, "model1", final1, result1.best_config,
+                                kept_because=tuning_report.why_not_retrained(result1))
+verdict2 = results.choose_final(ctx.run, "model2", final2, result2.best_config,
+                                kept_because=tuning_report.why_not_retrained(result2), arch=weights["arch"])
+configuration.note(ctx.run, retrained_after_search=final1 is not None or final2 is not None)
 for name, final in (("model1", final1), ("model2", final2)):  # the curves of a run made here
     if final is not None:
         show_figure(curves_figure(final.fit.history, f"{name}: retrained with the search's best settings"), ctx.run,
                     f"{name}_tuned_curves")
 
+# %% [markdown] tags=["if:retrained_after_search"]
+# A retrained model is compared with its baseline again, after the same full budget: short trials on a subset
+# favour settings that learn fast, and those are not always the settings that end up best.
+
 # %% tags=["report"]
 say("- " + verdict1 + "\n- " + verdict2)
 for name, final in (("model1", final1), ("model2", final2)):
     if final is not None:
-        say(narrative.describe_training(final.fit.history, f"the retrained {name}")
+        say(tuning_report.describe_retrained(ctx.run, name, final, nuclei, device=ctx.device)
+            + " " + narrative.describe_training(final.fit.history, f"the retrained {name}")
             + narrative.describe_spikes(final.fit.history))

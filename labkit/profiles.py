@@ -1,8 +1,8 @@
 """Build profiles: how much data, what training budget and how many trials each kind of build spends.
 
-quick    tests, CI, a first look: whole build from a fresh clone (stub included) in about 90 s on a 2-core CPU.
-standard the default: a stub of a few thousand images, whole build under 8 minutes on a 2-core CPU
-         without bf16 (DESIGN.md's 10 minutes, tightened by issue 15).
+quick    tests, CI, a first look: whole build from a fresh clone (stub included) within a minute on a 2-core CPU.
+standard the default: a stub of a few thousand images, whole build within 4 minutes on a 2-core CPU with
+         bf16 and 7 without (float32).
 full     the real data on a GPU (Kaggle): the budgets and trials of a real study.
 
 A profile sets a training *budget*, not a number of epochs: optimizer steps at the profile's batch size,
@@ -10,7 +10,10 @@ turned into epochs for the data at hand (``epochs_for``) and capped, and early s
 (``patience``) may end a run sooner. So a 500-image set gets enough steps to learn (a fixed 8 epochs on 432
 images are only 56 steps), and a 10,000-image set is not overtrained. Because the budget is counted at the
 profile's batch size, it fixes how many images a run sees: a tuned batch size changes the number of steps,
-not the number of epochs, and all tuning trials of a search run the same epochs.
+not the number of epochs, and all tuning trials of a search run the same epochs. A tuning trial has a
+budget of its own (``model1_trial_steps``, ``model2_trial_steps``): many short trials on a subset show
+a trend over the searched settings, and only a search whose best trial beats the baseline's pays for a
+full-budget run.
 """
 from __future__ import annotations
 
@@ -45,7 +48,8 @@ class Profile:
     min_epochs: int          # floor on them (large datasets)
     patience: int | None     # stop after this many epochs without a lower validation loss (None: never)
     tune_trials: int         # Ray Tune trials per model
-    tune_budget_share: float  # a trial's budget as a share of its model's budget (ASHA stops bad ones earlier)
+    model1_trial_steps: int  # a model1 trial's budget: optimizer steps at batch_size (ASHA stops bad ones earlier)
+    model2_trial_steps: int  # the same for a model2 trial
     tune_subset: float       # share of the training split a trial trains on
     interpret_per_class: int  # validation patches per class and outcome shown with Captum
     batch_size: int
@@ -77,8 +81,10 @@ class Profile:
                              self.min_epochs)
 
     def trial_epochs(self, kind: str, n_train: int) -> int:
-        """A tuning trial's epochs on ``n_train`` images (the subset): the same rule as a final run."""
-        return self.epochs_for(kind, n_train, share=self.tune_budget_share)
+        """A tuning trial's epochs on ``n_train`` images (the subset): its own budget, the final runs' rule."""
+        steps = self.model1_trial_steps if kind == "model1" else self.model2_trial_steps
+        self.steps_for(kind)  # refuses an unknown kind
+        return budget_epochs(steps, math.ceil(n_train / self.batch_size), self.max_epochs, self.min_epochs)
 
 
 # Budgets are set so that the stub builds cost what they did with fixed epochs: the standard stub (2,400
@@ -86,23 +92,24 @@ class Profile:
 PROFILES = {
     "quick": Profile("quick", stub_train=320, stub_test=80, val_fraction=0.25,
                      model1_steps=8, model2_steps=4, max_epochs=4, min_epochs=1, patience=None,
-                     tune_trials=2, tune_budget_share=0.25, tune_subset=0.5, interpret_per_class=1,
+                     tune_trials=2, model1_trial_steps=2, model2_trial_steps=1, tune_subset=0.5,
+                     interpret_per_class=1,
                      batch_size=64, test_time_augmentation=False,
                      # a look at the methods, half the standard cost: 8 IG passes, 4 x 4 occlusions
                      ig_noisy_copies=2, ig_steps=4, occlusion_window=25, occlusion_stride=25),
     "standard": Profile("standard", stub_train=3000, stub_test=800, val_fraction=0.2,
                         model1_steps=300, model2_steps=114, max_epochs=40, min_epochs=2, patience=6,
-                        # 4 trials a model: two rounds of two concurrent trials on 2 cores (a third round
-                        # cost 60-100 s of an 8-minute build on a CPU without bf16). A fifth of the budget on
-                        # 40% of the split: 60 steps a model1 trial (4 epochs of 15), where a quarter on half
-                        # rounded up to 76 (4 of 19), so a search leaves room for a final run of its winner
-                        tune_trials=4, tune_budget_share=0.2, tune_subset=0.4, interpret_per_class=1,
-                        batch_size=64,
+                        # 8 short trials a model on 15% of the split (6 steps an epoch): model1 4 epochs,
+                        # model2 3 (its steps cost more), so that a search costs about what 4
+                        # trials on 40% did, and ASHA's first rung (epoch 2) compares all 8 alike
+                        tune_trials=8, model1_trial_steps=24, model2_trial_steps=18, tune_subset=0.15,
+                        interpret_per_class=1, batch_size=64,
                         # 16 IG passes and 6 x 6 occlusions per patch: 60% of the full profile's Captum cost
                         ig_noisy_copies=2, ig_steps=8, occlusion_window=20, occlusion_stride=16),
     "full": Profile("full", stub_train=10000, stub_test=5041, val_fraction=0.15,
                     model1_steps=2000, model2_steps=800, max_epochs=60, min_epochs=3, patience=8,
-                    tune_trials=16, tune_budget_share=0.4, tune_subset=1.0, interpret_per_class=1,
+                    tune_trials=16, model1_trial_steps=800, model2_trial_steps=320, tune_subset=1.0,
+                    interpret_per_class=1,
                     batch_size=128),
 }
 

@@ -31,45 +31,34 @@ from labkit import features, models
 # Search spaces (shown in the notebook with inspect.getsource: keep them short)
 # ---------------------------------------------------------------------------------------------------
 def model1_search_space(profile, pretrained: bool = False) -> dict:
-    """What Ray Tune varies for model1, our small ConvNet. Keys are build_model1's and fit's arguments."""
+    """What Ray Tune varies for model1, our small ConvNet; the other settings stay the baseline's."""
     # imported here: importing Ray costs seconds in every chapter that only trains or reads results
     from ray import tune
 
-    b = profile.batch_size
-    # smaller, the baseline's, deeper; the wider ones only in the full profile: a training step of 32-64-128
-    # costs 2.6-3.2x the baseline's (bench/train.py), so a final run of it could not fit a CPU build's budget
-    channels = ["16-32-64", "16-32-64-128", "16-32-64-128-256"] + (["32-64-128", "32-64-128-256"]
-                                                                  if profile.name == "full" else [])
     return {
         "lr": tune.loguniform(3e-4, 3e-2),            # log scale: rates matter by ratio, not difference
         "weight_decay": tune.loguniform(1e-5, 1e-2),  # L2 penalty, also log scale
-        "optimizer": tune.choice(["adamw", "sgd"]),   # sgd uses momentum 0.9
-        # width and depth: channels per conv block ("16-32-64" = three blocks); strings keep Ray's
-        # points_to_evaluate and the result tables simple
-        "channels": tune.choice(channels),
         "dropout": tune.uniform(0.0, 0.5),            # before the classifier
-        "batch_size": tune.choice([b // 2, b, 2 * b]),
     }
 
 
 def model2_search_space(profile, pretrained: bool = True) -> dict:
     """What Ray Tune varies for model2, the fine-tuned torchvision network (``pretrained``: whether it starts
-    from ImageNet weights; from random ones every stage trains, at a learning rate like the head's)."""
+    from ImageNet weights); the other settings stay the baseline's."""
     from ray import tune
 
-    b = profile.batch_size
+    if not pretrained:  # random weights: every stage trains, so how many to unfreeze is not a question
+        return {
+            "head_lr": tune.loguniform(1e-3, 3e-2),
+            "backbone_lr": tune.loguniform(3e-4, 1e-2),
+            "weight_decay": tune.loguniform(1e-5, 1e-2),
+        }
     # on a CPU: the head alone or with the last stage, whose trials share cached features (labkit.features);
     # unfreezing earlier, higher-resolution stages costs a full forward and backward pass per step
-    stages = [1, 2, 3, 4] if profile.name == "full" else [0, 1]
-    if not pretrained:  # frozen random stages compute nothing useful
-        stages = [-1]
     return {
         "head_lr": tune.loguniform(1e-3, 3e-2),       # the new head learns from scratch: larger steps
-        # small steps adjust pretrained features, not overwrite them; random ones learn like the head
-        "backbone_lr": tune.loguniform(1e-5, 1e-3) if pretrained else tune.loguniform(1e-3, 3e-2),
-        "weight_decay": tune.loguniform(1e-5, 1e-2),
-        "unfrozen_stages": tune.choice(stages),       # 0 = train the head only
-        "batch_size": tune.choice([b // 2, b]),
+        "backbone_lr": tune.loguniform(1e-5, 1e-3),   # small steps adjust pretrained features
+        "unfrozen_stages": tune.choice([1, 2, 3, 4] if profile.name == "full" else [0, 1]),  # 0: the head only
     }
 
 

@@ -1,11 +1,14 @@
 """Hyperparameter search for both models with Ray Tune.
 
-Each trial trains one model with hyperparameters sampled from its recipe's search space (``labkit.recipes``)
-and reports validation loss and accuracy after every epoch; the ASHA scheduler stops trials that are behind
-at early rungs. The images go into Ray's object store once (``tune.with_parameters``) as uint8 tensors;
-trials only index them, never decode a PNG. Trials save no checkpoints: a search only ranks settings, and
-``train_final`` retrains the winner on the whole training split. The tables, figures and sentences about a
-search are in ``labkit.tuning_report``.
+Each trial trains one model with the baseline's settings, except those sampled from its recipe's search space
+(``labkit.recipes``), and reports validation loss and accuracy after every epoch, with a checkpoint of its
+weights whenever the validation loss is the lowest so far (the epoch ``fit`` keeps). The ASHA scheduler stops
+trials that are behind at early rungs, except the baseline's own trial: it always runs every epoch, so the
+search's best is compared with it at the same budget (``compare_with_baseline``: both trials' checkpoints
+restored, McNemar's exact test on the same validation patches). Only a significant lead earns a full-budget
+run of the winner (``train_final``). The images go into Ray's object store once (``tune.with_parameters``) as
+uint8 tensors; trials only index them, never decode a PNG. The tables, figures and sentences about a search
+are in ``labkit.tuning_report``.
 
 Notebook output stays short: Ray's status tables and per-trial tracebacks are switched off while a search
 runs; a failed trial gives one line, and its error is kept in ``SearchResult.failed``.
@@ -17,6 +20,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -25,7 +29,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator
 
 from labkit import features, progress
@@ -42,9 +46,11 @@ from labkit.recipes import (
     recipe,
     train_model,
 )
-from labkit.train import fit, seed_everything
+from labkit.train import evaluate, fit, seed_everything
 
 METRIC_FOR_ASHA = "val_loss"   # smoother than accuracy after one epoch on a few hundred images
+SIGNIFICANCE = 0.05            # McNemar's exact test: a lead over the baseline's trial with p below this earns a run
+CHECKPOINT_FILE = "model.pt"   # a trial checkpoint's weights (a state_dict), in Ray Tune's checkpoint folder
 # A trial reuses a finished trial's worker process (torch already imported): bench/tune.py measures it.
 REUSE_ACTORS = True
 QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air", "ray.data")
@@ -103,13 +109,15 @@ def trial_index(trial_id: str) -> int:
     return int(trial_id.rsplit("_", 1)[-1])
 
 
-def _run_trial(config: dict, *, kind: str, arrays: dict, base, epochs: int, device: str,
+def _run_trial(config: dict, *, kind: str, fixed: dict, arrays: dict, base, epochs: int, device: str,
                seed: int, threads: int) -> None:
-    """Train one model and report validation metrics to Tune after every epoch (runs in a Ray worker)."""
+    """Train one model with the ``fixed`` settings and the sampled ``config`` and report validation metrics to
+    Tune after every epoch, with a checkpoint at each new lowest validation loss (runs in a Ray worker)."""
     entered = time.perf_counter()
     torch.set_num_threads(threads)
     index = trial_index(tune.get_context().get_trial_id())
     kind_recipe = recipe(kind)
+    config = {**fixed, **config}
     # seeded before the model is made: a new worker process's generator would give other initial weights
     # in every run, and the same search would not repeat
     seed_everything(trial_seed(seed, index))
@@ -128,15 +136,21 @@ def _run_trial(config: dict, *, kind: str, arrays: dict, base, epochs: int, devi
     else:
         images_per_epoch = (len(arrays["train_rows"]) // batch) * batch
     # wall and CPU time per epoch: on a shared machine the CPU time says what an idle one would take
-    last = {"t": time.perf_counter(), "cpu": time.process_time()}
+    last = {"t": time.perf_counter(), "cpu": time.process_time(), "lowest_loss": math.inf}
     setup_seconds = last["t"] - entered
 
     def report(epoch, metrics):
         now, cpu = time.perf_counter(), time.process_time()
-        tune.report({"epoch": int(epoch), "val_loss": float(metrics["val_loss"]),
-                     "val_acc": float(metrics["val_acc"]), "trial_index": index,
-                     "epoch_seconds": now - last["t"], "epoch_cpu_seconds": cpu - last["cpu"],
-                     "setup_seconds": setup_seconds, "epoch_images": images_per_epoch})
+        row = {"epoch": int(epoch), "val_loss": float(metrics["val_loss"]), "val_acc": float(metrics["val_acc"]),
+               "trial_index": index, "epoch_seconds": now - last["t"], "epoch_cpu_seconds": cpu - last["cpu"],
+               "setup_seconds": setup_seconds, "epoch_images": images_per_epoch}
+        with tempfile.TemporaryDirectory() as folder:
+            checkpoint = None
+            if row["val_loss"] < last["lowest_loss"]:  # the epoch fit keeps: its weights are the trial's result
+                last["lowest_loss"] = row["val_loss"]
+                torch.save(model.state_dict(), Path(folder) / CHECKPOINT_FILE)
+                checkpoint = tune.Checkpoint.from_directory(folder)
+            tune.report(row, checkpoint=checkpoint)
         last["t"], last["cpu"] = time.perf_counter(), time.process_time()
 
     common = dict(epochs=epochs, device=device, seed=trial_seed(seed, index), report=report, log=None,
@@ -249,10 +263,28 @@ def _quiet_ray():
             os.environ["RAY_AIR_NEW_OUTPUT"] = old_env
 
 
-def asha_scheduler(epochs: int) -> ASHAScheduler:
-    """ASHA with rungs at the grace period and then every reduction factor of it (2, 4 for 4 epochs)."""
-    return ASHAScheduler(time_attr="training_iteration", max_t=max(1, epochs),
-                         grace_period=asha_grace_period(epochs), reduction_factor=2 if epochs <= 6 else 3)
+class BaselineKeepingASHA(ASHAScheduler):
+    """ASHA that never stops the trials in ``keep`` (the baseline's settings) before ``max_t``, so the search's
+    best is compared with the baseline after the same number of epochs. Their results still fill ASHA's rungs,
+    so every other trial is judged exactly as plain ASHA would judge it."""
+
+    def __init__(self, *, keep=(), max_t: int, **kwargs):
+        super().__init__(max_t=max_t, **kwargs)
+        self.keep, self.keep_until = set(keep), max_t
+
+    def on_trial_result(self, tune_controller, trial, result):
+        action = super().on_trial_result(tune_controller, trial, result)
+        if (action == TrialScheduler.STOP and trial_index(trial.trial_id) in self.keep
+                and result.get("training_iteration", self.keep_until) < self.keep_until):
+            return TrialScheduler.CONTINUE
+        return action
+
+
+def asha_scheduler(epochs: int, keep=()) -> ASHAScheduler:
+    """ASHA with rungs at the grace period and then every reduction factor of it (2, 4 for 4 epochs); the
+    trials in ``keep`` run every epoch."""
+    return BaselineKeepingASHA(keep=keep, time_attr="training_iteration", max_t=max(1, epochs),
+                               grace_period=asha_grace_period(epochs), reduction_factor=2 if epochs <= 6 else 3)
 
 
 def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_address: str | None = None,
@@ -262,8 +294,8 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     """Search ``kind``'s hyperparameters with Ray Tune and ASHA; returns a SearchResult.
 
     ``data`` is a NucleiData; trials train on ``profile.tune_subset`` of its training split (stratified) for
-    at most ``profile.trial_epochs`` epochs (the final runs' budget rule, with ``profile.tune_budget_share``
-    of the budget) and are scored on the whole validation split by the accuracy of the epoch with the lowest
+    at most ``profile.trial_epochs`` epochs (the final runs' budget rule, with a trial's own steps) and are
+    scored on the whole validation split by the accuracy of the epoch with the lowest
     validation loss, the one a final run would keep. ``space``,
     ``trials`` and ``epochs`` override the profile's (each ``tune.grid_search`` value in ``space``
     multiplies the trials). model2 trials start from ``base_model2`` or, if None, from the recipe's
@@ -271,7 +303,8 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     folders (on a cluster it must be storage every node can reach). Failed trials are listed in
     ``result.failed``; if every trial fails, SearchError. model2 trials whose unfrozen stages are all
     within ``features.CACHE_STAGES`` train on cached prefix features (``_trial_features``), kept in
-    ``run_dir`` when given.
+    ``run_dir`` when given. Settings the space does not name are the baseline's. A default search then
+    compares its best trial with the baseline's trial (``compare_with_baseline``: ``result.comparison``).
     """
     kind_recipe = recipe(kind)
     started = time.perf_counter()
@@ -279,24 +312,25 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     base = base_model2 if base_model2 is not None else kind_recipe.load_base(weights_file, allow_random)
     pretrained = is_pretrained(base)  # model2 from random weights: every stage trains (recipes)
     space = space if space is not None else kind_recipe.search_space(profile, pretrained=pretrained)
+    baseline = baseline_config(kind, profile, pretrained=pretrained)
     trials = trials or profile.tune_trials
     n_subset = len(data.train_subset_idx(profile.tune_subset, seed))
     epochs = epochs or profile.trial_epochs(kind, n_subset)
     device = str(device)
-    if base is not None and all(features.uses_cache(base, n, device) for n in _space_stages(space)):
+    if base is not None and all(features.uses_cache(base, n, device) for n in _space_stages({**baseline, **space})):
         arrays = _trial_features(data, base, profile.tune_subset, seed, epochs, run_dir, device, log)
     else:
         arrays = _trial_arrays(data, profile.tune_subset, seed)
 
     # the default search starts from the baseline's settings; a caller's own space is searched as given
-    first_points = [baseline_config(kind, profile, pretrained=pretrained)] if default_space else []
+    first_points = [{k: v for k, v in baseline.items() if k in space}] if default_space else []
     resources = init_ray(ray_address)
     grid_size = math.prod(len(d["grid_search"]) for d in space.values()
                           if isinstance(d, dict) and "grid_search" in d)
     per_trial, concurrent = trial_resources(kind, device, resources.get("CPU", 1), resources.get("GPU", 0),
                                             trials * grid_size, gpu_memory_gb())
     trainable = tune.with_parameters(   # puts the tensors and the model into the object store once
-        _run_trial, kind=kind, arrays=arrays, base=base,
+        _run_trial, kind=kind, fixed=baseline, arrays=arrays, base=base,
         epochs=epochs, device="cuda" if device.startswith("cuda") else device, seed=seed,
         threads=int(per_trial["cpu"]))
     trial_log = _TrialLog(kind, log)
@@ -304,25 +338,31 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
         tune.with_resources(trainable, per_trial),
         param_space=space,
         tune_config=tune.TuneConfig(
-            metric=METRIC_FOR_ASHA, mode="min", num_samples=trials, scheduler=asha_scheduler(epochs),
+            metric=METRIC_FOR_ASHA, mode="min", num_samples=trials,
+            # the baseline's trial (the first) runs every epoch: the best is compared with it at equal budget
+            scheduler=asha_scheduler(epochs, keep=[0] if first_points else []),
             # same seed, same sampled configs; the baseline's settings are the first trial
             search_alg=BasicVariantGenerator(random_state=seed, points_to_evaluate=first_points),
             max_concurrent_trials=concurrent, reuse_actors=REUSE_ACTORS),
         run_config=tune.RunConfig(
             name=f"{kind}_seed{seed}_{time.strftime('%Y%m%d-%H%M%S')}",
             storage_path=str(Path(storage_dir).resolve()) if storage_dir else None,
-            verbose=0, callbacks=[trial_log, _TrialCount(kind, trials * grid_size)], failure_config=tune.FailureConfig(max_failures=0)))
+            verbose=0, callbacks=[trial_log, _TrialCount(kind, trials * grid_size)],
+            failure_config=tune.FailureConfig(max_failures=0),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))  # each trial's kept epoch, nothing older
     with _quiet_ray():
         grid = tuner.fit()
-    result = _collect(kind, grid, space, epochs, trial_log, time.perf_counter() - started)
+    result = _collect(kind, grid, space, baseline, epochs, trial_log, time.perf_counter() - started)
     # points_to_evaluate makes the baseline's settings trial 0 of a default search
     result.baseline_trial = 0 if first_points else None
+    if result.baseline_trial is not None and not result.winner_is_baseline and result.baseline_completed:
+        result.comparison = compare_with_baseline(result, data, base=base, device=device, run_dir=run_dir, log=log)
     return result
 
 
-def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
+def _collect(kind, grid, space, baseline, epochs, trial_log, seconds) -> SearchResult:
     params = list(space)
-    rows, curves, failed, timings = [], [], [], []
+    rows, curves, failed, timings, checkpoints = [], [], [], [], {}
     for index, result in enumerate(grid):  # the grid lists trials in creation order
         config = {k: result.config.get(k) for k in params}
         history = result.metrics_dataframe
@@ -351,7 +391,9 @@ def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
                        stopped_early="yes" if ran < epochs else "no",
                        status="stopped early" if ran < epochs else "completed", seconds=wall)
             timings.append(_trial_timing(index, history, wall))
-            row["_config"] = config
+            row["_config"] = {**baseline, **config}
+            if result.checkpoint is not None:  # num_to_keep=1: the last one saved, at the lowest validation loss
+                checkpoints[index] = result.checkpoint.path
         rows.append(row)
     table = pd.DataFrame(rows)
     ok = table[table["status"] != "failed"]
@@ -361,8 +403,9 @@ def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
                           f"{first['error']}. Fix that error (the trial folders under the storage "
                           f"directory hold the full tracebacks) and run the search again.")
     # best = highest validation accuracy (at the lowest-loss epoch); a lower validation loss breaks ties. Only
-    # trials that ran all their epochs compete when any did: ASHA stopped the others as behind, and an early
-    # epoch's lucky accuracy should not outrank a finished trial
+    # trials that ran all their epochs compete when any did: ASHA stopped the others as behind, an early
+    # epoch's lucky accuracy should not outrank a finished trial, and the best is then compared with the
+    # baseline's trial at the same budget
     completed = ok[ok["status"] == "completed"]
     candidates = completed if len(completed) else ok
     best_row = candidates.sort_values(["best_val_acc", "best_val_loss"], ascending=[False, True]).iloc[0]
@@ -374,7 +417,8 @@ def _collect(kind, grid, space, epochs, trial_log, seconds) -> SearchResult:
                         curves=curves, failed=failed, best_trial=int(best_row["trial"]),
                         best_score=float(best_row["best_val_acc"]), max_epochs=epochs,
                         log_params=[name for name, d in space.items() if is_log_scale(d)], seconds=seconds,
-                        timings=pd.DataFrame(timings).sort_values("trial").reset_index(drop=True))
+                        timings=pd.DataFrame(timings).sort_values("trial").reset_index(drop=True),
+                        searched=params, checkpoints=checkpoints)
 
 
 def _trial_timing(index: int, history: pd.DataFrame, wall: float) -> dict:
@@ -395,19 +439,12 @@ def _jsonable(config: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------
 # Results
 # ---------------------------------------------------------------------------------------------------
-def accuracy_noise(accuracy: float, n_val: int) -> float:
-    """The noise of an accuracy measured on ``n_val`` validation patches: one binomial standard error,
-    sqrt(p (1 - p) / n), and never less than two patches (an accuracy near 0 or 1 is not exact either)."""
-    if n_val < 1:
-        raise ValueError(f"n_val must be at least 1, not {n_val}")
-    return max(2 / n_val, math.sqrt(accuracy * (1 - accuracy) / n_val))
-
-
 @dataclass
 class SearchResult:
     kind: str
     table: pd.DataFrame        # one row per trial, best first: config, scores, epochs run, status
-    best_config: dict          # JSON-serialisable; what train_final takes
+    best_config: dict          # JSON-serialisable, every setting (the searched ones and the baseline's); what
+    #                            train_final takes
     curves: pd.DataFrame       # trial, epoch, val_acc, val_loss
     failed: list = field(default_factory=list)  # {"trial", "config", "error" (last line)}
     best_trial: int = -1
@@ -419,10 +456,13 @@ class SearchResult:
     # wall time from start to end
     timings: pd.DataFrame | None = None
     baseline_trial: int | None = None  # the trial that ran the baseline's settings (0), None if none did
+    searched: list | None = None       # the hyperparameters the space varied (None: every key of best_config)
+    checkpoints: dict = field(default_factory=dict)  # trial -> folder of its Ray Tune checkpoint (kept epoch)
+    comparison: dict | None = None     # compare_with_baseline's numbers; None where there was nothing to compare
 
     @property
     def params(self) -> list[str]:
-        return list(self.best_config)
+        return list(self.searched) if self.searched is not None else list(self.best_config)
 
     @property
     def winner_is_baseline(self) -> bool:
@@ -437,16 +477,22 @@ class SearchResult:
         score = self.table.loc[self.table["trial"] == self.baseline_trial, "best_val_acc"]
         return float(score.iloc[0]) if len(score) else math.nan
 
-    def beats_baseline(self, n_val: int) -> bool:
-        """Whether the search found settings worth a full-budget run: its best trial is not the baseline's,
-        and scored more than ``accuracy_noise`` above the baseline's trial on the ``n_val`` validation
-        patches. A smaller lead is no evidence on this split, and a full run costs as much as chapter 2's or
-        3's training. True when there is nothing to compare with (a caller's own space; a failed baseline)."""
+    @property
+    def baseline_completed(self) -> bool:
+        """Whether the baseline's trial ran every epoch (it failed otherwise: ASHA never stops it)."""
+        status = self.table.loc[self.table["trial"] == self.baseline_trial, "status"]
+        return bool(len(status)) and status.iloc[0] == "completed"
+
+    @property
+    def retrain(self) -> bool:
+        """Whether the search earned a full-budget run of its best settings: the best trial beat the baseline's
+        trial, at the same budget, on the same validation patches, with McNemar's p below ``SIGNIFICANCE``.
+        True also when there was no baseline trial to compare with (a caller's own space; a failed baseline)."""
         if self.winner_is_baseline:
             return False
-        if math.isnan(self.baseline_score):
-            return True
-        return self.best_score - self.baseline_score > accuracy_noise(self.baseline_score, n_val)
+        if self.comparison is None:
+            return self.baseline_trial is None or not self.baseline_completed
+        return bool(self.comparison["retrain"])
 
     @property
     def spread(self) -> dict:
@@ -469,7 +515,8 @@ class SearchResult:
         run_dir.save_json(f"tuning/{kind}_best.json", {
             "kind": kind, "config": self.best_config, "trial": self.best_trial, "val_acc": self.best_score,
             "max_epochs": self.max_epochs, "log_params": self.log_params, "failed": self.failed,
-            "seconds": self.seconds, "baseline_trial": self.baseline_trial})
+            "seconds": self.seconds, "baseline_trial": self.baseline_trial, "searched": self.params,
+            "checkpoints": {str(k): str(v) for k, v in self.checkpoints.items()}, "comparison": self.comparison})
 
     @classmethod
     def load(cls, run_dir, kind: str) -> SearchResult:
@@ -478,7 +525,80 @@ class SearchResult:
                    best_config=best["config"], curves=run_dir.load_frame(f"tuning/{kind}_curves.csv"),
                    failed=best["failed"], best_trial=best["trial"], best_score=best["val_acc"],
                    max_epochs=best["max_epochs"], log_params=best["log_params"], seconds=best["seconds"],
-                   baseline_trial=best.get("baseline_trial"))
+                   baseline_trial=best.get("baseline_trial"), searched=best.get("searched"),
+                   checkpoints={int(k): v for k, v in best.get("checkpoints", {}).items()},
+                   comparison=best.get("comparison"))
+
+
+def trial_config(result: SearchResult, trial: int) -> dict:
+    """Every setting trial ``trial`` trained with (the baseline's, with the searched ones it sampled)."""
+    row = result.table.set_index("trial").loc[trial]
+    config = dict(result.best_config)
+    for name in result.params:
+        value = row[name]
+        config[name] = value.item() if hasattr(value, "item") else value
+    return config
+
+
+def restore_trial(result: SearchResult, trial: int, base=None) -> torch.nn.Module:
+    """Trial ``trial``'s model with the weights of its Ray Tune checkpoint (its lowest-loss epoch)."""
+    if trial not in result.checkpoints:
+        raise KeyError(f"{result.kind} trial {trial} left no checkpoint (it failed, or the search ran before "
+                       "trials saved them): run chapter 4 again")
+    kind_recipe = recipe(result.kind)
+    model = kind_recipe.make_model(trial_config(result, trial), base)
+    checkpoint = tune.Checkpoint.from_directory(result.checkpoints[trial])
+    with checkpoint.as_directory() as folder:
+        model.load_state_dict(torch.load(Path(folder) / CHECKPOINT_FILE, map_location="cpu"))
+    return model.eval()
+
+
+def val_correct(kind: str, model: torch.nn.Module, config: dict, data, *, device="cpu", run_dir=None, log=print):
+    """Whether ``model`` (trained with ``config``) classifies each validation patch correctly (bool array, in the
+    order of ``data.val_idx``), scored as its training scored it: model2 on cached prefix features where it
+    trained on them, so the count matches the validation accuracy its run reported."""
+    batch = int(config.get("batch_size", 64))
+    if kind == "model2" and features.uses_cache(model, int(config["unfrozen_stages"]), device):
+        cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
+        predictions = features.evaluate_on_features(model, cache, data.val_idx, batch_size=batch, device=device)
+    else:
+        loader = make_loader(data.val_dataset(), batch, shuffle=False, device=device)
+        predictions = evaluate(model, loader, device=device)
+    return predictions.preds == predictions.labels
+
+
+def trial_correct(result: SearchResult, trial: int, data, *, base=None, device="cpu", run_dir=None, log=print):
+    """``val_correct`` for trial ``trial``'s checkpoint (its lowest-loss epoch)."""
+    return val_correct(result.kind, restore_trial(result, trial, base), trial_config(result, trial), data,
+                       device=device, run_dir=run_dir, log=log)
+
+
+def paired_test(correct_a, correct_b) -> dict:
+    """McNemar's exact test (``conclusions.paired_test``, the one the notebook uses everywhere) of two
+    classifiers given which of the same patches each gets right: the patch count, each one's correct count,
+    the discordant pairs (``only_a``, ``only_b``) and the two-sided p-value (1.0 when no patch differs)."""
+    import numpy as np
+
+    from labkit import conclusions
+
+    a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"a paired test needs the same patches: {a.shape} and {b.shape} predictions")
+    # "right" as a label: each classifier's prediction is 1 where it got the patch right
+    test = conclusions.paired_test(np.ones(a.size, dtype=np.int64), a, b, "a", "b")
+    return {"n": test.patches, "correct_a": test.correct_a, "correct_b": test.correct_b, "only_a": test.only_a,
+            "only_b": test.only_b, "p_value": test.p_value}
+
+
+def compare_with_baseline(result: SearchResult, data, *, base=None, device="cpu", run_dir=None, log=print) -> dict:
+    """The search's best trial against the baseline's trial, both after the same epochs on the same subset,
+    on the same validation patches: their checkpoints restored, McNemar's exact test (``paired_test``).
+    ``retrain`` is True when the best trial gets significantly more patches right (p < ``SIGNIFICANCE``)."""
+    best, baseline = (trial_correct(result, trial, data, base=base, device=device, run_dir=run_dir, log=log)
+                      for trial in (result.best_trial, result.baseline_trial))
+    test = paired_test(best, baseline)
+    return {"best_trial": result.best_trial, "baseline_trial": result.baseline_trial, **test,
+            "retrain": test["only_a"] > test["only_b"] and test["p_value"] < SIGNIFICANCE}
 
 
 # ---------------------------------------------------------------------------------------------------

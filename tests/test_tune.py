@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import matplotlib
+import numpy as np
 import pandas as pd
 import pytest
 import ray
@@ -62,7 +63,7 @@ def test_search_spaces_are_described_for_the_notebook():
     rows = described.set_index("hyperparameter")
     assert rows.loc["lr", "distribution"] == "log-uniform"
     assert rows.loc["dropout", "distribution"] == "uniform"
-    assert rows.loc["channels", "range / choices"].startswith("16-32-64")
+    assert rows.loc["weight_decay", "distribution"] == "log-uniform"
 
 
 def test_resources_split_cpus_and_share_gpus():
@@ -146,7 +147,9 @@ def test_ray_places_the_trials_on_both_gpus_of_a_t4_x2(tmp_path):
 def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
     result, printed = model1_search
     space = recipes.model1_search_space(TINY)
-    assert set(result.best_config) == set(space)
+    baseline = recipes.baseline_config("model1", TINY)
+    assert result.params == list(space)
+    assert set(result.best_config) == set(baseline)  # every setting: the searched ones and the baseline's
     assert json.loads(json.dumps(result.best_config)) == result.best_config
     assert len(result.table) == 2 and not result.failed
     assert set(result.table["status"]) <= {"completed", "stopped early"}
@@ -156,9 +159,9 @@ def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
     assert (result.curves["epoch"] == 1).all()
     assert result.table["lr"].nunique() == 2  # the two trials sampled different settings
     # the first trial is the hand-picked baseline of chapter 2, so tuning is measured against it
-    baseline = recipes.baseline_config("model1", TINY)
     first = result.table.set_index("trial").loc[0]
-    assert first["lr"] == pytest.approx(baseline["lr"]) and first["channels"] == baseline["channels"]
+    assert first["lr"] == pytest.approx(baseline["lr"]) and first["dropout"] == pytest.approx(baseline["dropout"])
+    assert "channels" not in result.table.columns  # not searched: every trial has the baseline's
     # no Ray status tables or logs in the notebook
     lines = printed.strip().splitlines()
     assert len(lines) < 30, "\n".join(lines[:40])
@@ -166,10 +169,33 @@ def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
     run = RunDir(tmp_path / "run")
     result.save(run, "model1")
     loaded = tune.SearchResult.load(run, "model1")
-    assert loaded.best_config == result.best_config
+    assert loaded.best_config == result.best_config and loaded.params == result.params
+    assert loaded.comparison == result.comparison and loaded.checkpoints == result.checkpoints
     assert loaded.table["best_val_acc"].tolist() == pytest.approx(result.table["best_val_acc"].tolist())
     assert run.exists("tuning/model1_trials.csv") and run.exists("tuning/model1_curves.csv")
     assert f"{100 * result.best_score:.1f}%" in tuning_report.describe_result(loaded)
+
+
+def test_a_restored_trial_checkpoint_scores_what_the_trial_reported(model1_search, tiny_data):
+    result, _ = model1_search
+    assert set(result.checkpoints) == {0, 1}  # each trial's kept epoch, read back from the ResultGrid
+    for trial, row in result.table.set_index("trial").iterrows():
+        correct = tune.trial_correct(result, trial, tiny_data)
+        assert len(correct) == len(tiny_data.val_idx)
+        assert correct.mean() == pytest.approx(row["best_val_acc"])
+
+
+def test_the_best_trial_is_compared_with_the_baseline_on_the_same_patches(model1_search, tiny_data):
+    result, _ = model1_search
+    if result.winner_is_baseline:
+        assert result.comparison is None and not result.retrain
+        return
+    c = result.comparison
+    assert (c["best_trial"], c["baseline_trial"]) == (result.best_trial, 0) and c["n"] == len(tiny_data.val_idx)
+    assert c["correct_a"] == round(result.best_score * c["n"])
+    assert c["correct_b"] == round(result.baseline_score * c["n"])
+    assert c["correct_a"] - c["correct_b"] == c["only_a"] - c["only_b"]
+    assert result.retrain == (c["only_a"] > c["only_b"] and c["p_value"] < tune.SIGNIFICANCE)
 
 
 def test_the_same_search_repeats_exactly(model1_search, tiny_data, tmp_path):
@@ -177,7 +203,7 @@ def test_the_same_search_repeats_exactly(model1_search, tiny_data, tmp_path):
     # (a trial made its model before seeding, so each new worker process gave other weights)
     first, _ = model1_search
     again = tune.run_search("model1", tiny_data, TINY, device="cpu", seed=0, storage_dir=tmp_path / "ray")
-    columns = ["trial", "lr", "batch_size", "best_val_loss", "best_val_acc", "epochs_run"]
+    columns = ["trial", "lr", "weight_decay", "dropout", "best_val_loss", "best_val_acc", "epochs_run"]
     assert (again.table[columns].sort_values("trial").reset_index(drop=True)
             .equals(first.table[columns].sort_values("trial").reset_index(drop=True)))
 
@@ -216,7 +242,8 @@ def test_model2_search_runs(ray_cluster, tiny_data, tmp_path, monkeypatch):
         base, _ = build_model2("resnet18", cache_dir=tmp_path / "no_weights", allow_random=True)
     result = tune.run_search("model2", tiny_data, TINY, device="cpu", seed=0, storage_dir=tmp_path,
                              base_model2=base, run_dir=tmp_path / "run", log=lambda line: None)
-    assert set(result.best_config) == set(recipes.model2_search_space(TINY))
+    assert result.params == list(recipes.model2_search_space(TINY)) and "unfrozen_stages" in result.params
+    assert set(result.best_config) == set(recipes.baseline_config("model2", TINY))
     assert len(result.table) == 2 and not result.failed
     # the trials trained on prefix features computed once in the driver, kept for the next chapters
     saved = list((tmp_path / "run" / "features").glob("model2-u1-*.pt"))
@@ -228,54 +255,103 @@ def test_figures_are_labelled(model1_search, tmp_path):
     fig = tuning_report.trials_figure(result)
     ax = fig.axes[0]
     assert "accuracy" in ax.get_ylabel() and ax.get_xlabel() == "epoch"
-    assert len(ax.get_legend().get_texts()) == 2
+    legend = " ".join(t.get_text() for t in ax.get_legend().get_texts())
+    assert "best trial" in legend and "baseline's settings" in legend
+    assert fig.axes[1].get_ylabel() == "lr (log scale)"  # the curves are coloured by the learning rate
     fig.savefig(tmp_path / "trials.png")
     fig = tuning_report.score_figure(result)
-    assert fig.axes[0].get_xscale() == "log"  # learning rate first, on a log axis
+    assert [a.get_xlabel() for a in fig.axes] == ["lr (log scale)", "weight_decay (log scale)", "dropout"]
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[2].get_xscale() == "linear"
+    assert "after epoch 1" in fig.axes[0].get_ylabel()  # the epoch every trial ran: the same budget for all
     fig.savefig(tmp_path / "scores.png")
 
 
 # ---------------------------------------------------------------------------------------------------
 # Whether a search earns a full-budget run (no Ray needed)
 # ---------------------------------------------------------------------------------------------------
-def _scored_search(scores, best_trial, baseline_trial=0):
+def _scored_search(scores, best_trial, baseline_trial=0, comparison=None, statuses=None):
     table = pd.DataFrame({"trial": range(len(scores)), "best_val_acc": scores,
-                          "status": ["completed"] * len(scores), "stopped_early": ["no"] * len(scores)})
+                          "status": statuses or ["completed"] * len(scores), "stopped_early": ["no"] * len(scores)})
     return tune.SearchResult(kind="model1", table=table, best_config={"lr": 1e-3}, curves=pd.DataFrame(),
                              best_trial=best_trial, best_score=scores[best_trial], max_epochs=4,
-                             baseline_trial=baseline_trial, seconds=1.0)
+                             baseline_trial=baseline_trial, seconds=1.0, comparison=comparison)
 
 
-def test_accuracy_noise_is_a_binomial_standard_error_of_at_least_two_patches():
-    assert tune.accuracy_noise(0.9, 100) == pytest.approx(0.03)
-    assert tune.accuracy_noise(1.0, 600) == pytest.approx(2 / 600)   # a perfect score is not exact either
-    with pytest.raises(ValueError, match="n_val"):
-        tune.accuracy_noise(0.9, 0)
+def _comparison(best_correct, baseline_correct, n=600):
+    """The comparison compare_with_baseline makes, for two given per-patch outcomes."""
+    test = tune.paired_test(best_correct, baseline_correct)
+    return {"best_trial": 1, "baseline_trial": 0, **test,
+            "retrain": test["only_a"] > test["only_b"] and test["p_value"] < tune.SIGNIFICANCE}
 
 
-def test_only_a_lead_beyond_the_noise_earns_a_full_run():
-    # baseline 90% on 600 patches: one standard error is 1.2 points
-    assert not _scored_search([0.90, 0.91, 0.80], best_trial=1).beats_baseline(600)
-    assert _scored_search([0.90, 0.93, 0.80], best_trial=1).beats_baseline(600)
-    assert not _scored_search([0.90, 0.85], best_trial=0).beats_baseline(600)           # the baseline won
-    assert _scored_search([float("nan"), 0.85], best_trial=1).beats_baseline(600)       # the baseline failed
-    assert _scored_search([0.90, 0.91], best_trial=1, baseline_trial=None).beats_baseline(600)  # own space
+def test_mcnemar_counts_the_discordant_patches_and_tests_their_split():
+    a = np.array([True] * 90 + [False] * 10)
+    b = np.array([True] * 80 + [False] * 20)
+    test = tune.paired_test(a, b)
+    assert (test["only_a"], test["only_b"], test["correct_a"], test["correct_b"]) == (10, 0, 90, 80)
+    assert test["p_value"] == pytest.approx(2 * 0.5 ** 10)           # 10 of 10 discordant pairs one way
+    assert tune.paired_test(a, a)["p_value"] == 1.0                   # nothing differs
+    swapped = np.roll(a, 5)                                           # 5 gained and 5 lost
+    assert tune.paired_test(swapped, a)["p_value"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="same patches"):
+        tune.paired_test(a, b[:50])
 
 
-def test_the_reason_for_no_full_run_quotes_this_search():
-    close = tuning_report.why_not_retrained(_scored_search([0.90, 0.91, 0.80], best_trial=1), 600)
-    assert "trial 1 (91.0%)" in close and "trial 0, 90.0%" in close and "1.0 points" in close
-    assert "one standard error of an accuracy on 600 validation patches (1.2 points)" in close
-    assert tuning_report.why_not_retrained(_scored_search([0.90, 0.85], best_trial=0), 600) == (
+def test_only_a_significant_lead_at_equal_budget_earns_a_full_run():
+    same = np.ones(600, dtype=bool)
+    few = same.copy()
+    few[:4] = False          # the baseline misses 4 patches the best gets right: p = 0.125
+    many = same.copy()
+    many[:12] = False        # 12: p < 0.001
+    assert not _scored_search([0.90, 0.91], 1, comparison=_comparison(same, few)).retrain
+    assert _scored_search([0.90, 0.93], 1, comparison=_comparison(same, many)).retrain
+    assert not _scored_search([0.93, 0.90], 1, comparison=_comparison(many, same)).retrain  # the baseline led
+    assert not _scored_search([0.90, 0.85], best_trial=0).retrain                            # the baseline won
+    assert _scored_search([0.90, 0.91], 1, baseline_trial=None).retrain                      # a caller's own space
+    assert _scored_search([float("nan"), 0.85], 1, statuses=["failed", "completed"]).retrain  # the baseline failed
+
+
+def test_the_reason_for_no_full_run_quotes_the_paired_test():
+    same = np.ones(600, dtype=bool)
+    few = same.copy()
+    few[:4] = False
+    close = tuning_report.why_not_retrained(_scored_search([0.90, 0.91], 1, comparison=_comparison(same, few)))
+    assert "trial 1" in close and "trial 0" in close and "disagree on 4 of 600 validation patches, 4 to 0" in close
+    assert "p = 0.12" in close and "no evidence" in close
+    assert tuning_report.why_not_retrained(_scored_search([0.90, 0.85], best_trial=0)) == (
         "the search's best settings are the baseline's own")
-    assert tuning_report.why_not_retrained(_scored_search([0.90, 0.93], best_trial=1), 600) is None
+    many = same.copy()
+    many[:12] = False
+    search = _scored_search([0.90, 0.93], 1, comparison=_comparison(same, many))
+    assert tuning_report.why_not_retrained(search) is None
+    assert "better than the baseline's at this budget" in tuning_report.describe_comparison(search)
+    assert "cannot be told apart" in tuning_report.describe_comparison(
+        _scored_search([0.90, 0.91], 1, comparison=_comparison(same, few)))
 
 
-def test_a_tie_or_a_better_stopped_baseline_is_not_called_a_lead():
-    # the best trial won the tie on validation loss; or ASHA stopped a baseline trial that scored higher
-    for scores in ([0.356, 0.356], [0.75, 0.70]):
-        reason = tuning_report.why_not_retrained(_scored_search(scores, best_trial=1), 135)
-        assert "scored no higher than the baseline's settings (trial 0" in reason and "led" not in reason
+def test_the_baseline_trial_is_never_stopped_before_the_last_epoch():
+    from ray.tune.schedulers import TrialScheduler
+
+    class Trial:  # what the scheduler reads of a trial
+        def __init__(self, index):
+            self.trial_id = f"abcde_{index:05d}"
+            self.config = {}
+
+    scheduler = tune.asha_scheduler(8, keep=[0])
+    scheduler.set_search_properties(metric="val_loss", mode="min", config={})
+    trials = [Trial(i) for i in range(6)]
+    for trial in trials:
+        scheduler.on_trial_add(None, trial)
+    # five trials far better than the baseline's at ASHA's first rung (epoch 2)
+    decisions = {}
+    for epoch in (1, 2):
+        for trial in trials:
+            loss = 5.0 if trial.trial_id.endswith("0") else 0.1 * int(trial.trial_id[-1])
+            decisions[trial.trial_id] = scheduler.on_trial_result(
+                None, trial, {"training_iteration": epoch, "val_loss": loss})
+    assert decisions["abcde_00000"] == TrialScheduler.CONTINUE
+    assert TrialScheduler.STOP in decisions.values()  # plain ASHA's rule still stops other trials
+    assert scheduler.on_trial_result(None, trials[0], {"training_iteration": 8, "val_loss": 5.0}) == TrialScheduler.STOP
 
 
 def test_each_trial_reports_setup_seconds_per_epoch_and_images_per_second(model1_search):
@@ -286,3 +362,23 @@ def test_each_trial_reports_setup_seconds_per_epoch_and_images_per_second(model1
     assert (ran["images_per_second"] > 0).all()
     # images/s is the epochs' training images over their seconds: a whole number of batches per epoch
     assert (ran["images_per_second"] * ran["train_seconds"] / ran["epochs"]).round().mod(2).eq(0).all()
+
+
+def test_a_retrained_winner_is_compared_with_its_baseline_on_the_same_patches(tiny_data, tmp_path):
+    # two model1s, the baseline's weights and a differently seeded "retrained" one: no Ray, no training
+    from labkit.train import seed_everything
+
+    run = RunDir(tmp_path / "run", chapter="04_tuning")
+    config = recipes.baseline_config("model1", TINY)
+    models = []
+    for seed in (0, 1):
+        seed_everything(seed)
+        models.append(recipes.recipe("model1").make_model(config, None))
+    run.save_checkpoint("model1/baseline.pt", models[0], config=config)
+    final = tune.FinalRun(model=models[1], fit=None, config=config)
+    text = tuning_report.describe_retrained(run, "model1", final, tiny_data)
+    correct = [tune.val_correct("model1", m, config, tiny_data) for m in models]
+    test = tune.paired_test(*reversed(correct))
+    assert f"disagree on {test['only_a'] + test['only_b']} of {len(tiny_data.val_idx)} validation patches" in text
+    assert f"{test['only_a']} to {test['only_b']}" in text
+    assert ("cannot be told apart" in text) == (test["p_value"] >= tune.SIGNIFICANCE)
