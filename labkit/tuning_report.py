@@ -99,7 +99,7 @@ def describe_result(result, kind: str | None = None, *, majority_rate: float | N
             f"every epoch, trial {result.best_trial} reached the highest validation accuracy, "
             f"**{100 * result.best_score:.1f}%** (at its lowest validation loss), with {settings}.")
     if result.winner_is_baseline:
-        text += " These are the baseline's own settings: no sampled setting beat them at this budget."
+        text += f" These are {kind}'s baseline settings: no sampled {kind} setting beat them at this budget."
     elif result.baseline_trial is not None and result.baseline_completed:
         text += (f" The baseline's settings (trial {result.baseline_trial}) reached "
                  f"{100 * result.baseline_score:.1f}% with the same epochs.")
