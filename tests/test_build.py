@@ -405,8 +405,6 @@ def test_no_cell_shows_a_path_of_the_building_machine(quick_build, notebook):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="chapter 03's model2_pretrained record passes weights.as_dict(), whose "
-                   "path and message hold the weights file's absolute path")
 def test_no_evidence_record_holds_a_path_of_the_building_machine(quick_build):
     found = _cells_showing_machine_paths(quick_build, f"{TEAM}.ipynb", evidence=True)
     assert not found, f"evidence records holding this machine's paths (cell index, path): {found}"

@@ -141,7 +141,7 @@ def test_search_result_says_when_the_baseline_wins_and_shows_the_spread():
     assert result.spread == {"completed": 3, "ran": 4, "best": 0.9, "median": 0.8, "worst": 0.7,
                              "worst_of_all": 0.7}
     text = tuning_report.describe_result(result)
-    assert "baseline's own settings" in text and "Of the 3 that ran every epoch" in text
+    assert "model1's baseline settings" in text and "Of the 3 that ran every epoch" in text
     assert "range from 70.0% to 90.0%" in text  # the trials that ran every epoch: 95% came from a stopped one
     assert not _search_result(3, ["completed"] * 4, [0.9, 0.7, 0.8, 0.95]).winner_is_baseline
 
