@@ -734,7 +734,7 @@ def environment_markdown(args, profile, data_desc: str, device: str, seconds: fl
     if weights is not None and not weights.get("pretrained"):
         weights_note = ("\n- **model2's weights:** none could be had here (offline), so model2 started from random "
                         "weights. Put torchvision's ImageNet file in the torch.hub cache, or pass `--weights FILE` "
-                        "(README, \"ImageNet weights\"), and build again before handing the notebook in.")
+                        "(README, \"Building on the real data\"), and build again before handing the notebook in.")
     return (
         "# Appendix: the environment of this run\n\n"
         f"Built by `python build.py --team {args.team} --profile {profile.name}"

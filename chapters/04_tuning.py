@@ -113,7 +113,7 @@ evidence.record("tuning_model1",
                 f"{pct(result1.best_score)}", model="model1", trials=len(result1.table),
                 failed=len(result1.failed), best_config=result1.best_config)
 say(" ".join(filter(None, (tuning_report.describe_result(result1, "model1", **always_largest),
-                           tuning_report.describe_comparison(result1), tuning_report.describe_cost(result1)))))
+                           tuning_report.describe_comparison(result1)))))
 
 # %% [markdown]
 # ## 4.4 Searching model2
@@ -136,7 +136,7 @@ evidence.record("tuning_model2",
                 f"{pct(result2.best_score)}", model="model2", trials=len(result2.table),
                 failed=len(result2.failed), best_config=result2.best_config)
 say(" ".join(filter(None, (tuning_report.describe_result(result2, "model2", **always_largest),
-                           tuning_report.describe_comparison(result2), tuning_report.describe_cost(result2)))))
+                           tuning_report.describe_comparison(result2)))))
 
 # %% [markdown]
 # ## 4.5 The final models
