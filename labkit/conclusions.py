@@ -137,8 +137,12 @@ def describe_tta(record: dict) -> str:
     tried = [name for name in MODELS if record.get(f"tta_{name}", {}).get("tried")]
     if not tried:
         return ""
-    parts = [f"{name} {record[f'tta_{name}']['only_a']} patches gained and {record[f'tta_{name}']['only_b']} lost "
-             f"(p {format_p(record[f'tta_{name}']['p_value'])})" for name in tried]
+    def gained_lost(test: dict) -> str:
+        gained = test["only_a"]
+        return (f"{gained} patch{'' if gained == 1 else 'es'} gained and {test['only_b']} lost "
+                f"(p {format_p(test['p_value'])})")
+
+    parts = [f"{name} {gained_lost(record[f'tta_{name}'])}" for name in tried]
     used = [name for name in tried if record[f"tta_{name}"]["used"]]
     where = ("it is not used" if not used else "it is used for both models" if len(used) == len(tried) > 1 else
              f"it is used for {used[0]} only" if len(tried) > 1 else "it is used")

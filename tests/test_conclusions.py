@@ -66,3 +66,8 @@ def test_tta_is_described_from_the_record():
                                                 "(p = 1); model2 12 patches gained and 1 lost (p = 0.0034): "
                                                 "it is used for model2 only.")
     assert conclusions.describe_tta({"tta_model1": {"tried": False}}) == ""
+
+
+def test_one_patch_gained_by_tta_is_said_in_the_singular():
+    record = {"tta_model1": {"tried": True, "used": False, "only_a": 1, "only_b": 4, "p_value": 0.38}}
+    assert "model1 1 patch gained and 4 lost (p = 0.38)" in conclusions.describe_tta(record)
