@@ -122,10 +122,12 @@ def user_name(name: str) -> str:
     return name
 
 
-# The configuration the Kaggle copy runs in, as far as it is known before it runs: Kaggle has torchvision's
-# ImageNet weights (downloaded, or added as an input), and a real-data run without them stops. A condition the
-# full profile decides before the run (a dimension searched or not) belongs here once a chapter records it.
-KAGGLE_CONFIGURATION = {"pretrained": True}
+# The configuration the Kaggle copy runs in, as far as it is known before it runs: the competition's real data;
+# torchvision's ImageNet weights, downloaded through its weights API and so checked against its hash (a
+# real-data run without them stops); and with a pretrained backbone the search varies the unfrozen stages.
+# What a search finds (a retraining or none) is decided only while the notebook runs.
+KAGGLE_CONFIGURATION = {"pretrained": True, "synthetic_data": False, "imagenet_verified": True,
+                        "model2_stages_searched": True}
 
 
 def keep_kaggle_cells(cells, known: dict[str, bool], where: str = "") -> list:

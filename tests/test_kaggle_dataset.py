@@ -76,3 +76,18 @@ def test_paths_are_shown_relative_to_the_project_home_or_the_build(text, out, sh
 def test_a_folder_whose_name_starts_as_the_project_s_is_not_the_project():
     other = f"{portable_paths.PROJECT}2/x"
     assert not portable_paths.portable(other, portable_paths.PROJECT / "build").startswith(("2/", "./", "."))
+
+
+def test_the_kaggle_copy_keeps_no_prose_written_for_the_stub_or_random_weights():
+    """On Kaggle the data is real and model2 starts from verified ImageNet weights: of the chapters' own tagged
+    cells, none written for synthetic data, random weights or unverified weights may reach the hand-in."""
+    import jupytext
+
+    from labkit import configuration
+
+    cells = [cell for path in sorted((Path(__file__).parents[1] / "chapters").glob("[0-9][0-9]_*.py"))
+             for cell in jupytext.read(path).cells]
+    kept = kaggle_dataset.keep_kaggle_cells(cells, kaggle_dataset.KAGGLE_CONFIGURATION)
+    kept_conditions = {pair for cell in kept for pair in configuration.conditions_of(cell)}
+    assert not kept_conditions & {("synthetic_data", True), ("pretrained", False), ("imagenet_verified", False)}
+    assert ("synthetic_data", False) in kept_conditions and ("pretrained", True) in kept_conditions
