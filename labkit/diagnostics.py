@@ -371,7 +371,7 @@ def misclassified_gallery(images_uint8, y_true, y_pred, probs, max_images: int =
     y_true, y_pred = _as_labels(y_true), _as_labels(y_pred)
     probs = np.asarray(probs.detach().cpu() if hasattr(probs, "detach") else probs, dtype=float)
     confidence = probs[np.arange(len(y_pred)), y_pred]
-    wrong = misclassified_order(y_true, y_pred, probs, max_images)  # the order describe_gallery reads
+    wrong = misclassified_order(y_true, y_pred, probs, max_images)
     cols = 6
     rows = max(1, int(np.ceil(len(wrong) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(12, 2.45 * rows + 0.6), dpi=100, squeeze=False)

@@ -12,11 +12,8 @@ underfitting vs converged, random vs verified vs unverified weights) and check t
     describe_weights(weights)                  section 3.1's result: are the weights torchvision's, by their hash
     model2_name(weights)                       "resnet18 fine-tuned from verified ImageNet weights" / "resnet18
                                                trained from random weights" / ... an unverified weights file
-    weights_limitation(weights)                a limitation to list in chapter 7, or None
     training_verdict(history, kept_epoch)      overfitting / still learning / flattened, with the numbers
     describe_training(history, name, kept_epoch)  the verdict as a sentence
-    describe_predicted_mix(pred, reference, name)  classes a model predicts far less (or more) than their share
-    describe_gallery(labels, preds, probs, shown)  the mistakes the misclassified gallery shows
 """
 from __future__ import annotations
 
@@ -24,8 +21,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-
-from labkit import CLASS_NAMES, N_CLASSES
 
 
 def _pct(x: float) -> str:
@@ -131,19 +126,6 @@ def model2_name(weights: Mapping) -> str:
     return {"verified": f"{arch} fine-tuned from verified ImageNet weights",
             "unverified": f"{arch} trained from an unverified weights file",
             "random": f"{arch} trained from random weights"}[kind]
-
-
-def weights_limitation(weights: Mapping) -> str | None:
-    """A line for chapter 7's limitations, or None when model2 started from verified ImageNet weights."""
-    kind = _weights_kind(weights)
-    if kind == "random":
-        return ("model2 started from **random weights** because no ImageNet weights were available, so the "
-                "comparison measures two architectures trained from scratch, not transfer learning.")
-    if kind == "unverified":
-        return ("model2's weights file does **not** match the hash torchvision publishes for its ImageNet "
-                "weights, so nothing here shows that model2 was pretrained on ImageNet, and these results say "
-                "nothing about transfer learning.")
-    return None
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -261,45 +243,6 @@ UNDER_PREDICTED = 0.5     # a class predicted at less than half its training sha
 OVER_PREDICTED = 1.5      # ... or at more than one and a half times it
 
 
-def describe_predicted_mix(pred_labels, reference_labels, name: str, *, where: str = "test patches",
-                           reference: str = "training") -> str:
-    """Which classes ``name`` predicts far less (or more) often than their share of ``reference_labels``.
-
-    For the test set the reference is the training labels (the test labels are unknown, so a difference may
-    also be the test set's own mix); for the validation split pass its true labels with
-    ``where="validation patches", reference="actual"``, and a difference is the model's alone.
-    """
-    pred = np.bincount(np.asarray(pred_labels, dtype=np.int64).ravel(), minlength=N_CLASSES)[:N_CLASSES]
-    ref = np.bincount(np.asarray(reference_labels, dtype=np.int64).ravel(), minlength=N_CLASSES)[:N_CLASSES]
-    pred_share, ref_share = pred / max(pred.sum(), 1), ref / max(ref.sum(), 1)
-    known_truth = reference != "training"
-    under, over = [], []
-    for c in range(N_CLASSES):
-        if ref_share[c] == 0:
-            continue
-        amount = "none" if pred[c] == 0 else _pct(pred_share[c])
-        words = f"'{CLASS_NAMES[c]}' for {amount} ({reference}: {_pct(ref_share[c])})"
-        if pred_share[c] < UNDER_PREDICTED * ref_share[c]:
-            under.append(words)
-        elif pred_share[c] > OVER_PREDICTED * ref_share[c]:
-            over.append(words)
-    if not under and not over:
-        biggest = int(np.argmax(np.abs(pred_share - ref_share)))
-        return (f"**{name}** predicts every class within a factor of 1.5 of its {reference} share; the largest "
-                f"difference is '{CLASS_NAMES[biggest]}' ({_pct(pred_share[biggest])} predicted, "
-                f"{_pct(ref_share[biggest])} {reference}).")
-    parts = []
-    if under:
-        those = "that class" if len(under) == 1 else "those classes"
-        parts.append(f"**{name}** predicts {_joined(under)} of the {where}: less than half the share, so it "
-                     "misses most of "
-                     + those + ("" if known_truth else " (unless the test set holds far fewer of them)"))
-    if over:
-        parts.append(("it" if under else f"**{name}**") + f" over-predicts {_joined(over)}"
-                     + ("" if under else f" of the {where}"))
-    return "; ".join(parts) + "."
-
-
 def misclassified_order(labels, preds, probs, max_images: int | None = None) -> np.ndarray:
     """Indices of the misclassified patches, most confident mistake first (the gallery's order)."""
     labels, preds = np.asarray(labels).ravel(), np.asarray(preds).ravel()
@@ -310,30 +253,3 @@ def misclassified_order(labels, preds, probs, max_images: int | None = None) -> 
     return order if max_images is None else order[:max_images]
 
 
-def describe_gallery(labels, preds, probs, shown: int, name: str) -> str:
-    """What the gallery of ``shown`` most confident mistakes holds: the commonest true -> predicted pairs
-    among all mistakes, and how sure the model was of the shown ones."""
-    labels, preds = np.asarray(labels).ravel(), np.asarray(preds).ravel()
-    probs = np.asarray(probs, dtype=float)
-    order = misclassified_order(labels, preds, probs)
-    if len(order) == 0:
-        return f"**{name}** misclassified no validation patch, so there is no gallery to read."
-    pairs: dict[tuple[int, int], int] = {}
-    for i in order:
-        pairs[(int(labels[i]), int(preds[i]))] = pairs.get((int(labels[i]), int(preds[i])), 0) + 1
-    ranked = sorted(pairs.items(), key=lambda kv: -kv[1])
-    top = [f"'{CLASS_NAMES[t]}' taken for '{CLASS_NAMES[p]}' ({n})" for (t, p), n in ranked[:2]]
-    share_top = sum(n for _, n in ranked[:2]) / len(order)
-    picked = order[:shown]
-    confidence = probs[picked, preds[picked]]
-    sure = int((confidence >= 0.9).sum())
-    text = (f"**{name}** got {len(order)} validation patches wrong; the commonest mistakes are {_joined(top)}, "
-            f"{_pct(share_top)} of all its errors. The {len(picked)} shown were predicted with "
-            f"{_pct(confidence.min())} to {_pct(confidence.max())} confidence (median {_pct(np.median(confidence))}")
-    if sure:
-        text += f"); {sure} of them at 90% or more: the model was sure of these and wrong, not undecided."
-    elif confidence.max() < 0.6:
-        text += "): below 60% each, so the model was undecided on all of them rather than sure and wrong."
-    else:
-        text += ")."
-    return text

@@ -6,7 +6,6 @@
                                       (the tuned run's history is kept as NAME/tuned_history.json and the
                                       choice as NAME/final_choice.json either way)
     tuned_history(run, name)          the History of chapter 4's retraining with the tuned settings
-    describe_final_choice(run, name)  a sentence: is that retraining the final model, or the baseline?
     fix_summary(fix)                  a JSON-able summary of diagnostics.fix_experiment's result
     final_val_acc(run, name)          validation accuracy of the final model's kept checkpoint
     save_fix(run, name, model, verdict)
@@ -103,22 +102,6 @@ def tuned_history(run, name: str) -> History:
 def was_retrained(run, name: str) -> bool:
     """Whether chapter 4 retrained ``name`` with the tuned settings (not when the baseline won the search)."""
     return run.exists(f"{name}/tuned_history.json")
-
-
-def describe_final_choice(run, name: str) -> str:
-    """Which run became the final ``name``: the tuned retraining (whose curves chapter 5 shows) or the
-    baseline of chapter 2 or 3 (whose curves are there). Empty when the run folder does not say."""
-    if not run.exists(f"{name}/final_choice.json"):
-        return ""
-    choice = run.load_json(f"{name}/final_choice.json")
-    baseline_section = "2.3" if name == "model1" else "3.3"
-    if choice.get("retrained") is False:  # why not is chapter 4's to say (section 4.5), once
-        return f"The final {name} is its baseline, whose curves are in section {baseline_section}."
-    if choice["final"] == "tuned":
-        return (f"This run is the final {name} ({choice['tuned_val_acc']:.1%} validation accuracy against the "
-                f"baseline's {choice['baseline_val_acc']:.1%}).")
-    return (f"This run scored {choice['tuned_val_acc']:.1%}, below the baseline's {choice['baseline_val_acc']:.1%}, "
-            f"so the final {name} evaluated below is the baseline, whose curves are in section {baseline_section}.")
 
 
 def save_fix(run, name: str, model, verdict) -> None:

@@ -14,10 +14,6 @@ Public API (chapter 07 calls these):
   labels, duplicate, missing or extra filenames, row-count mismatch.
 - ``class_mix_table(pred_labels, train_labels) -> DataFrame``: predicted class mix beside the training
   mix (counts and %), one row per class.
-- ``choose_best(val_accs: dict[str, float]) -> str``: the name with the highest validation accuracy
-  (the first one given wins a tie; pass each model's kept checkpoint's accuracy,
-  ``results.final_val_acc``, not the highest of its epochs); the chapter writes ``submission_model1.csv``,
-  ``submission_model2.csv`` and ``submission.csv`` (a copy of the better one).
 - ``choose_submission(test) -> (name, reason)``: the submitted model from a paired test of the two
   (``conclusions.paired_test``): the more accurate where the test tells them apart, else the smaller model1.
 """
@@ -25,10 +21,9 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -214,18 +209,6 @@ def class_mix_table(pred_labels, train_labels) -> pd.DataFrame:
     }, index=pd.Index(CLASS_NAMES, name="class"))
     table["difference (pp)"] = table["predicted %"] - table["training %"]
     return table.round(1)
-
-
-def choose_best(val_accs: Mapping[str, float]) -> str:
-    """Name of the model with the highest validation accuracy; the first given wins a tie.
-
-    Give it the accuracy of the checkpoint each model keeps (``results.final_val_acc``): the highest accuracy
-    of any epoch belongs to weights that were not kept, and picked model2 at 52.8% on a real set where its
-    kept checkpoint scored 47.2%."""
-    valid = {name: float(acc) for name, acc in val_accs.items() if acc is not None and not math.isnan(float(acc))}
-    if not valid:
-        raise ValueError(f"choose_best needs at least one validation accuracy, got {dict(val_accs)}")
-    return max(valid, key=lambda name: (valid[name], -list(valid).index(name)))
 
 
 SMALLER_MODEL = "model1"   # far fewer parameters: cheaper to run and to retrain

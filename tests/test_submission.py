@@ -108,14 +108,6 @@ def test_class_mix_table_counts_and_percent():
     assert table.loc["normal epithelial", "difference (pp)"] == -10.0
 
 
-def test_choose_best():
-    assert sub.choose_best({"model1": 0.88, "model2": 0.93}) == "model2"
-    assert sub.choose_best({"model1": 0.9, "model2": 0.9}) == "model1"  # tie: the first
-    assert sub.choose_best({"model1": float("nan"), "model2": 0.5}) == "model2"
-    with pytest.raises(ValueError):
-        sub.choose_best({})
-
-
 def test_predict_test_batched_and_in_order():
     class ByMeanColour(nn.Module):  # class = index of the brightest channel, so answers are known
         def forward(self, x):
