@@ -121,9 +121,10 @@ for name, pred in (("model1", pred1), ("model2", pred2)):
 # class of the model's worst confusion twice as often again. model1 is fine-tuned whole; for model2 only the
 # **head** is retrained.
 #
-# The fixed weights are adopted only if the targeted confusion falls, no class's recall collapses, and balanced
-# accuracy (mean recall) rises beyond the 95% interval of a paired bootstrap over the validation patches. That
-# split also reports the result, so an adopted fix's numbers there are slightly optimistic.
+# The fixed weights are adopted only if the targeted confusion falls, no class's recall collapses, and the 95%
+# interval of the change in balanced accuracy (mean recall), from a paired bootstrap over the validation
+# patches, lies above zero. That split also reports the result, so an adopted fix's numbers there are slightly
+# optimistic.
 
 # %%
 # %load labkit.diagnostics.pair_sample_weights

@@ -49,11 +49,10 @@ test_loader = make_loader(nuclei.test_dataset(), ctx.profile.batch_size, shuffle
 # ## 7.1 Test-time augmentation and the submitted model
 #
 # `evaluate` runs a model over an unshuffled loader; with test-time augmentation (TTA) it averages the softmax
-# over the eight flips and quarter-turn rotations of each patch. Two models, or two ways of running one, are
-# compared on the same validation patches with McNemar's exact test (`paired_test`), which counts only the
-# patches that exactly one of them gets right; a difference is claimed only at p < 0.05. TTA costs eight passes
-# a patch, so a model uses it only where the test favours it over one pass. Where the test separates the two
-# models, the one it favours is submitted; where it cannot, model1 is, being far smaller and cheaper to run.
+# over the eight flips and quarter-turns of each patch. As in chapter 4, McNemar's exact test (`paired_test`)
+# compares two models, or two ways of running one, on the same validation patches, and a difference counts
+# only at p < 0.05. TTA costs eight passes a patch, so a model uses it only where the test favours it. The model
+# the test favours is submitted; where it cannot separate the two, model1 is, being far smaller.
 
 # %%
 # %load labkit.conclusions.paired_test
@@ -110,8 +109,9 @@ how = [words for words, applies in (("with the fixed weights of chapter 5", subm
 say(" ".join(filter(None, [
     conclusions.describe_tta(conclusions.read(ctx.run)),
     duel.sentence(),
+    # why this model is in the record and in 7.1's text, not said again here
     f"`submission.csv` ({report.rows:,} rows) holds the predictions of **{submitted}**"
-    + (f", {' and '.join(how)}" if how else "") + f": {because}.",
+    + (f", {' and '.join(how)}" if how else "") + ".",
 ])))
 
 # %% [markdown]

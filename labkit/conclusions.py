@@ -3,6 +3,8 @@
 Each decision is one JSON file under ``conclusions/`` in the run folder, written by the chapter that makes
 it (chapters that run side by side never write the same file); ``read(run)`` gives them all:
 
+    search_<model>  chapter 4: the search's outcome and whether it earns a full-budget run
+                    (``tuning_report.search_record``)
     final_<model>   chapter 4: the tuned or the baseline weights (``results.choose_final``)
     fix_<model>     chapter 5: the fix for the worst confusion, adopted or not, with its paired statistics
     tta_<model>     chapter 7: test-time augmentation used or not, from a paired test on the validation split
@@ -116,7 +118,7 @@ def get(run, decision: str) -> dict:
     """One decision; a clear error where the chapter that makes it has not run."""
     name = f"{FOLDER}/{decision}.json"
     if not run.exists(name):
-        maker = {"final": "chapter 4 (tuning)", "fix": "chapter 5 (diagnostics)", "tta": "chapter 7",
+        maker = {"search": "chapter 4 (tuning)", "final": "chapter 4 (tuning)", "fix": "chapter 5 (diagnostics)", "tta": "chapter 7",
                  "submission": "chapter 7", "comparison": "chapter 7"}[decision.split("_")[0]]
         raise FileNotFoundError(f"{run.path(name)} is missing: {maker} records it; run that chapter first.")
     return run.load_json(name)

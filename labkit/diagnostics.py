@@ -712,9 +712,9 @@ def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) 
     elif count_a >= count_b:
         reason = "the targeted confusion did not fall"
     elif low <= 0:
-        reason = "the change in balanced accuracy is within the noise of this split"
+        reason = "its interval includes zero"
     else:
-        reason = "the targeted confusion fell and balanced accuracy rose beyond its noise, with no class collapsing"
+        reason = "the targeted confusion fell, the interval lies above zero and no class collapsed"
     adopted = pair is not None and count_a < count_b and low > 0 and not collapsed
     verdict = FixVerdict(model, [pair.true_class, pair.predicted_class] if pair else None, n_i, count_b, count_a,
                          float(rate_b), float(rate_a), se_pair, ba_b, ba_a, ba_a - ba_b, low, high, 0.95,
@@ -725,7 +725,7 @@ def judge_fix(result: FixResult, model: str, n_boot: int = 1000, seed: int = 0) 
 
 
 def describe_verdict(v: FixVerdict) -> str:
-    """The verdict in two or three sentences; every number is one of the verdict's own."""
+    """The verdict in one sentence (the criteria are in the chapter's text); every number is the verdict's own."""
     pp = lambda x: f"{100 * x:+.1f}"
     if v.pair is None:
         return f"**{v.model}** misclassified no validation patch: there was no confusion to fix."
@@ -733,10 +733,9 @@ def describe_verdict(v: FixVerdict) -> str:
     pair = (f"stayed at {v.pair_count_after}" if v.pair_count_after == v.pair_count_before else
             f"went from {v.pair_count_before} to {v.pair_count_after}")
     balanced = (f"balanced accuracy stayed at {v.balanced_after:.1%}" if v.balanced_low == v.balanced_high == 0 else
-                f"balanced accuracy from {v.balanced_before:.1%} to {v.balanced_after:.1%} (change "
-                f"{pp(v.balanced_change)} pp, paired-bootstrap {v.confidence:.0%} interval {pp(v.balanced_low)} to "
-                f"{pp(v.balanced_high)} pp)")
-    lines = [f"**{v.model}**: '{true_name}' taken for '{predicted_name}' {pair} of {v.pair_support} patches, and {balanced}."]
-    # each sentence names the model: two fixes in one chapter never read the same
-    lines.append(f"{v.model}'s fix is **{'adopted' if v.adopted else 'not adopted'}**: {v.reason}.")
-    return " ".join(lines)
+                f"balanced accuracy from {v.balanced_before:.1%} to {v.balanced_after:.1%} "
+                f"({pp(v.balanced_change)} pp, {v.confidence:.0%} interval {pp(v.balanced_low)} to "
+                f"{pp(v.balanced_high)})")
+    # one sentence that names the model: two verdicts in one chapter never read the same
+    return (f"**{v.model}**: '{true_name}' taken for '{predicted_name}' {pair} of {v.pair_support} patches, "
+            f"{balanced}: " + ("**adopted**." if v.adopted else f"**not adopted**, as {v.reason}."))

@@ -87,8 +87,7 @@ class Profile:
         return budget_epochs(steps, math.ceil(n_train / self.batch_size), self.max_epochs, self.min_epochs)
 
 
-# Budgets are set so that the stub builds cost what they did with fixed epochs: the standard stub (2,400
-# training images, 38 steps an epoch) gets 8 epochs of model1 and 3 of model2, as before.
+# The standard stub (2,000 training images, 32 steps an epoch) gets 8 epochs of model1 and 3 of model2.
 PROFILES = {
     "quick": Profile("quick", stub_train=320, stub_test=80, val_fraction=0.25,
                      model1_steps=8, model2_steps=4, max_epochs=4, min_epochs=1, patience=None,
@@ -97,12 +96,11 @@ PROFILES = {
                      batch_size=64, test_time_augmentation=False,
                      # a look at the methods, half the standard cost: 8 IG passes, 4 x 4 occlusions
                      ig_noisy_copies=2, ig_steps=4, occlusion_window=25, occlusion_stride=25),
-    "standard": Profile("standard", stub_train=3000, stub_test=800, val_fraction=0.2,
-                        model1_steps=300, model2_steps=114, max_epochs=40, min_epochs=2, patience=6,
-                        # 8 short trials a model on 15% of the split (6 steps an epoch): model1 4 epochs,
-                        # model2 3 (its steps cost more), so that a search costs about what 4
-                        # trials on 40% did, and ASHA's first rung (epoch 2) compares all 8 alike
-                        tune_trials=8, model1_trial_steps=24, model2_trial_steps=18, tune_subset=0.15,
+    "standard": Profile("standard", stub_train=2500, stub_test=600, val_fraction=0.2,
+                        model1_steps=250, model2_steps=95, max_epochs=40, min_epochs=2, patience=6,
+                        # 8 short trials a model on 15% of the split (5 steps an epoch): model1 4 epochs,
+                        # model2 3 (its steps cost more); ASHA's first rung (epoch 2) compares all 8 alike
+                        tune_trials=8, model1_trial_steps=20, model2_trial_steps=15, tune_subset=0.15,
                         interpret_per_class=1, batch_size=64,
                         # 16 IG passes and 6 x 6 occlusions per patch: 60% of the full profile's Captum cost
                         ig_noisy_copies=2, ig_steps=8, occlusion_window=20, occlusion_stride=16),

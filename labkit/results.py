@@ -1,10 +1,10 @@
 """Reading the run folder back: the final models, and the comparison of model1 with model2.
 
     load_final(run, name)             the final model1 or model2, weights restored, in eval mode
-    choose_final(run, name, tuned, config, kept_because=None, **meta)
-                                      keep the tuned model, or the baseline if it is better; say which
-                                      (the tuned run's history is kept as NAME/tuned_history.json and the
-                                      choice as NAME/final_choice.json either way)
+    choose_final(run, name, tuned, config, test=None, kept_because=None, **meta)
+                                      keep the baseline, or the retrained model where a paired test finds
+                                      it better; record the decision and say which (a retrained run's
+                                      history is kept as NAME/tuned_history.json either way)
     tuned_history(run, name)          the History of chapter 4's retraining with the tuned settings
     fix_summary(fix)                  a JSON-able summary of diagnostics.fix_experiment's result
     final_val_acc(run, name)          validation accuracy of the final model's kept checkpoint
@@ -41,49 +41,54 @@ def load_final(run, name: str, stage: str = "final"):
 BASELINE_CONFIRMED = "the search's best settings are the baseline's own"
 
 
-def choose_final(run, name: str, tuned, config: dict, kept_because: str | None = None, **meta) -> str:
-    """Save ``name``'s final model: the tuned one (a tune.FinalRun), unless the baseline of chapter 2 or 3,
-    trained for as long, scores higher on validation. Short trials on a subset can rank settings that learn
-    fast above settings that end up better, so the comparison after full training decides.
-    Returns a sentence for the notebook. ``tuned`` None: the search gave no reason to retrain (its winner was
-    the baseline's own settings, or beat them by no more than the noise: ``kept_because`` says which, as
+def choose_final(run, name: str, tuned, config: dict, test: conclusions.PairedTest | None = None,
+                 kept_because: str | None = None, **meta) -> str | None:
+    """Save ``name``'s final model and record the decision (``conclusions``, ``final_<name>``).
+
+    ``tuned`` None: the search gave no reason to retrain (``kept_because`` says why, as
     ``tuning_report.why_not_retrained`` words it), so the baseline, which chapter 2 or 3 already trained with
-    the full budget, is final without a second run.
+    the full budget, is final; chapter 4's search statement has said so, and this returns None.
+
+    ``tuned`` a tune.FinalRun: ``test`` is its paired test against the baseline on the validation patches
+    (``tuning_report.retrained_against_baseline``, "retrained" against "baseline"). The retrained model
+    replaces the baseline only where the test finds it better; short trials on a subset can rank settings
+    that learn fast above settings that end up better. Returns the sentence that says so.
     """
-    baseline = History.from_dict(run.load_json(f"{name}/baseline_history.json"))
-    baseline_acc = kept_val_acc(baseline)
+    baseline_acc = kept_val_acc(History.from_dict(run.load_json(f"{name}/baseline_history.json")))
     if tuned is None:
-        kept_because = kept_because or BASELINE_CONFIRMED
-        for suffix in (".pt", "_history.json"):
-            run.save_bytes(f"{name}/final{suffix}", run.load_bytes(f"{name}/baseline{suffix}"))
+        _keep_baseline(run, name)
         run.path(f"{name}/tuned_history.json").unlink(missing_ok=True)  # a rerun's stale tuned run is not this one
-        run.save_json(f"{name}/final_choice.json", {"final": "baseline", "retrained": False,
-                                                    "baseline_val_acc": baseline_acc, "kept_because": kept_because})
         conclusions.decide(run, f"final_{name}", weights="baseline", retrained=False, val_acc=baseline_acc,
-                           baseline_val_acc=baseline_acc, because=kept_because)
-        return (f"**{name}**: {kept_because}. The baseline ({baseline_acc:.1%} validation accuracy) is the final "
-                f"{name}, without a second run.")
+                           baseline_val_acc=baseline_acc, because=kept_because or BASELINE_CONFIRMED)
+        return None
+    if test is None or (test.name_a, test.name_b) != ("retrained", "baseline"):
+        raise ValueError(f"choose_final({name!r}) needs the paired test of the retrained model against the "
+                         "baseline (tuning_report.retrained_against_baseline)")
     tuned_acc = tuned.fit.best_val_acc
-    change = f"{100 * (tuned_acc - baseline_acc):+.1f} percentage points"
-    # the tuned run's curves are worth showing even when the baseline wins (chapter 5 shows them)
-    run.save_json(f"{name}/tuned_history.json", tuned.fit.history.to_dict())
-    run.save_json(f"{name}/final_choice.json", {"final": "tuned" if tuned_acc >= baseline_acc else "baseline",
-                                                "tuned_val_acc": tuned_acc, "baseline_val_acc": baseline_acc})
-    conclusions.decide(run, f"final_{name}", weights="tuned" if tuned_acc >= baseline_acc else "baseline",
-                       retrained=True, val_acc=max(tuned_acc, baseline_acc), tuned_val_acc=tuned_acc,
-                       baseline_val_acc=baseline_acc, change=tuned_acc - baseline_acc)
-    if tuned_acc >= baseline_acc:
+    adopt = test.winner == "retrained"
+    run.save_json(f"{name}/tuned_history.json", tuned.fit.history.to_dict())  # chapter 5 shows its curves
+    conclusions.decide(run, f"final_{name}", weights="tuned" if adopt else "baseline", retrained=True,
+                       val_acc=tuned_acc if adopt else baseline_acc, tuned_val_acc=tuned_acc,
+                       baseline_val_acc=baseline_acc, test=test.as_dict())
+    counts = (f"Retrained with the full budget, the search's settings reach {tuned_acc:.1%} validation accuracy "
+              f"against the baseline's {baseline_acc:.1%}; they differ on {test.differing} of {test.patches} "
+              f"patches, {test.only_a} to {test.only_b} (McNemar's exact test, p {conclusions.format_p(test.p_value)})")
+    if adopt:
         if getattr(tuned.fit, "best_epoch", None) is not None:
             meta.setdefault("best_epoch", tuned.fit.best_epoch)
         run.save_checkpoint(f"{name}/final.pt", tuned.model, config=config, **meta)
         run.save_json(f"{name}/final_history.json", tuned.fit.history.to_dict())
-        return (f"**{name}**: the tuned settings reach {tuned_acc:.1%} validation accuracy against the "
-                f"baseline's {baseline_acc:.1%} ({change}); the tuned model is the final {name}.")
+        return counts + f": the retrained model is the final {name}."
+    _keep_baseline(run, name)
+    if test.winner == "baseline":
+        return (counts + f": the baseline stays the final {name}. The short trials on a subset favoured settings "
+                "that learn fast, not those that end best.")
+    return counts + f": the two cannot be told apart, so the baseline stays the final {name}."
+
+
+def _keep_baseline(run, name: str) -> None:
     for suffix in (".pt", "_history.json"):
         run.save_bytes(f"{name}/final{suffix}", run.load_bytes(f"{name}/baseline{suffix}"))
-    # the paired test of the two and the lesson follow in tuning_report.describe_retrained: not said twice
-    return (f"**{name}**: fully trained, the search's best settings reach {tuned_acc:.1%} validation accuracy "
-            f"against the baseline's {baseline_acc:.1%}; the baseline stays the final {name}.")
 
 
 def final_val_acc(run, name: str) -> float:

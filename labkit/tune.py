@@ -2,11 +2,12 @@
 
 Each trial trains one model with the baseline's settings, except those sampled from its recipe's search space
 (``labkit.recipes``), and reports validation loss and accuracy after every epoch, with a checkpoint of its
-weights whenever the validation loss is the lowest so far (the epoch ``fit`` keeps). The ASHA scheduler stops
-trials that are behind at early rungs, except the baseline's own trial: it always runs every epoch, so the
-search's best is compared with it at the same budget (``compare_with_baseline``: both trials' checkpoints
-restored, McNemar's exact test on the same validation patches). Only a significant lead earns a full-budget
-run of the winner (``train_final``). The images go into Ray's object store once (``tune.with_parameters``) as
+weights whenever the validation loss is the lowest so far (the epoch ``fit`` keeps). Trials are scored on one
+half of the validation split (``search_halves``), so the other half can test the choice they made. The ASHA
+scheduler stops trials that are behind at early rungs, except the baseline's own trial: it always runs every
+epoch, so the search's best is compared with it at the same budget (``compare_with_baseline``: both trials'
+checkpoints restored, McNemar's exact test on the other half's patches). Only a significant lead earns a
+full-budget run of the winner (``train_final``). The images go into Ray's object store once (``tune.with_parameters``) as
 uint8 tensors; trials only index them, never decode a PNG. The tables, figures and sentences about a search
 are in ``labkit.tuning_report``.
 
@@ -32,12 +33,12 @@ from ray import tune
 from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search import BasicVariantGenerator
 
-from labkit import features, progress
+from labkit import conclusions, features, progress
 
 # Starting, joining (with Ray's token authentication) and checking a cluster live in labkit.cluster;
 # chapters call them as tune.init_ray / tune.shutdown_ray.
 from labkit.cluster import init_ray, shutdown_ray  # noqa: F401
-from labkit.data import NucleiDataset, make_loader
+from labkit.data import NucleiDataset, make_loader, stratified_split
 from labkit.profiles import asha_grace_period
 from labkit.recipes import (
     baseline_config,
@@ -49,7 +50,7 @@ from labkit.recipes import (
 from labkit.train import evaluate, fit, seed_everything
 
 METRIC_FOR_ASHA = "val_loss"   # smoother than accuracy after one epoch on a few hundred images
-SIGNIFICANCE = 0.05            # McNemar's exact test: a lead over the baseline's trial with p below this earns a run
+SIGNIFICANCE = conclusions.ALPHA  # McNemar's exact test: a lead over the baseline's trial with p below this earns a run
 CHECKPOINT_FILE = "model.pt"   # a trial checkpoint's weights (a state_dict), in Ray Tune's checkpoint folder
 # A trial reuses a finished trial's worker process (torch already imported): bench/tune.py measures it.
 REUSE_ACTORS = True
@@ -164,13 +165,25 @@ def _run_trial(config: dict, *, kind: str, fixed: dict, arrays: dict, base, epoc
 # ---------------------------------------------------------------------------------------------------
 # The search
 # ---------------------------------------------------------------------------------------------------
+def search_halves(data, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The validation split in two stratified halves, (choose, test): trials are scored on the first, which
+    picks the best trial, and the best is tested against the baseline's trial on the second, so the test is
+    not biased by the choice (a best-of-8 score on the patches that chose it flatters it)."""
+    val_idx = torch.as_tensor(data.val_idx, dtype=torch.int64)
+    if len(val_idx) < 4:
+        return val_idx, val_idx  # too few patches to halve: the comparison reuses them
+    choose, test = stratified_split(data.train_labels[val_idx], 0.5, seed)
+    return val_idx[choose], val_idx[test]
+
+
 def _trial_arrays(data, subset: float, seed: int) -> dict:
     """The uint8 tensors every trial shares through the object store (copies, so no view drags the cache)."""
     train_idx = data.train_subset_idx(subset, seed)
+    choose, _ = search_halves(data, seed)
     return {"train_images": data.train_images[train_idx].clone(),
             "train_labels": data.train_labels[train_idx].clone(),
-            "val_images": data.train_images[data.val_idx].clone(),
-            "val_labels": data.train_labels[data.val_idx].clone(),
+            "val_images": data.train_images[choose].clone(),
+            "val_labels": data.train_labels[choose].clone(),
             "mean": data.mean, "std": data.std}
 
 
@@ -178,12 +191,11 @@ def _trial_features(data, base, subset: float, seed: int, epochs: int, run_dir, 
     """model2's trials share the frozen prefix's features instead of the images: the driver makes sure each
     subset image has ``epochs`` computed views (chapter 3's baseline computed most of them already; a trial
     draws among them, each epoch's view still uniform over the 8) and each validation image its identity
-    view, and
-    Ray's object store carries only those rows. A worker cannot add views (it would compute them in its own
+    view (the half trials are scored on, ``search_halves``), and Ray's object store carries only those rows. A worker cannot add views (it would compute them in its own
     copy), so the driver fills everything a trial may draw. The cache is read from and saved to the run folder."""
     cache = features.build_cache(base, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
     train_rows = data.train_subset_idx(subset, seed)
-    val_rows = torch.as_tensor(data.val_idx, dtype=torch.int64)
+    val_rows, _ = search_halves(data, seed)
     cache.fill_at_least(train_rows, epochs, seed=seed)
     cache.fill(val_rows, torch.zeros(len(val_rows), dtype=torch.int64))
     if run_dir is not None:
@@ -353,6 +365,7 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
     with _quiet_ray():
         grid = tuner.fit()
     result = _collect(kind, grid, space, baseline, epochs, trial_log, time.perf_counter() - started)
+    result.seed = seed  # which halves of the validation split chose and test (search_halves)
     # points_to_evaluate makes the baseline's settings trial 0 of a default search
     result.baseline_trial = 0 if first_points else None
     if result.baseline_trial is not None and not result.winner_is_baseline and result.baseline_completed:
@@ -459,6 +472,7 @@ class SearchResult:
     searched: list | None = None       # the hyperparameters the space varied (None: every key of best_config)
     checkpoints: dict = field(default_factory=dict)  # trial -> folder of its Ray Tune checkpoint (kept epoch)
     comparison: dict | None = None     # compare_with_baseline's numbers; None where there was nothing to compare
+    seed: int = 0                      # the search's seed, which also drew search_halves
 
     @property
     def params(self) -> list[str]:
@@ -516,7 +530,8 @@ class SearchResult:
             "kind": kind, "config": self.best_config, "trial": self.best_trial, "val_acc": self.best_score,
             "max_epochs": self.max_epochs, "log_params": self.log_params, "failed": self.failed,
             "seconds": self.seconds, "baseline_trial": self.baseline_trial, "searched": self.params,
-            "checkpoints": {str(k): str(v) for k, v in self.checkpoints.items()}, "comparison": self.comparison})
+            "checkpoints": {str(k): str(v) for k, v in self.checkpoints.items()}, "comparison": self.comparison,
+            "seed": self.seed})
 
     @classmethod
     def load(cls, run_dir, kind: str) -> SearchResult:
@@ -527,7 +542,7 @@ class SearchResult:
                    max_epochs=best["max_epochs"], log_params=best["log_params"], seconds=best["seconds"],
                    baseline_trial=best.get("baseline_trial"), searched=best.get("searched"),
                    checkpoints={int(k): v for k, v in best.get("checkpoints", {}).items()},
-                   comparison=best.get("comparison"))
+                   comparison=best.get("comparison"), seed=best.get("seed", 0))
 
 
 def trial_config(result: SearchResult, trial: int) -> dict:
@@ -553,52 +568,54 @@ def restore_trial(result: SearchResult, trial: int, base=None) -> torch.nn.Modul
     return model.eval()
 
 
-def val_correct(kind: str, model: torch.nn.Module, config: dict, data, *, device="cpu", run_dir=None, log=print):
-    """Whether ``model`` (trained with ``config``) classifies each validation patch correctly (bool array, in the
-    order of ``data.val_idx``), scored as its training scored it: model2 on cached prefix features where it
-    trained on them, so the count matches the validation accuracy its run reported."""
+def val_correct(kind: str, model: torch.nn.Module, config: dict, data, idx=None, *, device="cpu", run_dir=None,
+                log=print):
+    """Whether ``model`` (trained with ``config``) classifies each validation patch ``idx`` (default: the whole
+    validation split) correctly, a bool array in that order, scored as its training scored it: model2 on
+    cached prefix features where it trained on them, so the count matches the validation accuracy its run
+    reported."""
+    idx = torch.as_tensor(data.val_idx if idx is None else idx, dtype=torch.int64)
     batch = int(config.get("batch_size", 64))
     if kind == "model2" and features.uses_cache(model, int(config["unfrozen_stages"]), device):
         cache = features.build_cache(model, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
-        predictions = features.evaluate_on_features(model, cache, data.val_idx, batch_size=batch, device=device)
+        predictions = features.evaluate_on_features(model, cache, idx, batch_size=batch, device=device)
     else:
-        loader = make_loader(data.val_dataset(), batch, shuffle=False, device=device)
-        predictions = evaluate(model, loader, device=device)
+        patches = NucleiDataset(data.train_images[idx], data.train_labels[idx], mean=data.mean, std=data.std)
+        predictions = evaluate(model, make_loader(patches, batch, shuffle=False, device=device), device=device)
     return predictions.preds == predictions.labels
 
 
-def trial_correct(result: SearchResult, trial: int, data, *, base=None, device="cpu", run_dir=None, log=print):
-    """``val_correct`` for trial ``trial``'s checkpoint (its lowest-loss epoch)."""
-    return val_correct(result.kind, restore_trial(result, trial, base), trial_config(result, trial), data,
+def trial_correct(result: SearchResult, trial: int, data, idx=None, *, base=None, device="cpu", run_dir=None,
+                  log=print):
+    """``val_correct`` for trial ``trial``'s checkpoint (its lowest-loss epoch) on the validation patches
+    ``idx`` (default: the whole validation split)."""
+    return val_correct(result.kind, restore_trial(result, trial, base), trial_config(result, trial), data, idx,
                        device=device, run_dir=run_dir, log=log)
 
 
-def paired_test(correct_a, correct_b) -> dict:
+def paired_test(correct_a, correct_b, name_a: str = "a", name_b: str = "b") -> conclusions.PairedTest:
     """McNemar's exact test (``conclusions.paired_test``, the one the notebook uses everywhere) of two
-    classifiers given which of the same patches each gets right: the patch count, each one's correct count,
-    the discordant pairs (``only_a``, ``only_b``) and the two-sided p-value (1.0 when no patch differs)."""
+    classifiers given which of the same patches each gets right (bool arrays)."""
     import numpy as np
-
-    from labkit import conclusions
 
     a, b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     if a.shape != b.shape:
         raise ValueError(f"a paired test needs the same patches: {a.shape} and {b.shape} predictions")
     # "right" as a label: each classifier's prediction is 1 where it got the patch right
-    test = conclusions.paired_test(np.ones(a.size, dtype=np.int64), a, b, "a", "b")
-    return {"n": test.patches, "correct_a": test.correct_a, "correct_b": test.correct_b, "only_a": test.only_a,
-            "only_b": test.only_b, "p_value": test.p_value}
+    return conclusions.paired_test(np.ones(a.size, dtype=np.int64), a, b, name_a, name_b)
 
 
 def compare_with_baseline(result: SearchResult, data, *, base=None, device="cpu", run_dir=None, log=print) -> dict:
     """The search's best trial against the baseline's trial, both after the same epochs on the same subset,
-    on the same validation patches: their checkpoints restored, McNemar's exact test (``paired_test``).
-    ``retrain`` is True when the best trial gets significantly more patches right (p < ``SIGNIFICANCE``)."""
-    best, baseline = (trial_correct(result, trial, data, base=base, device=device, run_dir=run_dir, log=log)
+    on the half of the validation split that did not choose the best (``search_halves``): their checkpoints
+    restored, McNemar's exact test (``paired_test``). ``retrain`` is True when the best trial gets
+    significantly more of those patches right (p < ``SIGNIFICANCE``)."""
+    _, test = search_halves(data, result.seed)
+    best, baseline = (trial_correct(result, trial, data, test, base=base, device=device, run_dir=run_dir, log=log)
                       for trial in (result.best_trial, result.baseline_trial))
-    test = paired_test(best, baseline)
-    return {"best_trial": result.best_trial, "baseline_trial": result.baseline_trial, **test,
-            "retrain": test["only_a"] > test["only_b"] and test["p_value"] < SIGNIFICANCE}
+    verdict = paired_test(best, baseline, "best", "baseline")
+    return {"best_trial": result.best_trial, "baseline_trial": result.baseline_trial, **verdict.as_dict(),
+            "retrain": verdict.winner == "best"}
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -4,15 +4,15 @@ import this module, so Ray's workers never pay for importing matplotlib.
 
     describe_space(space)     one row per hyperparameter: distribution and range or choices
     trials_table(result)      the trials as the notebook shows them: rounded, percentages, narrow columns
-    describe_result(result, majority_rate=..., n_val=...)
-                              a few sentences quoting the search's numbers, measured against always
-                              predicting the largest class and against the noise of the validation split
-    describe_comparison(result)
-                              the best trial against the baseline's trial at the same budget (McNemar)
+    search_record(result, majority_rate=...)
+                              the search's outcome as chapter 4 records it: the best trial against the
+                              baseline's and against always predicting the largest class, and the paired
+                              test that decides whether the best earns a full-budget run
+    describe_search(record)   that record in a few sentences
     trials_figure(result)     validation accuracy of each trial over epochs, ASHA's stops marked
     score_figure(result)      each trial's accuracy after the epochs every trial ran, against each hyperparameter
     why_not_retrained(result) why chapter 4 trains no full-budget run of the search's best (None: it does)
-    describe_retrained(run, name, final, data)
+    retrained_against_baseline(run, name, final, data)
                               a retrained winner against its baseline, both fully trained (McNemar)
 """
 from __future__ import annotations
@@ -21,10 +21,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from ray.tune.search.sample import Categorical, Float, Integer
 
+from labkit import conclusions
 from labkit.profiles import asha_grace_period
 from labkit.recipes import is_log_scale
 from labkit.results import BASELINE_CONFIRMED
-from labkit.tune import SIGNIFICANCE, paired_test, val_correct
+from labkit.tune import paired_test, val_correct
 
 # one scatter panel per hyperparameter says something only with enough points: fewer trials, no scatter
 MIN_TRIALS_FOR_SCATTER = 8
@@ -74,93 +75,81 @@ def trials_table(result) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("trial")
 
 
-def describe_result(result, kind: str | None = None, *, majority_rate: float | None = None,
-                    majority_class: str = "the largest class", n_val: int | None = None) -> str:
-    """A few sentences (markdown) about this search, quoting its numbers. Scores are compared only between
-    trials that ran all their epochs (ASHA's stops ran fewer): the same budget each.
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("s" if n != 1 else "")
 
-    ``majority_rate``: validation accuracy of always predicting ``majority_class``; a trial below it learned
-    nothing useful. ``n_val``: validation patches; a spread of trials within two patches is noise.
-    """
-    kind = kind or result.kind
+
+def search_record(result, *, majority_rate: float | None = None,
+                  majority_class: str = "the largest class") -> dict:
+    """The search's outcome as chapter 4 records it (``conclusions``, ``search_<model>``): what ASHA stopped,
+    the best trial and the baseline's on the half of the validation split that scores trials, how many
+    trials did no better than always predicting ``majority_class`` (``majority_rate`` of the validation
+    patches), and ``test``, the paired test on the other half that decides a full-budget run."""
     t = result.table
-    stopped = int((t["stopped_early"] == "yes").sum())
-    settings = ", ".join(f"{k} = {format_value(result.best_config[k])}" for k in result.params)
-    epochs = f"{result.max_epochs} epoch" + ("s" if result.max_epochs != 1 else "")
-    grace = asha_grace_period(result.max_epochs)
-    if result.max_epochs <= 1:
-        asha = "each ran a single epoch, so ASHA had no earlier point at which to stop one"
-    elif grace >= result.max_epochs:
-        asha = f"ASHA judges a trial only after {grace} epochs, the trials' whole length, so it stopped none"
+    scores = t.loc[t["status"] == "completed", "best_val_acc"].dropna()
+    has_baseline = result.baseline_trial is not None and result.baseline_completed
+    return {"model": result.kind, "trials": len(t), "failed": len(result.failed),
+            "first_error": result.failed[0]["error"] if result.failed else None,
+            "epochs": result.max_epochs, "stopped": int((t["stopped_early"] == "yes").sum()),
+            "stopped_after": asha_grace_period(result.max_epochs), "completed": len(scores),
+            "best_trial": result.best_trial, "best_val_acc": result.best_score,
+            "best_is_baseline": result.winner_is_baseline,
+            "baseline_val_acc": result.baseline_score if has_baseline else None,
+            "majority_class": majority_class, "majority_rate": majority_rate,
+            "below_majority": int((scores <= majority_rate).sum()) if majority_rate is not None else None,
+            "test": result.comparison, "retrain": result.retrain}
+
+
+def describe_search(record: dict) -> str:
+    """A search's ``search_record`` in a few sentences (markdown), every number from it; the settings
+    themselves are in the trials table."""
+    kind, best = record["model"], f"trial {record['best_trial']}"
+    text = f"{record['trials']} trials of up to {_epochs(record['epochs'])}"
+    if record["stopped"]:
+        text += f"; ASHA stopped {record['stopped']} after {_epochs(record['stopped_after'])}"
+    text += "."
+    if record["failed"]:
+        text += f" {record['failed']} failed (first: {record['first_error']})."
+    if record["best_is_baseline"]:
+        text += (f" The best, at {100 * record['best_val_acc']:.1f}%, is the baseline's own settings: {kind}'s "
+                 "baseline stays final.")
+    elif record["baseline_val_acc"] is not None:
+        text += (f" On the half of the validation patches that scores trials, the best, {best}, reached "
+                 f"{100 * record['best_val_acc']:.1f}% and the baseline's settings "
+                 f"{100 * record['baseline_val_acc']:.1f}%.")
     else:
-        asha = f"ASHA stopped {stopped} of them after {grace} epochs"
-    completed = t[t["status"] == "completed"]
-    text = (f"The {kind} search ran {len(t)} trials of up to {epochs}; {asha}. Of the {len(completed)} that ran "
-            f"every epoch, trial {result.best_trial} reached the highest validation accuracy, "
-            f"**{100 * result.best_score:.1f}%** (at its lowest validation loss), with {settings}.")
-    if result.winner_is_baseline:
-        text += f" These are {kind}'s baseline settings: no sampled {kind} setting beat them at this budget."
-    elif result.baseline_trial is not None and result.baseline_completed:
-        text += (f" The baseline's settings (trial {result.baseline_trial}) reached "
-                 f"{100 * result.baseline_score:.1f}% with the same epochs.")
-    scores = completed["best_val_acc"].dropna()
-    if majority_rate is not None and result.best_score <= majority_rate:
-        text += (f" That is no better than always predicting '{majority_class}' ({100 * majority_rate:.1f}% "
-                 f"of the validation patches): within this budget no {kind} trial beat that trivial answer, so the "
-                 "ranking of its settings says little.")
-    elif len(scores) > 1:
-        worst, best = float(scores.min()), float(scores.max())
-        noise = 2 / n_val if n_val else 0.0   # two validation patches
-        below = int((scores <= majority_rate).sum()) if majority_rate is not None else 0
-        if below:
-            text += (f" {below} of these {len(scores)} trials scored no better than always predicting "
-                     f"'{majority_class}' ({100 * majority_rate:.1f}%; the weakest {100 * worst:.1f}%): within this "
-                     "budget the settings decide whether a model gets past the trivial answer at all.")
-        elif best - worst <= noise:
-            text += (f" They all scored between {100 * worst:.1f}% and {100 * best:.1f}%, within two validation "
-                     "patches of each other: over this range the settings make no measurable difference.")
+        text += f" The best, {best}, reached {100 * record['best_val_acc']:.1f}%."
+    rate, below = record["majority_rate"], record["below_majority"]
+    if rate is not None and record["best_val_acc"] <= rate:
+        text += (f" No trial beat always answering '{record['majority_class']}' ({100 * rate:.1f}%), so this "
+                 "ranking says little.")
+    elif below:
+        text += (f" {below} of the {record['completed']} that ran every epoch did not beat always answering "
+                 f"'{record['majority_class']}' ({100 * rate:.1f}%).")
+    c = record["test"]
+    if c:
+        text += (f" On the other half they differ on {c['differing']} of {c['patches']} patches, {c['only_a']} to "
+                 f"{c['only_b']} (McNemar's exact test, p {conclusions.format_p(c['p_value'])})")
+        if c["winner"] == "best":
+            text += f": {best}'s settings earn a full-budget run (section 4.5)."
+        elif c["winner"] == "baseline":
+            text += f": the baseline's settings do better, so {kind}'s baseline stays final."
         else:
-            text += f" These trials range from {100 * worst:.1f}% to {100 * best:.1f}%."
-    if result.failed:
-        text += (f" {len(result.failed)} trial(s) failed (first: {result.failed[0]['error']}); "
-                 "the others were not affected.")
+            text += f": the two cannot be told apart, so {kind}'s baseline stays final."
+    elif record["retrain"]:
+        text += " Its settings get a full-budget run (section 4.5)."
     return text
 
 
-def describe_comparison(result) -> str:
-    """The best trial against the baseline's trial, both after all their epochs on the same subset, on the same
-    validation patches: how many patches each alone got right and McNemar's exact p-value; "" without one."""
-    c = result.comparison
-    if not c:
-        return ""
-    both = f"Trial {c['best_trial']} and the baseline's trial both ran {result.max_epochs} epoch" + (
-        "s" if result.max_epochs != 1 else "")
-    if c["only_a"] + c["only_b"] == 0:
-        return both + f" and get the same {c['correct_a']} of the {c['n']} validation patches right: they cannot be told apart."
-    same = (both + f"; they disagree on {c['only_a'] + c['only_b']} of the {c['n']} validation patches, of which "
-            f"trial {c['best_trial']} gets {c['only_a']} right and the baseline's trial {c['only_b']} "
-            f"(McNemar's exact test, p = {c['p_value']:.2g}).")
-    if c["retrain"]:
-        verdict = (f" The best settings are better than the baseline's at this budget (p < {SIGNIFICANCE:g}), "
-                   "so they earn a full-budget run.")
-    else:
-        verdict = (f" At this budget the two cannot be told apart (p ≥ {SIGNIFICANCE:g})."
-                   if c["p_value"] >= SIGNIFICANCE else
-                   " The baseline's trial gets significantly more patches right.")
-    return same + verdict
-
-
-def why_not_retrained(result, n_val: int | None = None) -> str | None:
-    """Why chapter 4 trains no second, full-budget run after this search (a clause for
-    ``results.choose_final``), or None when it does: ``SearchResult.retrain`` decides (``n_val`` is unused:
-    the paired test counts the patches itself)."""
+def why_not_retrained(result) -> str | None:
+    """Why chapter 4 trains no second, full-budget run after this search (the record's reason, as
+    ``results.choose_final`` keeps it), or None when it does: ``SearchResult.retrain`` decides."""
     if result.retrain:
         return None
     if result.winner_is_baseline:
         return BASELINE_CONFIRMED
     c = result.comparison
-    # section 4.3 gives the counts; the verdict refers back to them rather than repeating them
-    return f"its search's best trial could not be told apart from the baseline's (p = {c['p_value']:.2g}, no evidence)"
+    return f"its search's best trial was not found better than the baseline's (McNemar's p {conclusions.format_p(c['p_value'])})"
 
 
 def _colour_scale(result, name):
@@ -172,24 +161,17 @@ def _colour_scale(result, name):
     return plt.get_cmap("viridis"), norm(vmin=values.min(), vmax=values.max())
 
 
-def describe_retrained(run, name: str, final, data, *, device="cpu") -> str:
+def retrained_against_baseline(run, name: str, final, data, *, device="cpu"):
     """The retrained ``final`` (a tune.FinalRun) against ``name``'s baseline from chapter 2 or 3, both trained on
-    the whole split with the full budget, on the same validation patches (McNemar's exact test)."""
+    the whole split with the full budget, on the same validation patches: a ``conclusions.PairedTest``
+    (McNemar's exact test), "retrained" against "baseline", for ``results.choose_final``."""
     from labkit.results import load_final
 
     _, meta = run.load_checkpoint(f"{name}/baseline.pt")  # its config: how chapter 2 or 3 trained it
     baseline = load_final(run, name, stage="baseline")
-    c = paired_test(val_correct(name, final.model, final.config, data, device=device, run_dir=run),
-                    val_correct(name, baseline, meta.get("config", final.config), data, device=device, run_dir=run))
-    differ = (f"Retrained with the full budget, the search's settings and the baseline's disagree on "
-              f"{c['only_a'] + c['only_b']} of {c['n']} validation patches, {c['only_a']} to {c['only_b']} "
-              f"(McNemar's exact test, p = {c['p_value']:.2g}): ")
-    if c["p_value"] >= SIGNIFICANCE:
-        return differ + "the two cannot be told apart."
-    if c["only_a"] > c["only_b"]:
-        return differ + "the search's settings are better."
-    return differ + ("the baseline's are better. The short trials on a subset favoured settings that learn fast, "
-                     "not the ones that end up best.")
+    return paired_test(val_correct(name, final.model, final.config, data, device=device, run_dir=run),
+                       val_correct(name, baseline, meta.get("config", final.config), data, device=device, run_dir=run),
+                       "retrained", "baseline")
 
 
 def trials_figure(result):

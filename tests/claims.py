@@ -19,7 +19,7 @@ import nbformat
 
 from labkit.evidence import EVIDENCE_MIME
 
-AUDITED_CHAPTERS = ("05_diagnostics", "07_submission")
+AUDITED_CHAPTERS = ("04_tuning", "05_diagnostics", "07_submission")
 MODELS = ("model1", "model2")
 COMPARATIVE = re.compile(r"\b(?:better|worse|weaker|stronger|(?:more|less) accurate|outperform\w*|superior|"
                          r"inferior)\b", re.IGNORECASE)

@@ -114,7 +114,7 @@ def test_the_verdict_quotes_the_pair_and_balanced_accuracy_of_this_fix():
     worse[24:26] = 0
     verdict = dg.judge_fix(dg.FixResult(before, preds(Y_TRUE, worse), dg.most_confused_pair(Y_TRUE, Y_PRED),
                                         "Test fix."), "model1")
-    assert not verdict.adopted and "model1's fix is **not adopted**: the targeted confusion did not fall." in verdict.text
+    assert not verdict.adopted and "**not adopted**, as the targeted confusion did not fall." in verdict.text
 
 
 # ---- the fix experiment end to end with a tiny model -------------------------------------------
@@ -223,7 +223,7 @@ def test_a_fix_that_clearly_removes_the_pair_is_adopted():
     verdict = judge_fix(_fix_result(labels, before, labels), "model1")
     assert verdict.pair == [0, 1] and verdict.pair_rate_before == pytest.approx(0.4) and verdict.pair_rate_after == 0
     assert verdict.balanced_low > 0 and verdict.adopted and not verdict.collapsed
-    assert "model1's fix is **adopted**" in verdict.text
+    assert verdict.text.startswith("**model1**:") and verdict.text.endswith("**adopted**.")
 
 
 def test_a_fix_within_the_noise_band_is_not_adopted():
@@ -235,7 +235,7 @@ def test_a_fix_within_the_noise_band_is_not_adopted():
     verdict = judge_fix(_fix_result(labels, before, after), "model1")
     assert verdict.pair_rate_after < verdict.pair_rate_before
     assert verdict.balanced_low <= 0 < verdict.balanced_high and not verdict.adopted
-    assert "within the noise" in verdict.text
+    assert verdict.text.endswith("**not adopted**, as its interval includes zero.")
 
 
 def test_a_collapsed_class_is_named_and_blocks_adoption():
@@ -246,7 +246,7 @@ def test_a_collapsed_class_is_named_and_blocks_adoption():
     after[np.flatnonzero(labels == 3)[:30]] = 2  # ... but 30% of class 3 now go to class 2
     verdict = judge_fix(_fix_result(labels, before, after), "model2")
     assert verdict.collapsed == [CLASS_NAMES[3]] and not verdict.adopted
-    assert f"model2's fix is **not adopted**: recall collapsed for '{CLASS_NAMES[3]}' (100.0% to 70.0%)." in verdict.text
+    assert f"**not adopted**, as recall collapsed for '{CLASS_NAMES[3]}' (100.0% to 70.0%)." in verdict.text
 
 
 def test_fix_text_names_a_class_whose_recall_the_fix_took():
@@ -256,7 +256,7 @@ def test_fix_text_names_a_class_whose_recall_the_fix_took():
     verdict = dg.judge_fix(SimpleNamespace(before=before, after=after, pair=dg.most_confused_pair(labels, before.preds),
                                            after_without_tta=None), "model1")
     assert verdict.collapsed == ["immune"] and not verdict.adopted
-    assert "model1's fix is **not adopted**: recall collapsed for 'immune' (100.0% to 50.0%)." in verdict.text
+    assert "**not adopted**, as recall collapsed for 'immune' (100.0% to 50.0%)." in verdict.text
 
 
 def test_the_fixs_balanced_sampler_is_a_weighted_draw_made_on_the_device():

@@ -1,7 +1,6 @@
 """Budgets instead of epochs, one accuracy everywhere, and the real-data path on the real-image proxy."""
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -21,7 +20,7 @@ proxy_data = pytest.importorskip("bench.proxy_data", reason="scikit-image (the t
 # budget -> epochs
 # ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("steps, per_epoch, cap, floor, expected", [
-    (300, 38, 40, 2, 8),     # the standard stub: 2,400 images of 64 -> 38 steps an epoch -> 8 epochs, as before
+    (250, 32, 40, 2, 8),     # the standard stub: 2,000 images of 64 -> 32 steps an epoch -> 8 epochs
     (300, 7, 40, 2, 40),     # 432 images: 43 epochs wanted, capped at 40 (was 8 epochs = 56 steps)
     (300, 133, 40, 2, 3),    # 8,500 images: ceil(2.3) = 3
     (300, 1000, 40, 2, 2),   # a huge set still gets the minimum
@@ -43,8 +42,8 @@ def test_stub_profiles_keep_their_cost_and_small_sets_get_more_epochs():
     quick = get_profile("quick")
     n_quick = round(quick.stub_train * (1 - quick.val_fraction))
     assert (quick.epochs_for("model1", n_quick), quick.epochs_for("model2", n_quick)) == (2, 1)
-    # the issue's real set: 432 training images now get at least 280 optimizer steps of model1
-    assert standard.epochs_for("model1", 432) * math.ceil(432 / standard.batch_size) >= 280
+    # a small real set (432 training images) gets model1's whole budget of optimizer steps
+    assert standard.epochs_for("model1", 432) * math.ceil(432 / standard.batch_size) >= standard.model1_steps
     for profile in PROFILES.values():  # a trial never gets more than a final run
         assert profile.trial_epochs("model1", 432) <= profile.epochs_for("model1", 432)
 
@@ -138,18 +137,17 @@ def test_search_result_says_when_the_baseline_wins_and_shows_the_spread():
     assert result.winner_is_baseline
     assert result.spread == {"completed": 3, "ran": 4, "best": 0.9, "median": 0.8, "worst": 0.7,
                              "worst_of_all": 0.7}
-    text = tuning_report.describe_result(result)
-    assert "model1's baseline settings" in text and "Of the 3 that ran every epoch" in text
-    assert "range from 70.0% to 90.0%" in text  # the trials that ran every epoch: 95% came from a stopped one
+    text = tuning_report.describe_search(tuning_report.search_record(result))
+    # 95% came from a stopped trial: the best is chosen among those that ran every epoch
+    assert "The best, at 90.0%, is the baseline's own settings: model1's baseline stays final" in text
+    assert "ASHA stopped 1 after 2 epochs" in text
     assert not _search_result(3, ["completed"] * 4, [0.9, 0.7, 0.8, 0.95]).winner_is_baseline
 
 
-def test_a_search_whose_trials_end_at_the_grace_period_does_not_claim_asha_judged_them():
+def test_a_search_in_which_asha_stopped_nothing_does_not_mention_stops():
     result = _search_result(0, ["completed"] * 4, [0.9, 0.7, 0.8, 0.85])
-    assert "ASHA stopped 0 of them after 2 epochs" in tuning_report.describe_result(result)
-    short = dataclasses.replace(result, max_epochs=2)   # grace period 2: no rung before the end
-    text = tuning_report.describe_result(short)
-    assert "ASHA judges a trial only after 2 epochs, the trials' whole length" in text and "stopped 0" not in text
+    text = tuning_report.describe_search(tuning_report.search_record(result))
+    assert text.startswith("4 trials of up to 4 epochs.") and "ASHA" not in text
 
 
 @pytest.mark.parametrize("epochs, grace", [(1, 1), (2, 2), (4, 2), (8, 2), (19, 6)])

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import ray
+import torch
 from ray import tune as ray_tune
 
 matplotlib.use("Agg")
@@ -173,16 +174,25 @@ def test_tiny_search_reaches_a_best_config(model1_search, tmp_path):
     assert loaded.comparison == result.comparison and loaded.checkpoints == result.checkpoints
     assert loaded.table["best_val_acc"].tolist() == pytest.approx(result.table["best_val_acc"].tolist())
     assert run.exists("tuning/model1_trials.csv") and run.exists("tuning/model1_curves.csv")
-    assert f"{100 * result.best_score:.1f}%" in tuning_report.describe_result(loaded)
+    assert f"{100 * result.best_score:.1f}%" in tuning_report.describe_search(tuning_report.search_record(loaded))
 
 
 def test_a_restored_trial_checkpoint_scores_what_the_trial_reported(model1_search, tiny_data):
     result, _ = model1_search
     assert set(result.checkpoints) == {0, 1}  # each trial's kept epoch, read back from the ResultGrid
+    choose, _ = tune.search_halves(tiny_data, result.seed)
     for trial, row in result.table.set_index("trial").iterrows():
-        correct = tune.trial_correct(result, trial, tiny_data)
-        assert len(correct) == len(tiny_data.val_idx)
+        correct = tune.trial_correct(result, trial, tiny_data, choose)  # the half trials are scored on
+        assert len(correct) == len(choose)
         assert correct.mean() == pytest.approx(row["best_val_acc"])
+
+
+def test_the_search_halves_split_validation_into_two_disjoint_stratified_parts(tiny_data):
+    choose, test = tune.search_halves(tiny_data, seed=0)
+    assert set(choose.tolist()).isdisjoint(test.tolist())
+    assert sorted(choose.tolist() + test.tolist()) == sorted(tiny_data.val_idx.tolist())
+    assert abs(len(choose) - len(test)) <= 4  # one per class at most
+    assert torch.equal(tune.search_halves(tiny_data, seed=0)[1], test)  # the comparison redraws the same half
 
 
 def test_the_best_trial_is_compared_with_the_baseline_on_the_same_patches(model1_search, tiny_data):
@@ -191,11 +201,13 @@ def test_the_best_trial_is_compared_with_the_baseline_on_the_same_patches(model1
         assert result.comparison is None and not result.retrain
         return
     c = result.comparison
-    assert (c["best_trial"], c["baseline_trial"]) == (result.best_trial, 0) and c["n"] == len(tiny_data.val_idx)
-    assert c["correct_a"] == round(result.best_score * c["n"])
-    assert c["correct_b"] == round(result.baseline_score * c["n"])
+    _, test = tune.search_halves(tiny_data, result.seed)  # not the half that chose the best
+    assert (c["best_trial"], c["baseline_trial"]) == (result.best_trial, 0) and c["patches"] == len(test)
+    assert c["correct_a"] == tune.trial_correct(result, result.best_trial, tiny_data, test).sum()
+    assert c["correct_b"] == tune.trial_correct(result, 0, tiny_data, test).sum()
     assert c["correct_a"] - c["correct_b"] == c["only_a"] - c["only_b"]
     assert result.retrain == (c["only_a"] > c["only_b"] and c["p_value"] < tune.SIGNIFICANCE)
+    assert result.retrain == (c["winner"] == "best")
 
 
 def test_the_same_search_repeats_exactly(model1_search, tiny_data, tmp_path):
@@ -279,20 +291,19 @@ def _scored_search(scores, best_trial, baseline_trial=0, comparison=None, status
 
 def _comparison(best_correct, baseline_correct, n=600):
     """The comparison compare_with_baseline makes, for two given per-patch outcomes."""
-    test = tune.paired_test(best_correct, baseline_correct)
-    return {"best_trial": 1, "baseline_trial": 0, **test,
-            "retrain": test["only_a"] > test["only_b"] and test["p_value"] < tune.SIGNIFICANCE}
+    test = tune.paired_test(best_correct, baseline_correct, "best", "baseline")
+    return {"best_trial": 1, "baseline_trial": 0, **test.as_dict(), "retrain": test.winner == "best"}
 
 
 def test_mcnemar_counts_the_discordant_patches_and_tests_their_split():
     a = np.array([True] * 90 + [False] * 10)
     b = np.array([True] * 80 + [False] * 20)
     test = tune.paired_test(a, b)
-    assert (test["only_a"], test["only_b"], test["correct_a"], test["correct_b"]) == (10, 0, 90, 80)
-    assert test["p_value"] == pytest.approx(2 * 0.5 ** 10)           # 10 of 10 discordant pairs one way
-    assert tune.paired_test(a, a)["p_value"] == 1.0                   # nothing differs
+    assert (test.only_a, test.only_b, test.correct_a, test.correct_b) == (10, 0, 90, 80)
+    assert test.p_value == pytest.approx(2 * 0.5 ** 10)               # 10 of 10 discordant pairs one way
+    assert tune.paired_test(a, a).p_value == 1.0                      # nothing differs
     swapped = np.roll(a, 5)                                           # 5 gained and 5 lost
-    assert tune.paired_test(swapped, a)["p_value"] == pytest.approx(1.0)
+    assert tune.paired_test(swapped, a).p_value == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same patches"):
         tune.paired_test(a, b[:50])
 
@@ -311,22 +322,24 @@ def test_only_a_significant_lead_at_equal_budget_earns_a_full_run():
     assert _scored_search([float("nan"), 0.85], 1, statuses=["failed", "completed"]).retrain  # the baseline failed
 
 
-def test_the_reason_for_no_full_run_quotes_the_paired_test():
+def test_the_search_statement_gives_the_paired_test_and_its_decision():
     same = np.ones(600, dtype=bool)
     few = same.copy()
     few[:4] = False
-    close = tuning_report.why_not_retrained(_scored_search([0.90, 0.91], 1, comparison=_comparison(same, few)))
-    # the counts are section 4.3's (describe_comparison); the reason refers back to the test's verdict
-    assert "could not be told apart" in close and "p = 0.12" in close and "no evidence" in close
+    close = _scored_search([0.90, 0.91], 1, comparison=_comparison(same, few))
+    assert "p = 0.12" in tuning_report.why_not_retrained(close)
+    text = tuning_report.describe_search(tuning_report.search_record(close))
+    assert "differ on 4 of 600 patches, 4 to 0 (McNemar's exact test, p = 0.12)" in text
+    assert "cannot be told apart, so model1's baseline stays final" in text
     assert tuning_report.why_not_retrained(_scored_search([0.90, 0.85], best_trial=0)) == (
         "the search's best settings are the baseline's own")
     many = same.copy()
     many[:12] = False
     search = _scored_search([0.90, 0.93], 1, comparison=_comparison(same, many))
     assert tuning_report.why_not_retrained(search) is None
-    assert "better than the baseline's at this budget" in tuning_report.describe_comparison(search)
-    assert "cannot be told apart" in tuning_report.describe_comparison(
-        _scored_search([0.90, 0.91], 1, comparison=_comparison(same, few)))
+    assert "trial 1's settings earn a full-budget run" in tuning_report.describe_search(tuning_report.search_record(search))
+    behind = _scored_search([0.93, 0.90], 1, comparison=_comparison(many, same))
+    assert "the baseline's settings do better" in tuning_report.describe_search(tuning_report.search_record(behind))
 
 
 def test_the_baseline_trial_is_never_stopped_before_the_last_epoch():
@@ -376,9 +389,8 @@ def test_a_retrained_winner_is_compared_with_its_baseline_on_the_same_patches(ti
         models.append(recipes.recipe("model1").make_model(config, None))
     run.save_checkpoint("model1/baseline.pt", models[0], config=config)
     final = tune.FinalRun(model=models[1], fit=None, config=config)
-    text = tuning_report.describe_retrained(run, "model1", final, tiny_data)
+    test = tuning_report.retrained_against_baseline(run, "model1", final, tiny_data)
     correct = [tune.val_correct("model1", m, config, tiny_data) for m in models]
-    test = tune.paired_test(*reversed(correct))
-    assert f"disagree on {test['only_a'] + test['only_b']} of {len(tiny_data.val_idx)} validation patches" in text
-    assert f"{test['only_a']} to {test['only_b']}" in text
-    assert ("cannot be told apart" in text) == (test["p_value"] >= tune.SIGNIFICANCE)
+    expected = tune.paired_test(*reversed(correct))
+    assert (test.name_a, test.name_b, test.patches) == ("retrained", "baseline", len(tiny_data.val_idx))
+    assert (test.only_a, test.only_b, test.p_value) == (expected.only_a, expected.only_b, expected.p_value)
