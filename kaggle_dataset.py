@@ -127,7 +127,7 @@ def user_name(name: str) -> str:
 # real-data run without them stops); and with a pretrained backbone the search varies the unfrozen stages.
 # What a search finds (a retraining or none) is decided only while the notebook runs.
 KAGGLE_CONFIGURATION = {"pretrained": True, "synthetic_data": False, "imagenet_verified": True,
-                        "model2_stages_searched": True}
+                        "model2_stages_searched": True, "tta_tried": True}  # the full profile tries TTA
 
 
 def keep_kaggle_cells(cells, known: dict[str, bool], where: str = "") -> list:

@@ -77,8 +77,6 @@ evidence.record("model1_small_convnet",
 # One loop trains both models. Each epoch trains on the augmented training split, then measures validation
 # loss and accuracy. The loop keeps the weights with the lowest validation loss, can stop early when it stops
 # improving, and follows a one-cycle learning-rate schedule: a short warm-up, then a decay to almost zero.
-# Where the losses span more than a factor of five, the curves' loss axis is logarithmic, so that a high
-# first epoch does not flatten the rest.
 
 # %%
 # %load labkit.train.fit
@@ -112,7 +110,8 @@ ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
 h = baseline.history
 evidence.record("curves_model1", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model="model1",
                 epochs=len(h.epoch), best_val_acc=baseline.best_val_acc)
+stopped_early = len(h.epoch) < baseline.planned_epochs
 say(f"The baseline reaches **{pct(baseline.best_val_acc)} validation accuracy** with the weights of epoch "
-    f"{baseline.best_epoch}; {describe_stop(baseline)}. "
+    f"{baseline.best_epoch} of {len(h.epoch)}" + (f"; {describe_stop(baseline)}. " if stopped_early else ". ")
     + narrative.describe_training(h, "model1 baseline", baseline.best_epoch)
     + narrative.describe_spikes(h))

@@ -133,7 +133,8 @@ ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
 h = baseline.history
 evidence.record("curves_model2", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model="model2",
                 epochs=len(h.epoch), best_val_acc=baseline.best_val_acc)
+stopped_early = len(h.epoch) < baseline.planned_epochs
 say(f"The baseline reaches **{pct(baseline.best_val_acc)} validation accuracy** with the weights of epoch "
-    f"{baseline.best_epoch}; {describe_stop(baseline)}. "
+    f"{baseline.best_epoch} of {len(h.epoch)}" + (f"; {describe_stop(baseline)}. " if stopped_early else ". ")
     + narrative.describe_training(h, "model2 baseline", baseline.best_epoch)
     + narrative.describe_spikes(h))

@@ -70,20 +70,21 @@ def choose_final(run, name: str, tuned, config: dict, test: conclusions.PairedTe
     conclusions.decide(run, f"final_{name}", weights="tuned" if adopt else "baseline", retrained=True,
                        val_acc=tuned_acc if adopt else baseline_acc, tuned_val_acc=tuned_acc,
                        baseline_val_acc=baseline_acc, test=test.as_dict())
-    counts = (f"Retrained with the full budget, the search's settings reach {tuned_acc:.1%} validation accuracy "
-              f"against the baseline's {baseline_acc:.1%}; they differ on {test.differing} of {test.patches} "
-              f"patches, {test.only_a} to {test.only_b} (McNemar's exact test, p {conclusions.format_p(test.p_value)})")
+    # the sentence starts with the model's name: two retrainings never read the same
+    counts = (f"**{name}** retrained reaches {tuned_acc:.1%} against its baseline's {baseline_acc:.1%}; they "
+              f"differ on {test.differing} of {test.patches} patches, {test.only_a} to {test.only_b} (McNemar's "
+              f"exact test, p {conclusions.format_p(test.p_value)})")
     if adopt:
         if getattr(tuned.fit, "best_epoch", None) is not None:
             meta.setdefault("best_epoch", tuned.fit.best_epoch)
         run.save_checkpoint(f"{name}/final.pt", tuned.model, config=config, **meta)
         run.save_json(f"{name}/final_history.json", tuned.fit.history.to_dict())
-        return counts + f": the retrained model is the final {name}."
+        return counts + f": the retrained {name} is final."
     _keep_baseline(run, name)
     if test.winner == "baseline":
-        return (counts + f": the baseline stays the final {name}. The short trials on a subset favoured settings "
-                "that learn fast, not those that end best.")
-    return counts + f": the two cannot be told apart, so the baseline stays the final {name}."
+        return (counts + ": the baseline stays final. The short trials on a subset favoured settings that learn "
+                "fast, not those that end best.")
+    return counts + ": they cannot be told apart, so the baseline stays final."
 
 
 def _keep_baseline(run, name: str) -> None:

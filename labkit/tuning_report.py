@@ -114,7 +114,7 @@ def describe_search(record: dict) -> str:
         text += (f" The best, at {100 * record['best_val_acc']:.1f}%, is the baseline's own settings: {kind}'s "
                  "baseline stays final.")
     elif record["baseline_val_acc"] is not None:
-        text += (f" On the half of the validation patches that scores trials, the best, {best}, reached "
+        text += (f" On the half of the validation split that scores trials, the best, {best}, reached "
                  f"{100 * record['best_val_acc']:.1f}% and the baseline's settings "
                  f"{100 * record['baseline_val_acc']:.1f}%.")
     else:
@@ -131,13 +131,13 @@ def describe_search(record: dict) -> str:
         text += (f" On the other half they differ on {c['differing']} of {c['patches']} patches, {c['only_a']} to "
                  f"{c['only_b']} (McNemar's exact test, p {conclusions.format_p(c['p_value'])})")
         if c["winner"] == "best":
-            text += f": {best}'s settings earn a full-budget run (section 4.5)."
+            text += f": {best}'s settings earn a full-budget run."
         elif c["winner"] == "baseline":
             text += f": the baseline's settings do better, so {kind}'s baseline stays final."
         else:
             text += f": the two cannot be told apart, so {kind}'s baseline stays final."
     elif record["retrain"]:
-        text += " Its settings get a full-budget run (section 4.5)."
+        text += " Its settings get a full-budget run."
     return text
 
 

@@ -41,7 +41,7 @@ def _test(only_retrained, only_baseline, patches=600):
 
 def test_a_retrained_model_the_paired_test_finds_better_becomes_final(run):
     text = results.choose_final(run, "model1", _tuned(0.9), {"channels": [4, 8, 16]}, test=_test(20, 2))
-    assert text.endswith("the retrained model is the final model1.") and "20 to 2" in text
+    assert text.endswith("the retrained model1 is final.") and "20 to 2" in text
     record = conclusions.get(run, "final_model1")
     assert (record["weights"], record["retrained"], record["val_acc"]) == ("tuned", True, 0.9)
     assert record["test"]["winner"] == "retrained"
@@ -51,14 +51,14 @@ def test_a_retrained_model_the_paired_test_finds_better_becomes_final(run):
 
 
 @pytest.mark.parametrize("only_retrained, only_baseline, words", [
-    (3, 20, "the baseline stays the final model1. The short trials"),
-    (6, 3, "the two cannot be told apart, so the baseline stays the final model1."),
+    (3, 20, "the baseline stays final. The short trials"),
+    (6, 3, "they cannot be told apart, so the baseline stays final."),
 ])
 def test_a_retrained_model_not_found_better_leaves_the_baseline_final(run, only_retrained, only_baseline, words):
     # a higher accuracy alone does not replace the baseline: only the paired test's verdict does
     text = results.choose_final(run, "model1", _tuned(0.85), {"channels": [4, 8, 16]},
                                 test=_test(only_retrained, only_baseline))
-    assert words in text and "85.0% validation accuracy against the baseline's 80.0%" in text
+    assert words in text and "**model1** retrained reaches 85.0% against its baseline's 80.0%" in text
     assert conclusions.get(run, "final_model1")["weights"] == "baseline"
     final = results.load_final(run, "model1")
     assert models.count_layers(final).by_type["Conv2d"] == 2
