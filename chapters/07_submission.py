@@ -150,8 +150,8 @@ say({
     ("model1", imagenet): "model1, the small network, is the more accurate model here. One likely reason is that a "
                           "network of model2's size needs more data or more training than this run gave it; with "
                           "many times fewer parameters, model1 is also the cheaper one to run.",
-    (None, imagenet): "As the test cannot separate the two models, this run does not rank their architectures; "
-                      "that would take a larger validation split, or cross-validation.",
+    (None, imagenet): "As the paired test could not separate them, this run does not rank the two "
+                      "architectures; that would take more validation patches, or cross-validation.",
 }[duel.winner, imagenet])
 
 # %% [markdown]

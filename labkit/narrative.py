@@ -86,9 +86,9 @@ def describe_class_mix(counts: Mapping[str, int]) -> str:
     ratio = "no patches at all" if np.isinf(b.ratio) else f"{b.ratio:.1f} to 1"
     verdict = {"balanced": "close to balanced", "mildly imbalanced": "mildly imbalanced",
                "imbalanced": "clearly imbalanced"}[b.verdict]
-    return (f"The largest class, **{b.largest}**, holds {_pct(b.largest_share)} of the labelled patches and the "
-            f"smallest, **{b.smallest}**, {_pct(b.smallest_share)} ({ratio}): {verdict}. Always answering "
-            f"'{b.largest}' would be right {_pct(b.largest_share)} of the time.")
+    return (f"The largest class, **{b.largest}**, holds {_pct(b.largest_share)} of the labelled patches, so "
+            f"always answering '{b.largest}' would be right that often; the smallest, **{b.smallest}**, holds "
+            f"{_pct(b.smallest_share)} ({ratio}): {verdict}.")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
 def describe_spikes(history, jump: float = 0.2) -> str:
     """Epochs whose validation loss jumped above both neighbours (by ``jump`` of the lower one), said once.
     A curve's spike that no sentence mentions reads as unseen; "" when there is none."""
-    loss, acc = list(history.val_loss), list(history.val_acc)
+    loss = list(history.val_loss)
     spikes = [i for i in range(1, len(loss) - 1)
               if loss[i] > (1 + jump) * max(loss[i - 1], loss[i + 1]) or
               (loss[i] > (1 + jump) * min(loss[i - 1], loss[i + 1]) and loss[i] > max(loss[i - 1], loss[i + 1]))]
@@ -227,9 +227,7 @@ def describe_spikes(history, jump: float = 0.2) -> str:
     one = len(spikes) == 1
     epochs = _and([str(history.epoch[i]) for i in spikes])
     values = _and([f"{loss[i]:.3f}" for i in spikes])
-    accuracy = _and([_pct(acc[i]) for i in spikes])
-    return (f" Validation loss jumped at epoch{'' if one else 's'} {epochs} (to {values}; validation accuracy "
-            f"{accuracy}) and fell back the epoch after.")
+    return f" Validation loss jumped at epoch{'' if one else 's'} {epochs} (to {values}) and fell back after."
 
 
 def _and(items: list[str]) -> str:

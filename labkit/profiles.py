@@ -102,7 +102,7 @@ PROFILES = {
                         # model2 3 (its steps cost more); ASHA's first rung (epoch 2) compares all 8 alike
                         tune_trials=8, model1_trial_steps=20, model2_trial_steps=15, tune_subset=0.15,
                         interpret_per_class=1, batch_size=64,
-                        # TTA (8 passes a patch) is tried in the full profile: here it would add a tenth to the build
+                        # TTA (8 passes a patch over the validation split, per model) is tried in the full profile only
                         test_time_augmentation=False,
                         # 16 IG passes and 6 x 6 occlusions per patch: 60% of the full profile's Captum cost
                         ig_noisy_copies=2, ig_steps=8, occlusion_window=20, occlusion_stride=16),

@@ -114,11 +114,10 @@ def describe_search(record: dict) -> str:
         text += (f" The best, at {100 * record['best_val_acc']:.1f}%, is the baseline's own settings: {kind}'s "
                  "baseline stays final.")
     elif record["baseline_val_acc"] is not None:
-        text += (f" On the half of the validation split that scores trials, the best, {best}, reached "
-                 f"{100 * record['best_val_acc']:.1f}% and the baseline's settings "
+        text += (f" The best, {best}, scored {100 * record['best_val_acc']:.1f}% and the baseline's settings "
                  f"{100 * record['baseline_val_acc']:.1f}%.")
     else:
-        text += f" The best, {best}, reached {100 * record['best_val_acc']:.1f}%."
+        text += f" The best, {best}, scored {100 * record['best_val_acc']:.1f}%."
     rate, below = record["majority_rate"], record["below_majority"]
     if rate is not None and record["best_val_acc"] <= rate:
         text += (f" No trial beat always answering '{record['majority_class']}' ({100 * rate:.1f}%), so this "
@@ -128,7 +127,8 @@ def describe_search(record: dict) -> str:
                  f"'{record['majority_class']}' ({100 * rate:.1f}%).")
     c = record["test"]
     if c:
-        text += (f" On the other half they differ on {c['differing']} of {c['patches']} patches, {c['only_a']} to "
+        text += (f" On the other half of the validation split they differ on {c['differing']} of {c['patches']} "
+                 f"patches, {c['only_a']} to "
                  f"{c['only_b']} (McNemar's exact test, p {conclusions.format_p(c['p_value'])})")
         if c["winner"] == "best":
             text += f": {best}'s settings earn a full-budget run."

@@ -37,7 +37,7 @@ def test_imbalanced_classes_say_so_and_are_countered():
     assert balance.ratio == pytest.approx(458 / 88) and balance.needs_rebalancing
     text = narrative.describe_class_mix(counts)
     assert "(5.2 to 1): clearly imbalanced" in text
-    assert "Always answering 'cancer epithelial' would be right 45.8% of the time" in text
+    assert "45.8% of the labelled patches, so always answering 'cancer epithelial' would be right that often" in text
     # what a later chapter does about the mix is that chapter's to say: no forecast of a sampler or a fix
     assert "sampler" not in text and "fix" not in text and "chapter" not in text.lower()
     assert "close to balanced" not in text
