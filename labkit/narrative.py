@@ -206,8 +206,8 @@ def describe_training(history, name: str, kept_epoch: int | None = None) -> str:
         return (f"**{name}** fits its training patches more closely than new ones ({accs}), but its "
                 f"validation loss was still at its lowest at the last epoch.")
     if v.kind == "underfitting":
-        return (f"**{name}** was still learning when training stopped: validation loss was lowest at the last "
-                f"epoch and training loss fell {_pct(v.train_loss_drop)} in it.")
+        return (f"**{name}** was still learning: its validation loss was lowest at the last epoch, in which its "
+                f"training loss fell {_pct(v.train_loss_drop)}.")
     if abs(v.train_loss_drop) >= STILL_FALLING:  # validation has levelled off, the (small) training loss not
         return (f"**{name}**'s validation loss was lowest at epoch {v.kept_epoch}, not at the last, while its "
                 f"training loss still changed {_pct(abs(v.train_loss_drop))} in the last epoch ({accs}).")

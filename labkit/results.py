@@ -72,8 +72,8 @@ def choose_final(run, name: str, tuned, config: dict, test: conclusions.PairedTe
                        baseline_val_acc=baseline_acc, test=test.as_dict())
     # the sentence starts with the model's name: two retrainings never read the same
     counts = (f"**{name}** retrained reaches {tuned_acc:.1%} against its baseline's {baseline_acc:.1%}; they "
-              f"differ on {test.differing} of {test.patches} patches, {test.only_a} to {test.only_b} (McNemar's "
-              f"exact test, p {conclusions.format_p(test.p_value)})")
+              f"differ on {test.differing} of {test.patches} patches, {test.only_a} to {test.only_b} (McNemar's p "
+              f"{conclusions.format_p(test.p_value)})")
     if adopt:
         if getattr(tuned.fit, "best_epoch", None) is not None:
             meta.setdefault("best_epoch", tuned.fit.best_epoch)

@@ -120,8 +120,8 @@ def describe_search(record: dict) -> str:
         text += f" The best, {best}, scored {100 * record['best_val_acc']:.1f}%."
     rate, below = record["majority_rate"], record["below_majority"]
     if rate is not None and record["best_val_acc"] <= rate:
-        text += (f" No trial beat always answering '{record['majority_class']}' ({100 * rate:.1f}%), so this "
-                 "ranking says little.")
+        text += (f" No {kind} trial beat always answering '{record['majority_class']}' ({100 * rate:.1f}%), so "
+                 "this ranking says little.")
     elif below:
         text += (f" {below} of the {record['completed']} that ran every epoch did not beat always answering "
                  f"'{record['majority_class']}' ({100 * rate:.1f}%).")
@@ -129,7 +129,7 @@ def describe_search(record: dict) -> str:
     if c:
         text += (f" On the other half of the validation split they differ on {c['differing']} of {c['patches']} "
                  f"patches, {c['only_a']} to "
-                 f"{c['only_b']} (McNemar's exact test, p {conclusions.format_p(c['p_value'])})")
+                 f"{c['only_b']} (McNemar's p {conclusions.format_p(c['p_value'])})")
         if c["winner"] == "best":
             text += f": {best}'s settings earn a full-budget run."
         elif c["winner"] == "baseline":

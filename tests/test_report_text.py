@@ -44,7 +44,7 @@ def test_trials_table_is_rounded_and_narrow():
 def test_a_search_below_the_majority_rate_says_its_ranking_says_little():
     text = tuning_report.describe_search(tuning_report.search_record(_search([0.40, 0.35, 0.30]), majority_rate=0.45,
                                          majority_class="cancer epithelial"))
-    assert "No trial beat always answering 'cancer epithelial' (45.0%), so this ranking says little" in text
+    assert "No model1 trial beat always answering 'cancer epithelial' (45.0%), so this ranking says little" in text
 
 
 def test_trials_below_the_majority_rate_are_counted():
