@@ -44,7 +44,7 @@ seed = 0
 import torch
 from IPython.display import display
 
-from labkit import evidence, exploration, narrative
+from labkit import conclusions, evidence, exploration, narrative
 from labkit.data import read_labels
 from labkit.notebook import chapter_parameters, pct, say, show_figure, start_chapter
 
@@ -72,6 +72,8 @@ assert torch.equal(images, nuclei.train_images[:8])  # the cache holds exactly t
 display(train_csv.head(3))
 
 # %% tags=["report"]
+conclusions.decide(ctx.run, "data", labelled=len(nuclei.train_labels), test=len(nuclei.test_files),
+                   shape=list(nuclei.train_images.shape[1:]))
 say(f"**{len(nuclei.train_labels):,}** labelled and **{len(nuclei.test_files):,}** unlabelled test patches, "
     f"each {' x '.join(map(str, nuclei.train_images.shape[1:]))} (channels, height, width): "
     f"{narrative.describe_data_source(nuclei.layout.root, is_stub)}.")
@@ -86,6 +88,7 @@ say(f"**{len(nuclei.train_labels):,}** labelled and **{len(nuclei.test_files):,}
 show_figure(exploration.class_mix_figure(nuclei.train_labels), ctx.run, "class_mix")
 
 # %% tags=["report"]
+conclusions.decide(ctx.run, "class_mix", **narrative.class_mix_record(nuclei.class_counts()))
 say(narrative.describe_class_mix(nuclei.class_counts()))
 
 # %% [markdown]

@@ -33,7 +33,7 @@ seed = 0
 
 # %%
 
-from labkit import evidence, narrative, recipes
+from labkit import conclusions, evidence, narrative, recipes
 from labkit.data import make_loader
 from labkit.notebook import chapter_parameters, pct, say, show_figure, start_chapter
 from labkit.train import describe_stop
@@ -110,6 +110,8 @@ ctx.run.save_json("model1/baseline_history.json", baseline.history.to_dict())
 h = baseline.history
 evidence.record("curves_model1", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model="model1",
                 epochs=len(h.epoch), best_val_acc=baseline.best_val_acc)
+conclusions.decide(ctx.run, "training_model1", best_val_acc=baseline.best_val_acc, best_epoch=baseline.best_epoch,
+                   planned_epochs=baseline.planned_epochs, **narrative.training_record(h, baseline.best_epoch))
 stopped_early = len(h.epoch) < baseline.planned_epochs
 say(f"The baseline reaches **{pct(baseline.best_val_acc)} validation accuracy** with the weights of epoch "
     f"{baseline.best_epoch} of {len(h.epoch)}" + (f"; {describe_stop(baseline)}. " if stopped_early else ". ")

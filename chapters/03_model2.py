@@ -36,7 +36,7 @@ import warnings
 
 from IPython.display import display
 
-from labkit import configuration, evidence, narrative, recipes
+from labkit import conclusions, configuration, evidence, narrative, recipes
 from labkit.diagnostics import curves_figure
 from labkit.models import head_of, trainable_table
 from labkit.notebook import chapter_parameters, pct, say, show_figure, start_chapter
@@ -133,6 +133,8 @@ ctx.run.save_json("model2/baseline_history.json", baseline.history.to_dict())
 h = baseline.history
 evidence.record("curves_model2", f"loss and accuracy curves over {len(h.epoch)} epoch(s)", model="model2",
                 epochs=len(h.epoch), best_val_acc=baseline.best_val_acc)
+conclusions.decide(ctx.run, "training_model2", best_val_acc=baseline.best_val_acc, best_epoch=baseline.best_epoch,
+                   planned_epochs=baseline.planned_epochs, **narrative.training_record(h, baseline.best_epoch))
 stopped_early = len(h.epoch) < baseline.planned_epochs
 say(f"The baseline reaches **{pct(baseline.best_val_acc)} validation accuracy** with the weights of epoch "
     f"{baseline.best_epoch} of {len(h.epoch)}" + (f"; {describe_stop(baseline)}. " if stopped_early else ". ")

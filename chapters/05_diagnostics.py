@@ -116,7 +116,7 @@ for name, pred in (("model1", pred1), ("model2", pred2)):
 # %% [markdown]
 # ## 5.2 A fix for each model's worst confusion
 #
-# Each model is retrained for a few more epochs with a **balanced sampler**: `pair_sample_weights` weights each
+# Each model is trained further with a **balanced sampler**: `pair_sample_weights` weights each
 # training patch so that the loader's `BatchIndices` (section 1.1) draws every class equally often, and the true
 # class of the model's worst confusion twice as often again. model1 is fine-tuned whole; for model2 only the
 # **head** is retrained.

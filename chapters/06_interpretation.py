@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from labkit import evidence, interpret, results
+from labkit import conclusions, evidence, interpret, results
 from labkit.notebook import chapter_parameters, say, show_figure, start_chapter
 from labkit.train import pick_device
 
@@ -129,4 +129,5 @@ display(table.style.format({"central_share": "{:.1%}", "area_share": "{:.1%}", "
                            na_rep="not run").hide(axis="index"))
 
 # %% tags=["report"]
+conclusions.decide(ctx.run, "captum", rows=table.to_dict(orient="records"))
 say(interpret.describe_central_share(table))

@@ -3,10 +3,13 @@
 Each decision is one JSON file under ``conclusions/`` in the run folder, written by the chapter that makes
 it (chapters that run side by side never write the same file); ``read(run)`` gives them all:
 
+    data, class_mix chapter 1: the data's size and class mix (``narrative.class_mix_record``)
+    training_<model> chapters 2 and 3: the baseline's run (``narrative.training_record``)
     search_<model>  chapter 4: the search's outcome and whether it earns a full-budget run
                     (``tuning_report.search_record``)
     final_<model>   chapter 4: the tuned or the baseline weights (``results.choose_final``)
     fix_<model>     chapter 5: the fix for the worst confusion, adopted or not, with its paired statistics
+    captum          chapter 6: each method's share of attribution inside the central disc, and its checks
     tta_<model>     chapter 7: test-time augmentation used or not, from a paired test on the validation split
     submission      chapter 7: the submitted model and why, from a paired test of model1 against model2
     comparison      chapter 7: the comparison table's numbers, each model as finally kept
@@ -118,7 +121,8 @@ def get(run, decision: str) -> dict:
     """One decision; a clear error where the chapter that makes it has not run."""
     name = f"{FOLDER}/{decision}.json"
     if not run.exists(name):
-        maker = {"search": "chapter 4 (tuning)", "final": "chapter 4 (tuning)", "fix": "chapter 5 (diagnostics)", "tta": "chapter 7",
+        maker = {"data": "chapter 1", "class": "chapter 1", "training": "chapter 2 or 3", "search": "chapter 4",
+                 "final": "chapter 4", "fix": "chapter 5", "captum": "chapter 6", "tta": "chapter 7",
                  "submission": "chapter 7", "comparison": "chapter 7"}[decision.split("_")[0]]
         raise FileNotFoundError(f"{run.path(name)} is missing: {maker} records it; run that chapter first.")
     return run.load_json(name)

@@ -18,7 +18,7 @@ underfitting vs converged, random vs verified vs unverified weights) and check t
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -77,6 +77,13 @@ def class_balance(counts: Mapping[str, int]) -> ClassBalance:
     big, small = int(values.argmax()), int(values.argmin())
     ratio = values[big] / values[small] if values[small] > 0 else float("inf")
     return ClassBalance(names[big], values[big] / total, names[small], values[small] / total, float(ratio))
+
+
+def class_mix_record(counts: Mapping[str, int]) -> dict:
+    """The numbers ``describe_class_mix`` quotes, for the record of conclusions: patches per class, the
+    largest and smallest class with their shares, their ratio and the verdict."""
+    b = class_balance(counts)
+    return {"counts": {name: int(n) for name, n in counts.items()}, **asdict(b), "verdict": b.verdict}
 
 
 def describe_class_mix(counts: Mapping[str, int]) -> str:
@@ -188,6 +195,12 @@ def training_verdict(history, kept_epoch: int | None = None) -> TrainingVerdict:
         kind = "converged"
     return TrainingVerdict(kind, len(epochs), epochs[kept], train_acc[-1], val_acc[-1], val_acc[kept],
                            val_loss[kept], val_loss[-1], drop)
+
+
+def training_record(history, kept_epoch: int | None = None) -> dict:
+    """The numbers chapter 2's and 3's sentences about a run quote, for the record of conclusions:
+    ``training_verdict``'s fields and the validation loss of every epoch (its spikes among them)."""
+    return {**asdict(training_verdict(history, kept_epoch)), "val_loss": [float(x) for x in history.val_loss]}
 
 
 def describe_training(history, name: str, kept_epoch: int | None = None) -> str:

@@ -87,7 +87,7 @@ class Profile:
         return budget_epochs(steps, math.ceil(n_train / self.batch_size), self.max_epochs, self.min_epochs)
 
 
-# The standard stub (2,000 training images, 32 steps an epoch) gets 8 epochs of model1 and 3 of model2.
+# The standard stub (2,000 training images, 32 steps an epoch) gets 7 epochs of model1 and 3 of model2.
 PROFILES = {
     "quick": Profile("quick", stub_train=320, stub_test=80, val_fraction=0.25,
                      model1_steps=8, model2_steps=4, max_epochs=4, min_epochs=1, patience=None,
@@ -97,7 +97,7 @@ PROFILES = {
                      # a look at the methods, half the standard cost: 8 IG passes, 4 x 4 occlusions
                      ig_noisy_copies=2, ig_steps=4, occlusion_window=25, occlusion_stride=25),
     "standard": Profile("standard", stub_train=2500, stub_test=600, val_fraction=0.2,
-                        model1_steps=250, model2_steps=95, max_epochs=40, min_epochs=2, patience=6,
+                        model1_steps=220, model2_steps=95, max_epochs=40, min_epochs=2, patience=6,
                         # 8 short trials a model on 15% of the split (5 steps an epoch): model1 4 epochs,
                         # model2 3 (its steps cost more); ASHA's first rung (epoch 2) compares all 8 alike
                         tune_trials=8, model1_trial_steps=20, model2_trial_steps=15, tune_subset=0.15,

@@ -7,9 +7,9 @@ half of the validation split (``search_halves``), so the other half can test the
 scheduler stops trials that are behind at early rungs, except the baseline's own trial: it always runs every
 epoch, so the search's best is compared with it at the same budget (``compare_with_baseline``: both trials'
 checkpoints restored, McNemar's exact test on the other half's patches). Only a significant lead earns a
-full-budget run of the winner (``train_final``). The images go into Ray's object store once (``tune.with_parameters``) as
-uint8 tensors; trials only index them, never decode a PNG. The tables, figures and sentences about a search
-are in ``labkit.tuning_report``.
+full-budget run of the winner (``train_final``). The images go into Ray's object store once
+(``tune.with_parameters``) as uint8 tensors; trials only index them, never decode a PNG. The tables, figures
+and sentences about a search are in ``labkit.tuning_report``.
 
 Notebook output stays short: Ray's status tables and per-trial tracebacks are switched off while a search
 runs; a failed trial gives one line, and its error is kept in ``SearchResult.failed``.
@@ -191,8 +191,9 @@ def _trial_features(data, base, subset: float, seed: int, epochs: int, run_dir, 
     """model2's trials share the frozen prefix's features instead of the images: the driver makes sure each
     subset image has ``epochs`` computed views (chapter 3's baseline computed most of them already; a trial
     draws among them, each epoch's view still uniform over the 8) and each validation image its identity
-    view (the half trials are scored on, ``search_halves``), and Ray's object store carries only those rows. A worker cannot add views (it would compute them in its own
-    copy), so the driver fills everything a trial may draw. The cache is read from and saved to the run folder."""
+    view (the half trials are scored on, ``search_halves``), and Ray's object store carries only those rows. A
+    worker cannot add views (it would compute them in its own copy), so the driver fills everything a trial
+    may draw. The cache is read from and saved to the run folder."""
     cache = features.build_cache(base, data, features.CACHE_STAGES, run_dir=run_dir, device=device, log=log)
     train_rows = data.train_subset_idx(subset, seed)
     val_rows, _ = search_halves(data, seed)

@@ -149,7 +149,8 @@ def why_not_retrained(result) -> str | None:
     if result.winner_is_baseline:
         return BASELINE_CONFIRMED
     c = result.comparison
-    return f"its search's best trial was not found better than the baseline's (McNemar's p {conclusions.format_p(c['p_value'])})"
+    p = conclusions.format_p(c["p_value"])
+    return f"its search's best trial was not found better than the baseline's (McNemar's p {p})"
 
 
 def _colour_scale(result, name):

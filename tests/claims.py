@@ -2,7 +2,8 @@
 
 - every number in the audited chapters' prose equals a value in the run's records (the record of
   conclusions, ``conclusions/*.json``, and the evidence records the notebook displays), as written or as a
-  percentage, at the precision the prose gives;
+  percentage, at the precision the prose gives. Written markdown cannot know a run, so of its numbers only
+  those that read as results are audited (a decimal or a percentage): "VGG-16" or "2018" are facts;
 - the submitted model is named the same everywhere: every sentence of the notebook that speaks of the
   submission and names one model names the one the records say was submitted;
 - no comparative ("better", "more accurate", "outperforms") without a paired test's verdict behind it: a
@@ -19,7 +20,8 @@ import nbformat
 
 from labkit.evidence import EVIDENCE_MIME
 
-AUDITED_CHAPTERS = ("04_tuning", "05_diagnostics", "07_submission")
+AUDITED_CHAPTERS = ("01_data", "02_model1", "03_model2", "04_tuning", "05_diagnostics", "06_interpretation",
+                    "07_submission")
 MODELS = ("model1", "model2")
 COMPARATIVE = re.compile(r"\b(?:better|worse|weaker|stronger|(?:more|less) accurate|outperform\w*|superior|"
                          r"inferior)\b", re.IGNORECASE)
@@ -94,8 +96,11 @@ def unbacked_numbers(nb, run_dir, chapters=AUDITED_CHAPTERS) -> list[tuple[int, 
     found = []
     for item in prose(nb, chapters):
         for sentence in sentences(item["text"]):
-            for token in NUMBER.findall(NOT_RESULTS.sub(" ", sentence)):
-                if not _matches(token, values):
+            text = NOT_RESULTS.sub(" ", sentence)
+            for match in NUMBER.finditer(text):
+                token = match.group()
+                reads_as_result = "." in token or text[match.end():match.end() + 1] == "%"
+                if (item["kind"] == "generated" or reads_as_result) and not _matches(token, values):
                     found.append((item["cell"], token, sentence))
     return found
 

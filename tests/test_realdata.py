@@ -20,7 +20,7 @@ proxy_data = pytest.importorskip("bench.proxy_data", reason="scikit-image (the t
 # budget -> epochs
 # ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("steps, per_epoch, cap, floor, expected", [
-    (250, 32, 40, 2, 8),     # the standard stub: 2,000 images of 64 -> 32 steps an epoch -> 8 epochs
+    (220, 32, 40, 2, 7),     # the standard stub: 2,000 images of 64 -> 32 steps an epoch -> 7 epochs
     (300, 7, 40, 2, 40),     # 432 images: 43 epochs wanted, capped at 40 (was 8 epochs = 56 steps)
     (300, 133, 40, 2, 3),    # 8,500 images: ceil(2.3) = 3
     (300, 1000, 40, 2, 2),   # a huge set still gets the minimum
@@ -38,7 +38,7 @@ def test_budget_epochs_refuses_an_empty_training_split():
 def test_stub_profiles_keep_their_cost_and_small_sets_get_more_epochs():
     standard = get_profile("standard")
     n_train = round(standard.stub_train * (1 - standard.val_fraction))
-    assert (standard.epochs_for("model1", n_train), standard.epochs_for("model2", n_train)) == (8, 3)
+    assert (standard.epochs_for("model1", n_train), standard.epochs_for("model2", n_train)) == (7, 3)
     quick = get_profile("quick")
     n_quick = round(quick.stub_train * (1 - quick.val_fraction))
     assert (quick.epochs_for("model1", n_quick), quick.epochs_for("model2", n_quick)) == (2, 1)
