@@ -199,8 +199,10 @@ def training_verdict(history, kept_epoch: int | None = None) -> TrainingVerdict:
 
 def training_record(history, kept_epoch: int | None = None) -> dict:
     """The numbers chapter 2's and 3's sentences about a run quote, for the record of conclusions:
-    ``training_verdict``'s fields and the validation loss of every epoch (its spikes among them)."""
-    return {**asdict(training_verdict(history, kept_epoch)), "val_loss": [float(x) for x in history.val_loss]}
+    ``training_verdict``'s fields, the gap between training and validation accuracy, and the validation loss
+    of every epoch (its spikes among them)."""
+    v = training_verdict(history, kept_epoch)
+    return {**asdict(v), "gap": v.train_acc - v.val_acc, "val_loss": [float(x) for x in history.val_loss]}
 
 
 def describe_training(history, name: str, kept_epoch: int | None = None) -> str:

@@ -26,9 +26,10 @@ MODELS = ("model1", "model2")
 COMPARATIVE = re.compile(r"\b(?:better|worse|weaker|stronger|(?:more|less) accurate|outperform\w*|superior|"
                          r"inferior)\b", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])[-+−]?\d[\d,]*(?:\.\d+)?(?![\w])")
-# numbers that are not results: section and chapter references, and the floor of a printed p-value
+# numbers that are not results: section and chapter references, the floor of a printed p-value, and names
+# with a number in them (SHA-256, ResNet-18, VGG-16)
 NOT_RESULTS = re.compile(r"\b(?:sections?|chapters?)\s+\d+(?:\.\d+)?(?:(?:\s*,\s*|\s+and\s+|\s+to\s+)\d+(?:\.\d+)?)*"
-                         r"|\bp\s*<\s*0\.001", re.IGNORECASE)
+                         r"|\bp\s*<\s*0\.001|\b[A-Za-z]+-\d+\b", re.IGNORECASE)
 SENTENCE_END = re.compile(r"(?<=[.:;!?])\s+(?=[A-Z*`'\"(-])|\n\s*\n|\n\s*-\s+")
 LONG_LIST = 50  # a list this long is predictions or a curve, not a result a sentence quotes
 

@@ -73,10 +73,12 @@ def test_the_audit_catches_each_kind_of_unsupported_claim(tmp_path):
         ("05_diagnostics", "generated", "**Not adopted**: the submission keeps the final model1.", []),
         ("07_submission", "generated", "model1 is the better model here.", []),
         ("07_submission", "written", "model1 is far better.", []),
-        ("03_model2", "written", "One of its epochs took 4.0 times as long.", []),   # not an audited chapter
+        # written prose: a decimal reads as a result and is audited; whole numbers of names and facts are not
+        ("03_model2", "written", "One of its epochs took 4.0 times as long.", []),
+        ("02_model1", "written", "VGG-16 counts 13 convolutions and 3 fully connected layers.", []),
     ], {"submission": submission})
     found = audit(path, run)
-    assert [number for _, number, _ in found["numbers without a record"]] == ["1.3"]
+    assert [number for _, number, _ in found["numbers without a record"]] == ["1.3", "4.0"]
     assert [cell for cell, _ in found["submission named otherwise"]] == [2]
     assert [cell for cell, _ in found["comparatives without a paired test"]] == [0, 3, 4]
 
