@@ -308,8 +308,8 @@ def run_search(kind: str, data, profile, *, device="cpu", seed: int = 0, ray_add
 
     ``data`` is a NucleiData; trials train on ``profile.tune_subset`` of its training split (stratified) for
     at most ``profile.trial_epochs`` epochs (the final runs' budget rule, with a trial's own steps) and are
-    scored on the whole validation split by the accuracy of the epoch with the lowest
-    validation loss, the one a final run would keep. ``space``,
+    scored on the first of ``search_halves`` of the validation split by the accuracy of the epoch with the
+    lowest validation loss, the one a final run would keep. ``space``,
     ``trials`` and ``epochs`` override the profile's (each ``tune.grid_search`` value in ``space``
     multiplies the trials). model2 trials start from ``base_model2`` or, if None, from the recipe's
     ``load_base(weights_file, allow_random)``, built once here. ``storage_dir`` holds Ray's trial
@@ -501,7 +501,8 @@ class SearchResult:
     @property
     def retrain(self) -> bool:
         """Whether the search earned a full-budget run of its best settings: the best trial beat the baseline's
-        trial, at the same budget, on the same validation patches, with McNemar's p below ``SIGNIFICANCE``.
+        trial, at the same budget, on the half of the validation split that did not choose it, with McNemar's p
+        below ``SIGNIFICANCE``.
         True also when there was no baseline trial to compare with (a caller's own space; a failed baseline)."""
         if self.winner_is_baseline:
             return False

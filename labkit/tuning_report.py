@@ -256,7 +256,7 @@ def score_figure(result):
         ax.set_xlabel(name + (" (log scale)" if name in result.log_params else ""))
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel(f"val. accuracy after epoch {epoch} (%)")
-    axes[0, -1].legend(fontsize=8, loc="lower right")
+    axes[0, -1].legend(fontsize=8, loc="best")  # "best" keeps clear of the points
     fig.suptitle(f"{result.kind}: each trial's validation accuracy after {epoch} epoch"
                  + ("s" if epoch != 1 else "") + ", which every trial ran", fontsize=10)
     fig.tight_layout()
